@@ -1,0 +1,73 @@
+# metrics-operator: see README.md. Every target installs what it needs from
+# the Go module proxy; nothing has to be set up by hand.
+
+SHELL := /usr/bin/env bash
+.SHELLFLAGS := -eu -o pipefail -c
+
+GO ?= go
+GOLANGCI_LINT_VERSION ?= v2.15.0
+TOOLS_DIR := $(CURDIR)/bin/tools
+GOLANGCI_LINT := $(TOOLS_DIR)/golangci-lint-$(GOLANGCI_LINT_VERSION)
+TEST_FLAGS ?=
+
+.PHONY: all
+all: build
+
+##@ Development
+
+.PHONY: generate
+generate: ## Regenerate deepcopy code and CRDs from api/.
+	$(GO) tool controller-gen object paths=./api/...
+	$(GO) tool controller-gen crd paths=./api/... output:crd:artifacts:config=config/crd/bases
+	$(GO) tool controller-gen rbac:roleName=metrics-operator paths=./internal/... output:rbac:artifacts:config=config/rbac
+
+.PHONY: verify-generated
+verify-generated: ## Fail when committed generated files are stale.
+	hack/verify-generated.sh
+
+.PHONY: fmt
+fmt:
+	$(GO) fmt ./...
+
+.PHONY: vet
+vet:
+	$(GO) vet ./...
+
+.PHONY: lint
+lint: $(GOLANGCI_LINT) ## Run golangci-lint with .golangci.yml.
+	$(GOLANGCI_LINT) run ./...
+
+$(GOLANGCI_LINT):
+	mkdir -p $(TOOLS_DIR)
+	GOBIN=$(TOOLS_DIR) $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
+	mv $(TOOLS_DIR)/golangci-lint $(GOLANGCI_LINT)
+
+##@ Build
+
+.PHONY: build
+build: ## Build bin/metrics-operator.
+	$(GO) build -o bin/metrics-operator ./cmd/metrics-operator
+
+.PHONY: controlplane
+controlplane: ## Build kube-apiserver, etcd and kubectl (cached); prints their directory.
+	@hack/controlplane.sh
+
+##@ Test
+
+.PHONY: test
+test: verify-generated vet ## Unit and envtest integration tests against a real API server.
+	KUBEBUILDER_ASSETS="$$(hack/controlplane.sh)" $(GO) test $(TEST_FLAGS) ./...
+
+.PHONY: test-unit
+test-unit: ## Tests that need no control plane.
+	$(GO) test -short ./...
+
+##@ Run
+
+.PHONY: demo
+demo: build ## Local control plane, sample objects and metrics, the operator and an OTLP receiver.
+	hack/demo.sh
+
+.PHONY: help
+help: ## Show this help.
+	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z_-]+:.*?##/ { printf "  %-18s %s\n", $$1, $$2 } /^##@/ { printf "\n%s\n", substr($$0, 5) }' $(MAKEFILE_LIST)

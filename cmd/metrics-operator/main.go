@@ -1,0 +1,40 @@
+// Command metrics-operator runs the metrics operator: it keeps the
+// metrics that Metric objects declare current and exports them to
+// Prometheus and over OTLP.
+package main
+
+import (
+	"flag"
+	"os"
+
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/SAP/metrics-operator/internal/operator"
+)
+
+func main() {
+	var opts operator.Options
+	opts.BindFlags(flag.CommandLine)
+	zapOpts := zap.Options{Development: false}
+	zapOpts.BindFlags(flag.CommandLine)
+	flag.Parse()
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+	log := ctrl.Log.WithName("setup")
+
+	if err := opts.Complete(); err != nil {
+		log.Error(err, "Invalid flags")
+		os.Exit(2)
+	}
+	cfg, err := ctrl.GetConfig()
+	if err != nil {
+		log.Error(err, "Loading kubeconfig failed")
+		os.Exit(1)
+	}
+	log.Info("Starting operator", "namespace", opts.Namespace, "cluster", opts.ClusterName,
+		"eventDrivenDefault", opts.EventDrivenDefault, "leaderElect", opts.LeaderElect)
+	if err := operator.Run(ctrl.SetupSignalHandler(), cfg, opts); err != nil {
+		log.Error(err, "Operator stopped with an error")
+		os.Exit(1)
+	}
+}

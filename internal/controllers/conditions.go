@@ -1,0 +1,48 @@
+package controllers
+
+import (
+	"errors"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/SAP/metrics-operator/api/v1alpha1"
+)
+
+// reasoned is an error that carries the Ready condition reason it causes.
+type reasoned interface {
+	error
+	ConditionReason() string
+}
+
+// readyCondition builds the Ready condition for err (nil: ready).
+// fallback is the reason used for errors that carry none.
+func readyCondition(generation int64, err error, fallback string) metav1.Condition {
+	c := metav1.Condition{
+		Type:               v1alpha1.ConditionReady,
+		Status:             metav1.ConditionTrue,
+		Reason:             v1alpha1.ReasonReady,
+		Message:            "ready",
+		ObservedGeneration: generation,
+	}
+	if err == nil {
+		return c
+	}
+	c.Status = metav1.ConditionFalse
+	c.Reason = fallback
+	c.Message = err.Error()
+	var r reasoned
+	if errors.As(err, &r) {
+		c.Reason = r.ConditionReason()
+	}
+	return c
+}
+
+// setCondition sets c on conds and reports whether its status or reason
+// changed, which is when an event is worth emitting.
+func setCondition(conds *[]metav1.Condition, c metav1.Condition) (transition bool) {
+	old := meta.FindStatusCondition(*conds, c.Type)
+	transition = old == nil || old.Status != c.Status || old.Reason != c.Reason
+	meta.SetStatusCondition(conds, c)
+	return transition
+}

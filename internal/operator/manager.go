@@ -1,0 +1,96 @@
+package operator
+
+import (
+	"context"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/SAP/metrics-operator/api/v1alpha1"
+	"github.com/SAP/metrics-operator/internal/controllers"
+	"github.com/SAP/metrics-operator/internal/datasink"
+)
+
+// leaderElectionID names the Lease replicas compete for.
+const leaderElectionID = "metrics-operator.metrics.cloud.sap"
+
+// NewScheme returns a scheme with the built-in kinds and this API.
+func NewScheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(s); err != nil {
+		panic(err) // static registration; cannot fail at run time
+	}
+	if err := v1alpha1.AddToScheme(s); err != nil {
+		panic(err)
+	}
+	return s
+}
+
+// Operator is the assembled operator: the manager and the shared state
+// its components exchange.
+type Operator struct {
+	Manager manager.Manager
+	// Sinks holds the resolved DataSinks the exporters read.
+	Sinks *datasink.Store
+}
+
+// New builds the manager with every controller registered. opts must have
+// been completed.
+func New(cfg *rest.Config, opts Options) (*Operator, error) {
+	metricsOpts := metricsserver.Options{BindAddress: opts.MetricsAddr, SecureServing: opts.MetricsSecure}
+	if opts.MetricsSecure {
+		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
+	}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                        NewScheme(),
+		Metrics:                       metricsOpts,
+		HealthProbeBindAddress:        opts.ProbeAddr,
+		LeaderElection:                opts.LeaderElect,
+		LeaderElectionID:              leaderElectionID,
+		LeaderElectionNamespace:       opts.LeaderElectionNamespace,
+		LeaderElectionReleaseOnCancel: true,
+		Client: client.Options{Cache: &client.CacheOptions{
+			// Secrets are read when a DataSink is resolved, never kept:
+			// caching every Secret of the cluster would hold credentials
+			// the operator has no use for.
+			DisableFor: []client.Object{&corev1.Secret{}},
+		}},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("creating manager: %w", err)
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return nil, err
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		return nil, err
+	}
+
+	sinks := datasink.NewStore()
+	if err := (&controllers.DataSinkReconciler{
+		Client:   mgr.GetClient(),
+		Recorder: mgr.GetEventRecorder("metrics-operator"),
+		Store:    sinks,
+	}).SetupWithManager(mgr); err != nil {
+		return nil, fmt.Errorf("setting up DataSink controller: %w", err)
+	}
+	return &Operator{Manager: mgr, Sinks: sinks}, nil
+}
+
+// Run builds the manager and runs it until ctx is done.
+func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
+	op, err := New(cfg, opts)
+	if err != nil {
+		return err
+	}
+	return op.Manager.Start(ctx)
+}

@@ -1,0 +1,85 @@
+package operator
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"time"
+)
+
+// Options configures the operator. Bind them to flags with BindFlags and
+// call Complete before use.
+type Options struct {
+	// MetricsAddr is where /metrics is served; "0" disables it.
+	MetricsAddr string
+	// MetricsSecure serves /metrics over HTTPS with Kubernetes authn/authz.
+	MetricsSecure bool
+	// ProbeAddr is where /healthz and /readyz are served.
+	ProbeAddr string
+	// LeaderElect makes only one replica export at a time.
+	LeaderElect bool
+	// LeaderElectionNamespace holds the leader Lease; defaults to Namespace.
+	LeaderElectionNamespace string
+	// Namespace is the operator's own namespace: where the DataSink named
+	// "default" is looked up.
+	Namespace string
+	// ClusterName is the value of the "cluster" dimension for objects of
+	// the local cluster.
+	ClusterName string
+	// EventDrivenDefault is the mode of metrics that set neither
+	// spec.eventDriven nor the event-driven annotation.
+	EventDrivenDefault bool
+	// MinExportInterval is the shortest time between two OTLP pushes of
+	// one metric; bursts of changes are coalesced into one push.
+	MinExportInterval time.Duration
+}
+
+// BindFlags registers the operator's flags on fs, following kubebuilder's
+// names where they exist.
+func (o *Options) BindFlags(fs *flag.FlagSet) {
+	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", ":8443",
+		"Address /metrics is served on (use :8080 with --metrics-secure=false); \"0\" disables it.")
+	fs.BoolVar(&o.MetricsSecure, "metrics-secure", true,
+		"Serve /metrics over HTTPS with Kubernetes authentication and authorization; false serves plain HTTP for local use.")
+	fs.StringVar(&o.ProbeAddr, "health-probe-bind-address", ":8081", "Address /healthz and /readyz are served on.")
+	fs.BoolVar(&o.LeaderElect, "leader-elect", false,
+		"Elect a leader so that only one replica reconciles and exports at a time.")
+	fs.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", "",
+		"Namespace of the leader election Lease (default: the operator's namespace).")
+	fs.StringVar(&o.Namespace, "operator-namespace", "",
+		"The operator's namespace, where the DataSink named \"default\" lives "+
+			"(default: $OPERATOR_CONFIG_NAMESPACE, else $POD_NAMESPACE, else \"default\").")
+	fs.StringVar(&o.ClusterName, "cluster-name", "local", "Value of the \"cluster\" dimension for objects of the local cluster.")
+	fs.BoolVar(&o.EventDrivenDefault, "event-driven-default", false,
+		"Keep metrics that set neither spec.eventDriven nor the metrics.cloud.sap/event-driven annotation current from watch events instead of polling.")
+	fs.DurationVar(&o.MinExportInterval, "min-export-interval", 5*time.Second,
+		"Shortest time between two OTLP pushes of one metric; changes within it are coalesced into one push.")
+}
+
+// Complete fills defaults from the environment and validates the options.
+func (o *Options) Complete() error {
+	if o.Namespace == "" {
+		o.Namespace = firstNonEmpty(os.Getenv("OPERATOR_CONFIG_NAMESPACE"), os.Getenv("POD_NAMESPACE"), "default")
+	}
+	if o.LeaderElectionNamespace == "" {
+		o.LeaderElectionNamespace = o.Namespace
+	}
+	if o.ClusterName == "" {
+		o.ClusterName = "local"
+	}
+	var errs []error
+	if o.MinExportInterval < 0 {
+		errs = append(errs, fmt.Errorf("--min-export-interval must not be negative, got %s", o.MinExportInterval))
+	}
+	return errors.Join(errs...)
+}
+
+func firstNonEmpty(values ...string) string {
+	for _, v := range values {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
