@@ -1,19 +1,12 @@
 package controllers
 
 import (
-	"errors"
-
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/SAP/metrics-operator/api/v1alpha1"
+	"github.com/SAP/metrics-operator/internal/reason"
 )
-
-// reasoned is an error that carries the Ready condition reason it causes.
-type reasoned interface {
-	error
-	ConditionReason() string
-}
 
 // readyCondition builds the Ready condition for err (nil: ready).
 // fallback is the reason used for errors that carry none.
@@ -29,12 +22,8 @@ func readyCondition(generation int64, err error, fallback string) metav1.Conditi
 		return c
 	}
 	c.Status = metav1.ConditionFalse
-	c.Reason = fallback
+	c.Reason = reason.Of(err, fallback)
 	c.Message = err.Error()
-	var r reasoned
-	if errors.As(err, &r) {
-		c.Reason = r.ConditionReason()
-	}
 	return c
 }
 

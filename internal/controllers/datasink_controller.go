@@ -2,7 +2,6 @@ package controllers
 
 import (
 	"context"
-	"errors"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/SAP/metrics-operator/api/v1alpha1"
 	"github.com/SAP/metrics-operator/internal/datasink"
+	"github.com/SAP/metrics-operator/internal/reason"
 )
 
 // dataSinkSecretIndex indexes DataSinks by the Secrets they reference.
@@ -29,6 +29,9 @@ type DataSinkReconciler struct {
 	Client   client.Client
 	Recorder events.EventRecorder
 	Store    *datasink.Store
+	// OnChange, if set, is told about every DataSink whose resolution
+	// changed, so metrics pushing to it retry at once.
+	OnChange func(types.NamespacedName)
 }
 
 // +kubebuilder:rbac:groups=metrics.cloud.sap,resources=datasinks,verbs=get;list;watch
@@ -42,18 +45,19 @@ func (r *DataSinkReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	if err := r.Client.Get(ctx, req.NamespacedName, ds); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.Store.Delete(req.NamespacedName)
+			r.changed(req.NamespacedName)
 			return ctrl.Result{}, nil
 		}
 		return ctrl.Result{}, err
 	}
 
 	target, err := datasink.Resolve(ctx, r.Client, ds)
-	var cfgErr *datasink.Error
-	if err != nil && !errors.As(err, &cfgErr) {
+	if err != nil && !reason.Is(err) {
 		// The API server failed us; keep the last good resolution.
 		return ctrl.Result{}, err
 	}
 	r.Store.Set(req.NamespacedName, target, err)
+	r.changed(req.NamespacedName)
 
 	before := ds.DeepCopy()
 	ds.Status.ObservedGeneration = ds.Generation
@@ -73,6 +77,12 @@ func (r *DataSinkReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	// A configuration error waits for the user (or a Secret event): no
 	// retry loop.
 	return ctrl.Result{}, nil
+}
+
+func (r *DataSinkReconciler) changed(key types.NamespacedName) {
+	if r.OnChange != nil {
+		r.OnChange(key)
+	}
 }
 
 func (r *DataSinkReconciler) event(ds *v1alpha1.DataSink, reason, msg string, warning bool) {
@@ -116,4 +126,3 @@ func (r *DataSinkReconciler) sinksForSecret(ctx context.Context, o client.Object
 	}
 	return reqs
 }
-

@@ -7,24 +7,36 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap/zapcore"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
 	"github.com/SAP/metrics-operator/internal/operator"
 	"github.com/SAP/metrics-operator/internal/testing/testenv"
 )
 
 var (
-	env *testenv.Env
-	op  *operator.Operator
+	env        *testenv.Env
+	op         *operator.Operator
+	metricsURL string
 )
 
 // TestMain starts one control plane and one operator, assembled exactly as
 // the binary assembles it, for all tests of the package.
 func TestMain(m *testing.M) {
+	// Errors only: a failing test shows what went wrong without the noise.
+	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.Level(zapcore.ErrorLevel)))
 	testenv.Main(m, &env, func(e *testenv.Env) (func(), error) {
-		opts := operator.Options{MetricsAddr: "0", ProbeAddr: "0", MinExportInterval: time.Second}
+		addr, err := testenv.FreeAddr()
+		if err != nil {
+			return nil, err
+		}
+		metricsURL = "http://" + addr + "/metrics"
+		opts := operator.Options{MetricsAddr: addr, MetricsSecure: false, ProbeAddr: "0",
+			MinExportInterval: 500 * time.Millisecond, StatusInterval: time.Second}
 		if err := opts.Complete(); err != nil {
 			return nil, err
 		}
-		var err error
 		op, err = operator.New(e.Config, opts)
 		if err != nil {
 			return nil, err

@@ -4,5 +4,5 @@
 // does, so exporters are rebuilt only when they must be.
 //
 // It reads through a client.Reader and never writes; failures are
-// *Error values carrying the condition reason a user sees.
+// *reason.Error values carrying the condition reason a user sees.
 package datasink

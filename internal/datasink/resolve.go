@@ -17,23 +17,11 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/SAP/metrics-operator/api/v1alpha1"
+	"github.com/SAP/metrics-operator/internal/reason"
 )
 
-// Error is a configuration problem of a DataSink. Reason is the condition
-// reason users see; the message never contains secret material.
-type Error struct {
-	Reason  string
-	Message string
-}
-
-func (e *Error) Error() string { return e.Message }
-
-// ConditionReason is the Ready condition reason the error causes.
-func (e *Error) ConditionReason() string { return e.Reason }
-
-func invalid(reason, format string, args ...any) *Error {
-	return &Error{Reason: reason, Message: fmt.Sprintf(format, args...)}
-}
+// invalid is a configuration problem of a DataSink that the user must fix.
+var invalid = reason.New
 
 // defaultPorts are the OTLP defaults, used when the endpoint names none.
 var defaultPorts = map[string]string{"http": "4318", "https": "443", "grpc": "4317", "grpcs": "443"}
@@ -79,7 +67,7 @@ func ParseEndpoint(raw string) (proto Protocol, hostPort, path string, useTLS bo
 
 // Resolve reads the Secrets a DataSink references and returns its Target.
 // A missing Secret or key, an unparsable certificate or a bad endpoint is
-// an *Error; anything else (the API server failing) is returned wrapped.
+// a *reason.Error; anything else (the API server failing) is returned wrapped.
 func Resolve(ctx context.Context, r client.Reader, ds *v1alpha1.DataSink) (*Target, error) {
 	proto, hostPort, path, useTLS, err := ParseEndpoint(ds.Spec.Connection.Endpoint)
 	if err != nil {

@@ -6,18 +6,25 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/SAP/metrics-operator/api/v1alpha1"
 	"github.com/SAP/metrics-operator/internal/controllers"
+	"github.com/SAP/metrics-operator/internal/coordinator"
 	"github.com/SAP/metrics-operator/internal/datasink"
+	"github.com/SAP/metrics-operator/internal/export/otlp"
+	promexport "github.com/SAP/metrics-operator/internal/export/prometheus"
+	"github.com/SAP/metrics-operator/internal/targets"
 )
 
 // leaderElectionID names the Lease replicas compete for.
@@ -41,6 +48,10 @@ type Operator struct {
 	Manager manager.Manager
 	// Sinks holds the resolved DataSinks the exporters read.
 	Sinks *datasink.Store
+	// Coordinator turns results into exports and status.
+	Coordinator *coordinator.Coordinator
+	// Collector serves the users' metrics on /metrics.
+	Collector *promexport.Collector
 }
 
 // New builds the manager with every controller registered. opts must have
@@ -75,15 +86,48 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 		return nil, err
 	}
 
+	recorder := mgr.GetEventRecorder("metrics-operator")
 	sinks := datasink.NewStore()
+	collector := promexport.NewCollector()
+	if err := ctrlmetrics.Registry.Register(collector); err != nil {
+		return nil, fmt.Errorf("registering the metrics collector: %w", err)
+	}
+	coord := coordinator.New(coordinator.Options{
+		MinExportInterval: opts.MinExportInterval,
+		StatusInterval:    opts.StatusInterval,
+		Sinks:             sinks,
+		Exporter:          otlp.NewPool(otlp.Options{}),
+		Prometheus:        collector,
+		StatusWriters: map[string]coordinator.StatusWriter{
+			"Metric": &controllers.MetricStatusWriter{Client: mgr.GetClient(), Recorder: recorder},
+		},
+	})
+	if err := mgr.Add(coord); err != nil {
+		return nil, err
+	}
+
 	if err := (&controllers.DataSinkReconciler{
 		Client:   mgr.GetClient(),
-		Recorder: mgr.GetEventRecorder("metrics-operator"),
+		Recorder: recorder,
 		Store:    sinks,
+		OnChange: coord.SinkChanged,
 	}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setting up DataSink controller: %w", err)
 	}
-	return &Operator{Manager: mgr, Sinks: sinks}, nil
+	dyn, err := dynamic.NewForConfig(mgr.GetConfig())
+	if err != nil {
+		return nil, err
+	}
+	if err := (&controllers.MetricReconciler{
+		Client:      mgr.GetClient(),
+		Lister:      targets.NewLister(mgr.GetRESTMapper(), dyn),
+		Coordinator: coord,
+		ClusterName: opts.ClusterName,
+		DefaultSink: types.NamespacedName{Namespace: opts.Namespace, Name: "default"},
+	}).SetupWithManager(mgr); err != nil {
+		return nil, fmt.Errorf("setting up Metric controller: %w", err)
+	}
+	return &Operator{Manager: mgr, Sinks: sinks, Coordinator: coord, Collector: collector}, nil
 }
 
 // Run builds the manager and runs it until ctx is done.

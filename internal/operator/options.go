@@ -33,6 +33,9 @@ type Options struct {
 	// MinExportInterval is the shortest time between two OTLP pushes of
 	// one metric; bursts of changes are coalesced into one push.
 	MinExportInterval time.Duration
+	// StatusInterval is the shortest time between two status writes of
+	// one metric that only refresh its observation.
+	StatusInterval time.Duration
 }
 
 // BindFlags registers the operator's flags on fs, following kubebuilder's
@@ -55,6 +58,8 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 		"Keep metrics that set neither spec.eventDriven nor the metrics.cloud.sap/event-driven annotation current from watch events instead of polling.")
 	fs.DurationVar(&o.MinExportInterval, "min-export-interval", 5*time.Second,
 		"Shortest time between two OTLP pushes of one metric; changes within it are coalesced into one push.")
+	fs.DurationVar(&o.StatusInterval, "status-update-interval", 10*time.Second,
+		"Shortest time between two status writes of one metric that only refresh its observation; Ready transitions are written at once.")
 }
 
 // Complete fills defaults from the environment and validates the options.

@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"net"
 	"testing"
 	"time"
 )
@@ -21,4 +22,15 @@ func Eventually(t testing.TB, timeout time.Duration, check func() error) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// FreeAddr returns a loopback address with a port that was free a moment
+// ago, for servers that cannot report the port they bound.
+func FreeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
 }

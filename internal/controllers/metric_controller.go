@@ -1,0 +1,159 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+
+	"github.com/SAP/metrics-operator/api/v1alpha1"
+	"github.com/SAP/metrics-operator/internal/coordinator"
+	"github.com/SAP/metrics-operator/internal/evaluation"
+	"github.com/SAP/metrics-operator/internal/reason"
+	"github.com/SAP/metrics-operator/internal/targets"
+)
+
+// metricKind is the coordinator's Key.Kind for Metric objects.
+const metricKind = "Metric"
+
+// notFoundRetry bounds how long a metric whose target kind is missing
+// waits before it looks again, so installing a CRD is noticed quickly.
+const notFoundRetry = 30 * time.Second
+
+// MetricReconciler keeps polling Metrics current: every spec.interval it
+// lists the targets, evaluates them and publishes the series to the
+// coordinator, which exports them and writes status.
+type MetricReconciler struct {
+	Client      client.Client
+	Lister      *targets.Lister
+	Coordinator *coordinator.Coordinator
+	// ClusterName is the cluster dimension of local objects.
+	ClusterName string
+	// DefaultSink is the DataSink of metrics without dataSinkRef.
+	DefaultSink types.NamespacedName
+
+	mu         sync.Mutex
+	aggregates map[types.NamespacedName]*compiled
+}
+
+// compiled is a metric spec compiled for one generation.
+type compiled struct {
+	generation int64
+	agg        *evaluation.Aggregate
+}
+
+// +kubebuilder:rbac:groups=metrics.cloud.sap,resources=metrics,verbs=get;list;watch
+// +kubebuilder:rbac:groups=metrics.cloud.sap,resources=metrics/status,verbs=get;patch;update
+// +kubebuilder:rbac:groups=*,resources=*,verbs=get;list;watch
+
+// Reconcile evaluates one Metric.
+func (r *MetricReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	key := coordinator.Key{Kind: metricKind, Namespace: req.Namespace, Name: req.Name}
+	m := &v1alpha1.Metric{}
+	if err := r.Client.Get(ctx, req.NamespacedName, m); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.forget(req.NamespacedName)
+			r.Coordinator.Remove(key)
+			return ctrl.Result{}, nil
+		}
+		return ctrl.Result{}, err
+	}
+	interval := m.Spec.Interval.Duration
+	if interval <= 0 {
+		interval = 10 * time.Minute
+	}
+
+	if m.Spec.RemoteClusterAccessRef != nil {
+		r.Coordinator.SetError(key, m.Generation, reason.New(v1alpha1.ReasonClusterUnreachable,
+			"spec.remoteClusterAccessRef is not supported by this operator version yet; remove it to read the local cluster"))
+		return ctrl.Result{}, nil
+	}
+	agg, err := r.aggregate(m)
+	if err != nil {
+		// The spec must change before anything can work: no retry.
+		r.Coordinator.SetError(key, m.Generation, err)
+		return ctrl.Result{}, nil
+	}
+	mapping, err := r.Lister.Mapping(m.Spec.Target.GVK())
+	if err == nil {
+		var objs []map[string]any
+		if objs, err = r.Lister.List(ctx, mapping, m.Spec.Namespace, m.Spec.LabelSelector); err == nil {
+			agg.Replace(objs)
+		}
+	}
+	if err != nil {
+		if !reason.Is(err) {
+			return ctrl.Result{}, err
+		}
+		r.Coordinator.SetError(key, m.Generation, err)
+		return ctrl.Result{RequeueAfter: min(interval, notFoundRetry)}, nil
+	}
+	r.Coordinator.Publish(r.update(m, agg, interval))
+	return ctrl.Result{RequeueAfter: interval}, nil
+}
+
+// aggregate returns the metric's compiled aggregate, compiling the spec
+// only when its generation changed.
+func (r *MetricReconciler) aggregate(m *v1alpha1.Metric) (*evaluation.Aggregate, error) {
+	name := types.NamespacedName{Namespace: m.Namespace, Name: m.Name}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if c, ok := r.aggregates[name]; ok && c.generation == m.Generation {
+		return c.agg, nil
+	}
+	e, err := CompileMetric(m)
+	if err != nil {
+		delete(r.aggregates, name)
+		return nil, err
+	}
+	if r.aggregates == nil {
+		r.aggregates = map[types.NamespacedName]*compiled{}
+	}
+	c := &compiled{generation: m.Generation, agg: evaluation.NewAggregate(e)}
+	r.aggregates[name] = c
+	return c.agg, nil
+}
+
+func (r *MetricReconciler) forget(name types.NamespacedName) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.aggregates, name)
+}
+
+func (r *MetricReconciler) update(m *v1alpha1.Metric, agg *evaluation.Aggregate, interval time.Duration) coordinator.Update {
+	u := coordinator.Update{
+		Key:            coordinator.Key{Kind: metricKind, Namespace: m.Namespace, Name: m.Name},
+		Generation:     m.Generation,
+		Created:        m.CreationTimestamp.Time,
+		Name:           m.MetricName(),
+		Description:    m.Spec.Description,
+		Interval:       interval,
+		Mode:           v1alpha1.ModePolling,
+		Sink:           sinkRef(m.Namespace, m.Spec.DataSinkRef, r.DefaultSink),
+		Base:           baseDimensions(m.Spec.Target),
+		DimensionNames: agg.Evaluator().DimensionNames(),
+		Clusters:       []coordinator.ClusterSeries{{Cluster: r.ClusterName, Series: agg.Series()}},
+	}
+	if n, msg := agg.ObjectErrors(); n > 0 {
+		u.Warning = fmt.Sprintf("%d objects have no value (%s)", n, msg)
+	}
+	return u
+}
+
+// SetupWithManager registers the reconciler. Status patches do not change
+// the generation, so the operator's own writes never trigger a reconcile;
+// annotation changes do, because the event-driven annotation lives there.
+func (r *MetricReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&v1alpha1.Metric{}, builder.WithPredicates(
+			predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		Named("metric").
+		Complete(r)
+}

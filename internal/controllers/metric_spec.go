@@ -1,0 +1,63 @@
+package controllers
+
+import (
+	"fmt"
+
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/SAP/metrics-operator/api/v1alpha1"
+	"github.com/SAP/metrics-operator/internal/coordinator"
+	"github.com/SAP/metrics-operator/internal/evaluation"
+	promexport "github.com/SAP/metrics-operator/internal/export/prometheus"
+)
+
+// baseNames are the dimensions every series carries besides projections.
+var baseNames = []string{"group", "version", "kind", "cluster"}
+
+// CompileMetric compiles a Metric's spec for the evaluation engine; both
+// update modes use it, so both produce the same series.
+func CompileMetric(m *v1alpha1.Metric) (*evaluation.Evaluator, error) {
+	if err := checkProjectionNames(m.Spec.Projections, "spec.projections"); err != nil {
+		return nil, err
+	}
+	return evaluation.Compile(evaluation.Spec{
+		Namespace:     m.Spec.Namespace,
+		LabelSelector: m.Spec.LabelSelector,
+		FieldSelector: m.Spec.FieldSelector,
+		Projections:   m.Spec.Projections,
+		ValueFrom:     m.Spec.ValueFrom,
+	})
+}
+
+// checkProjectionNames rejects projections whose Prometheus label would
+// clash with a base dimension or with another projection.
+func checkProjectionNames(ps []v1alpha1.Projection, field string) error {
+	seen := map[string]string{}
+	for _, b := range baseNames {
+		seen[b] = "the base dimension " + b
+	}
+	for i, p := range ps {
+		label := promexport.SanitizeLabel(p.Name)
+		if other, dup := seen[label]; dup {
+			return &evaluation.CompileError{
+				Reason: v1alpha1.ReasonInvalidProjection,
+				Field:  fmt.Sprintf("%s[%d].name", field, i),
+				Message: fmt.Sprintf("projection %q becomes label %q, which %s already uses; choose another name",
+					p.Name, label, other),
+			}
+		}
+		seen[label] = fmt.Sprintf("projection %q", p.Name)
+	}
+	return nil
+}
+
+func baseDimensions(t v1alpha1.GroupVersionKind) []evaluation.Dimension {
+	return []evaluation.Dimension{{Name: "group", Value: t.Group}, {Name: "version", Value: t.Version}, {Name: "kind", Value: t.Kind}}
+}
+
+func sinkRef(namespace string, ref *v1alpha1.DataSinkReference, def types.NamespacedName) coordinator.SinkRef {
+	if ref != nil {
+		return coordinator.SinkRef{NamespacedName: types.NamespacedName{Namespace: namespace, Name: ref.Name}, Explicit: true}
+	}
+	return coordinator.SinkRef{NamespacedName: def}
+}

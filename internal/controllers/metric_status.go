@@ -1,0 +1,67 @@
+package controllers
+
+import (
+	"context"
+	"strconv"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/SAP/metrics-operator/api/v1alpha1"
+	"github.com/SAP/metrics-operator/internal/coordinator"
+)
+
+// MetricStatusWriter records the coordinator's view of a Metric in its
+// status, with a merge patch, and emits an event when Ready transitions.
+type MetricStatusWriter struct {
+	Client   client.Client
+	Recorder events.EventRecorder
+}
+
+var _ coordinator.StatusWriter = (*MetricStatusWriter)(nil)
+
+// WriteStatus patches the Metric's status; a Metric that is gone is fine.
+func (w *MetricStatusWriter) WriteStatus(ctx context.Context, key coordinator.Key, s coordinator.Status) error {
+	m := &v1alpha1.Metric{}
+	if err := w.Client.Get(ctx, types.NamespacedName{Namespace: key.Namespace, Name: key.Name}, m); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	before := m.DeepCopy()
+	st := &m.Status
+	st.ObservedGeneration = s.Generation
+	if s.Mode != "" {
+		st.Mode = s.Mode
+	}
+	if s.Observed {
+		st.Observation = v1alpha1.Observation{
+			Timestamp:   metav1.NewTime(s.Timestamp),
+			LatestValue: strconv.FormatInt(s.Total, 10),
+			Dimensions:  s.Dimensions,
+			Series:      int32(min(s.Series, 1<<31-1)),
+		}
+	}
+	st.Ready = string(s.Ready.Status)
+	transition := setCondition(&st.Conditions, s.Ready)
+	if equality.Semantic.DeepEqual(before.Status, m.Status) {
+		return nil
+	}
+	if err := w.Client.Status().Patch(ctx, m, client.MergeFrom(before)); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return err
+	}
+	if transition && w.Recorder != nil {
+		typ := corev1.EventTypeNormal
+		if s.Ready.Status != metav1.ConditionTrue {
+			typ = corev1.EventTypeWarning
+		}
+		w.Recorder.Eventf(m, nil, typ, s.Ready.Reason, "Evaluate", "%s", s.Ready.Message)
+	}
+	return nil
+}

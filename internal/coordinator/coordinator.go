@@ -1,0 +1,221 @@
+package coordinator
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/workqueue"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+
+	"github.com/SAP/metrics-operator/internal/datasink"
+	"github.com/SAP/metrics-operator/internal/export/otlp"
+	promexport "github.com/SAP/metrics-operator/internal/export/prometheus"
+)
+
+// Exporter pushes metrics to a resolved DataSink; *otlp.Pool is one.
+type Exporter interface {
+	Export(ctx context.Context, key string, target *datasink.Target, metrics []otlp.Metric) error
+}
+
+// Options configures a Coordinator.
+type Options struct {
+	// MinExportInterval is the shortest time between two pushes of one
+	// metric.
+	MinExportInterval time.Duration
+	// StatusInterval is the shortest time between two status writes of one
+	// metric that change only its observation; condition transitions are
+	// written at once.
+	StatusInterval time.Duration
+	// Sinks holds the resolved DataSinks.
+	Sinks *datasink.Store
+	// Exporter pushes over OTLP.
+	Exporter Exporter
+	// Prometheus is the collector behind /metrics.
+	Prometheus *promexport.Collector
+	// StatusWriters write status, by Key.Kind.
+	StatusWriters map[string]StatusWriter
+	// Workers is the number of concurrent pushes (default 4).
+	Workers int
+}
+
+// Coordinator is the MetricUpdateCoordinator; see the package doc.
+type Coordinator struct {
+	opts Options
+
+	mu      sync.Mutex
+	metrics map[Key]*state
+	keys    sync.Map // Key.String() -> Key, for the collector's callbacks
+
+	exports workqueue.TypedRateLimitingInterface[Key]
+	status  workqueue.TypedRateLimitingInterface[Key]
+}
+
+var (
+	_ manager.Runnable               = (*Coordinator)(nil)
+	_ manager.LeaderElectionRunnable = (*Coordinator)(nil)
+)
+
+type state struct {
+	update     *Update // nil until the first Publish
+	evalErr    error
+	errGen     int64
+	sinkErr    error
+	exportErr  error
+	lastExport time.Time
+	exported   *Update // the update last pushed
+	lastStatus time.Time
+	written    *Status
+}
+
+// New returns a Coordinator; add it to the manager to start its workers.
+func New(opts Options) *Coordinator {
+	if opts.Workers <= 0 {
+		opts.Workers = 4
+	}
+	if opts.StatusInterval <= 0 {
+		opts.StatusInterval = 10 * time.Second
+	}
+	c := &Coordinator{
+		opts:    opts,
+		metrics: map[Key]*state{},
+		exports: workqueue.NewTypedRateLimitingQueueWithConfig(
+			workqueue.NewTypedItemExponentialFailureRateLimiter[Key](time.Second, 5*time.Minute),
+			workqueue.TypedRateLimitingQueueConfig[Key]{Name: "coordinator_exports"}),
+		status: workqueue.NewTypedRateLimitingQueueWithConfig(
+			workqueue.NewTypedItemExponentialFailureRateLimiter[Key](500*time.Millisecond, time.Minute),
+			workqueue.TypedRateLimitingQueueConfig[Key]{Name: "coordinator_status"}),
+	}
+	opts.Prometheus.OnOwnerChange = c.ownersChanged
+	return c
+}
+
+// Publish records a metric's current series: /metrics shows them at once,
+// an OTLP push follows within MinExportInterval and the status is updated.
+func (c *Coordinator) Publish(u Update) {
+	publishesTotal.Inc()
+	if u.Observed.IsZero() {
+		u.Observed = time.Now()
+	}
+	c.keys.Store(u.Key.String(), u.Key)
+	c.opts.Prometheus.Set(promexport.Claim{Key: u.Key.String(), Created: u.Created}, family(&u))
+
+	c.mu.Lock()
+	st := c.stateFor(u.Key)
+	if st.update == nil || st.update.Mode != u.Mode {
+		c.countModes(st.update, &u)
+	}
+	st.update = &u
+	st.evalErr = nil
+	delay := c.opts.MinExportInterval - time.Since(st.lastExport)
+	c.mu.Unlock()
+
+	c.exports.AddAfter(u.Key, max(delay, 0))
+	c.status.Add(u.Key)
+}
+
+// SetError records why a metric cannot be evaluated. Its last series stay
+// exported: the error may be passing (an API server restart), and a
+// producer that knows the objects are gone publishes empty series.
+func (c *Coordinator) SetError(key Key, generation int64, err error) {
+	c.mu.Lock()
+	st := c.stateFor(key)
+	st.evalErr, st.errGen = err, generation
+	c.mu.Unlock()
+	c.status.Add(key)
+}
+
+// Remove forgets a metric whose object is gone: its family leaves
+// /metrics and nothing more is pushed for it.
+func (c *Coordinator) Remove(key Key) {
+	c.mu.Lock()
+	if st, ok := c.metrics[key]; ok {
+		c.countModes(st.update, nil)
+		delete(c.metrics, key)
+	}
+	c.mu.Unlock()
+	c.keys.Delete(key.String())
+	c.opts.Prometheus.Delete(key.String())
+}
+
+// SinkChanged tells the coordinator that a DataSink was created, changed
+// or deleted: the metrics pushing to it retry at once.
+func (c *Coordinator) SinkChanged(sink types.NamespacedName) {
+	c.mu.Lock()
+	var keys []Key
+	for k, st := range c.metrics {
+		if st.update != nil && st.update.Sink.NamespacedName == sink {
+			keys = append(keys, k)
+		}
+	}
+	c.mu.Unlock()
+	for _, k := range keys {
+		c.exports.Forget(k)
+		c.exports.Add(k)
+		c.status.Add(k)
+	}
+}
+
+func (c *Coordinator) ownersChanged(keys []string) {
+	for _, s := range keys {
+		if k, ok := c.keys.Load(s); ok {
+			c.exports.Add(k.(Key))
+			c.status.Add(k.(Key))
+		}
+	}
+}
+
+func (c *Coordinator) stateFor(k Key) *state {
+	st, ok := c.metrics[k]
+	if !ok {
+		st = &state{}
+		c.metrics[k] = st
+	}
+	return st
+}
+
+func (c *Coordinator) countModes(old, cur *Update) {
+	if old != nil {
+		trackedMetrics.WithLabelValues(string(old.Mode)).Dec()
+	}
+	if cur != nil {
+		trackedMetrics.WithLabelValues(string(cur.Mode)).Inc()
+	}
+}
+
+// NeedLeaderElection is true: only the leader pushes and writes status.
+func (c *Coordinator) NeedLeaderElection() bool { return true }
+
+// Start runs the export and status workers until ctx is done.
+func (c *Coordinator) Start(ctx context.Context) error {
+	log := ctrl.LoggerFrom(ctx).WithName("coordinator")
+	ctx = ctrl.LoggerInto(ctx, log)
+	log.Info("Starting coordinator", "workers", c.opts.Workers, "minExportInterval", c.opts.MinExportInterval)
+	var wg sync.WaitGroup
+	for range c.opts.Workers {
+		wg.Go(func() {
+			for c.processExport(ctx) {
+			}
+		})
+	}
+	wg.Go(func() {
+		for c.processStatus(ctx) {
+		}
+	})
+	<-ctx.Done()
+	c.exports.ShutDown()
+	c.status.ShutDown()
+	wg.Wait()
+	if closer, ok := c.opts.Exporter.(interface{ Shutdown(context.Context) error }); ok {
+		// The manager's context is done; give open connections a moment.
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := closer.Shutdown(sctx); err != nil {
+			log.Error(err, "Shutting down exporters failed")
+		}
+	}
+	log.Info("Stopped coordinator")
+	return nil
+}

@@ -1,0 +1,35 @@
+package coordinator
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+)
+
+// The coordinator's own metrics, served beside the users' metrics.
+var (
+	exportsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "metrics_operator_exports_total",
+		Help: "OTLP pushes of one metric, by result (success, failure).",
+	}, []string{"result"})
+	exportDuration = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "metrics_operator_export_duration_seconds",
+		Help:    "Time one OTLP push took, successful or not.",
+		Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
+	})
+	statusWritesTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "metrics_operator_status_writes_total",
+		Help: "Status patches of metric objects, by result (success, failure).",
+	}, []string{"result"})
+	publishesTotal = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "metrics_operator_publishes_total",
+		Help: "Results handed to the coordinator by the polling and event-driven paths.",
+	})
+	trackedMetrics = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "metrics_operator_tracked_metrics",
+		Help: "Metric objects the coordinator holds results for, by update mode.",
+	}, []string{"mode"})
+)
+
+func init() {
+	metrics.Registry.MustRegister(exportsTotal, exportDuration, statusWritesTotal, publishesTotal, trackedMetrics)
+}

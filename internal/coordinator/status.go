@@ -1,0 +1,124 @@
+package coordinator
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"strconv"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+
+	"github.com/SAP/metrics-operator/api/v1alpha1"
+	"github.com/SAP/metrics-operator/internal/reason"
+)
+
+// processStatus handles one key of the status queue; false means stop.
+func (c *Coordinator) processStatus(ctx context.Context) bool {
+	key, quit := c.status.Get()
+	if quit {
+		return false
+	}
+	defer c.status.Done(key)
+
+	writer := c.opts.StatusWriters[key.Kind]
+	if writer == nil {
+		return true
+	}
+	s, wait, ok := c.statusDue(key)
+	if !ok {
+		if wait > 0 {
+			c.status.AddAfter(key, wait)
+		}
+		return true
+	}
+	if err := writer.WriteStatus(ctx, key, s); err != nil {
+		statusWritesTotal.WithLabelValues("failure").Inc()
+		ctrl.LoggerFrom(ctx).Error(err, "Writing status failed", "metric", key.String())
+		c.status.AddRateLimited(key)
+		return true
+	}
+	statusWritesTotal.WithLabelValues("success").Inc()
+	c.status.Forget(key)
+	c.mu.Lock()
+	if st, ok := c.metrics[key]; ok {
+		st.written, st.lastStatus = &s, time.Now()
+	}
+	c.mu.Unlock()
+	return true
+}
+
+// statusDue computes the metric's status and says whether to write it now:
+// a changed Ready condition at once, a changed observation at most every
+// StatusInterval, an unchanged status never.
+func (c *Coordinator) statusDue(key Key) (Status, time.Duration, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st, ok := c.metrics[key]
+	if !ok {
+		return Status{}, 0, false
+	}
+	owner, ownerKey := c.opts.Prometheus.Owner(key.String())
+	s := computeStatus(st, owner, ownerKey)
+	if w := st.written; w != nil {
+		sameCondition := w.Ready.Status == s.Ready.Status && w.Ready.Reason == s.Ready.Reason &&
+			w.Ready.Message == s.Ready.Message && w.Generation == s.Generation && w.Mode == s.Mode
+		if sameCondition && reflect.DeepEqual(w.Dimensions, s.Dimensions) &&
+			w.Total == s.Total && w.Series == s.Series && w.Timestamp.Equal(s.Timestamp) {
+			return s, 0, false
+		}
+		if since := time.Since(st.lastStatus); sameCondition && since < c.opts.StatusInterval {
+			return s, c.opts.StatusInterval - since, false
+		}
+	}
+	return s, 0, true
+}
+
+func computeStatus(st *state, owner bool, ownerKey string) Status {
+	var s Status
+	if u := st.update; u != nil {
+		s.Generation, s.Mode, s.Observed, s.Timestamp = u.Generation, u.Mode, true, u.Timestamp()
+		for _, cs := range u.Clusters {
+			for _, se := range cs.Series {
+				s.Total += se.Value
+				s.Series++
+			}
+		}
+		if s.Series == 1 {
+			for _, cs := range u.Clusters {
+				for _, d := range cs.Series[0].Dimensions {
+					s.Dimensions = append(s.Dimensions, v1alpha1.Dimension{Name: d.Name, Value: d.Value})
+				}
+			}
+		}
+	}
+	if st.evalErr != nil && st.errGen > s.Generation {
+		s.Generation = st.errGen
+	}
+	c := metav1.Condition{Type: v1alpha1.ConditionReady, Status: metav1.ConditionFalse, ObservedGeneration: s.Generation}
+	switch {
+	case st.evalErr != nil:
+		c.Reason, c.Message = reason.Of(st.evalErr, v1alpha1.ReasonTargetNotFound), st.evalErr.Error()
+	case st.update != nil && !owner:
+		c.Reason = v1alpha1.ReasonDuplicateName
+		c.Message = fmt.Sprintf("metric name %q is already exported by the older %s; "+
+			"this metric is not exported until you give it another spec.name or that one goes",
+			st.update.Name, ownerKey)
+	case st.sinkErr != nil:
+		c.Reason, c.Message = reason.Of(st.sinkErr, v1alpha1.ReasonDataSinkNotReady), st.sinkErr.Error()
+	case st.exportErr != nil:
+		c.Reason = v1alpha1.ReasonExportFailed
+		c.Message = "pushing to DataSink " + st.update.Sink.String() + " failed (retrying with backoff): " + st.exportErr.Error()
+	case st.update != nil:
+		c.Status, c.Reason = metav1.ConditionTrue, v1alpha1.ReasonReady
+		c.Message = "exporting " + strconv.Itoa(s.Series) + " series"
+		if st.update.Warning != "" {
+			c.Message += "; " + st.update.Warning
+		}
+	default:
+		c.Reason, c.Message = v1alpha1.ReasonPending, "waiting for the first evaluation"
+	}
+	s.Ready = c
+	return s
+}

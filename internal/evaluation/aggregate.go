@@ -1,0 +1,375 @@
+package evaluation
+
+import (
+	"math"
+	"math/big"
+	"math/bits"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/SAP/metrics-operator/api/v1alpha1"
+)
+
+// Series is one series of a metric: the objects sharing the same
+// dimension values, and their aggregated value.
+type Series struct {
+	// Dimensions in projection order; a projection whose path was missing
+	// or null without a default is absent. Shared between snapshots: do not
+	// modify (appending is fine, the slice has no spare capacity).
+	Dimensions []Dimension
+	// Value is the number of objects without valueFrom, else the
+	// aggregation of their values.
+	Value int64
+}
+
+// Aggregate is the incremental state of one metric: per object UID it
+// keeps only what the object contributes (its series and value), never the
+// object. Upsert and Delete serve the event-driven path, Replace the
+// polling path; for the same objects they yield the same Series. It is
+// safe for concurrent use.
+type Aggregate struct {
+	e *Evaluator
+
+	mu      sync.Mutex
+	entries map[string]entry   // by UID: every matching object
+	series  map[string]*series // by series key; only series with objects
+	errs    map[string]string  // by UID: objects with a value error
+	lastErr string             // UID of the latest value error
+	buf     []byte             // scratch for series keys
+	sorted  []*series          // series in Series order, nil when stale
+}
+
+// entry is all that is kept per object and metric; it is small because
+// there are objects × metrics of them.
+type entry struct {
+	s     *series // nil when the object has no value (missing or an error)
+	value int64
+}
+
+// series holds what is needed to aggregate under adds and removes.
+type series struct {
+	key  string
+	dims []Dimension
+	n    int64  // objects
+	sum  int128 // sum, mean
+	// counts is the multiset of values, for max and min: removing the
+	// current extreme makes ext stale, and it is found again on read.
+	counts map[int64]int32
+	ext    int64
+	extOK  bool
+}
+
+// NewAggregate returns an empty aggregate for e.
+func NewAggregate(e *Evaluator) *Aggregate {
+	return &Aggregate{
+		e:       e,
+		entries: make(map[string]entry),
+		series:  make(map[string]*series),
+		errs:    make(map[string]string),
+	}
+}
+
+// Evaluator returns the evaluator the aggregate was made with.
+func (a *Aggregate) Evaluator() *Evaluator { return a.e }
+
+// Upsert evaluates obj (unstructured content) under uid (use UID(obj) so
+// that Replace agrees). An object that no longer Matches is removed.
+// changed reports whether Series() changed: false means it did not.
+//
+// The aggregate keeps uid, not obj; pass the same uid string to every
+// aggregate the object feeds, so that they share it.
+func (a *Aggregate) Upsert(uid string, obj map[string]any) (changed bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.upsert(uid, obj)
+}
+
+// Delete removes the object with uid; changed as for Upsert.
+func (a *Aggregate) Delete(uid string) (changed bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.remove(uid)
+}
+
+// Replace makes the aggregate hold exactly objs, keyed by UID(obj), as a
+// relist or a poll does; changed as for Upsert. The result is the same as
+// Upsert of each object and Delete of every object not in objs.
+func (a *Aggregate) Replace(objs []map[string]any) (changed bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var seen map[string]struct{}
+	if len(a.entries) > 0 {
+		seen = make(map[string]struct{}, len(objs))
+	}
+	for _, obj := range objs {
+		uid := UID(obj)
+		if seen != nil {
+			seen[uid] = struct{}{}
+		}
+		if a.upsert(uid, obj) {
+			changed = true
+		}
+	}
+	if seen != nil {
+		for uid := range a.entries {
+			if _, ok := seen[uid]; !ok && a.remove(uid) {
+				changed = true
+			}
+		}
+	}
+	return changed
+}
+
+func (a *Aggregate) upsert(uid string, obj map[string]any) bool {
+	if !a.e.Matches(obj) {
+		return a.remove(uid)
+	}
+	key, value, state, err := a.e.appendKey(a.buf[:0], obj)
+	a.buf = key
+	var s *series
+	if state == stateValued {
+		if s = a.series[string(key)]; s == nil {
+			s = a.newSeries(string(key))
+		}
+	} else {
+		value = 0
+	}
+	if err != nil {
+		a.errs[uid] = err.Error()
+		a.lastErr = uid
+	} else if len(a.errs) > 0 {
+		delete(a.errs, uid)
+	}
+	old, had := a.entries[uid]
+	if had && old.s == s && old.value == value {
+		return false
+	}
+	a.entries[uid] = entry{s: s, value: value}
+	return a.move(old.s, old.value, s, value)
+}
+
+func (a *Aggregate) remove(uid string) bool {
+	old, had := a.entries[uid]
+	if !had {
+		return false
+	}
+	delete(a.entries, uid)
+	if len(a.errs) > 0 {
+		delete(a.errs, uid)
+	}
+	return a.move(old.s, old.value, nil, 0)
+}
+
+// move moves one object's contribution from one series to another (either
+// may be nil) and reports whether a series appeared, disappeared or
+// changed its value.
+func (a *Aggregate) move(from *series, fromValue int64, to *series, toValue int64) bool {
+	agg := a.e.agg
+	var beforeFrom, beforeTo int64
+	if from != nil {
+		beforeFrom = from.value(agg)
+	}
+	toIsNew := to != nil && to.n == 0
+	if to != nil && !toIsNew {
+		beforeTo = to.value(agg)
+	}
+	// Add before removing so that a series the object stays in never
+	// becomes empty in between.
+	if to != nil {
+		to.add(toValue, agg)
+		if toIsNew {
+			a.series[to.key] = to
+			a.sorted = nil
+		}
+	}
+	changed := toIsNew
+	if from != nil {
+		from.remove(fromValue, agg)
+		if from.n == 0 {
+			delete(a.series, from.key)
+			a.sorted = nil
+			changed = true
+		} else if from.value(agg) != beforeFrom {
+			changed = true
+		}
+	}
+	if to != nil && !toIsNew && to != from && to.value(agg) != beforeTo {
+		changed = true
+	}
+	return changed
+}
+
+// newSeries returns an empty series for key; it is added to the index by
+// move when its first object arrives.
+func (a *Aggregate) newSeries(key string) *series {
+	key = strings.Clone(key)
+	s := &series{key: key, dims: a.e.decodeKey(key)}
+	if a.e.agg == v1alpha1.AggregationMax || a.e.agg == v1alpha1.AggregationMin {
+		s.counts = make(map[int64]int32, 1)
+	}
+	return s
+}
+
+// Series returns a snapshot of all series, ordered by dimension values.
+func (a *Aggregate) Series() []Series {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.sorted == nil {
+		a.sorted = make([]*series, 0, len(a.series))
+		for _, s := range a.series {
+			a.sorted = append(a.sorted, s)
+		}
+		slices.SortFunc(a.sorted, func(x, y *series) int { return compareKeys(x.key, y.key) })
+	}
+	out := make([]Series, len(a.sorted))
+	for i, s := range a.sorted {
+		out[i] = Series{Dimensions: s.dims, Value: s.value(a.e.agg)}
+	}
+	return out
+}
+
+// Len returns the number of matching objects held, including those that
+// are in no series (valueFrom missing or unreadable).
+func (a *Aggregate) Len() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.entries)
+}
+
+// ObjectErrors returns how many objects are currently left out because
+// their valueFrom field cannot be read, and the message of the latest such
+// error still present ("" when there is none), for a condition.
+func (a *Aggregate) ObjectErrors() (count int, lastMessage string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.errs) == 0 {
+		return 0, ""
+	}
+	if msg, ok := a.errs[a.lastErr]; ok {
+		return len(a.errs), msg
+	}
+	// The latest error went away; pick any remaining one, deterministically.
+	uid := ""
+	for u := range a.errs {
+		if uid == "" || u < uid {
+			uid = u
+		}
+	}
+	a.lastErr = uid
+	return len(a.errs), a.errs[uid]
+}
+
+func (s *series) add(v int64, agg v1alpha1.Aggregation) {
+	s.n++
+	switch agg {
+	case v1alpha1.AggregationMax, v1alpha1.AggregationMin:
+		s.counts[v]++
+		if s.n == 1 {
+			s.ext, s.extOK = v, true
+		} else if s.extOK && better(v, s.ext, agg) {
+			s.ext = v
+		}
+	default:
+		s.sum.add(v)
+	}
+}
+
+func (s *series) remove(v int64, agg v1alpha1.Aggregation) {
+	s.n--
+	switch agg {
+	case v1alpha1.AggregationMax, v1alpha1.AggregationMin:
+		if c := s.counts[v] - 1; c > 0 {
+			s.counts[v] = c
+		} else {
+			delete(s.counts, v)
+			if v == s.ext {
+				s.extOK = false
+			}
+		}
+	default:
+		s.sum.sub(v)
+	}
+}
+
+func better(v, than int64, agg v1alpha1.Aggregation) bool {
+	if agg == v1alpha1.AggregationMax {
+		return v > than
+	}
+	return v < than
+}
+
+// value returns the aggregated value; 0 for an empty series.
+func (s *series) value(agg v1alpha1.Aggregation) int64 {
+	if s.n == 0 {
+		return 0
+	}
+	switch agg {
+	case v1alpha1.AggregationMax, v1alpha1.AggregationMin:
+		if !s.extOK {
+			first := true
+			for v := range s.counts {
+				if first || better(v, s.ext, agg) {
+					s.ext, first = v, false
+				}
+			}
+			s.extOK = true
+		}
+		return s.ext
+	case v1alpha1.AggregationMean:
+		return s.sum.floorDiv(s.n)
+	}
+	return s.sum.saturated()
+}
+
+// int128 is a two's complement 128-bit integer, so that sums of int64
+// values stay exact under adds and removes.
+type int128 struct {
+	hi int64
+	lo uint64
+}
+
+func (x *int128) add(v int64) {
+	lo, carry := bits.Add64(x.lo, uint64(v), 0)
+	x.hi += v>>63 + int64(carry)
+	x.lo = lo
+}
+
+func (x *int128) sub(v int64) {
+	lo, borrow := bits.Sub64(x.lo, uint64(v), 0)
+	x.hi -= v>>63 + int64(borrow)
+	x.lo = lo
+}
+
+func (x int128) fitsInt64() bool { return x.hi == int64(x.lo)>>63 }
+
+// saturated returns x clamped to the int64 range.
+func (x int128) saturated() int64 {
+	switch {
+	case x.fitsInt64():
+		return int64(x.lo)
+	case x.hi < 0:
+		return math.MinInt64
+	}
+	return math.MaxInt64
+}
+
+// floorDiv returns floor(x / n) for n > 0.
+func (x int128) floorDiv(n int64) int64 {
+	if x.fitsInt64() {
+		v := int64(x.lo)
+		q := v / n
+		if v%n != 0 && v < 0 {
+			q--
+		}
+		return q
+	}
+	b := new(big.Int).Lsh(big.NewInt(x.hi), 64)
+	b.Or(b, new(big.Int).SetUint64(x.lo))
+	// Euclidean division by a positive divisor rounds down.
+	b.Div(b, big.NewInt(n))
+	if !b.IsInt64() {
+		return x.saturated()
+	}
+	return b.Int64()
+}

@@ -1,0 +1,214 @@
+package prometheus
+
+import (
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Family is what one metric exports: a gauge family and its samples.
+type Family struct {
+	// Name is spec.name as written; it is sanitised here.
+	Name string
+	// Help is the HELP text.
+	Help string
+	// LabelNames are the dimension names, base dimensions first; they are
+	// sanitised here. Every sample has one value per label, "" for a
+	// dimension absent from that series.
+	LabelNames []string
+	// Samples are the series.
+	Samples []Sample
+}
+
+// Sample is one series.
+type Sample struct {
+	LabelValues []string
+	Value       float64
+}
+
+// Claim identifies the metric object behind a family; the oldest claim on
+// a name owns it.
+type Claim struct {
+	// Key identifies the metric object, for example "Metric/ns/name".
+	Key string
+	// Created is the object's creation time.
+	Created time.Time
+}
+
+func (a Claim) less(b Claim) bool {
+	if c := a.Created.Compare(b.Created); c != 0 {
+		return c < 0
+	}
+	return a.Key < b.Key
+}
+
+type held struct {
+	claim  Claim
+	name   string   // sanitised family name
+	labels []string // sanitised label names
+	desc   *prometheus.Desc
+	family Family
+}
+
+// Collector holds the families of all metrics and renders them on scrape.
+type Collector struct {
+	// OnOwnerChange, if set, is called (outside the lock) with the keys of
+	// metrics that gained or lost ownership of their name through another
+	// metric's Set or Delete.
+	OnOwnerChange func(keys []string)
+
+	mu     sync.RWMutex
+	byKey  map[string]*held
+	byName map[string][]*held // claimants, oldest first
+}
+
+var _ prometheus.Collector = (*Collector)(nil)
+
+// NewCollector returns an empty Collector.
+func NewCollector() *Collector {
+	return &Collector{byKey: map[string]*held{}, byName: map[string][]*held{}}
+}
+
+// Set stores the family of the metric identified by claim and reports
+// whether it owns its name (and so is served). Another metric that lost or
+// gained ownership through this call is reported to OnOwnerChange.
+func (c *Collector) Set(claim Claim, f Family) (owner bool, ownerKey string) {
+	name := SanitizeName(f.Name)
+	labels := make([]string, len(f.LabelNames))
+	for i, l := range f.LabelNames {
+		labels[i] = SanitizeLabel(l)
+	}
+	c.mu.Lock()
+	h := c.byKey[claim.Key]
+	var changed []string
+	if h == nil || h.name != name || !slices.Equal(h.labels, labels) || h.family.Help != f.Help {
+		if h != nil {
+			changed = c.remove(h)
+		}
+		h = &held{claim: claim, name: name, labels: labels, desc: newDesc(name, f.Help, labels)}
+		c.byKey[claim.Key] = h
+		changed = append(changed, c.insert(h)...)
+	}
+	h.family = Family{Name: f.Name, Help: f.Help, LabelNames: f.LabelNames, Samples: dedupe(f.Samples)}
+	first := c.byName[name][0]
+	c.mu.Unlock()
+	c.notify(changed)
+	return first == h, first.claim.Key
+}
+
+// Delete forgets a metric; a younger claimant of its name takes over.
+func (c *Collector) Delete(key string) {
+	c.mu.Lock()
+	h := c.byKey[key]
+	var changed []string
+	if h != nil {
+		changed = c.remove(h)
+	}
+	c.mu.Unlock()
+	c.notify(changed)
+}
+
+func (c *Collector) notify(keys []string) {
+	if len(keys) > 0 && c.OnOwnerChange != nil {
+		c.OnOwnerChange(keys)
+	}
+}
+
+// insert adds h to its name's claimants and returns the key of a previous
+// owner that h displaced.
+func (c *Collector) insert(h *held) []string {
+	list := c.byName[h.name]
+	i := 0
+	for i < len(list) && list[i].claim.less(h.claim) {
+		i++
+	}
+	list = slices.Insert(list, i, h)
+	c.byName[h.name] = list
+	if i == 0 && len(list) > 1 {
+		return []string{list[1].claim.Key}
+	}
+	return nil
+}
+
+// remove drops h and returns the key of the claimant that now owns the
+// name, if h owned it.
+func (c *Collector) remove(h *held) []string {
+	delete(c.byKey, h.claim.Key)
+	list := c.byName[h.name]
+	i := slices.Index(list, h)
+	if i < 0 {
+		return nil
+	}
+	list = slices.Delete(list, i, i+1)
+	if len(list) == 0 {
+		delete(c.byName, h.name)
+		return nil
+	}
+	c.byName[h.name] = list
+	if i == 0 {
+		return []string{list[0].claim.Key}
+	}
+	return nil
+}
+
+func newDesc(name, help string, labels []string) *prometheus.Desc {
+	if help == "" {
+		help = "Metric " + name + " declared by a metrics.cloud.sap object."
+	}
+	return prometheus.NewDesc(name, help, labels, nil)
+}
+
+// Describe sends nothing: the families change at run time, which makes
+// this an unchecked collector.
+func (c *Collector) Describe(chan<- *prometheus.Desc) {}
+
+// Collect renders the owner's family of every name.
+func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	for _, list := range c.byName {
+		h := list[0]
+		for _, s := range h.family.Samples {
+			m, err := prometheus.NewConstMetric(h.desc, prometheus.GaugeValue, s.Value, s.LabelValues...)
+			if err != nil {
+				// A malformed sample (wrong label count) would fail the
+				// whole scrape; skip it instead.
+				continue
+			}
+			ch <- m
+		}
+	}
+}
+
+// dedupe drops samples whose label values repeat an earlier sample's: a
+// series with a dimension absent and one with the dimension empty render
+// alike, and two equal samples would fail the whole scrape.
+func dedupe(samples []Sample) []Sample {
+	seen := make(map[string]struct{}, len(samples))
+	out := samples[:0:0]
+	for _, s := range samples {
+		k := strings.Join(s.LabelValues, "\xff")
+		if _, dup := seen[k]; dup {
+			continue
+		}
+		seen[k] = struct{}{}
+		out = append(out, s)
+	}
+	return out
+}
+
+// Owner reports whether the metric with key owns its family name, and the
+// key of the owner.
+func (c *Collector) Owner(key string) (owner bool, ownerKey string) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	h := c.byKey[key]
+	if h == nil {
+		return false, ""
+	}
+	first := c.byName[h.name][0]
+	return first == h, first.claim.Key
+}

@@ -1,0 +1,82 @@
+package targets
+
+import (
+	"context"
+	"fmt"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/tools/pager"
+
+	"github.com/SAP/metrics-operator/api/v1alpha1"
+	"github.com/SAP/metrics-operator/internal/reason"
+)
+
+// PageSize is the number of objects one LIST request returns.
+const PageSize = 500
+
+// Lister lists objects of one cluster.
+type Lister struct {
+	mapper meta.RESTMapper
+	client dynamic.Interface
+}
+
+// NewLister returns a Lister that maps kinds with mapper and lists with
+// client.
+func NewLister(mapper meta.RESTMapper, client dynamic.Interface) *Lister {
+	return &Lister{mapper: mapper, client: client}
+}
+
+// Mapping resolves a kind to its resource. A kind the cluster does not
+// serve is a TargetNotFound error.
+func (l *Lister) Mapping(gvk schema.GroupVersionKind) (*meta.RESTMapping, error) {
+	m, err := l.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+	if meta.IsNoMatchError(err) || apierrors.IsNotFound(err) {
+		return nil, reason.New(v1alpha1.ReasonTargetNotFound,
+			"the cluster serves no kind %s in version %q of group %q: check spec.target, or install the CRD that defines it",
+			gvk.Kind, gvk.Version, gvk.Group)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("resolving %s: %w", gvk, err)
+	}
+	return m, nil
+}
+
+// List returns the objects of mapping's resource in namespace ("" for all)
+// that match labelSelector, page by page. Each object is its
+// unstructured content.
+func (l *Lister) List(ctx context.Context, m *meta.RESTMapping, namespace, labelSelector string) ([]map[string]any, error) {
+	var ri dynamic.ResourceInterface = l.client.Resource(m.Resource)
+	if m.Scope.Name() == meta.RESTScopeNameNamespace && namespace != "" {
+		ri = l.client.Resource(m.Resource).Namespace(namespace)
+	}
+	p := pager.New(pager.SimplePageFunc(func(opts metav1.ListOptions) (runtime.Object, error) {
+		return ri.List(ctx, opts)
+	}))
+	p.PageSize = PageSize
+	var objs []map[string]any
+	err := p.EachListItem(ctx, metav1.ListOptions{LabelSelector: labelSelector}, func(o runtime.Object) error {
+		u := o.(*unstructured.Unstructured)
+		// Nothing reads managedFields; dropping it early halves what a
+		// large list keeps alive while it is evaluated.
+		unstructured.RemoveNestedField(u.Object, "metadata", "managedFields")
+		objs = append(objs, u.Object)
+		return nil
+	})
+	switch {
+	case apierrors.IsForbidden(err):
+		return nil, reason.New(v1alpha1.ReasonForbidden,
+			"the operator may not list %s: grant its ServiceAccount list and watch on %s", m.Resource.String(), m.Resource.GroupResource().String())
+	case apierrors.IsNotFound(err):
+		return nil, reason.New(v1alpha1.ReasonTargetNotFound,
+			"resource %s is no longer served: its CRD may have been deleted", m.Resource.String())
+	case err != nil:
+		return nil, fmt.Errorf("listing %s: %w", m.Resource.String(), err)
+	}
+	return objs, nil
+}
