@@ -6,7 +6,7 @@ SHELL := /usr/bin/env bash
 
 GO ?= go
 GOLANGCI_LINT_VERSION ?= v2.15.0
-TOOLS_DIR := $(CURDIR)/bin/tools
+TOOLS_DIR := bin/tools
 GOLANGCI_LINT := $(TOOLS_DIR)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 TEST_FLAGS ?=
 
@@ -39,7 +39,7 @@ lint: $(GOLANGCI_LINT) ## Run golangci-lint with .golangci.yml.
 
 $(GOLANGCI_LINT):
 	mkdir -p $(TOOLS_DIR)
-	GOBIN=$(TOOLS_DIR) $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
+	GOBIN=$(CURDIR)/$(TOOLS_DIR) $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
 	mv $(TOOLS_DIR)/golangci-lint $(GOLANGCI_LINT)
 
 ##@ Build

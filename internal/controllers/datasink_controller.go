@@ -107,7 +107,9 @@ func (r *DataSinkReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.DataSink{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
-		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.sinksForSecret)).
+		// Metadata is enough to know a Secret changed; caching Secrets whole
+		// would keep every credential of the cluster in memory.
+		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.sinksForSecret)).
 		Named("datasink").
 		Complete(r)
 }

@@ -1,0 +1,25 @@
+// Package otlp pushes metric snapshots to DataSinks over OTLP.
+//
+// It owns two things: turning a snapshot (a Metric with one Point per
+// series) into an OTLP Gauge with int64 data points, and a Pool of OTLP
+// exporters, one per DataSink, that are built once and reused. The exporters
+// are the OpenTelemetry Go SDK's otlpmetrichttp and otlpmetricgrpc, called
+// directly with a metricdata.ResourceMetrics built here: there is no
+// MeterProvider, no reader and no SDK aggregation, because the values were
+// already aggregated by the caller and a push must carry exactly the series
+// that exist now (a series that went away must not linger).
+//
+// An exporter is rebuilt only when the DataSink's resolved configuration
+// changes, which the caller signals through datasink.Target.Fingerprint.
+// Exports to one sink are serialised; different sinks never wait on each
+// other.
+//
+// The SDK's own retry is disabled and every export is bounded by
+// Options.Timeout: the caller exports again on its next interval with fresh
+// values, which is better than replaying stale ones, and a failed export has
+// to surface quickly as the DataSink's ExportFailed condition. Errors never
+// contain header values, so an API key cannot leak into logs or status.
+//
+// The package must not read Kubernetes objects or Secrets: resolving a
+// DataSink into a Target is internal/datasink's job.
+package otlp
