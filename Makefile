@@ -66,7 +66,8 @@ test-unit: ## Tests that need no control plane.
 
 .PHONY: demo
 demo: build ## Local control plane, sample objects and metrics, the operator and an OTLP receiver.
-	hack/demo.sh
+	$(GO) build -o bin/demo-env ./hack/demo
+	KUBEBUILDER_ASSETS="$$(hack/controlplane.sh)" bin/demo-env $(DEMO_FLAGS)
 
 .PHONY: help
 help: ## Show this help.

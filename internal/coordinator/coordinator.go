@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	"github.com/SAP/metrics-operator/internal/datasink"
+	"github.com/SAP/metrics-operator/internal/evaluation"
 	"github.com/SAP/metrics-operator/internal/export/otlp"
 	promexport "github.com/SAP/metrics-operator/internal/export/prometheus"
 )
@@ -65,9 +67,13 @@ type state struct {
 	sinkErr    error
 	exportErr  error
 	lastExport time.Time
-	exported   *Update // the update last pushed
-	lastStatus time.Time
-	written    *Status
+	// seq counts publishes that changed the series; exportedSeq is the
+	// seq last pushed. A publish that changes nothing waits for the
+	// heartbeat, so polling pushes once per interval, not twice.
+	seq         uint64
+	exportedSeq uint64
+	lastStatus  time.Time
+	written     *Status
 }
 
 // New returns a Coordinator; add it to the manager to start its workers.
@@ -107,12 +113,18 @@ func (c *Coordinator) Publish(u Update) {
 	if st.update == nil || st.update.Mode != u.Mode {
 		c.countModes(st.update, &u)
 	}
+	changed := st.update == nil || !sameSeries(st.update, &u)
+	if changed {
+		st.seq++
+	}
 	st.update = &u
 	st.evalErr = nil
 	delay := c.opts.MinExportInterval - time.Since(st.lastExport)
 	c.mu.Unlock()
 
-	c.exports.AddAfter(u.Key, max(delay, 0))
+	if changed {
+		c.exports.AddAfter(u.Key, max(delay, 0))
+	}
 	c.status.Add(u.Key)
 }
 
@@ -218,4 +230,22 @@ func (c *Coordinator) Start(ctx context.Context) error {
 	}
 	log.Info("Stopped coordinator")
 	return nil
+}
+
+// sameSeries reports whether two updates export the same thing.
+func sameSeries(a, b *Update) bool {
+	if a.Name != b.Name || a.Description != b.Description || a.Sink != b.Sink ||
+		!slices.Equal(a.Base, b.Base) || !slices.Equal(a.DimensionNames, b.DimensionNames) ||
+		len(a.Clusters) != len(b.Clusters) {
+		return false
+	}
+	for i := range a.Clusters {
+		ca, cb := a.Clusters[i], b.Clusters[i]
+		if ca.Cluster != cb.Cluster || !slices.EqualFunc(ca.Series, cb.Series, func(x, y evaluation.Series) bool {
+			return x.Value == y.Value && slices.Equal(x.Dimensions, y.Dimensions)
+		}) {
+			return false
+		}
+	}
+	return true
 }

@@ -22,7 +22,7 @@ func (c *Coordinator) processExport(ctx context.Context) bool {
 	}
 	defer c.exports.Done(key)
 
-	u, wait := c.exportDue(key)
+	u, seq, wait := c.exportDue(key)
 	if u == nil {
 		if wait > 0 {
 			c.exports.AddAfter(key, wait)
@@ -55,7 +55,7 @@ func (c *Coordinator) processExport(ctx context.Context) bool {
 	if ok {
 		st.exportErr = err
 		if err == nil {
-			st.lastExport, st.exported = start, u
+			st.lastExport, st.exportedSeq = start, seq
 		}
 	}
 	var interval time.Duration
@@ -84,21 +84,21 @@ func (c *Coordinator) processExport(ctx context.Context) bool {
 // exportDue returns the update to push now, or how long to wait: a push
 // is due when the metric changed since the last push (and the last push
 // is MinExportInterval old) or when the heartbeat interval passed.
-func (c *Coordinator) exportDue(key Key) (*Update, time.Duration) {
+func (c *Coordinator) exportDue(key Key) (*Update, uint64, time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	st, ok := c.metrics[key]
 	if !ok || st.update == nil {
-		return nil, 0
+		return nil, 0, 0
 	}
 	since := time.Since(st.lastExport)
-	if st.exportErr == nil && st.sinkErr == nil && st.exported == st.update && since < st.update.Interval {
-		return nil, st.update.Interval - since
+	if st.exportErr == nil && st.sinkErr == nil && st.exportedSeq == st.seq && since < st.update.Interval {
+		return nil, 0, st.update.Interval - since
 	}
 	if since < c.opts.MinExportInterval {
-		return nil, c.opts.MinExportInterval - since
+		return nil, 0, c.opts.MinExportInterval - since
 	}
-	return st.update, 0
+	return st.update, st.seq, 0
 }
 
 // resolveSink returns the sink's Target; (nil, nil) when the metric uses

@@ -58,6 +58,12 @@ func Start() (*Env, error) {
 	return &Env{env: e, Config: cfg, Client: c, KubectlPath: filepath.Join(assets, "kubectl")}, nil
 }
 
+// AddUser provisions a user of the control plane (for RBAC tests, or the
+// demo's kubeconfig).
+func (e *Env) AddUser(u envtest.User) (*envtest.AuthenticatedUser, error) {
+	return e.env.AddUser(u, e.Config)
+}
+
 // Stop stops the control plane.
 func (e *Env) Stop() error { return e.env.Stop() }
 

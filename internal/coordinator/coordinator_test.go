@@ -1,0 +1,114 @@
+package coordinator
+
+import (
+	"context"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/SAP/metrics-operator/api/v1alpha1"
+	"github.com/SAP/metrics-operator/internal/datasink"
+	"github.com/SAP/metrics-operator/internal/evaluation"
+	"github.com/SAP/metrics-operator/internal/export/otlp"
+	promexport "github.com/SAP/metrics-operator/internal/export/prometheus"
+)
+
+// recorder is an Exporter that records pushes.
+type recorder struct {
+	mu     sync.Mutex
+	pushes []otlp.Metric
+}
+
+func (r *recorder) Export(_ context.Context, _ string, _ *datasink.Target, ms []otlp.Metric) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.pushes = append(r.pushes, ms...)
+	return nil
+}
+
+func (r *recorder) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.pushes)
+}
+
+func start(t *testing.T, minInterval time.Duration) (*Coordinator, *recorder) {
+	t.Helper()
+	sinks := datasink.NewStore()
+	sinks.Set(types.NamespacedName{Namespace: "ns", Name: "sink"}, &datasink.Target{Fingerprint: "x"}, nil)
+	rec := &recorder{}
+	c := New(Options{MinExportInterval: minInterval, Sinks: sinks, Exporter: rec, Prometheus: promexport.NewCollector()})
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { _ = c.Start(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return c, rec
+}
+
+func update(value int64, interval time.Duration) Update {
+	return Update{
+		Key: Key{Kind: "Metric", Namespace: "ns", Name: "m"}, Name: "m", Interval: interval,
+		Mode: v1alpha1.ModeEventDriven,
+		Sink: SinkRef{NamespacedName: types.NamespacedName{Namespace: "ns", Name: "sink"}, Explicit: true},
+		Clusters: []ClusterSeries{{Cluster: "local", Series: []evaluation.Series{
+			{Dimensions: []evaluation.Dimension{{Name: "v", Value: strconv.FormatInt(value, 10)}}, Value: value}}}},
+	}
+}
+
+func TestBurstIsCoalesced(t *testing.T) {
+	c, rec := start(t, 300*time.Millisecond)
+	for i := range 200 {
+		c.Publish(update(int64(i), time.Hour))
+	}
+	time.Sleep(time.Second)
+	// The first publish pushes at once, the other 199 make one more push
+	// after the minimum interval.
+	if n := rec.count(); n < 1 || n > 2 {
+		t.Fatalf("200 publishes made %d pushes, want 1 or 2", n)
+	}
+	rec.mu.Lock()
+	last := rec.pushes[len(rec.pushes)-1]
+	rec.mu.Unlock()
+	if last.Points[0].Value != 199 {
+		t.Fatalf("last push carries %d, want the latest value 199", last.Points[0].Value)
+	}
+}
+
+func TestUnchangedPublishWaitsForHeartbeat(t *testing.T) {
+	c, rec := start(t, 10*time.Millisecond)
+	const heartbeat = 2 * time.Second
+	first := time.Now()
+	c.Publish(update(1, heartbeat))
+	time.Sleep(100 * time.Millisecond)
+	for range 5 {
+		c.Publish(update(1, heartbeat)) // as a poll with unchanged objects does
+	}
+	time.Sleep(200 * time.Millisecond)
+	if n := rec.count(); n != 1 {
+		t.Fatalf("unchanged publishes made %d pushes, want 1", n)
+	}
+	for rec.count() < 2 {
+		if time.Since(first) > 10*heartbeat {
+			t.Fatal("no heartbeat push")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if since := time.Since(first); since < heartbeat-100*time.Millisecond {
+		t.Fatalf("second push after %s, before the heartbeat interval %s", since, heartbeat)
+	}
+}
+
+func TestRemoveStopsPushes(t *testing.T) {
+	c, rec := start(t, 10*time.Millisecond)
+	c.Publish(update(1, 100*time.Millisecond))
+	time.Sleep(50 * time.Millisecond)
+	c.Remove(update(1, 0).Key)
+	n := rec.count()
+	time.Sleep(300 * time.Millisecond)
+	if rec.count() != n {
+		t.Fatalf("pushes went on after Remove: %d → %d", n, rec.count())
+	}
+}
