@@ -121,5 +121,5 @@ type DataSinkList struct {
 }
 
 func init() {
-	SchemeBuilder.Register(&DataSink{}, &DataSinkList{})
+	register(&DataSink{}, &DataSinkList{})
 }

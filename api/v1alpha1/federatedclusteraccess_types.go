@@ -129,5 +129,5 @@ type FederatedClusterAccessList struct {
 }
 
 func init() {
-	SchemeBuilder.Register(&FederatedClusterAccess{}, &FederatedClusterAccessList{})
+	register(&FederatedClusterAccess{}, &FederatedClusterAccessList{})
 }

@@ -95,5 +95,5 @@ type FederatedManagedMetricList struct {
 }
 
 func init() {
-	SchemeBuilder.Register(&FederatedManagedMetric{}, &FederatedManagedMetricList{})
+	register(&FederatedManagedMetric{}, &FederatedManagedMetricList{})
 }

@@ -148,5 +148,5 @@ type FederatedMetricList struct {
 }
 
 func init() {
-	SchemeBuilder.Register(&FederatedMetric{}, &FederatedMetricList{})
+	register(&FederatedMetric{}, &FederatedMetricList{})
 }

@@ -137,5 +137,5 @@ type ManagedMetricList struct {
 }
 
 func init() {
-	SchemeBuilder.Register(&ManagedMetric{}, &ManagedMetricList{})
+	register(&ManagedMetric{}, &ManagedMetricList{})
 }

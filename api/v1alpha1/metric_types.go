@@ -153,5 +153,5 @@ type MetricList struct {
 }
 
 func init() {
-	SchemeBuilder.Register(&Metric{}, &MetricList{})
+	register(&Metric{}, &MetricList{})
 }

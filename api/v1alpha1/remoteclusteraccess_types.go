@@ -119,5 +119,5 @@ type RemoteClusterAccessList struct {
 }
 
 func init() {
-	SchemeBuilder.Register(&RemoteClusterAccess{}, &RemoteClusterAccessList{})
+	register(&RemoteClusterAccess{}, &RemoteClusterAccessList{})
 }

@@ -35,14 +35,15 @@ func main() {
 		duration    = flag.Duration("duration", 0, "stop after this long (0: run until Ctrl-C)")
 	)
 	flag.Parse()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	ctx, stopSignals := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	cancel := context.CancelFunc(func() {})
 	if *duration > 0 {
-		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, *duration)
-		defer cancel()
 	}
-	if err := run(ctx, *operatorBin, *metricsAddr, *otlpHTTP, *otlpGRPC, *workDir); err != nil {
+	err := run(ctx, *operatorBin, *metricsAddr, *otlpHTTP, *otlpGRPC, *workDir)
+	cancel()
+	stopSignals()
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "demo:", err)
 		os.Exit(1)
 	}
@@ -81,7 +82,7 @@ func run(ctx context.Context, operatorBin, metricsAddr, otlpHTTP, otlpGRPC, work
 		files, _ := filepath.Glob(filepath.Join(samples, f))
 		for _, file := range files {
 			if out, err := kubectl(env, kubeconfig, "apply", "-f", file).CombinedOutput(); err != nil {
-				return fmt.Errorf("kubectl apply -f %s: %v\n%s", file, err, out)
+				return fmt.Errorf("kubectl apply -f %s: %w\n%s", file, err, out)
 			}
 		}
 	}

@@ -229,7 +229,7 @@ func decodeDefault(j *apiextensionsv1.JSON) (any, bool, error) {
 	}
 	var v any
 	if err := utiljson.Unmarshal(j.Raw, &v); err != nil {
-		return nil, false, fmt.Errorf("default is not valid JSON: %v", err)
+		return nil, false, fmt.Errorf("default is not valid JSON: %w", err)
 	}
 	return v, v != nil, nil
 }

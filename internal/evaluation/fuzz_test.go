@@ -3,6 +3,7 @@ package evaluation
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"testing"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
@@ -53,7 +54,8 @@ func FuzzEvaluate(f *testing.F) {
 		}
 		e, err := Compile(spec)
 		if err != nil {
-			if _, ok := err.(*CompileError); !ok {
+			var ce *CompileError
+			if !errors.As(err, &ce) {
 				t.Fatalf("Compile error %T is not a *CompileError: %v", err, err)
 			}
 			return

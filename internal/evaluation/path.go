@@ -351,7 +351,7 @@ func compilePath(text string) (p fieldPath, err error) {
 	}
 	parser, err := parseJSONPath(expr)
 	if err != nil {
-		return p, fmt.Errorf("invalid JSONPath %q: %v%s", text, err, pathExamples)
+		return p, fmt.Errorf("invalid JSONPath %q: %w%s", text, err, pathExamples)
 	}
 	root := parser.Root.Nodes
 	if len(root) != 1 {
@@ -362,7 +362,7 @@ func compilePath(text string) (p fieldPath, err error) {
 		return p, fmt.Errorf("JSONPath %q must be a single expression%s", text, pathExamples)
 	}
 	if p.ops, err = convert(list.Nodes, nil); err != nil {
-		return p, fmt.Errorf("invalid JSONPath %q: %v%s", text, err, pathExamples)
+		return p, fmt.Errorf("invalid JSONPath %q: %w%s", text, err, pathExamples)
 	}
 	return p, nil
 }
