@@ -2,7 +2,6 @@ package controllers
 
 import (
 	"context"
-	"fmt"
 	"sync"
 	"time"
 
@@ -81,11 +80,12 @@ func (r *MetricReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		r.Coordinator.SetError(key, m.Generation, err)
 		return ctrl.Result{}, nil
 	}
+	changed := false
 	mapping, err := r.Lister.Mapping(m.Spec.Target.GVK())
 	if err == nil {
 		var objs []map[string]any
 		if objs, err = r.Lister.List(ctx, mapping, m.Spec.Namespace, m.Spec.LabelSelector); err == nil {
-			agg.Replace(objs)
+			changed = agg.Replace(objs)
 		}
 	}
 	if err != nil {
@@ -95,7 +95,7 @@ func (r *MetricReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		r.Coordinator.SetError(key, m.Generation, err)
 		return ctrl.Result{RequeueAfter: min(interval, notFoundRetry)}, nil
 	}
-	r.Coordinator.Publish(r.update(m, agg, interval))
+	r.Coordinator.Publish(r.update(m, agg, interval), changed)
 	return ctrl.Result{RequeueAfter: interval}, nil
 }
 
@@ -128,7 +128,7 @@ func (r *MetricReconciler) forget(name types.NamespacedName) {
 }
 
 func (r *MetricReconciler) update(m *v1alpha1.Metric, agg *evaluation.Aggregate, interval time.Duration) coordinator.Update {
-	u := coordinator.Update{
+	return coordinator.Update{
 		Key:            coordinator.Key{Kind: metricKind, Namespace: m.Namespace, Name: m.Name},
 		Generation:     m.Generation,
 		Created:        m.CreationTimestamp.Time,
@@ -139,12 +139,8 @@ func (r *MetricReconciler) update(m *v1alpha1.Metric, agg *evaluation.Aggregate,
 		Sink:           sinkRef(m.Namespace, m.Spec.DataSinkRef, r.DefaultSink),
 		Base:           baseDimensions(m.Spec.Target),
 		DimensionNames: agg.Evaluator().DimensionNames(),
-		Clusters:       []coordinator.ClusterSeries{{Cluster: r.ClusterName, Series: agg.Series()}},
+		Source:         coordinator.AggregateSource{Cluster: r.ClusterName, Aggregate: agg},
 	}
-	if n, msg := agg.ObjectErrors(); n > 0 {
-		u.Warning = fmt.Sprintf("%d objects have no value (%s)", n, msg)
-	}
-	return u
 }
 
 // SetupWithManager registers the reconciler. Status patches do not change

@@ -2,7 +2,6 @@ package coordinator
 
 import (
 	"context"
-	"slices"
 	"sync"
 	"time"
 
@@ -12,7 +11,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	"github.com/SAP/metrics-operator/internal/datasink"
-	"github.com/SAP/metrics-operator/internal/evaluation"
 	"github.com/SAP/metrics-operator/internal/export/otlp"
 	promexport "github.com/SAP/metrics-operator/internal/export/prometheus"
 )
@@ -61,7 +59,9 @@ var (
 )
 
 type state struct {
-	update     *Update // nil until the first Publish
+	update     *Update   // nil until the first Publish
+	observed   time.Time // when the series last changed or were confirmed
+	dirtySince time.Time // the first change not pushed yet
 	evalErr    error
 	errGen     int64
 	sinkErr    error
@@ -98,13 +98,13 @@ func New(opts Options) *Coordinator {
 	return c
 }
 
-// Publish records a metric's current series: /metrics shows them at once,
-// an OTLP push follows within MinExportInterval and the status is updated.
-func (c *Coordinator) Publish(u Update) {
+// Publish records a metric's description and the Source of its series:
+// /metrics serves them at once, and when dataChanged (or the description
+// changed) an OTLP push follows within MinExportInterval. Polling calls it
+// after every read; the event-driven path once per registration, then
+// Changed for every change.
+func (c *Coordinator) Publish(u Update, dataChanged bool) {
 	publishesTotal.Inc()
-	if u.Observed.IsZero() {
-		u.Observed = time.Now()
-	}
 	c.keys.Store(u.Key.String(), u.Key)
 	c.opts.Prometheus.Set(promexport.Claim{Key: u.Key.String(), Created: u.Created}, family(&u))
 
@@ -113,19 +113,39 @@ func (c *Coordinator) Publish(u Update) {
 	if st.update == nil || st.update.Mode != u.Mode {
 		c.countModes(st.update, &u)
 	}
-	changed := st.update == nil || !sameSeries(st.update, &u)
-	if changed {
-		st.seq++
-	}
+	changed := dataChanged || st.update == nil || !sameMetadata(st.update, &u) || st.update.Source != u.Source
 	st.update = &u
 	st.evalErr = nil
-	delay := c.opts.MinExportInterval - time.Since(st.lastExport)
+	st.observed = time.Now()
 	c.mu.Unlock()
 
 	if changed {
-		c.exports.AddAfter(u.Key, max(delay, 0))
+		c.Changed(u.Key)
+	} else {
+		c.status.Add(u.Key)
 	}
-	c.status.Add(u.Key)
+}
+
+// Changed tells the coordinator that a published metric's series changed.
+// It costs a map lookup and two queue operations: the event path calls it
+// for every event that changed something.
+func (c *Coordinator) Changed(key Key) {
+	c.mu.Lock()
+	st, ok := c.metrics[key]
+	if !ok || st.update == nil {
+		c.mu.Unlock()
+		return
+	}
+	now := time.Now()
+	st.seq++
+	st.observed = now
+	if st.dirtySince.IsZero() {
+		st.dirtySince = now
+	}
+	delay := c.opts.MinExportInterval - now.Sub(st.lastExport)
+	c.mu.Unlock()
+	c.exports.AddAfter(key, max(delay, 0))
+	c.status.Add(key)
 }
 
 // SetError records why a metric cannot be evaluated. Its last series stay
@@ -230,22 +250,4 @@ func (c *Coordinator) Start(ctx context.Context) error {
 	}
 	log.Info("Stopped coordinator")
 	return nil
-}
-
-// sameSeries reports whether two updates export the same thing.
-func sameSeries(a, b *Update) bool {
-	if a.Name != b.Name || a.Description != b.Description || a.Sink != b.Sink ||
-		!slices.Equal(a.Base, b.Base) || !slices.Equal(a.DimensionNames, b.DimensionNames) ||
-		len(a.Clusters) != len(b.Clusters) {
-		return false
-	}
-	for i := range a.Clusters {
-		ca, cb := a.Clusters[i], b.Clusters[i]
-		if ca.Cluster != cb.Cluster || !slices.EqualFunc(ca.Series, cb.Series, func(x, y evaluation.Series) bool {
-			return x.Value == y.Value && slices.Equal(x.Dimensions, y.Dimensions)
-		}) {
-			return false
-		}
-	}
-	return true
 }

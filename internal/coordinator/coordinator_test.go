@@ -48,26 +48,49 @@ func start(t *testing.T, minInterval time.Duration) (*Coordinator, *recorder) {
 	return c, rec
 }
 
-func update(value int64, interval time.Duration) Update {
+// valueSource is a Source with one series whose value tests set.
+type valueSource struct {
+	mu    sync.Mutex
+	value int64
+}
+
+func (s *valueSource) set(v int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.value = v
+}
+
+func (s *valueSource) Snapshot() []ClusterSeries {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return []ClusterSeries{{Cluster: "local", Series: []evaluation.Series{
+		{Dimensions: []evaluation.Dimension{{Name: "v", Value: strconv.FormatInt(s.value, 10)}}, Value: s.value}}}}
+}
+
+func (s *valueSource) Warning() string { return "" }
+
+func update(src *valueSource, interval time.Duration) Update {
 	return Update{
 		Key: Key{Kind: "Metric", Namespace: "ns", Name: "m"}, Name: "m", Interval: interval,
-		Mode: v1alpha1.ModeEventDriven,
-		Sink: SinkRef{NamespacedName: types.NamespacedName{Namespace: "ns", Name: "sink"}, Explicit: true},
-		Clusters: []ClusterSeries{{Cluster: "local", Series: []evaluation.Series{
-			{Dimensions: []evaluation.Dimension{{Name: "v", Value: strconv.FormatInt(value, 10)}}, Value: value}}}},
+		Mode:   v1alpha1.ModeEventDriven,
+		Sink:   SinkRef{NamespacedName: types.NamespacedName{Namespace: "ns", Name: "sink"}, Explicit: true},
+		Source: src,
 	}
 }
 
 func TestBurstIsCoalesced(t *testing.T) {
 	c, rec := start(t, 300*time.Millisecond)
+	src := &valueSource{}
+	c.Publish(update(src, time.Hour), true)
 	for i := range 200 {
-		c.Publish(update(int64(i), time.Hour))
+		src.set(int64(i))
+		c.Changed(update(src, 0).Key) // as the event path does per event
 	}
 	time.Sleep(time.Second)
 	// The first publish pushes at once, the other 199 make one more push
 	// after the minimum interval.
 	if n := rec.count(); n < 1 || n > 2 {
-		t.Fatalf("200 publishes made %d pushes, want 1 or 2", n)
+		t.Fatalf("200 changes made %d pushes, want 1 or 2", n)
 	}
 	rec.mu.Lock()
 	last := rec.pushes[len(rec.pushes)-1]
@@ -81,10 +104,11 @@ func TestUnchangedPublishWaitsForHeartbeat(t *testing.T) {
 	c, rec := start(t, 10*time.Millisecond)
 	const heartbeat = 2 * time.Second
 	first := time.Now()
-	c.Publish(update(1, heartbeat))
+	src := &valueSource{value: 1}
+	c.Publish(update(src, heartbeat), true)
 	time.Sleep(100 * time.Millisecond)
 	for range 5 {
-		c.Publish(update(1, heartbeat)) // as a poll with unchanged objects does
+		c.Publish(update(src, heartbeat), false) // as a poll with unchanged objects does
 	}
 	time.Sleep(200 * time.Millisecond)
 	if n := rec.count(); n != 1 {
@@ -103,9 +127,10 @@ func TestUnchangedPublishWaitsForHeartbeat(t *testing.T) {
 
 func TestRemoveStopsPushes(t *testing.T) {
 	c, rec := start(t, 10*time.Millisecond)
-	c.Publish(update(1, 100*time.Millisecond))
+	src := &valueSource{value: 1}
+	c.Publish(update(src, 100*time.Millisecond), true)
 	time.Sleep(50 * time.Millisecond)
-	c.Remove(update(1, 0).Key)
+	c.Remove(update(src, 0).Key)
 	n := rec.count()
 	time.Sleep(300 * time.Millisecond)
 	if rec.count() != n {

@@ -22,7 +22,7 @@ func (c *Coordinator) processExport(ctx context.Context) bool {
 	}
 	defer c.exports.Done(key)
 
-	u, seq, wait := c.exportDue(key)
+	u, seq, dirtySince, wait := c.exportDue(key)
 	if u == nil {
 		if wait > 0 {
 			c.exports.AddAfter(key, wait)
@@ -46,7 +46,8 @@ func (c *Coordinator) processExport(ctx context.Context) bool {
 	}
 
 	start := time.Now()
-	err := c.opts.Exporter.Export(ctx, u.Sink.String(), target, []otlp.Metric{otlpMetric(u, start)})
+	m := otlpMetric(u, start)
+	err := c.opts.Exporter.Export(ctx, u.Sink.String(), target, []otlp.Metric{m})
 	exportDuration.Observe(time.Since(start).Seconds())
 	log := ctrl.LoggerFrom(ctx).WithValues("metric", key.String(), "sink", u.Sink.String())
 
@@ -56,6 +57,9 @@ func (c *Coordinator) processExport(ctx context.Context) bool {
 		st.exportErr = err
 		if err == nil {
 			st.lastExport, st.exportedSeq = start, seq
+			if st.seq == seq {
+				st.dirtySince = time.Time{}
+			}
 		}
 	}
 	var interval time.Duration
@@ -72,7 +76,10 @@ func (c *Coordinator) processExport(ctx context.Context) bool {
 		return true
 	}
 	exportsTotal.WithLabelValues("success").Inc()
-	log.V(1).Info("Exported", "series", seriesCount(u))
+	if !dirtySince.IsZero() {
+		changeToExport.Observe(time.Since(dirtySince).Seconds())
+	}
+	log.V(1).Info("Exported", "series", len(m.Points))
 	c.exports.Forget(key)
 	if ok && interval > 0 {
 		c.exports.AddAfter(key, interval) // heartbeat
@@ -84,21 +91,21 @@ func (c *Coordinator) processExport(ctx context.Context) bool {
 // exportDue returns the update to push now, or how long to wait: a push
 // is due when the metric changed since the last push (and the last push
 // is MinExportInterval old) or when the heartbeat interval passed.
-func (c *Coordinator) exportDue(key Key) (*Update, uint64, time.Duration) {
+func (c *Coordinator) exportDue(key Key) (u *Update, seq uint64, dirtySince time.Time, wait time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	st, ok := c.metrics[key]
 	if !ok || st.update == nil {
-		return nil, 0, 0
+		return nil, 0, time.Time{}, 0
 	}
 	since := time.Since(st.lastExport)
 	if st.exportErr == nil && st.sinkErr == nil && st.exportedSeq == st.seq && since < st.update.Interval {
-		return nil, 0, st.update.Interval - since
+		return nil, 0, time.Time{}, st.update.Interval - since
 	}
 	if since < c.opts.MinExportInterval {
-		return nil, 0, c.opts.MinExportInterval - since
+		return nil, 0, time.Time{}, c.opts.MinExportInterval - since
 	}
-	return st.update, st.seq, 0
+	return st.update, st.seq, st.dirtySince, 0
 }
 
 // resolveSink returns the sink's Target; (nil, nil) when the metric uses
@@ -120,14 +127,6 @@ func (c *Coordinator) resolveSink(ref SinkRef) (*datasink.Target, error) {
 	return t, nil
 }
 
-func seriesCount(u *Update) int {
-	n := 0
-	for _, cs := range u.Clusters {
-		n += len(cs.Series)
-	}
-	return n
-}
-
 // labelNames are the Prometheus labels of u: base dimensions, cluster,
 // then projections.
 func labelNames(u *Update) []string {
@@ -139,19 +138,26 @@ func labelNames(u *Update) []string {
 	return append(names, u.DimensionNames...)
 }
 
+// family describes u to the Prometheus collector, which renders the
+// samples from u.Source on every scrape.
 func family(u *Update) promexport.Family {
 	f := promexport.Family{Name: u.Name, Help: u.Description, LabelNames: labelNames(u)}
-	f.Samples = make([]promexport.Sample, 0, seriesCount(u))
-	for _, cs := range u.Clusters {
-		for _, s := range cs.Series {
-			values := make([]string, 0, len(f.LabelNames))
-			for _, b := range u.Base {
-				values = append(values, b.Value)
+	base, names, src := u.Base, u.DimensionNames, u.Source
+	width := len(f.LabelNames)
+	f.Samples = func() []promexport.Sample {
+		var out []promexport.Sample
+		for _, cs := range src.Snapshot() {
+			for _, s := range cs.Series {
+				values := make([]string, 0, width)
+				for _, b := range base {
+					values = append(values, b.Value)
+				}
+				values = append(values, cs.Cluster)
+				values = appendProjected(values, names, s.Dimensions)
+				out = append(out, promexport.Sample{LabelValues: values, Value: float64(s.Value)})
 			}
-			values = append(values, cs.Cluster)
-			values = appendProjected(values, u.DimensionNames, s.Dimensions)
-			f.Samples = append(f.Samples, promexport.Sample{LabelValues: values, Value: float64(s.Value)})
 		}
+		return out
 	}
 	return f
 }
@@ -172,8 +178,8 @@ func appendProjected(values, names []string, dims []evaluation.Dimension) []stri
 }
 
 func otlpMetric(u *Update, now time.Time) otlp.Metric {
-	m := otlp.Metric{Name: u.Name, Description: u.Description, Points: make([]otlp.Point, 0, seriesCount(u))}
-	for _, cs := range u.Clusters {
+	m := otlp.Metric{Name: u.Name, Description: u.Description}
+	for _, cs := range u.Source.Snapshot() {
 		for _, s := range cs.Series {
 			attrs := make([]otlp.Attr, 0, len(u.Base)+1+len(s.Dimensions))
 			for _, b := range u.Base {

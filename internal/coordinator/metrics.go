@@ -24,6 +24,11 @@ var (
 		Name: "metrics_operator_publishes_total",
 		Help: "Results handed to the coordinator by the polling and event-driven paths.",
 	})
+	changeToExport = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "metrics_operator_change_to_export_seconds",
+		Help:    "Time from the first change of a metric not yet pushed to the successful push that carried it.",
+		Buckets: prometheus.ExponentialBuckets(0.01, 2, 14),
+	})
 	trackedMetrics = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "metrics_operator_tracked_metrics",
 		Help: "Metric objects the coordinator holds results for, by update mode.",
@@ -31,5 +36,5 @@ var (
 )
 
 func init() {
-	metrics.Registry.MustRegister(exportsTotal, exportDuration, statusWritesTotal, publishesTotal, trackedMetrics)
+	metrics.Registry.MustRegister(exportsTotal, exportDuration, statusWritesTotal, publishesTotal, changeToExport, trackedMetrics)
 }

@@ -77,21 +77,26 @@ func (c *Coordinator) statusDue(key Key) (Status, time.Duration, bool) {
 
 func computeStatus(st *state, owner bool, ownerKey string) Status {
 	var s Status
+	var warning string
 	if u := st.update; u != nil {
-		s.Generation, s.Mode, s.Observed, s.Timestamp = u.Generation, u.Mode, true, u.Timestamp()
-		for _, cs := range u.Clusters {
+		s.Generation, s.Mode, s.Observed, s.Timestamp = u.Generation, u.Mode, true, st.observed
+		snap := u.Source.Snapshot()
+		for _, cs := range snap {
 			for _, se := range cs.Series {
 				s.Total += se.Value
 				s.Series++
 			}
 		}
 		if s.Series == 1 {
-			for _, cs := range u.Clusters {
-				for _, d := range cs.Series[0].Dimensions {
-					s.Dimensions = append(s.Dimensions, v1alpha1.Dimension{Name: d.Name, Value: d.Value})
+			for _, cs := range snap {
+				for _, se := range cs.Series {
+					for _, d := range se.Dimensions {
+						s.Dimensions = append(s.Dimensions, v1alpha1.Dimension{Name: d.Name, Value: d.Value})
+					}
 				}
 			}
 		}
+		warning = u.Source.Warning()
 	}
 	if st.evalErr != nil && st.errGen > s.Generation {
 		s.Generation = st.errGen
@@ -113,8 +118,8 @@ func computeStatus(st *state, owner bool, ownerKey string) Status {
 	case st.update != nil:
 		c.Status, c.Reason = metav1.ConditionTrue, v1alpha1.ReasonReady
 		c.Message = "exporting " + strconv.Itoa(s.Series) + " series"
-		if st.update.Warning != "" {
-			c.Message += "; " + st.update.Warning
+		if warning != "" {
+			c.Message += "; " + warning
 		}
 	default:
 		c.Reason, c.Message = v1alpha1.ReasonPending, "waiting for the first evaluation"

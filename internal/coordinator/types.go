@@ -2,6 +2,8 @@ package coordinator
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -53,17 +55,42 @@ type Update struct {
 	// Sink is where OTLP pushes go.
 	Sink SinkRef
 	// Base are the constant dimensions (group, version, kind); empty
-	// values are left out. The cluster dimension comes from Clusters.
+	// values are left out. The cluster dimension comes from Source.
 	Base []evaluation.Dimension
 	// DimensionNames are the projection names, in order.
 	DimensionNames []string
-	// Clusters hold the series, per cluster.
-	Clusters []ClusterSeries
-	// Observed is when the series were computed; zero means now.
-	Observed time.Time
-	// Warning, when set, is reported in the Ready condition's message
-	// without making the metric unready (objects with value errors).
-	Warning string
+	// Source yields the current series. It is read when /metrics is
+	// scraped, a push is made or status is written, so producers only say
+	// that something changed (Publish, Changed), never render series.
+	Source Source
+}
+
+// Source yields a metric's current series, per cluster.
+type Source interface {
+	Snapshot() []ClusterSeries
+	// Warning, when not empty, is reported in the Ready condition's
+	// message without making the metric unready (objects whose value
+	// cannot be read).
+	Warning() string
+}
+
+// AggregateSource is the Source of a metric read from one cluster.
+type AggregateSource struct {
+	Cluster   string
+	Aggregate *evaluation.Aggregate
+}
+
+// Snapshot returns the aggregate's series.
+func (s AggregateSource) Snapshot() []ClusterSeries {
+	return []ClusterSeries{{Cluster: s.Cluster, Series: s.Aggregate.Series()}}
+}
+
+// Warning reports objects without a value.
+func (s AggregateSource) Warning() string {
+	if n, msg := s.Aggregate.ObjectErrors(); n > 0 {
+		return fmt.Sprintf("%d objects have no value (%s)", n, msg)
+	}
+	return ""
 }
 
 // Status is what the coordinator asks a StatusWriter to record.
@@ -94,5 +121,10 @@ func (f StatusWriterFunc) WriteStatus(ctx context.Context, key Key, s Status) er
 	return f(ctx, key, s)
 }
 
-// Timestamp is when the update's series were computed.
-func (u *Update) Timestamp() time.Time { return u.Observed }
+// sameMetadata reports whether two updates describe the metric alike, so
+// that only a change of series needs a push.
+func sameMetadata(a, b *Update) bool {
+	return a.Generation == b.Generation && a.Name == b.Name && a.Description == b.Description &&
+		a.Interval == b.Interval && a.Mode == b.Mode && a.Sink == b.Sink &&
+		slices.Equal(a.Base, b.Base) && slices.Equal(a.DimensionNames, b.DimensionNames)
+}

@@ -19,8 +19,9 @@ type Family struct {
 	// sanitised here. Every sample has one value per label, "" for a
 	// dimension absent from that series.
 	LabelNames []string
-	// Samples are the series.
-	Samples []Sample
+	// Samples returns the current series. It is called on every scrape,
+	// so a producer never renders samples for a scrape nobody makes.
+	Samples func() []Sample
 }
 
 // Sample is one series.
@@ -92,7 +93,7 @@ func (c *Collector) Set(claim Claim, f Family) (owner bool, ownerKey string) {
 		c.byKey[claim.Key] = h
 		changed = append(changed, c.insert(h)...)
 	}
-	h.family = Family{Name: f.Name, Help: f.Help, LabelNames: f.LabelNames, Samples: dedupe(f.Samples)}
+	h.family = f
 	first := c.byName[name][0]
 	c.mu.Unlock()
 	c.notify(changed)
@@ -171,7 +172,10 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	defer c.mu.RUnlock()
 	for _, list := range c.byName {
 		h := list[0]
-		for _, s := range h.family.Samples {
+		if h.family.Samples == nil {
+			continue
+		}
+		for _, s := range dedupe(h.family.Samples()) {
 			m, err := prometheus.NewConstMetric(h.desc, prometheus.GaugeValue, s.Value, s.LabelValues...)
 			if err != nil {
 				// A malformed sample (wrong label count) would fail the
