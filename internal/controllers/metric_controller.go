@@ -37,6 +37,9 @@ type MetricReconciler struct {
 	ClusterName string
 	// DefaultSink is the DataSink of metrics without dataSinkRef.
 	DefaultSink types.NamespacedName
+	// EventDrivenDefault is the mode of metrics that choose none; the
+	// event-driven ones are left to the EventDrivenReconciler.
+	EventDrivenDefault bool
 
 	mu         sync.Mutex
 	aggregates map[types.NamespacedName]*compiled
@@ -64,10 +67,13 @@ func (r *MetricReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		}
 		return ctrl.Result{}, err
 	}
-	interval := m.Spec.Interval.Duration
-	if interval <= 0 {
-		interval = 10 * time.Minute
+	if m.IsEventDriven(r.EventDrivenDefault) {
+		// The EventDrivenReconciler publishes this metric under the same
+		// key: its series stay exported while it takes over.
+		r.forget(req.NamespacedName)
+		return ctrl.Result{}, nil
 	}
+	interval := intervalOf(m)
 
 	if m.Spec.RemoteClusterAccessRef != nil {
 		r.Coordinator.SetError(key, m.Generation, reason.New(v1alpha1.ReasonClusterUnreachable,
@@ -128,19 +134,8 @@ func (r *MetricReconciler) forget(name types.NamespacedName) {
 }
 
 func (r *MetricReconciler) update(m *v1alpha1.Metric, agg *evaluation.Aggregate, interval time.Duration) coordinator.Update {
-	return coordinator.Update{
-		Key:            coordinator.Key{Kind: metricKind, Namespace: m.Namespace, Name: m.Name},
-		Generation:     m.Generation,
-		Created:        m.CreationTimestamp.Time,
-		Name:           m.MetricName(),
-		Description:    m.Spec.Description,
-		Interval:       interval,
-		Mode:           v1alpha1.ModePolling,
-		Sink:           sinkRef(m.Namespace, m.Spec.DataSinkRef, r.DefaultSink),
-		Base:           baseDimensions(m.Spec.Target),
-		DimensionNames: agg.Evaluator().DimensionNames(),
-		Source:         coordinator.AggregateSource{Cluster: r.ClusterName, Aggregate: agg},
-	}
+	return metricUpdate(m, v1alpha1.ModePolling, interval, r.DefaultSink,
+		coordinator.AggregateSource{Cluster: r.ClusterName, Aggregate: agg}, agg.Evaluator())
 }
 
 // SetupWithManager registers the reconciler. Status patches do not change

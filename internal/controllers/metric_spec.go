@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"fmt"
+	"time"
 
 	"k8s.io/apimachinery/pkg/types"
 
@@ -60,4 +61,32 @@ func sinkRef(namespace string, ref *v1alpha1.DataSinkReference, def types.Namesp
 		return coordinator.SinkRef{NamespacedName: types.NamespacedName{Namespace: namespace, Name: ref.Name}, Explicit: true}
 	}
 	return coordinator.SinkRef{NamespacedName: def}
+}
+
+// intervalOf returns spec.interval, or its schema default for objects
+// written before the default existed.
+func intervalOf(m *v1alpha1.Metric) time.Duration {
+	if d := m.Spec.Interval.Duration; d > 0 {
+		return d
+	}
+	return 10 * time.Minute
+}
+
+// metricUpdate describes a Metric to the coordinator; both update modes
+// use it, so a metric switching modes keeps its key, family and labels.
+func metricUpdate(m *v1alpha1.Metric, mode v1alpha1.UpdateMode, interval time.Duration, defaultSink types.NamespacedName,
+	src coordinator.Source, e *evaluation.Evaluator) coordinator.Update {
+	return coordinator.Update{
+		Key:            coordinator.Key{Kind: metricKind, Namespace: m.Namespace, Name: m.Name},
+		Generation:     m.Generation,
+		Created:        m.CreationTimestamp.Time,
+		Name:           m.MetricName(),
+		Description:    m.Spec.Description,
+		Interval:       interval,
+		Mode:           mode,
+		Sink:           sinkRef(m.Namespace, m.Spec.DataSinkRef, defaultSink),
+		Base:           baseDimensions(m.Spec.Target),
+		DimensionNames: e.DimensionNames(),
+		Source:         src,
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -22,8 +23,11 @@ import (
 	"github.com/SAP/metrics-operator/internal/controllers"
 	"github.com/SAP/metrics-operator/internal/coordinator"
 	"github.com/SAP/metrics-operator/internal/datasink"
+	"github.com/SAP/metrics-operator/internal/events"
 	"github.com/SAP/metrics-operator/internal/export/otlp"
 	promexport "github.com/SAP/metrics-operator/internal/export/prometheus"
+	"github.com/SAP/metrics-operator/internal/informers"
+	"github.com/SAP/metrics-operator/internal/registry"
 	"github.com/SAP/metrics-operator/internal/targets"
 )
 
@@ -52,6 +56,8 @@ type Operator struct {
 	Coordinator *coordinator.Coordinator
 	// Collector serves the users' metrics on /metrics.
 	Collector *promexport.Collector
+	// Informers runs the shared watches of event-driven metrics.
+	Informers *informers.Manager
 }
 
 // New builds the manager with every controller registered. opts must have
@@ -118,16 +124,51 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 	if err != nil {
 		return nil, err
 	}
+	meta, err := metadata.NewForConfig(mgr.GetConfig())
+	if err != nil {
+		return nil, err
+	}
+	lister := targets.NewLister(mgr.GetRESTMapper(), dyn)
+	defaultSink := types.NamespacedName{Namespace: opts.Namespace, Name: "default"}
 	if err := (&controllers.MetricReconciler{
-		Client:      mgr.GetClient(),
-		Lister:      targets.NewLister(mgr.GetRESTMapper(), dyn),
-		Coordinator: coord,
-		ClusterName: opts.ClusterName,
-		DefaultSink: types.NamespacedName{Namespace: opts.Namespace, Name: "default"},
+		Client:             mgr.GetClient(),
+		Lister:             lister,
+		Coordinator:        coord,
+		ClusterName:        opts.ClusterName,
+		DefaultSink:        defaultSink,
+		EventDrivenDefault: opts.EventDrivenDefault,
 	}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setting up Metric controller: %w", err)
 	}
-	return &Operator{Manager: mgr, Sinks: sinks, Coordinator: coord, Collector: collector}, nil
+
+	reg := registry.New()
+	local := &informers.Clients{Dynamic: dyn, Metadata: meta}
+	infs := informers.New(informers.Options{
+		Registry: reg,
+		Handler:  &events.Handler{Registry: reg},
+		Clients: func(cluster string) (*informers.Clients, error) {
+			if cluster != opts.ClusterName {
+				return nil, fmt.Errorf("unknown cluster %q", cluster)
+			}
+			return local, nil
+		},
+	})
+	if err := mgr.Add(infs); err != nil {
+		return nil, err
+	}
+	if err := (&controllers.EventDrivenReconciler{
+		Client:             mgr.GetClient(),
+		Lister:             lister,
+		Registry:           reg,
+		Informers:          infs,
+		Coordinator:        coord,
+		ClusterName:        opts.ClusterName,
+		DefaultSink:        defaultSink,
+		EventDrivenDefault: opts.EventDrivenDefault,
+	}).SetupWithManager(mgr); err != nil {
+		return nil, fmt.Errorf("setting up event-driven Metric controller: %w", err)
+	}
+	return &Operator{Manager: mgr, Sinks: sinks, Coordinator: coord, Collector: collector, Informers: infs}, nil
 }
 
 // Run builds the manager and runs it until ctx is done.

@@ -1,0 +1,154 @@
+package controllers
+
+import (
+	"context"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+
+	"github.com/SAP/metrics-operator/api/v1alpha1"
+	"github.com/SAP/metrics-operator/internal/coordinator"
+	"github.com/SAP/metrics-operator/internal/evaluation"
+	"github.com/SAP/metrics-operator/internal/informers"
+	"github.com/SAP/metrics-operator/internal/reason"
+	"github.com/SAP/metrics-operator/internal/registry"
+	"github.com/SAP/metrics-operator/internal/targets"
+)
+
+// recheckInterval is how often an event-driven metric is looked at again
+// while its watch cannot run (a missing CRD, say), so it recovers alone.
+const recheckInterval = 15 * time.Second
+
+// EventDrivenReconciler is the EventDrivenController: for every Metric in
+// event-driven mode it compiles the spec, registers the metric's interest
+// in the TargetRegistry and makes the DynamicInformerManager run the
+// shared watch it needs; it drops both when the metric is deleted, changes
+// target or goes back to polling. Once the watch has given the metric its
+// objects, the metric is published to the coordinator; every event that
+// changes its series after that is a Changed call.
+type EventDrivenReconciler struct {
+	Client      client.Client
+	Lister      *targets.Lister
+	Registry    *registry.Registry
+	Informers   *informers.Manager
+	Coordinator *coordinator.Coordinator
+	// ClusterName is the cluster dimension of local objects.
+	ClusterName string
+	// DefaultSink is the DataSink of metrics without dataSinkRef.
+	DefaultSink types.NamespacedName
+	// EventDrivenDefault is the mode of metrics that choose none.
+	EventDrivenDefault bool
+}
+
+// Reconcile registers or drops one Metric's subscription.
+func (r *EventDrivenReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	key := coordinator.Key{Kind: metricKind, Namespace: req.Namespace, Name: req.Name}
+	m := &v1alpha1.Metric{}
+	if err := r.Client.Get(ctx, req.NamespacedName, m); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.drop(key)
+			r.Coordinator.Remove(key)
+			return ctrl.Result{}, nil
+		}
+		return ctrl.Result{}, err
+	}
+	if !m.IsEventDriven(r.EventDrivenDefault) {
+		// The polling reconciler publishes under the same key; the last
+		// series stay exported until it does.
+		r.drop(key)
+		return ctrl.Result{}, nil
+	}
+	if m.Spec.RemoteClusterAccessRef != nil {
+		r.drop(key)
+		r.Coordinator.SetError(key, m.Generation, reason.New(v1alpha1.ReasonClusterUnreachable,
+			"spec.remoteClusterAccessRef is not supported by this operator version yet; remove it to read the local cluster"))
+		return ctrl.Result{}, nil
+	}
+	if _, sub, ok := r.Registry.Lookup(key.String()); ok && sub.Generation == m.Generation {
+		// Registered for this spec: make sure its watch still runs.
+		ik, _, _ := r.Registry.Lookup(key.String())
+		if err := r.Informers.Ensure(ik, m.Spec.Target.GVK(), sub); err != nil {
+			return ctrl.Result{}, err
+		}
+		return ctrl.Result{RequeueAfter: recheckInterval}, nil
+	}
+
+	e, err := CompileMetric(m)
+	if err != nil {
+		r.drop(key)
+		r.Coordinator.SetError(key, m.Generation, err)
+		return ctrl.Result{}, nil
+	}
+	ik, err := r.informerKey(m)
+	if err != nil {
+		r.drop(key)
+		if !reason.Is(err) {
+			return ctrl.Result{}, err
+		}
+		r.Coordinator.SetError(key, m.Generation, err)
+		return ctrl.Result{RequeueAfter: recheckInterval}, nil
+	}
+	sub := r.subscription(m, e)
+	if previous, moved := r.Registry.Register(ik, sub); moved {
+		r.Informers.Release(previous)
+	}
+	if err := r.Informers.Ensure(ik, m.Spec.Target.GVK(), sub); err != nil {
+		return ctrl.Result{}, err
+	}
+	ctrl.LoggerFrom(ctx).Info("Metric registered for events", "informer", ik.String(), "metadataOnly", sub.MetadataOnly)
+	return ctrl.Result{RequeueAfter: recheckInterval}, nil
+}
+
+// informerKey resolves the metric's target to the watch it needs.
+func (r *EventDrivenReconciler) informerKey(m *v1alpha1.Metric) (registry.InformerKey, error) {
+	mapping, err := r.Lister.Mapping(m.Spec.Target.GVK())
+	if err != nil {
+		return registry.InformerKey{}, err
+	}
+	k := registry.InformerKey{Cluster: r.ClusterName, GVR: mapping.Resource}
+	if mapping.Scope.Name() == meta.RESTScopeNameNamespace {
+		k.Namespace = m.Spec.Namespace
+	}
+	return k, nil
+}
+
+func (r *EventDrivenReconciler) subscription(m *v1alpha1.Metric, e *evaluation.Evaluator) *registry.Subscription {
+	key := coordinator.Key{Kind: metricKind, Namespace: m.Namespace, Name: m.Name}
+	agg := evaluation.NewAggregate(e)
+	update := metricUpdate(m, v1alpha1.ModeEventDriven, intervalOf(m), r.DefaultSink,
+		coordinator.AggregateSource{Cluster: r.ClusterName, Aggregate: agg}, e)
+	gen := m.Generation
+	return &registry.Subscription{
+		ID:           key.String(),
+		Generation:   gen,
+		Aggregate:    agg,
+		MetadataOnly: e.MetadataOnly(),
+		OnSynced:     func() { r.Coordinator.Publish(update, true) },
+		OnChange:     func() { r.Coordinator.Changed(key) },
+		OnError:      func(err error) { r.Coordinator.SetError(key, gen, err) },
+	}
+}
+
+// drop removes the metric's subscription and stops its watch if no other
+// metric uses it.
+func (r *EventDrivenReconciler) drop(key coordinator.Key) {
+	if ik, ok := r.Registry.Unregister(key.String()); ok {
+		r.Informers.Release(ik)
+	}
+}
+
+// SetupWithManager registers the reconciler under its own name beside the
+// polling one; both see every Metric and each handles its mode.
+func (r *EventDrivenReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&v1alpha1.Metric{}, builder.WithPredicates(
+			predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		Named("metric-eventdriven").
+		Complete(r)
+}

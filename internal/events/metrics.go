@@ -1,0 +1,29 @@
+package events
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+)
+
+var (
+	eventsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "metrics_operator_events_total",
+		Help: "Watch events applied to metrics, by type (upsert, delete, replace).",
+	}, []string{"type"})
+	eventDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "metrics_operator_event_to_metrics_seconds",
+		Help:    "Time from receiving a watch event to the interested metrics' series (and so /metrics) reflecting it.",
+		Buckets: []float64{0.00001, 0.00005, 0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5},
+	}, []string{"type"})
+)
+
+func init() {
+	metrics.Registry.MustRegister(eventsTotal, eventDuration)
+}
+
+func observe(typ string, start time.Time) {
+	eventsTotal.WithLabelValues(typ).Inc()
+	eventDuration.WithLabelValues(typ).Observe(time.Since(start).Seconds())
+}

@@ -1,0 +1,341 @@
+package informers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/metadata"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/pager"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+
+	"github.com/SAP/metrics-operator/api/v1alpha1"
+	"github.com/SAP/metrics-operator/internal/events"
+	"github.com/SAP/metrics-operator/internal/reason"
+	"github.com/SAP/metrics-operator/internal/registry"
+)
+
+// Clients reach one cluster.
+type Clients struct {
+	Dynamic  dynamic.Interface
+	Metadata metadata.Interface
+}
+
+// Options configures a Manager.
+type Options struct {
+	Registry *registry.Registry
+	Handler  *events.Handler
+	// Clients returns the clients of a cluster.
+	Clients func(cluster string) (*Clients, error)
+	// RetryAfterFailure is how long a failed watch waits before Ensure
+	// starts it again (default 10s).
+	RetryAfterFailure time.Duration
+}
+
+// Manager runs the shared watches.
+type Manager struct {
+	opts Options
+
+	mu        sync.Mutex
+	ctx       context.Context // set by Start; nil before
+	informers map[registry.InformerKey]*informer
+	wg        sync.WaitGroup
+}
+
+var (
+	_ manager.Runnable               = (*Manager)(nil)
+	_ manager.LeaderElectionRunnable = (*Manager)(nil)
+)
+
+// New returns a Manager; add it to the controller-runtime manager.
+func New(opts Options) *Manager {
+	if opts.RetryAfterFailure <= 0 {
+		opts.RetryAfterFailure = 10 * time.Second
+	}
+	return &Manager{opts: opts, informers: map[registry.InformerKey]*informer{}}
+}
+
+// NeedLeaderElection is true: only the leader watches and exports.
+func (m *Manager) NeedLeaderElection() bool { return true }
+
+// Start makes the Manager ready and blocks until ctx is done, then stops
+// every watch and waits for them.
+func (m *Manager) Start(ctx context.Context) error {
+	m.mu.Lock()
+	m.ctx = ctx
+	m.mu.Unlock()
+	<-ctx.Done()
+	m.mu.Lock()
+	for key, inf := range m.informers {
+		inf.cancel()
+		delete(m.informers, key)
+	}
+	m.mu.Unlock()
+	m.wg.Wait()
+	activeInformers.Set(0)
+	return nil
+}
+
+// ErrNotStarted is returned before the Manager runs.
+var ErrNotStarted = errors.New("informer manager is not running yet")
+
+// Ensure makes sure a watch for key runs (with full objects when a
+// subscriber needs them) and that sub, registered on key, gets the
+// current objects: from the watch's initial list if it is starting, else
+// from a LIST made for it.
+func (m *Manager) Ensure(key registry.InformerKey, gvk schema.GroupVersionKind, sub *registry.Subscription) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.ctx == nil {
+		return ErrNotStarted
+	}
+	full := m.opts.Registry.NeedsFullObjects(key)
+	inf := m.informers[key]
+	if inf != nil {
+		if err := inf.failedRecently(m.opts.RetryAfterFailure); err != nil {
+			// Let the user see why, but do not hammer the API server.
+			if sub.OnError != nil {
+				sub.OnError(err)
+			}
+			return nil
+		}
+		if inf.running() && (!full || inf.full) {
+			inf.join(sub)
+			return nil
+		}
+	}
+	if inf != nil {
+		// Failed long enough ago, or metadata-only while a subscriber now
+		// needs full objects: replace it. The new watch's initial list
+		// refills every subscriber, so no metric sees a gap.
+		inf.cancel()
+	}
+	clients, err := m.opts.Clients(key.Cluster)
+	if err != nil {
+		return err
+	}
+	inf = newInformer(key, gvk, full, clients, m.opts.Handler, m.opts.Registry)
+	m.informers[key] = inf
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		inf.run(m.ctx)
+	}()
+	activeInformers.Set(float64(len(m.informers)))
+	return nil
+}
+
+// Release stops the watch of key when no metric is subscribed to it.
+func (m *Manager) Release(key registry.InformerKey) {
+	if len(m.opts.Registry.Interested(key)) > 0 {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if inf, ok := m.informers[key]; ok && len(m.opts.Registry.Interested(key)) == 0 {
+		inf.cancel()
+		delete(m.informers, key)
+		activeInformers.Set(float64(len(m.informers)))
+	}
+}
+
+// Active returns the keys of the running watches.
+func (m *Manager) Active() []registry.InformerKey {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	keys := make([]registry.InformerKey, 0, len(m.informers))
+	for k, inf := range m.informers {
+		if inf.running() {
+			keys = append(keys, k)
+		}
+	}
+	return keys
+}
+
+// informer is one shared watch.
+type informer struct {
+	key      registry.InformerKey
+	gvk      schema.GroupVersionKind
+	full     bool
+	clients  *Clients
+	handler  *events.Handler
+	registry *registry.Registry
+
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	// mu serialises event delivery with the LISTs made for joining
+	// subscribers, so that a joiner never misses or reorders an event.
+	mu       sync.Mutex
+	synced   bool
+	failedAt time.Time
+	failErr  error
+	stopped  bool
+}
+
+func newInformer(key registry.InformerKey, gvk schema.GroupVersionKind, full bool, c *Clients, h *events.Handler, r *registry.Registry) *informer {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &informer{key: key, gvk: gvk, full: full, clients: c, handler: h, registry: r, ctx: ctx, cancel: cancel}
+}
+
+func (i *informer) running() bool {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return !i.stopped && i.ctx.Err() == nil
+}
+
+// failedRecently returns the error the watch failed with, if that was
+// less than d ago.
+func (i *informer) failedRecently(d time.Duration) error {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	if i.stopped && !i.failedAt.IsZero() && time.Since(i.failedAt) < d {
+		return i.failErr
+	}
+	return nil
+}
+
+// join gives sub the current objects if the watch has synced; otherwise
+// the initial list will.
+func (i *informer) join(sub *registry.Subscription) {
+	i.mu.Lock()
+	synced := i.synced
+	i.mu.Unlock()
+	if !synced || sub.Synced() {
+		return
+	}
+	go i.fill(sub)
+}
+
+func (i *informer) fill(sub *registry.Subscription) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	if sub.Synced() || i.ctx.Err() != nil {
+		return
+	}
+	log := ctrl.Log.WithName("informers").WithValues("informer", i.key.String(), "metric", sub.ID)
+	objs, err := i.list(i.ctx)
+	if err != nil {
+		log.Error(err, "Listing for a joining metric failed")
+		if sub.OnError != nil {
+			sub.OnError(classify(i.key, err))
+		}
+		return
+	}
+	listsTotal.Inc()
+	i.handler.Fill(sub, objs)
+	log.V(1).Info("Metric joined a running informer", "objects", len(objs))
+}
+
+func (i *informer) list(ctx context.Context) ([]map[string]any, error) {
+	p := pager.New(pager.SimplePageFunc(func(opts metav1.ListOptions) (runtime.Object, error) {
+		return i.lw().ListWithContext(ctx, opts)
+	}))
+	p.PageSize = 500
+	var objs []map[string]any
+	err := p.EachListItem(ctx, metav1.ListOptions{}, func(o runtime.Object) error {
+		if obj := i.toMap(o); obj != nil {
+			objs = append(objs, obj)
+		}
+		return nil
+	})
+	return objs, err
+}
+
+func (i *informer) lw() *cache.ListWatch {
+	ns, gvr := i.key.Namespace, i.key.GVR
+	if i.full {
+		ri := i.clients.Dynamic.Resource(gvr).Namespace(ns)
+		return &cache.ListWatch{
+			ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+				return ri.List(ctx, o)
+			},
+			WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+				return ri.Watch(ctx, o)
+			},
+		}
+	}
+	ri := i.clients.Metadata.Resource(gvr).Namespace(ns)
+	return &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			return ri.List(ctx, o)
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			return ri.Watch(ctx, o)
+		},
+	}
+}
+
+// run lists and watches until the informer is cancelled or fails for a
+// reason retrying cannot fix.
+func (i *informer) run(parent context.Context) {
+	ctx, cancel := context.WithCancel(parent)
+	defer cancel()
+	stop := context.AfterFunc(i.ctx, cancel)
+	defer stop()
+	log := ctrl.Log.WithName("informers").WithValues("informer", i.key.String(), "metadataOnly", !i.full)
+	log.Info("Informer started")
+
+	var expected runtime.Object = &unstructured.Unstructured{}
+	if !i.full {
+		expected = &metav1.PartialObjectMetadata{}
+	}
+	r := cache.NewReflectorWithOptions(i.lw(), expected, &store{i}, cache.ReflectorOptions{
+		Name: "metrics-operator/" + i.key.String(),
+	})
+	backoff := time.Second
+	for ctx.Err() == nil {
+		err := r.ListAndWatchWithContext(ctx)
+		if ctx.Err() != nil {
+			break
+		}
+		if err != nil && (apierrors.IsNotFound(err) || apierrors.IsForbidden(err) || apierrors.IsMethodNotSupported(err)) {
+			i.fail(classify(i.key, err))
+			log.Info("Informer stopped: its resource cannot be watched", "reason", err.Error())
+			return
+		}
+		if err != nil {
+			log.V(1).Info("Watch ended; retrying", "error", err.Error(), "backoff", backoff)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 30*time.Second)
+	}
+	i.mu.Lock()
+	i.stopped = true
+	i.mu.Unlock()
+	log.Info("Informer stopped")
+}
+
+func (i *informer) fail(err error) {
+	i.mu.Lock()
+	i.stopped, i.failedAt, i.failErr, i.synced = true, time.Now(), err, false
+	i.mu.Unlock()
+	i.handler.Fail(i.key, err)
+}
+
+// classify turns a watch error into the condition a metric reports.
+func classify(key registry.InformerKey, err error) error {
+	switch {
+	case apierrors.IsNotFound(err):
+		return reason.New(v1alpha1.ReasonTargetNotFound,
+			"resource %s is not served (any more): its CRD may have been deleted; the metric recovers when it returns", key.GVR.String())
+	case apierrors.IsForbidden(err):
+		return reason.New(v1alpha1.ReasonForbidden,
+			"the operator may not list and watch %s: grant its ServiceAccount list and watch on it", key.GVR.GroupResource().String())
+	}
+	return fmt.Errorf("watching %s: %w", key.String(), err)
+}

@@ -1,0 +1,10 @@
+// Package registry is the TargetRegistry: which metric wants objects from
+// which shared watch. A watch is keyed by cluster, resource and namespace
+// scope (InformerKey); each metric holds one Subscription on one key, with
+// its compiled evaluator and incremental aggregate.
+//
+// The event path asks Interested(key) for every event: it reads an
+// immutable snapshot without locking, so its cost does not depend on how
+// many metrics watch other resources. The registry holds no objects and
+// starts no watches; the informers package does that.
+package registry

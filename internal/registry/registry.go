@@ -1,0 +1,167 @@
+package registry
+
+import (
+	"sync"
+	"sync/atomic"
+
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/SAP/metrics-operator/internal/evaluation"
+)
+
+// InformerKey names one shared watch.
+type InformerKey struct {
+	Cluster string
+	GVR     schema.GroupVersionResource
+	// Namespace is the namespace watched; "" watches all.
+	Namespace string
+}
+
+func (k InformerKey) String() string {
+	ns := k.Namespace
+	if ns == "" {
+		ns = "*"
+	}
+	return k.Cluster + "/" + k.GVR.String() + "/" + ns
+}
+
+// Subscription is one metric's interest in one watch.
+type Subscription struct {
+	// ID identifies the metric, for example "Metric/ns/name".
+	ID string
+	// Generation is the metric generation the subscription was built for.
+	Generation int64
+	// Aggregate holds the metric's per-object contributions.
+	Aggregate *evaluation.Aggregate
+	// MetadataOnly is true when the metric reads nothing but metadata, so
+	// a metadata-only watch serves it.
+	MetadataOnly bool
+	// OnChange is called after an event changed the aggregate.
+	OnChange func()
+	// OnSynced is called once the aggregate holds the current objects:
+	// after the watch's initial list, or after the list made for a metric
+	// joining a running watch.
+	OnSynced func()
+	// OnError is called when the watch fails for a reason the user must
+	// fix (the resource is gone, access is forbidden).
+	OnError func(error)
+
+	synced atomic.Bool
+}
+
+// MarkSynced records that the aggregate is filled and tells the metric,
+// the first time only.
+func (s *Subscription) MarkSynced() {
+	if s.synced.CompareAndSwap(false, true) && s.OnSynced != nil {
+		s.OnSynced()
+	}
+}
+
+// Unsync records that the watch failed: the next fill calls OnSynced
+// again, which publishes the metric anew and clears its error.
+func (s *Subscription) Unsync() { s.synced.Store(false) }
+
+// Synced reports whether the aggregate was filled.
+func (s *Subscription) Synced() bool { return s.synced.Load() }
+
+// Registry maps watches to subscriptions. It is safe for concurrent use.
+type Registry struct {
+	mu    sync.Mutex
+	byKey map[InformerKey]map[string]*Subscription
+	byID  map[string]InformerKey
+	// snapshots hold, per key, the subscriptions as an immutable slice,
+	// replaced on every change, for lock-free reads on the event path.
+	snapshots sync.Map // InformerKey -> *[]*Subscription
+}
+
+// New returns an empty Registry.
+func New() *Registry {
+	return &Registry{byKey: map[InformerKey]map[string]*Subscription{}, byID: map[string]InformerKey{}}
+}
+
+// Register subscribes sub to key, replacing the metric's previous
+// subscription. When the metric was subscribed to another key, that key is
+// returned with moved true, so the caller can release its watch.
+func (r *Registry) Register(key InformerKey, sub *Subscription) (previous InformerKey, moved bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if old, ok := r.byID[sub.ID]; ok && old != key {
+		r.removeLocked(old, sub.ID)
+		previous, moved = old, true
+	}
+	subs := r.byKey[key]
+	if subs == nil {
+		subs = map[string]*Subscription{}
+		r.byKey[key] = subs
+	}
+	subs[sub.ID] = sub
+	r.byID[sub.ID] = key
+	r.publishLocked(key)
+	return previous, moved
+}
+
+// Unregister drops the metric's subscription and returns its key.
+func (r *Registry) Unregister(id string) (InformerKey, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	key, ok := r.byID[id]
+	if ok {
+		r.removeLocked(key, id)
+	}
+	return key, ok
+}
+
+// Lookup returns the metric's subscription and its key.
+func (r *Registry) Lookup(id string) (InformerKey, *Subscription, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	key, ok := r.byID[id]
+	if !ok {
+		return InformerKey{}, nil, false
+	}
+	return key, r.byKey[key][id], true
+}
+
+// Interested returns the subscriptions of key. The slice is shared and
+// must not be modified.
+func (r *Registry) Interested(key InformerKey) []*Subscription {
+	if p, ok := r.snapshots.Load(key); ok {
+		return *p.(*[]*Subscription)
+	}
+	return nil
+}
+
+// NeedsFullObjects reports whether any subscription of key reads more than
+// metadata.
+func (r *Registry) NeedsFullObjects(key InformerKey) bool {
+	for _, s := range r.Interested(key) {
+		if !s.MetadataOnly {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *Registry) removeLocked(key InformerKey, id string) {
+	delete(r.byID, id)
+	if subs := r.byKey[key]; subs != nil {
+		delete(subs, id)
+		if len(subs) == 0 {
+			delete(r.byKey, key)
+		}
+	}
+	r.publishLocked(key)
+}
+
+func (r *Registry) publishLocked(key InformerKey) {
+	subs := r.byKey[key]
+	if len(subs) == 0 {
+		r.snapshots.Delete(key)
+		return
+	}
+	list := make([]*Subscription, 0, len(subs))
+	for _, s := range subs {
+		list = append(list, s)
+	}
+	r.snapshots.Store(key, &list)
+}
