@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"go.uber.org/zap/zapcore"
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
@@ -19,6 +20,8 @@ var (
 	env        *testenv.Env
 	op         *operator.Operator
 	metricsURL string
+	// requests counts the operator's API requests by verb and path.
+	requests = testenv.NewRequestCounter()
 )
 
 // TestMain starts one control plane and one operator, assembled exactly as
@@ -37,7 +40,9 @@ func TestMain(m *testing.M) {
 		if err := opts.Complete(); err != nil {
 			return nil, err
 		}
-		op, err = operator.New(e.Config, opts)
+		cfg := rest.CopyConfig(e.Config)
+		cfg.Wrap(requests.Wrap)
+		op, err = operator.New(cfg, opts)
 		if err != nil {
 			return nil, err
 		}
