@@ -3,6 +3,8 @@ package operator
 import (
 	"context"
 	"fmt"
+	"os"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -75,6 +77,9 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 		LeaderElectionID:              leaderElectionID,
 		LeaderElectionNamespace:       opts.LeaderElectionNamespace,
 		LeaderElectionReleaseOnCancel: true,
+		LeaseDuration:                 durationOrNil(opts.LeaseDuration),
+		RenewDeadline:                 durationOrNil(opts.RenewDeadline),
+		RetryPeriod:                   durationOrNil(opts.RetryPeriod),
 		Client: client.Options{Cache: &client.CacheOptions{
 			// Secrets are read when a DataSink is resolved, never kept:
 			// caching every Secret of the cluster would hold credentials
@@ -102,7 +107,7 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 		MinExportInterval: opts.MinExportInterval,
 		StatusInterval:    opts.StatusInterval,
 		Sinks:             sinks,
-		Exporter:          otlp.NewPool(otlp.Options{}),
+		Exporter:          otlp.NewPool(otlp.Options{Resource: otlp.InstanceResource(instanceID())}),
 		Prometheus:        collector,
 		StatusWriters: map[string]coordinator.StatusWriter{
 			"Metric": &controllers.MetricStatusWriter{Client: mgr.GetClient(), Recorder: recorder},
@@ -178,4 +183,22 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 		return err
 	}
 	return op.Manager.Start(ctx)
+}
+
+// durationOrNil leaves a zero duration to controller-runtime's default.
+func durationOrNil(d time.Duration) *time.Duration {
+	if d <= 0 {
+		return nil
+	}
+	return &d
+}
+
+// instanceID names this replica in OTLP resources: the pod's name when
+// the Downward API provides it, else host name and process id.
+func instanceID() string {
+	if pod := os.Getenv("POD_NAME"); pod != "" {
+		return pod
+	}
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s-%d", host, os.Getpid())
 }

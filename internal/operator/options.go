@@ -21,6 +21,9 @@ type Options struct {
 	LeaderElect bool
 	// LeaderElectionNamespace holds the leader Lease; defaults to Namespace.
 	LeaderElectionNamespace string
+	// LeaseDuration, RenewDeadline and RetryPeriod tune leader election:
+	// how long a dead leader blocks the others, and how often it renews.
+	LeaseDuration, RenewDeadline, RetryPeriod time.Duration
 	// Namespace is the operator's own namespace: where the DataSink named
 	// "default" is looked up.
 	Namespace string
@@ -50,6 +53,12 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 		"Elect a leader so that only one replica reconciles and exports at a time.")
 	fs.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", "",
 		"Namespace of the leader election Lease (default: the operator's namespace).")
+	fs.DurationVar(&o.LeaseDuration, "leader-elect-lease-duration", 15*time.Second,
+		"How long a replica waits for a leader that stopped renewing before it takes over.")
+	fs.DurationVar(&o.RenewDeadline, "leader-elect-renew-deadline", 10*time.Second,
+		"How long the leader keeps trying to renew before it gives up leadership.")
+	fs.DurationVar(&o.RetryPeriod, "leader-elect-retry-period", 2*time.Second,
+		"How often replicas try to acquire or renew leadership.")
 	fs.StringVar(&o.Namespace, "operator-namespace", "",
 		"The operator's namespace, where the DataSink named \"default\" lives "+
 			"(default: $OPERATOR_CONFIG_NAMESPACE, else $POD_NAMESPACE, else \"default\").")

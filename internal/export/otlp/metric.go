@@ -48,6 +48,13 @@ func defaultResource() *resource.Resource {
 	return resource.NewWithAttributes(semconv.SchemaURL, semconv.ServiceName(ServiceName))
 }
 
+// InstanceResource describes one operator replica: service.name and
+// service.instance.id, so a backend can tell which replica pushed.
+func InstanceResource(instanceID string) *resource.Resource {
+	return resource.NewWithAttributes(semconv.SchemaURL, semconv.ServiceName(ServiceName),
+		semconv.ServiceInstanceID(instanceID))
+}
+
 // resourceMetrics builds the payload of one export, leaving out metrics
 // without points. It returns nil when nothing is left.
 func resourceMetrics(res *resource.Resource, metrics []Metric, now time.Time) *metricdata.ResourceMetrics {
