@@ -27,7 +27,15 @@ func createNamespace(t *testing.T, name string) {
 // for the current generation.
 func waitReady(t *testing.T, obj client.Object, conds func() []metav1.Condition, status metav1.ConditionStatus, reason string) {
 	t.Helper()
-	testenv.Eventually(t, 10*time.Second, func() error {
+	waitReadyWithin(t, 10*time.Second, obj, conds, status, reason)
+}
+
+func clientKey(ns, name string) client.ObjectKey { return client.ObjectKey{Namespace: ns, Name: name} }
+
+func waitReadyWithin(t *testing.T, timeout time.Duration, obj client.Object, conds func() []metav1.Condition,
+	status metav1.ConditionStatus, reason string) {
+	t.Helper()
+	testenv.Eventually(t, timeout, func() error {
 		if err := env.Client.Get(t.Context(), client.ObjectKeyFromObject(obj), obj); err != nil {
 			return err
 		}
