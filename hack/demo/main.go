@@ -113,6 +113,8 @@ The demo is running. Try, in another terminal:
   %[2]s --kubeconfig %[3]s get metrics,datasinks -A
   %[2]s --kubeconfig %[3]s label configmap -n demo unowned-config team=web
 
+demo_configmaps is event-driven: the label change shows on /metrics at once
+and is pushed within 2s. The other metrics poll every 30s.
 OTLP pushes arrive below as they come. Press Ctrl-C to stop everything.
 
 `, metricsAddr, env.KubectlPath, kubeconfig)
