@@ -328,3 +328,46 @@ func TestSwitchingModesKeepsSeries(t *testing.T) {
 		return nil
 	})
 }
+
+// TestEventDrivenRetarget moves a live metric to another namespace and
+// selector: the old watch stops, the new one serves it, and objects
+// moving out of the selector leave its series.
+func TestEventDrivenRetarget(t *testing.T) {
+	testenv.Require(t, env)
+	ctx := t.Context()
+	from, to := "ed-retarget-a", "ed-retarget-b"
+	createNamespace(t, from)
+	createNamespace(t, to)
+	create(t, configMap(from, "x", map[string]string{"keep": "yes"}),
+		configMap(to, "y", map[string]string{"keep": "yes"}), configMap(to, "z", map[string]string{"keep": "yes"}))
+	m := eventDriven(from, "retarget", v1alpha1.MetricSpec{Name: "ed_retarget",
+		Target: v1alpha1.GroupVersionKind{Version: "v1", Kind: "ConfigMap"}, Namespace: from, LabelSelector: "keep=yes"})
+	create(t, m)
+	waitSamplesWithin(t, eventTimeout, "ed_retarget", "{cluster=local,kind=ConfigMap,version=v1} 1")
+
+	if err := env.Client.Get(ctx, key(from, "retarget"), m); err != nil {
+		t.Fatal(err)
+	}
+	m.Spec.Namespace = to
+	if err := env.Client.Update(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	waitSamplesWithin(t, eventTimeout, "ed_retarget", "{cluster=local,kind=ConfigMap,version=v1} 2")
+	testenv.Eventually(t, eventTimeout, func() error {
+		if informerActive(configMapsKey(from)) || !informerActive(configMapsKey(to)) {
+			return fmt.Errorf("active informers %v: want %s only", op.Informers.Active(), to)
+		}
+		return nil
+	})
+
+	// z leaves the selector: its contribution goes at once.
+	z := &corev1.ConfigMap{}
+	if err := env.Client.Get(ctx, key(to, "z"), z); err != nil {
+		t.Fatal(err)
+	}
+	z.Labels["keep"] = "no"
+	if err := env.Client.Update(ctx, z); err != nil {
+		t.Fatal(err)
+	}
+	waitSamplesWithin(t, eventTimeout, "ed_retarget", "{cluster=local,kind=ConfigMap,version=v1} 1")
+}

@@ -71,12 +71,12 @@ func (l *Lister) List(ctx context.Context, m *meta.RESTMapping, namespace, label
 	switch {
 	case apierrors.IsForbidden(err):
 		return nil, reason.New(v1alpha1.ReasonForbidden,
-			"the operator may not list %s: grant its ServiceAccount list and watch on %s", m.Resource.String(), m.Resource.GroupResource().String())
+			"the operator may not list %s: grant its ServiceAccount list and watch on it", m.Resource.GroupResource().String())
 	case apierrors.IsNotFound(err):
 		return nil, reason.New(v1alpha1.ReasonTargetNotFound,
-			"resource %s is no longer served: its CRD may have been deleted", m.Resource.String())
+			"resource %s is no longer served: its CRD may have been deleted", m.Resource.GroupResource().String())
 	case err != nil:
-		return nil, fmt.Errorf("listing %s: %w", m.Resource.String(), err)
+		return nil, fmt.Errorf("listing %s: %w", m.Resource.GroupResource().String(), err)
 	}
 	return objs, nil
 }
