@@ -36,7 +36,7 @@ func BenchmarkScrape(b *testing.B) {
 				}
 				agg.Replace(objs)
 				c.Publish(Update{Key: Key{Kind: "Metric", Namespace: "ns", Name: strconv.Itoa(m)}, Name: "m" + strconv.Itoa(m),
-					Base: []evaluation.Dimension{{Name: "group"}, {Name: "version", Value: "v1"}, {Name: "kind", Value: "ConfigMap"}},
+					Base:           []evaluation.Dimension{{Name: "group"}, {Name: "version", Value: "v1"}, {Name: "kind", Value: "ConfigMap"}},
 					DimensionNames: e.DimensionNames(), Source: AggregateSource{Cluster: "local", Aggregate: agg}}, true)
 			}
 			reg := prometheus.NewRegistry()
