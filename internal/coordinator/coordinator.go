@@ -47,10 +47,20 @@ type Coordinator struct {
 
 	mu      sync.Mutex
 	metrics map[Key]*state
+	sinks   map[types.NamespacedName]*sinkState
 	keys    sync.Map // Key.String() -> Key, for the collector's callbacks
 
-	exports workqueue.TypedRateLimitingInterface[Key]
+	// exports holds DataSinks with something to push: all metrics due at
+	// a sink go out in one request, so a thousand metrics on one sink cost
+	// one push per interval, not a thousand.
+	exports workqueue.TypedRateLimitingInterface[types.NamespacedName]
 	status  workqueue.TypedRateLimitingInterface[Key]
+}
+
+// sinkState is what the coordinator knows of one DataSink.
+type sinkState struct {
+	lastExport time.Time
+	members    map[Key]struct{}
 }
 
 var (
@@ -66,7 +76,7 @@ type state struct {
 	errGen     int64
 	sinkErr    error
 	exportErr  error
-	lastExport time.Time
+	lastExport time.Time // of this metric
 	// seq counts publishes that changed the series; exportedSeq is the
 	// seq last pushed. A publish that changes nothing waits for the
 	// heartbeat, so polling pushes once per interval, not twice.
@@ -87,9 +97,10 @@ func New(opts Options) *Coordinator {
 	c := &Coordinator{
 		opts:    opts,
 		metrics: map[Key]*state{},
+		sinks:   map[types.NamespacedName]*sinkState{},
 		exports: workqueue.NewTypedRateLimitingQueueWithConfig(
-			workqueue.NewTypedItemExponentialFailureRateLimiter[Key](time.Second, 5*time.Minute),
-			workqueue.TypedRateLimitingQueueConfig[Key]{Name: "coordinator_exports"}),
+			workqueue.NewTypedItemExponentialFailureRateLimiter[types.NamespacedName](time.Second, 5*time.Minute),
+			workqueue.TypedRateLimitingQueueConfig[types.NamespacedName]{Name: "coordinator_exports"}),
 		status: workqueue.NewTypedRateLimitingQueueWithConfig(
 			workqueue.NewTypedItemExponentialFailureRateLimiter[Key](500*time.Millisecond, time.Minute),
 			workqueue.TypedRateLimitingQueueConfig[Key]{Name: "coordinator_status"}),
@@ -114,6 +125,10 @@ func (c *Coordinator) Publish(u Update, dataChanged bool) {
 		c.countModes(st.update, &u)
 	}
 	changed := dataChanged || st.update == nil || !sameMetadata(st.update, &u) || st.update.Source != u.Source
+	if st.update != nil && st.update.Sink.NamespacedName != u.Sink.NamespacedName {
+		c.leaveSinkLocked(u.Key, st.update.Sink.NamespacedName)
+	}
+	c.joinSinkLocked(u.Key, u.Sink.NamespacedName)
 	st.update = &u
 	st.evalErr = nil
 	st.observed = time.Now()
@@ -142,9 +157,10 @@ func (c *Coordinator) Changed(key Key) {
 	if st.dirtySince.IsZero() {
 		st.dirtySince = now
 	}
-	delay := c.opts.MinExportInterval - now.Sub(st.lastExport)
+	sink := st.update.Sink.NamespacedName
+	delay := c.opts.MinExportInterval - now.Sub(c.sinks[sink].lastExport)
 	c.mu.Unlock()
-	c.exports.AddAfter(key, max(delay, 0))
+	c.exports.AddAfter(sink, max(delay, 0))
 	c.status.Add(key)
 }
 
@@ -165,6 +181,9 @@ func (c *Coordinator) Remove(key Key) {
 	c.mu.Lock()
 	if st, ok := c.metrics[key]; ok {
 		c.countModes(st.update, nil)
+		if st.update != nil {
+			c.leaveSinkLocked(key, st.update.Sink.NamespacedName)
+		}
 		delete(c.metrics, key)
 	}
 	c.mu.Unlock()
@@ -177,24 +196,53 @@ func (c *Coordinator) Remove(key Key) {
 func (c *Coordinator) SinkChanged(sink types.NamespacedName) {
 	c.mu.Lock()
 	var keys []Key
-	for k, st := range c.metrics {
-		if st.update != nil && st.update.Sink.NamespacedName == sink {
+	if s := c.sinks[sink]; s != nil {
+		for k := range s.members {
 			keys = append(keys, k)
 		}
 	}
 	c.mu.Unlock()
+	c.exports.Forget(sink)
+	c.exports.Add(sink)
 	for _, k := range keys {
-		c.exports.Forget(k)
-		c.exports.Add(k)
 		c.status.Add(k)
 	}
 }
 
 func (c *Coordinator) ownersChanged(keys []string) {
 	for _, s := range keys {
-		if k, ok := c.keys.Load(s); ok {
-			c.exports.Add(k.(Key))
-			c.status.Add(k.(Key))
+		k, ok := c.keys.Load(s)
+		if !ok {
+			continue
+		}
+		c.mu.Lock()
+		st := c.metrics[k.(Key)]
+		var sink *types.NamespacedName
+		if st != nil && st.update != nil {
+			sink = &st.update.Sink.NamespacedName
+		}
+		c.mu.Unlock()
+		if sink != nil {
+			c.exports.Add(*sink)
+		}
+		c.status.Add(k.(Key))
+	}
+}
+
+func (c *Coordinator) joinSinkLocked(key Key, sink types.NamespacedName) {
+	s := c.sinks[sink]
+	if s == nil {
+		s = &sinkState{members: map[Key]struct{}{}}
+		c.sinks[sink] = s
+	}
+	s.members[key] = struct{}{}
+}
+
+func (c *Coordinator) leaveSinkLocked(key Key, sink types.NamespacedName) {
+	if s := c.sinks[sink]; s != nil {
+		delete(s.members, key)
+		if len(s.members) == 0 {
+			delete(c.sinks, sink)
 		}
 	}
 }

@@ -18,14 +18,16 @@ import (
 
 // recorder is an Exporter that records pushes.
 type recorder struct {
-	mu     sync.Mutex
-	pushes []otlp.Metric
+	mu       sync.Mutex
+	pushes   []otlp.Metric
+	requests int
 }
 
 func (r *recorder) Export(_ context.Context, _ string, _ *datasink.Target, ms []otlp.Metric) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.pushes = append(r.pushes, ms...)
+	r.requests++
 	return nil
 }
 
@@ -135,5 +137,26 @@ func TestRemoveStopsPushes(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	if rec.count() != n {
 		t.Fatalf("pushes went on after Remove: %d → %d", n, rec.count())
+	}
+}
+
+func TestMetricsOfOneSinkShareRequests(t *testing.T) {
+	c, rec := start(t, 200*time.Millisecond)
+	for i := range 50 {
+		u := update(&valueSource{value: int64(i)}, time.Hour)
+		u.Key.Name = "m" + strconv.Itoa(i)
+		u.Name = u.Key.Name
+		c.Publish(u, true)
+	}
+	time.Sleep(time.Second)
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if len(rec.pushes) != 50 {
+		t.Fatalf("pushed %d metrics, want all 50", len(rec.pushes))
+	}
+	// The first publish may go out alone; the other 49 wait for the
+	// minimum interval and share one request.
+	if rec.requests > 2 {
+		t.Fatalf("50 metrics on one sink took %d requests, want at most 2", rec.requests)
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"time"
 
+	"k8s.io/apimachinery/pkg/types"
+
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/SAP/metrics-operator/api/v1alpha1"
@@ -14,98 +16,158 @@ import (
 	"github.com/SAP/metrics-operator/internal/reason"
 )
 
-// processExport handles one key of the export queue; false means stop.
+// maxPointsPerRequest bounds one OTLP request; a sink with more due
+// points gets several, so no backend's request size limit is hit.
+const maxPointsPerRequest = 10000
+
+// due is one metric to push in a sink's next request.
+type due struct {
+	key        Key
+	update     *Update
+	seq        uint64
+	dirtySince time.Time
+}
+
+// processExport handles one sink of the export queue; false means stop.
 func (c *Coordinator) processExport(ctx context.Context) bool {
-	key, quit := c.exports.Get()
+	sink, quit := c.exports.Get()
 	if quit {
 		return false
 	}
-	defer c.exports.Done(key)
+	defer c.exports.Done(sink)
 
-	u, seq, dirtySince, wait := c.exportDue(key)
-	if u == nil {
+	batch, explicit, wait := c.dueAt(sink)
+	if len(batch) == 0 {
 		if wait > 0 {
-			c.exports.AddAfter(key, wait)
+			c.exports.AddAfter(sink, wait)
 		}
 		return true
 	}
-	if owner, _ := c.opts.Prometheus.Owner(key.String()); !owner {
-		return true // an older metric owns the name; its status says so
-	}
-	target, sinkErr := c.resolveSink(u.Sink)
-	c.mu.Lock()
-	if st, ok := c.metrics[key]; ok {
-		st.sinkErr = sinkErr
-	}
-	c.mu.Unlock()
+	target, sinkErr := c.resolveSink(SinkRef{NamespacedName: sink, Explicit: explicit})
 	if target == nil {
 		// No sink to push to (none configured, or it does not resolve):
-		// SinkChanged brings the metric back when that changes.
-		c.status.Add(key)
+		// SinkChanged brings the metrics back when that changes.
+		c.finish(batch, sinkErr, nil, time.Time{})
 		return true
 	}
 
+	log := ctrl.LoggerFrom(ctx).WithValues("sink", sink.String())
 	start := time.Now()
-	m := otlpMetric(u, start)
-	err := c.opts.Exporter.Export(ctx, u.Sink.String(), target, []otlp.Metric{m})
-	exportDuration.Observe(time.Since(start).Seconds())
-	log := ctrl.LoggerFrom(ctx).WithValues("metric", key.String(), "sink", u.Sink.String())
-
-	c.mu.Lock()
-	st, ok := c.metrics[key]
-	if ok {
-		st.exportErr = err
-		if err == nil {
-			st.lastExport, st.exportedSeq = start, seq
-			if st.seq == seq {
-				st.dirtySince = time.Time{}
-			}
+	failed := false
+	for _, chunk := range chunks(batch, start) {
+		t0 := time.Now()
+		err := c.opts.Exporter.Export(ctx, sink.String(), target, chunk.metrics)
+		exportDuration.Observe(time.Since(t0).Seconds())
+		if err != nil {
+			failed = true
+			exportsTotal.WithLabelValues("failure").Inc()
+			log.Error(err, "Export failed; retrying with backoff", "metrics", len(chunk.items))
+		} else {
+			exportsTotal.WithLabelValues("success").Inc()
+			log.V(1).Info("Exported", "metrics", len(chunk.items), "points", chunk.points)
 		}
+		c.finish(chunk.items, nil, err, start)
 	}
-	var interval time.Duration
-	if ok && st.update != nil {
-		interval = st.update.Interval
-	}
-	c.mu.Unlock()
-
-	if err != nil {
-		exportsTotal.WithLabelValues("failure").Inc()
-		log.Error(err, "Export failed; retrying with backoff")
-		c.exports.AddRateLimited(key)
-		c.status.Add(key)
+	if failed {
+		c.exports.AddRateLimited(sink)
 		return true
 	}
-	exportsTotal.WithLabelValues("success").Inc()
-	if !dirtySince.IsZero() {
-		changeToExport.Observe(time.Since(dirtySince).Seconds())
+	c.exports.Forget(sink)
+	if _, _, next := c.dueAt(sink); next > 0 {
+		c.exports.AddAfter(sink, next) // the next heartbeat
 	}
-	log.V(1).Info("Exported", "series", len(m.Points))
-	c.exports.Forget(key)
-	if ok && interval > 0 {
-		c.exports.AddAfter(key, interval) // heartbeat
-	}
-	c.status.Add(key)
 	return true
 }
 
-// exportDue returns the update to push now, or how long to wait: a push
-// is due when the metric changed since the last push (and the last push
-// is MinExportInterval old) or when the heartbeat interval passed.
-func (c *Coordinator) exportDue(key Key) (u *Update, seq uint64, dirtySince time.Time, wait time.Duration) {
+// dueAt returns the metrics of sink to push now: changed since their last
+// push, failed last time, or at their heartbeat. When none is due, or the
+// sink pushed less than MinExportInterval ago, it returns how long to wait.
+func (c *Coordinator) dueAt(sink types.NamespacedName) (batch []due, explicit bool, wait time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	st, ok := c.metrics[key]
-	if !ok || st.update == nil {
-		return nil, 0, time.Time{}, 0
+	s := c.sinks[sink]
+	if s == nil {
+		return nil, false, 0
 	}
-	since := time.Since(st.lastExport)
-	if st.exportErr == nil && st.sinkErr == nil && st.exportedSeq == st.seq && since < st.update.Interval {
-		return nil, 0, time.Time{}, st.update.Interval - since
+	now := time.Now()
+	if since := now.Sub(s.lastExport); since < c.opts.MinExportInterval {
+		return nil, false, c.opts.MinExportInterval - since
 	}
-	if since < c.opts.MinExportInterval {
-		return nil, 0, time.Time{}, c.opts.MinExportInterval - since
+	for key := range s.members {
+		st := c.metrics[key]
+		if st == nil || st.update == nil {
+			continue
+		}
+		if owner, _ := c.opts.Prometheus.Owner(key.String()); !owner {
+			continue // an older metric owns the name; its status says so
+		}
+		heartbeat := st.lastExport.Add(st.update.Interval)
+		if st.exportErr == nil && st.sinkErr == nil && st.exportedSeq == st.seq && now.Before(heartbeat) {
+			if w := heartbeat.Sub(now); wait == 0 || w < wait {
+				wait = w
+			}
+			continue
+		}
+		batch = append(batch, due{key: key, update: st.update, seq: st.seq, dirtySince: st.dirtySince})
+		explicit = explicit || st.update.Sink.Explicit
 	}
-	return st.update, st.seq, st.dirtySince, 0
+	return batch, explicit, wait
+}
+
+// finish records the outcome of pushing items.
+func (c *Coordinator) finish(items []due, sinkErr, exportErr error, pushed time.Time) {
+	c.mu.Lock()
+	for _, d := range items {
+		st, ok := c.metrics[d.key]
+		if !ok {
+			continue
+		}
+		st.sinkErr, st.exportErr = sinkErr, exportErr
+		if sinkErr == nil && exportErr == nil && !pushed.IsZero() {
+			st.lastExport, st.exportedSeq = pushed, d.seq
+			if st.seq == d.seq {
+				st.dirtySince = time.Time{}
+			}
+			if s := c.sinks[d.update.Sink.NamespacedName]; s != nil {
+				s.lastExport = pushed
+			}
+			if !d.dirtySince.IsZero() {
+				changeToExport.Observe(time.Since(d.dirtySince).Seconds())
+			}
+		}
+	}
+	c.mu.Unlock()
+	for _, d := range items {
+		c.status.Add(d.key)
+	}
+}
+
+// chunk is one request's worth of metrics.
+type chunk struct {
+	items   []due
+	metrics []otlp.Metric
+	points  int
+}
+
+// chunks renders the batch into requests of at most maxPointsPerRequest
+// points (a single larger metric gets a request of its own).
+func chunks(batch []due, now time.Time) []chunk {
+	var out []chunk
+	var cur chunk
+	for _, d := range batch {
+		m := otlpMetric(d.update, now)
+		if cur.points > 0 && cur.points+len(m.Points) > maxPointsPerRequest {
+			out = append(out, cur)
+			cur = chunk{}
+		}
+		cur.items = append(cur.items, d)
+		cur.metrics = append(cur.metrics, m)
+		cur.points += len(m.Points)
+	}
+	if len(cur.items) > 0 {
+		out = append(out, cur)
+	}
+	return out
 }
 
 // resolveSink returns the sink's Target; (nil, nil) when the metric uses

@@ -56,7 +56,7 @@ func TestForbiddenTargetIsReportedAndIsolated(t *testing.T) {
 		mustCreate(t, m)
 	}
 
-	opts := operator.Options{MetricsAddr: "0", ProbeAddr: "0", Namespace: ns, MinExportInterval: time.Second}
+	opts := operator.Options{MetricsAddr: "0", ProbeAddr: "0", Namespace: ns, AllowSeveralInProcess: true, MinExportInterval: time.Second}
 	if err := opts.Complete(); err != nil {
 		t.Fatal(err)
 	}

@@ -43,7 +43,7 @@ func TestStopLeavesNoGoroutines(t *testing.T) {
 	// the receiver) is not the operator's.
 	ignore := goleak.IgnoreCurrent()
 
-	opts := operator.Options{MetricsAddr: "0", ProbeAddr: "0", Namespace: ns, MinExportInterval: 100 * time.Millisecond}
+	opts := operator.Options{MetricsAddr: "0", ProbeAddr: "0", Namespace: ns, AllowSeveralInProcess: true, MinExportInterval: 100 * time.Millisecond}
 	if err := opts.Complete(); err != nil {
 		t.Fatal(err)
 	}

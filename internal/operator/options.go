@@ -39,6 +39,9 @@ type Options struct {
 	// StatusInterval is the shortest time between two status writes of
 	// one metric that only refresh its observation.
 	StatusInterval time.Duration
+	// AllowSeveralInProcess lets tests run more than one operator in one
+	// process (controller names are otherwise unique per process).
+	AllowSeveralInProcess bool
 }
 
 // BindFlags registers the operator's flags on fs, following kubebuilder's

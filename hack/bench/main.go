@@ -1,0 +1,178 @@
+// Command bench measures the operator (the real binary, bin/metrics-operator)
+// against a local control plane, polling and event-driven side by side:
+// time to correct values, write → /metrics and write → OTLP latency while
+// background writes go on, API server requests and open watches, peak RSS,
+// Go heap and CPU. It prints a Markdown table and, with --out, merges the
+// run into docs/benchmarks.md (one section per object count).
+//
+// `make bench` and `make bench-quick` run it. Everything it starts (control
+// plane, OTLP receiver, operator processes) listens on 127.0.0.1 only and is
+// stopped at the end or on Ctrl-C; every phase is bounded by a timeout.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Modes.
+const (
+	modePolling     = "polling"
+	modeEventDriven = "event-driven"
+)
+
+// config is the benchmark's parameters (flags).
+type config struct {
+	operatorBin       string
+	workDir           string
+	objects           int
+	writesPerSecond   int
+	writers           int
+	metrics           []int
+	modes             []string
+	out               string
+	duration          time.Duration
+	warmup            time.Duration
+	probes            int
+	pollInterval      time.Duration
+	minExportInterval time.Duration
+	readyTimeout      time.Duration
+	settleTimeout     time.Duration
+	pushAll           bool
+}
+
+func main() {
+	var (
+		cfg     config
+		metrics string
+		modes   string
+	)
+	flag.StringVar(&cfg.operatorBin, "operator", "bin/metrics-operator", "operator binary to run (`make build`)")
+	flag.StringVar(&cfg.workDir, "dir", "bin/bench", "where the kubeconfig and the operators' logs are written")
+	flag.IntVar(&cfg.objects, "objects", 10000, "number of target ConfigMaps (N)")
+	flag.IntVar(&cfg.writesPerSecond, "writes-per-second", 500, "background writes per second to the target ConfigMaps during the steady window (W)")
+	flag.IntVar(&cfg.writers, "writers", 16, "concurrent background writers")
+	flag.StringVar(&metrics, "metrics", "1,100,1000", "comma-separated numbers of metrics (M) on the ConfigMaps, one scenario per number and mode")
+	flag.StringVar(&modes, "modes", modePolling+","+modeEventDriven, "comma-separated modes to run: polling, event-driven")
+	flag.StringVar(&cfg.out, "out", "docs/benchmarks.md", "Markdown file to merge this run into (a section keyed by --objects); empty: print only")
+	flag.DurationVar(&cfg.duration, "duration", 60*time.Second, "length of each scenario's steady window")
+	flag.DurationVar(&cfg.warmup, "warmup", 5*time.Second, "background writes before the steady window starts")
+	flag.IntVar(&cfg.probes, "probes", 100, "probe writes per steady window (latency samples)")
+	flag.DurationVar(&cfg.pollInterval, "poll-interval", 10*time.Second, "spec.interval of polling metrics (at least 10s)")
+	flag.DurationVar(&cfg.minExportInterval, "min-export-interval", time.Second, "the operator's --min-export-interval")
+	flag.DurationVar(&cfg.readyTimeout, "ready-timeout", 180*time.Second, "longest wait for correct values after the operator starts, and after the writes stop")
+	flag.DurationVar(&cfg.settleTimeout, "settle-timeout", 30*time.Second, "longest wait, after the window, for the last probe write to show")
+	flag.BoolVar(&cfg.pushAll, "push-all", false, "also push the M metrics over OTLP (a DataSink named default); by default only the probe pushes")
+	flag.Parse()
+
+	var errs []error
+	var err error
+	if cfg.metrics, err = parseInts(metrics); err != nil {
+		errs = append(errs, fmt.Errorf("--metrics: %w", err))
+	}
+	for _, m := range strings.Split(modes, ",") {
+		m = strings.TrimSpace(m)
+		switch m {
+		case modePolling, modeEventDriven:
+			cfg.modes = append(cfg.modes, m)
+		case "":
+		default:
+			errs = append(errs, fmt.Errorf("--modes: unknown mode %q (polling, event-driven)", m))
+		}
+	}
+	if len(cfg.modes) == 0 {
+		errs = append(errs, errors.New("--modes: no mode given"))
+	}
+	if cfg.objects < 1 || cfg.writesPerSecond < 0 || cfg.writers < 1 || cfg.probes < 1 || cfg.duration <= 0 {
+		errs = append(errs, errors.New("--objects, --writers, --probes and --duration must be positive, --writes-per-second not negative"))
+	}
+	if cfg.pollInterval < 10*time.Second {
+		errs = append(errs, errors.New("--poll-interval must be at least 10s (the API's minimum)"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(2)
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err = run(ctx, cfg)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func parseInts(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		n, err := strconv.Atoi(f)
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("%q is not a positive number", f)
+		}
+		out = append(out, n)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no number given")
+	}
+	return out, nil
+}
+
+// logf prints progress to stderr with the time since the start.
+var started = time.Now()
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "[%6.1fs] %s\n", time.Since(started).Seconds(), fmt.Sprintf(format, args...))
+}
+
+func run(ctx context.Context, cfg config) error {
+	if _, err := os.Stat(cfg.operatorBin); err != nil {
+		return fmt.Errorf("operator binary %s: %w (run `make build`)", cfg.operatorBin, err)
+	}
+	if err := os.MkdirAll(cfg.workDir, 0o755); err != nil {
+		return err
+	}
+	h, err := startHarness(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer h.stop()
+
+	var results []*result
+	for _, m := range cfg.metrics {
+		for _, mode := range cfg.modes {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			r := h.runScenario(ctx, mode, m)
+			results = append(results, r)
+			logf("scenario %s M=%d done: %s", mode, m, r.summary())
+		}
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	rep := &report{cfg: cfg, env: h.info, results: results, wall: time.Since(started)}
+	section := rep.section()
+	fmt.Println()
+	fmt.Println(section)
+	if cfg.out != "" {
+		if err := mergeInto(cfg.out, cfg.objects, section); err != nil {
+			return fmt.Errorf("writing %s: %w", cfg.out, err)
+		}
+		logf("wrote %s (section for %d objects)", cfg.out, cfg.objects)
+	}
+	return nil
+}
