@@ -69,6 +69,17 @@ demo: build ## Local control plane, sample objects and metrics, the operator and
 	$(GO) build -o bin/demo-env ./hack/demo
 	KUBEBUILDER_ASSETS="$$(hack/controlplane.sh)" bin/demo-env $(DEMO_FLAGS)
 
+.PHONY: bench
+bench: build ## Benchmark polling vs event-driven against a local control plane; writes docs/benchmarks.md.
+	$(GO) build -o bin/bench ./hack/bench
+	KUBEBUILDER_ASSETS="$$(hack/controlplane.sh)" bin/bench $(BENCH_FLAGS)
+
+.PHONY: bench-quick
+bench-quick: build ## A small benchmark (under 3 minutes) for catching regressions; prints the table only.
+	$(GO) build -o bin/bench ./hack/bench
+	KUBEBUILDER_ASSETS="$$(hack/controlplane.sh)" bin/bench --objects=1000 --metrics=1,10 --writes-per-second=100 \
+		--duration=15s --warmup=2s --probes=50 --ready-timeout=60s --settle-timeout=10s --out= $(BENCH_FLAGS)
+
 .PHONY: help
 help: ## Show this help.
 	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z_-]+:.*?##/ { printf "  %-18s %s\n", $$1, $$2 } /^##@/ { printf "\n%s\n", substr($$0, 5) }' $(MAKEFILE_LIST)

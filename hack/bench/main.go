@@ -56,7 +56,7 @@ func main() {
 		modes   string
 	)
 	flag.StringVar(&cfg.operatorBin, "operator", "bin/metrics-operator", "operator binary to run (`make build`)")
-	flag.StringVar(&cfg.workDir, "dir", "bin/bench", "where the kubeconfig and the operators' logs are written")
+	flag.StringVar(&cfg.workDir, "dir", "bin/bench-work", "where the kubeconfig and the operators' logs are written")
 	flag.IntVar(&cfg.objects, "objects", 10000, "number of target ConfigMaps (N)")
 	flag.IntVar(&cfg.writesPerSecond, "writes-per-second", 500, "background writes per second to the target ConfigMaps during the steady window (W)")
 	flag.IntVar(&cfg.writers, "writers", 16, "concurrent background writers")

@@ -12,7 +12,7 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
+	prommodel "github.com/prometheus/common/model"
 	"k8s.io/client-go/rest"
 
 	"github.com/SAP/metrics-operator/internal/testing/scrape"
@@ -51,7 +51,7 @@ func fetch(ctx context.Context, c *http.Client, endpoint string, names ...string
 		_, _ = io.Copy(io.Discard, resp.Body)
 		return nil, at, fmt.Errorf("GET %s: %s", endpoint, resp.Status)
 	}
-	p := expfmt.NewTextParser(model.UTF8Validation)
+	p := expfmt.NewTextParser(prommodel.UTF8Validation)
 	fams, err = p.TextToMetricFamilies(resp.Body)
 	return fams, at, err
 }

@@ -96,29 +96,60 @@ func (a *Aggregate) Delete(uid string) (changed bool) {
 // relist or a poll does; changed as for Upsert. The result is the same as
 // Upsert of each object and Delete of every object not in objs.
 func (a *Aggregate) Replace(objs []map[string]any) (changed bool) {
+	r := a.BeginReplace()
+	r.Add(objs...)
+	return r.Finish()
+}
+
+// Replacement is a Replace applied in pieces, for lists read page by page:
+// only the UIDs seen so far are kept, never the pages. Nothing else may
+// change the aggregate between BeginReplace and Finish.
+type Replacement struct {
+	a       *Aggregate
+	seen    map[string]struct{}
+	changed bool
+}
+
+// BeginReplace starts a Replace whose objects come through Add.
+func (a *Aggregate) BeginReplace() *Replacement {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	var seen map[string]struct{}
+	r := &Replacement{a: a}
 	if len(a.entries) > 0 {
-		seen = make(map[string]struct{}, len(objs))
+		r.seen = make(map[string]struct{}, len(a.entries))
 	}
+	return r
+}
+
+// Add applies some of the objects.
+func (r *Replacement) Add(objs ...map[string]any) {
+	r.a.mu.Lock()
+	defer r.a.mu.Unlock()
 	for _, obj := range objs {
 		uid := UID(obj)
-		if seen != nil {
-			seen[uid] = struct{}{}
+		if r.seen != nil {
+			r.seen[uid] = struct{}{}
 		}
-		if a.upsert(uid, obj) {
-			changed = true
+		if r.a.upsert(uid, obj) {
+			r.changed = true
 		}
 	}
-	if seen != nil {
-		for uid := range a.entries {
-			if _, ok := seen[uid]; !ok && a.remove(uid) {
-				changed = true
+}
+
+// Finish removes the objects that no Add named and reports whether the
+// series changed.
+func (r *Replacement) Finish() (changed bool) {
+	r.a.mu.Lock()
+	defer r.a.mu.Unlock()
+	if r.seen != nil {
+		for uid := range r.a.entries {
+			if _, ok := r.seen[uid]; !ok && r.a.remove(uid) {
+				r.changed = true
 			}
 		}
 	}
-	return changed
+	r.seen = nil
+	return r.changed
 }
 
 func (a *Aggregate) upsert(uid string, obj map[string]any) bool {

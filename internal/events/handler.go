@@ -42,22 +42,61 @@ func (h *Handler) Delete(key registry.InformerKey, obj map[string]any) {
 // metric: objects missing from it are gone, however their deletion was
 // missed.
 func (h *Handler) Replace(key registry.InformerKey, objs []map[string]any) {
-	start := time.Now()
-	for _, s := range h.Registry.Interested(key) {
-		changed := s.Aggregate.Replace(objs)
+	r := h.BeginRelist(key, h.Registry.Interested(key))
+	for _, obj := range objs {
+		r.Add(obj)
+	}
+	r.Finish()
+}
+
+// Fill gives a metric that joined a running watch the current objects.
+func (h *Handler) Fill(s *registry.Subscription, objs []map[string]any) {
+	r := h.BeginRelist(registry.InformerKey{}, []*registry.Subscription{s})
+	for _, obj := range objs {
+		r.Add(obj)
+	}
+	r.Finish()
+}
+
+// Relist is a full list applied object by object, as its pages arrive:
+// nothing but the objects' UIDs is kept until Finish, so a list of any
+// size costs one page of memory.
+type Relist struct {
+	subs  []*registry.Subscription
+	reps  []*evaluation.Replacement
+	start time.Time
+}
+
+// BeginRelist starts applying a full list to subs (the watch's
+// subscribers, or one metric joining it).
+func (h *Handler) BeginRelist(_ registry.InformerKey, subs []*registry.Subscription) *Relist {
+	r := &Relist{subs: subs, reps: make([]*evaluation.Replacement, len(subs)), start: time.Now()}
+	for i, s := range subs {
+		r.reps[i] = s.Aggregate.BeginReplace()
+	}
+	return r
+}
+
+// Add applies one object of the list.
+func (r *Relist) Add(obj map[string]any) {
+	for _, rep := range r.reps {
+		rep.Add(obj)
+	}
+}
+
+// Finish removes what the list did not name, and tells each metric: the
+// first list marks it synced (it is then published), a later one that
+// changed something is a change.
+func (r *Relist) Finish() {
+	for i, s := range r.subs {
+		changed := r.reps[i].Finish()
 		if !s.Synced() {
 			s.MarkSynced()
 		} else if changed && s.OnChange != nil {
 			s.OnChange()
 		}
 	}
-	observe("replace", start)
-}
-
-// Fill gives a metric that joined a running watch the current objects.
-func (h *Handler) Fill(s *registry.Subscription, objs []map[string]any) {
-	s.Aggregate.Replace(objs)
-	s.MarkSynced()
+	observe("replace", r.start)
 }
 
 // Fail tells every interested metric that the watch failed.

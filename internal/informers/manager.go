@@ -8,6 +8,7 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -225,7 +226,7 @@ func (i *informer) fill(sub *registry.Subscription) {
 		return
 	}
 	log := ctrl.Log.WithName("informers").WithValues("informer", i.key.String(), "metric", sub.ID)
-	objs, err := i.list(i.ctx)
+	n, _, err := i.streamLocked(i.ctx, []*registry.Subscription{sub})
 	if err != nil {
 		log.Error(err, "Listing for a joining metric failed")
 		if sub.OnError != nil {
@@ -234,48 +235,115 @@ func (i *informer) fill(sub *registry.Subscription) {
 		return
 	}
 	listsTotal.Inc()
-	i.handler.Fill(sub, objs)
-	log.V(1).Info("Metric joined a running informer", "objects", len(objs))
+	log.V(1).Info("Metric joined a running informer", "objects", n)
 }
 
-func (i *informer) list(ctx context.Context) ([]map[string]any, error) {
-	p := pager.New(pager.SimplePageFunc(func(opts metav1.ListOptions) (runtime.Object, error) {
-		return i.lw().ListWithContext(ctx, opts)
-	}))
+// streamLocked lists the resource page by page and applies each object to
+// subs as it arrives, so a list of any size costs one page of memory. It
+// returns the number of objects and the list's resource version.
+func (i *informer) streamLocked(ctx context.Context, subs []*registry.Subscription) (int, string, error) {
+	relist := i.handler.BeginRelist(i.key, subs)
+	rv, n := "", 0
+	p := pager.New(func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
+		list, err := i.listPage(ctx, opts)
+		if err == nil && rv == "" {
+			if acc, aerr := meta.ListAccessor(list); aerr == nil {
+				rv = acc.GetResourceVersion() // every page of one list shares it
+			}
+		}
+		return list, err
+	})
 	p.PageSize = 500
-	var objs []map[string]any
+	// ResourceVersion "" reads consistently and pages; "0" would let the
+	// API server answer from its cache in one response of every object.
 	err := p.EachListItem(ctx, metav1.ListOptions{}, func(o runtime.Object) error {
 		if obj := i.toMap(o); obj != nil {
-			objs = append(objs, obj)
+			relist.Add(obj)
+			n++
 		}
 		return nil
 	})
-	return objs, err
+	if err != nil {
+		return 0, "", err
+	}
+	relist.Finish()
+	return n, rv, nil
 }
 
-func (i *informer) lw() *cache.ListWatch {
+func (i *informer) listPage(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
 	ns, gvr := i.key.Namespace, i.key.GVR
 	if i.full {
-		ri := i.clients.Dynamic.Resource(gvr).Namespace(ns)
-		return &cache.ListWatch{
-			ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-				return ri.List(ctx, o)
-			},
-			WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-				return ri.Watch(ctx, o)
-			},
+		return i.clients.Dynamic.Resource(gvr).Namespace(ns).List(ctx, o)
+	}
+	return i.clients.Metadata.Resource(gvr).Namespace(ns).List(ctx, o)
+}
+
+func (i *informer) watch(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+	ns, gvr := i.key.Namespace, i.key.GVR
+	if i.full {
+		return i.clients.Dynamic.Resource(gvr).Namespace(ns).Watch(ctx, o)
+	}
+	return i.clients.Metadata.Resource(gvr).Namespace(ns).Watch(ctx, o)
+}
+
+// listWatch is what the Reflector lists and watches through. Its List
+// streams every object into the subscribers itself and hands the Reflector
+// an empty list carrying only the resource version to watch from, so the
+// Reflector never holds the objects; it asks not to be given WatchList
+// semantics, which would gather them in a temporary store.
+type listWatch struct{ i *informer }
+
+var (
+	_ cache.ListerWatcher            = listWatch{}
+	_ cache.ListerWatcherWithContext = listWatch{}
+)
+
+func (lw listWatch) ListWithContext(ctx context.Context, _ metav1.ListOptions) (runtime.Object, error) {
+	i := lw.i
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	start := time.Now()
+	n, rv, err := i.streamLocked(ctx, i.registry.Interested(i.key))
+	if err != nil {
+		return nil, err
+	}
+	first := !i.synced
+	i.synced = true
+	if first {
+		ctrl.Log.WithName("informers").Info("Informer synced", "informer", i.key.String(),
+			"objects", n, "duration", time.Since(start).String())
+	}
+	// Metrics that registered while the list ran were not part of it.
+	for _, s := range i.registry.Interested(i.key) {
+		if !s.Synced() {
+			go i.fill(s)
 		}
 	}
-	ri := i.clients.Metadata.Resource(gvr).Namespace(ns)
-	return &cache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-			return ri.List(ctx, o)
-		},
-		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			return ri.Watch(ctx, o)
-		},
+	if i.full {
+		l := &unstructured.UnstructuredList{}
+		l.SetResourceVersion(rv)
+		return l, nil
 	}
+	return &metav1.PartialObjectMetadataList{ListMeta: metav1.ListMeta{ResourceVersion: rv}}, nil
 }
+
+func (lw listWatch) WatchWithContext(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+	return lw.i.watch(ctx, o)
+}
+
+// List is ListWithContext without a context of the caller.
+func (lw listWatch) List(o metav1.ListOptions) (runtime.Object, error) {
+	return lw.ListWithContext(lw.i.ctx, o)
+}
+
+// Watch is WatchWithContext without a context of the caller.
+func (lw listWatch) Watch(o metav1.ListOptions) (watch.Interface, error) {
+	return lw.WatchWithContext(lw.i.ctx, o)
+}
+
+// IsWatchListSemanticsUnSupported keeps the Reflector on list-then-watch:
+// see listWatch.
+func (listWatch) IsWatchListSemanticsUnSupported() bool { return true }
 
 // run lists and watches until the informer is cancelled or fails for a
 // reason retrying cannot fix.
@@ -291,7 +359,7 @@ func (i *informer) run(parent context.Context) {
 	if !i.full {
 		expected = &metav1.PartialObjectMetadata{}
 	}
-	r := cache.NewReflectorWithOptions(i.lw(), expected, &store{i}, cache.ReflectorOptions{
+	r := cache.NewReflectorWithOptions(listWatch{i}, expected, &store{i}, cache.ReflectorOptions{
 		Name: "metrics-operator/" + i.key.String(),
 	})
 	backoff := time.Second

@@ -1,13 +1,10 @@
 package informers
 
 import (
-	"time"
-
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/cache"
-	ctrl "sigs.k8s.io/controller-runtime"
 )
 
 // store is the Reflector's store: instead of keeping objects it hands
@@ -45,10 +42,14 @@ func (s *store) Delete(obj any) error {
 	return nil
 }
 
-// Replace is the watch's initial list, or a relist after the watch
-// expired: every subscriber recomputes from it.
+// Replace is called by the Reflector after every (re)list. listWatch has
+// already streamed the objects into the subscribers and hands over an
+// empty list; a non-empty one (should a Reflector ever list by other
+// means) is applied in full.
 func (s *store) Replace(list []any, _ string) error {
-	start := time.Now()
+	if len(list) == 0 {
+		return nil
+	}
 	objs := make([]map[string]any, 0, len(list))
 	for _, o := range list {
 		if m := s.i.toMap(o); m != nil {
@@ -58,12 +59,7 @@ func (s *store) Replace(list []any, _ string) error {
 	s.i.mu.Lock()
 	defer s.i.mu.Unlock()
 	s.i.handler.Replace(s.i.key, objs)
-	first := !s.i.synced
 	s.i.synced = true
-	if first {
-		ctrl.Log.WithName("informers").Info("Informer synced", "informer", s.i.key.String(),
-			"objects", len(objs), "duration", time.Since(start).String())
-	}
 	return nil
 }
 

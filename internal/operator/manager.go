@@ -101,9 +101,14 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 
 	recorder := mgr.GetEventRecorder("metrics-operator")
 	sinks := datasink.NewStore()
-	collector := promexport.NewCollector()
-	if err := ctrlmetrics.Registry.Register(collector); err != nil {
+	collector, err := promexport.Shared(ctrlmetrics.Registry)
+	if err != nil {
 		return nil, fmt.Errorf("registering the metrics collector: %w", err)
+	}
+	collector.Clear()
+	// The registry is process-wide; a stopped operator must leave it.
+	if err := mgr.Add(clearOnStop{collector}); err != nil {
+		return nil, err
 	}
 	coord := coordinator.New(coordinator.Options{
 		MinExportInterval: opts.MinExportInterval,
@@ -204,3 +209,15 @@ func instanceID() string {
 	host, _ := os.Hostname()
 	return fmt.Sprintf("%s-%d", host, os.Getpid())
 }
+
+// clearOnStop removes the users' metrics from the process-wide collector
+// when the manager stops, leader or not.
+type clearOnStop struct{ c *promexport.Collector }
+
+func (u clearOnStop) Start(ctx context.Context) error {
+	<-ctx.Done()
+	u.c.Clear()
+	return nil
+}
+
+func (clearOnStop) NeedLeaderElection() bool { return false }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"io"
 	"net/http"
 	"testing"
 	"time"
@@ -66,20 +67,21 @@ func TestSecureMetricsNeedAuthorization(t *testing.T) {
 	// who may read, not the certificate.
 	httpc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
 		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // see above
-	get := func(bearer string) (int, error) {
+	get := func(bearer string) (int, string, error) {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+addr+"/metrics", nil)
 		if err != nil {
-			return 0, err
+			return 0, "", err
 		}
 		if bearer != "" {
 			req.Header.Set("Authorization", "Bearer "+bearer)
 		}
 		resp, err := httpc.Do(req)
 		if err != nil {
-			return 0, err
+			return 0, "", err
 		}
 		defer resp.Body.Close()
-		return resp.StatusCode, nil
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 2048))
+		return resp.StatusCode, string(body), nil
 	}
 	allowed, denied := token("prometheus"), token("stranger")
 	for _, tc := range []struct {
@@ -92,12 +94,12 @@ func TestSecureMetricsNeedAuthorization(t *testing.T) {
 		{"a ServiceAccount allowed to get /metrics", allowed, http.StatusOK},
 	} {
 		testenv.Eventually(t, 30*time.Second, func() error {
-			code, err := get(tc.bearer)
+			code, body, err := get(tc.bearer)
 			if err != nil {
 				return err
 			}
 			if code != tc.want {
-				return fmt.Errorf("%s got %d, want %d", tc.who, code, tc.want)
+				return fmt.Errorf("%s got %d, want %d: %s", tc.who, code, tc.want, body)
 			}
 			return nil
 		})

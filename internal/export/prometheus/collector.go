@@ -216,3 +216,12 @@ func (c *Collector) Owner(key string) (owner bool, ownerKey string) {
 	first := c.byName[h.name][0]
 	return first == h, first.claim.Key
 }
+
+// Clear forgets every family, as when the operator that filled the
+// collector stops.
+func (c *Collector) Clear() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.byKey = map[string]*held{}
+	c.byName = map[string][]*held{}
+}

@@ -1,0 +1,26 @@
+package prometheus
+
+import (
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+var (
+	shared     *Collector
+	sharedErr  error
+	sharedOnce sync.Once
+)
+
+// Shared returns the process's collector, registered with reg on first
+// use. An unchecked collector cannot be unregistered, so an operator that
+// stops Clears it instead, and the next one in the same process (tests
+// run several) starts from an empty collector rather than a second
+// registration that would duplicate every family.
+func Shared(reg prometheus.Registerer) (*Collector, error) {
+	sharedOnce.Do(func() {
+		shared = NewCollector()
+		sharedErr = reg.Register(shared)
+	})
+	return shared, sharedErr
+}
