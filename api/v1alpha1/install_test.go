@@ -2,14 +2,12 @@ package v1alpha1_test
 
 import (
 	"bytes"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/SAP/metrics-operator/internal/testing/testenv"
 )
@@ -19,16 +17,8 @@ import (
 // must be valid.
 func TestInstallManifestsAreAccepted(t *testing.T) {
 	testenv.Require(t, env)
-	user, err := env.AddUser(envtest.User{Name: "installer", Groups: []string{"system:masters"}})
+	kubeconfig, err := env.WriteAdminKubeconfig(t.TempDir(), "installer")
 	if err != nil {
-		t.Fatal(err)
-	}
-	kc, err := user.KubeConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
-	if err := os.WriteFile(kubeconfig, kc, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	// A dry run creates no namespace, so the namespaced objects need it.

@@ -19,8 +19,6 @@ import (
 	"syscall"
 	"time"
 
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
-
 	"github.com/SAP/metrics-operator/internal/testing/otlpsink"
 	"github.com/SAP/metrics-operator/internal/testing/testenv"
 )
@@ -71,7 +69,7 @@ func run(ctx context.Context, operatorBin, metricsAddr, otlpHTTP, otlpGRPC, work
 			fmt.Fprintln(os.Stderr, "demo: stopping control plane:", err)
 		}
 	}()
-	kubeconfig, err := writeKubeconfig(env, workDir)
+	kubeconfig, err := env.WriteAdminKubeconfig(workDir, "demo-admin")
 	if err != nil {
 		return err
 	}
@@ -124,19 +122,6 @@ OTLP pushes arrive below as they come. Press Ctrl-C to stop everything.
 
 func step(format string, args ...any) {
 	fmt.Printf("==> "+format+"\n", args...)
-}
-
-func writeKubeconfig(env *testenv.Env, dir string) (string, error) {
-	user, err := env.AddUser(envtest.User{Name: "demo-admin", Groups: []string{"system:masters"}})
-	if err != nil {
-		return "", fmt.Errorf("creating the demo user: %w", err)
-	}
-	data, err := user.KubeConfig()
-	if err != nil {
-		return "", err
-	}
-	path, _ := filepath.Abs(filepath.Join(dir, "kubeconfig"))
-	return path, os.WriteFile(path, data, 0o600)
 }
 
 func kubectl(env *testenv.Env, kubeconfig string, args ...string) *exec.Cmd {

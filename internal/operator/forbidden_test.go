@@ -1,7 +1,6 @@
 package operator_test
 
 import (
-	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -56,18 +55,7 @@ func TestForbiddenTargetIsReportedAndIsolated(t *testing.T) {
 		mustCreate(t, m)
 	}
 
-	opts := operator.Options{MetricsAddr: "0", ProbeAddr: "0", Namespace: ns, AllowSeveralInProcess: true, MinExportInterval: time.Second}
-	if err := opts.Complete(); err != nil {
-		t.Fatal(err)
-	}
-	op, err := operator.New(user.Config(), opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- op.Manager.Start(runCtx) }()
-	defer func() { cancel(); <-done }()
+	run(t, user.Config(), operator.Options{MetricsAddr: "0", ProbeAddr: "0", Namespace: ns, MinExportInterval: time.Second})
 
 	want := map[string]string{
 		"deployments-polling": v1alpha1.ReasonForbidden,

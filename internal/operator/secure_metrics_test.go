@@ -1,7 +1,6 @@
 package operator_test
 
 import (
-	"context"
 	"crypto/tls"
 	"fmt"
 	"io"
@@ -50,18 +49,7 @@ func TestSecureMetricsNeedAuthorization(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts := operator.Options{MetricsAddr: addr, MetricsSecure: true, ProbeAddr: "0", Namespace: ns, AllowSeveralInProcess: true}
-	if err := opts.Complete(); err != nil {
-		t.Fatal(err)
-	}
-	op, err := operator.New(env.Config, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- op.Manager.Start(runCtx) }()
-	defer func() { cancel(); <-done }()
+	run(t, env.Config, operator.Options{MetricsAddr: addr, MetricsSecure: true, ProbeAddr: "0", Namespace: ns})
 
 	// The operator's certificate is self-signed; what is under test is
 	// who may read, not the certificate.

@@ -112,3 +112,22 @@ func Require(t testing.TB, env *Env) {
 		t.Skip("needs a control plane; runs without -short")
 	}
 }
+
+// WriteAdminKubeconfig provisions an administrator and writes a kubeconfig
+// for it to dir/kubeconfig, for processes (the operator binary, kubectl)
+// that talk to the control plane.
+func (e *Env) WriteAdminKubeconfig(dir, name string) (string, error) {
+	user, err := e.AddUser(envtest.User{Name: name, Groups: []string{"system:masters"}})
+	if err != nil {
+		return "", fmt.Errorf("creating user %s: %w", name, err)
+	}
+	data, err := user.KubeConfig()
+	if err != nil {
+		return "", err
+	}
+	path, err := filepath.Abs(filepath.Join(dir, "kubeconfig"))
+	if err != nil {
+		return "", err
+	}
+	return path, os.WriteFile(path, data, 0o600)
+}
