@@ -103,7 +103,7 @@ func TestEventDrivenTargetCRDDeletedAndRestored(t *testing.T) {
 		if apierrors.IsNotFound(err) {
 			return nil
 		}
-		return fmt.Errorf("CRD still terminating: %v", err)
+		return fmt.Errorf("CRD still terminating: %w", err)
 	})
 	installWidgets(t, ns)
 	create(t, widget(ns, "c", "green"))

@@ -23,7 +23,7 @@ func TestMain(m *testing.M) {
 
 // run starts an operator in this process with cfg and opts (completed
 // here) and stops it when the test ends.
-func run(t *testing.T, cfg *rest.Config, opts operator.Options) *operator.Operator {
+func run(t *testing.T, cfg *rest.Config, opts operator.Options) {
 	t.Helper()
 	opts.AllowSeveralInProcess = true
 	if err := opts.Complete(); err != nil {
@@ -42,5 +42,4 @@ func run(t *testing.T, cfg *rest.Config, opts operator.Options) *operator.Operat
 			t.Errorf("operator stopped with %v", err)
 		}
 	})
-	return op
 }
