@@ -180,6 +180,7 @@ type informer struct {
 	// subscribers, so that a joiner never misses or reorders an event.
 	mu       sync.Mutex
 	synced   bool
+	fills    sync.WaitGroup // LISTs for joining metrics
 	failedAt time.Time
 	failErr  error
 	stopped  bool
@@ -216,7 +217,7 @@ func (i *informer) join(sub *registry.Subscription) {
 	if !synced || sub.Synced() {
 		return
 	}
-	go i.fill(sub)
+	i.fills.Go(func() { i.fill(sub) })
 }
 
 func (i *informer) fill(sub *registry.Subscription) {
@@ -316,7 +317,7 @@ func (lw listWatch) ListWithContext(ctx context.Context, _ metav1.ListOptions) (
 	// Metrics that registered while the list ran were not part of it.
 	for _, s := range i.registry.Interested(i.key) {
 		if !s.Synced() {
-			go i.fill(s)
+			i.fills.Go(func() { i.fill(s) })
 		}
 	}
 	if i.full {
@@ -354,6 +355,15 @@ func (i *informer) run(parent context.Context) {
 	defer stop()
 	log := ctrl.Log.WithName("informers").WithValues("informer", i.key.String(), "metadataOnly", !i.full)
 	log.Info("Informer started")
+	defer func() {
+		i.mu.Lock()
+		i.stopped = true
+		i.mu.Unlock()
+		// Fills for joining metrics end with the informer's context.
+		i.cancel()
+		i.fills.Wait()
+		log.Info("Informer stopped")
+	}()
 
 	var expected runtime.Object = &unstructured.Unstructured{}
 	if !i.full {
@@ -369,8 +379,8 @@ func (i *informer) run(parent context.Context) {
 			break
 		}
 		if err != nil && (apierrors.IsNotFound(err) || apierrors.IsForbidden(err) || apierrors.IsMethodNotSupported(err)) {
+			log.Info("Informer failing: its resource cannot be watched", "reason", err.Error())
 			i.fail(classify(i.key, err))
-			log.Info("Informer stopped: its resource cannot be watched", "reason", err.Error())
 			return
 		}
 		if err != nil {
@@ -382,10 +392,6 @@ func (i *informer) run(parent context.Context) {
 		}
 		backoff = min(2*backoff, 30*time.Second)
 	}
-	i.mu.Lock()
-	i.stopped = true
-	i.mu.Unlock()
-	log.Info("Informer stopped")
 }
 
 func (i *informer) fail(err error) {
