@@ -112,6 +112,12 @@ func (r *report) table() string {
 		cell func(*result) string
 	}{
 		{"time to correct values (operator start → all families right)", func(x *result) string { return fmtReady(x.ready, x.readyOK) }},
+		{"LIST configmaps until correct (join LISTs)", func(x *result) string {
+			if x.startLists < 0 {
+				return "n/a"
+			}
+			return fmt.Sprintf("%g (%g)", x.startLists, x.joinLists)
+		}},
 		{"write → /metrics p50 / p99", func(x *result) string {
 			return x.metricsLat.pct(0.5) + " / " + x.metricsLat.pct(0.99)
 		}},
@@ -168,13 +174,16 @@ func (r *report) legend() string {
 		scr = append(scr, fmt.Sprintf("%s M=%d: %d scrapes, median %s", x.mode, x.m, x.scrapes, fmtDuration(x.scrapeP50)))
 	}
 	return "How it is measured: *time to correct values* runs from starting the operator process until a full scrape " +
-		"of its /metrics (parsed with expfmt) shows all M families and the probe with the values the benchmark expects. " +
+		"of its /metrics (parsed with expfmt) shows all M families and the probe with the values the benchmark expects; " +
+		"the LISTs until then are counted by the API server, the join LISTs by the operator " +
+		"(`metrics_operator_join_lists_total`, metrics filled by a LIST after joining a running watch). " +
 		"A probe write's latency runs from sending the PATCH to the first /metrics response (headers received; promhttp " +
 		"gathers before it writes) or OTLP request showing that seq or a later one; writes never seen before the " +
 		"settle timeout count as \"> t\". /metrics is scraped only while a probe write is not yet visible " +
 		"(`name[]` filter, at most every 5 ms event-driven, 200 ms polling), so the resolution is one scrape: " +
 		strings.Join(scr, "; ") + ". " +
 		"API requests are deltas of the API server's `apiserver_request_total` over the steady window (every client, so " +
+		"a LIST request is one page of up to 500 objects, as both modes page; " +
 		"`PATCH configmaps` are the benchmark's writes, `GET endpoints`, `GET endpointslices` and `PUT leases` the API " +
 		"server's own housekeeping; the *other operator requests* row leaves those and non-resource URLs out); open watches " +
 		"are `apiserver_longrunning_requests{verb=\"WATCH\"}` at the window's end minus those open before the operator " +

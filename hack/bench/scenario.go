@@ -48,6 +48,8 @@ type result struct {
 	exportsOK  float64
 	exportsErr float64
 	informers  float64
+	joinLists  float64 // metrics_operator_join_lists_total over the operator's life
+	startLists float64 // LIST configmaps from operator start to correct values (-1: unknown)
 
 	errs []string
 }
@@ -66,12 +68,12 @@ func (r *result) summary() string {
 
 // opSnapshot is the operator's own metrics at one moment.
 type opSnapshot struct {
-	cpu, events, heap, exportsOK, exportsErr, informers float64
+	cpu, events, heap, exportsOK, exportsErr, informers, joinLists float64
 }
 
 var opMetricNames = []string{
 	"process_cpu_seconds_total", "metrics_operator_events_total", "go_memstats_heap_alloc_bytes",
-	"metrics_operator_exports_total", "metrics_operator_informers_active",
+	"metrics_operator_exports_total", "metrics_operator_informers_active", "metrics_operator_join_lists_total",
 }
 
 func snapshotOperator(ctx context.Context, p *operatorProc) (opSnapshot, error) {
@@ -86,13 +88,14 @@ func snapshotOperator(ctx context.Context, p *operatorProc) (opSnapshot, error) 
 	s.exportsOK, _ = sum(fams, "metrics_operator_exports_total", map[string]string{"result": "success"})
 	s.exportsErr, _ = sum(fams, "metrics_operator_exports_total", map[string]string{"result": "failure"})
 	s.informers, _ = sum(fams, "metrics_operator_informers_active", nil)
+	s.joinLists, _ = sum(fams, "metrics_operator_join_lists_total", nil)
 	return s, nil
 }
 
 // runScenario runs one operator process for (mode, M) and measures it.
 // It never fails as a whole: what it could not measure is reported.
 func (h *harness) runScenario(ctx context.Context, mode string, m int) *result {
-	r := &result{mode: mode, m: m, registered: -1}
+	r := &result{mode: mode, m: m, registered: -1, startLists: -1}
 	logf("scenario %s, M=%d", mode, m)
 	plog := &probeLog{}
 	h.sink.Reset()
@@ -136,6 +139,9 @@ func (h *harness) runScenario(ctx context.Context, mode string, m int) *result {
 	cells := h.model.cells()
 	r.ready, r.readyOK = h.waitCorrect(ctx, op, ms, cells, h.probeSeq.Load(), op.started, h.cfg.readyTimeout, noteHeap)
 	logf("  correct values after %s", fmtReady(r.ready, r.readyOK))
+	if apiReady, err := h.apiMetrics.snapshot(ctx); err == nil && apiBase != nil {
+		r.startLists = apiReady.requests["LIST configmaps"] - apiBase.requests["LIST configmaps"]
+	}
 	if op.exited() {
 		r.errorf("the operator exited; see %s", op.logPath)
 		return r
@@ -219,6 +225,7 @@ func (h *harness) runScenario(ctx context.Context, mode string, m int) *result {
 	r.exportsOK = opAfter.exportsOK - opBefore.exportsOK
 	r.exportsErr = opAfter.exportsErr - opBefore.exportsErr
 	r.informers = opAfter.informers
+	r.joinLists = opAfter.joinLists
 	if rss, err := op.peakRSS(); err != nil {
 		r.errorf("peak RSS: %v", err)
 	} else {

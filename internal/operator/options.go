@@ -70,7 +70,7 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 		"Keep metrics that set neither spec.eventDriven nor the metrics.cloud.sap/event-driven annotation current from watch events instead of polling.")
 	fs.DurationVar(&o.MinExportInterval, "min-export-interval", 5*time.Second,
 		"Shortest time between two OTLP pushes of one metric; changes within it are coalesced into one push.")
-	fs.DurationVar(&o.StatusInterval, "status-update-interval", 10*time.Second,
+	fs.DurationVar(&o.StatusInterval, "status-update-interval", 30*time.Second,
 		"Shortest time between two status writes of one metric that only refresh its observation; Ready transitions are written at once.")
 }
 
