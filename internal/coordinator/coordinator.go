@@ -61,6 +61,9 @@ type Coordinator struct {
 type sinkState struct {
 	lastExport time.Time
 	members    map[Key]struct{}
+	// pending is set while a push of the sink is queued, so the event path
+	// queues it once per push, not once per event.
+	pending bool
 }
 
 var (
@@ -84,6 +87,10 @@ type state struct {
 	exportedSeq uint64
 	lastStatus  time.Time
 	written     *Status
+	// statusPending is set while a status check is queued for a change of
+	// series; the check renders the series, so it runs once per
+	// StatusInterval however many events arrive.
+	statusPending bool
 }
 
 // New returns a Coordinator; add it to the manager to start its workers.
@@ -142,8 +149,9 @@ func (c *Coordinator) Publish(u Update, dataChanged bool) {
 }
 
 // Changed tells the coordinator that a published metric's series changed.
-// It costs a map lookup and two queue operations: the event path calls it
-// for every event that changed something.
+// The event path calls it for every event that changed something, so it
+// costs a map lookup and at most one queue operation per push and per
+// status interval, never a rendering of the series.
 func (c *Coordinator) Changed(key Key) {
 	c.mu.Lock()
 	st, ok := c.metrics[key]
@@ -158,10 +166,20 @@ func (c *Coordinator) Changed(key Key) {
 		st.dirtySince = now
 	}
 	sink := st.update.Sink.NamespacedName
-	delay := c.opts.MinExportInterval - now.Sub(c.sinks[sink].lastExport)
+	s := c.sinks[sink]
+	queueExport := !s.pending
+	s.pending = true
+	exportDelay := c.opts.MinExportInterval - now.Sub(s.lastExport)
+	queueStatus := !st.statusPending
+	st.statusPending = true
+	statusDelay := c.opts.StatusInterval - now.Sub(st.lastStatus)
 	c.mu.Unlock()
-	c.exports.AddAfter(sink, max(delay, 0))
-	c.status.Add(key)
+	if queueExport {
+		c.exports.AddAfter(sink, max(exportDelay, 0))
+	}
+	if queueStatus {
+		c.status.AddAfter(key, max(statusDelay, 0))
+	}
 }
 
 // SetError records why a metric cannot be evaluated. Its last series stay

@@ -89,6 +89,7 @@ func (c *Coordinator) dueAt(sink types.NamespacedName) (batch []due, explicit bo
 	if s == nil {
 		return nil, false, 0
 	}
+	s.pending = false // later changes queue the sink again
 	now := time.Now()
 	if since := now.Sub(s.lastExport); since < c.opts.MinExportInterval {
 		return nil, false, c.opts.MinExportInterval - since

@@ -59,6 +59,7 @@ func (c *Coordinator) statusDue(key Key) (Status, time.Duration, bool) {
 	if !ok {
 		return Status{}, 0, false
 	}
+	st.statusPending = false
 	owner, ownerKey := c.opts.Prometheus.Owner(key.String())
 	s := computeStatus(st, owner, ownerKey)
 	if w := st.written; w != nil {
