@@ -178,12 +178,16 @@ type informer struct {
 
 	// mu serialises event delivery with the LISTs made for joining
 	// subscribers, so that a joiner never misses or reorders an event.
-	mu       sync.Mutex
-	synced   bool
-	fills    sync.WaitGroup // LISTs for joining metrics
-	failedAt time.Time
-	failErr  error
-	stopped  bool
+	mu     sync.Mutex
+	synced bool
+	fills  sync.WaitGroup // the filler, listing for joining metrics
+
+	fillMu    sync.Mutex
+	filling   bool // a filler runs
+	fillAgain bool // more metrics joined while it listed
+	failedAt  time.Time
+	failErr   error
+	stopped   bool
 }
 
 func newInformer(key registry.InformerKey, gvk schema.GroupVersionKind, full bool, c *Clients, h *events.Handler, r *registry.Registry) *informer {
@@ -214,29 +218,80 @@ func (i *informer) join(sub *registry.Subscription) {
 	i.mu.Lock()
 	synced := i.synced
 	i.mu.Unlock()
-	if !synced || sub.Synced() {
-		return
+	if synced && !sub.Synced() {
+		i.requestFill()
 	}
-	i.fills.Go(func() { i.fill(sub) })
 }
 
-func (i *informer) fill(sub *registry.Subscription) {
-	i.mu.Lock()
-	defer i.mu.Unlock()
-	if sub.Synced() || i.ctx.Err() != nil {
+// fillBatchDelay lets metrics created together (a manifest of a hundred,
+// an operator restart) join in one LIST rather than one each.
+const fillBatchDelay = 50 * time.Millisecond
+
+// requestFill makes sure one filler runs for the informer: it lists once
+// for every subscriber not yet synced, and again while more arrive.
+func (i *informer) requestFill() {
+	i.fillMu.Lock()
+	defer i.fillMu.Unlock()
+	if i.filling {
+		i.fillAgain = true
 		return
 	}
-	log := ctrl.Log.WithName("informers").WithValues("informer", i.key.String(), "metric", sub.ID)
-	n, _, err := i.streamLocked(i.ctx, []*registry.Subscription{sub})
+	i.filling = true
+	i.fills.Go(i.fillLoop)
+}
+
+func (i *informer) fillLoop() {
+	for {
+		select {
+		case <-i.ctx.Done():
+		case <-time.After(fillBatchDelay):
+		}
+		i.fillMu.Lock()
+		i.fillAgain = false
+		i.fillMu.Unlock()
+
+		i.fillOnce()
+
+		i.fillMu.Lock()
+		if !i.fillAgain || i.ctx.Err() != nil {
+			i.filling = false
+			i.fillMu.Unlock()
+			return
+		}
+		i.fillMu.Unlock()
+	}
+}
+
+// fillOnce lists once for every subscriber that joined after the watch
+// synced, while the watch's events wait.
+func (i *informer) fillOnce() {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	if !i.synced || i.ctx.Err() != nil {
+		return
+	}
+	var subs []*registry.Subscription
+	for _, s := range i.registry.Interested(i.key) {
+		if !s.Synced() {
+			subs = append(subs, s)
+		}
+	}
+	if len(subs) == 0 {
+		return
+	}
+	log := ctrl.Log.WithName("informers").WithValues("informer", i.key.String())
+	n, _, err := i.streamLocked(i.ctx, subs)
 	if err != nil {
-		log.Error(err, "Listing for a joining metric failed")
-		if sub.OnError != nil {
-			sub.OnError(classify(i.key, err))
+		log.Error(err, "Listing for joining metrics failed", "metrics", len(subs))
+		for _, s := range subs {
+			if s.OnError != nil {
+				s.OnError(classify(i.key, err))
+			}
 		}
 		return
 	}
 	listsTotal.Inc()
-	log.V(1).Info("Metric joined a running informer", "objects", n)
+	log.V(1).Info("Metrics joined a running informer", "metrics", len(subs), "objects", n)
 }
 
 // streamLocked lists the resource page by page and applies each object to
@@ -317,7 +372,8 @@ func (lw listWatch) ListWithContext(ctx context.Context, _ metav1.ListOptions) (
 	// Metrics that registered while the list ran were not part of it.
 	for _, s := range i.registry.Interested(i.key) {
 		if !s.Synced() {
-			i.fills.Go(func() { i.fill(s) })
+			i.requestFill()
+			break
 		}
 	}
 	if i.full {
