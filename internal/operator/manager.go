@@ -74,6 +74,7 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 		Scheme:                        NewScheme(),
 		Metrics:                       metricsOpts,
 		HealthProbeBindAddress:        opts.ProbeAddr,
+		PprofBindAddress:              opts.PprofAddr,
 		LeaderElection:                opts.LeaderElect,
 		LeaderElectionID:              leaderElectionID,
 		LeaderElectionNamespace:       opts.LeaderElectionNamespace,

@@ -17,6 +17,9 @@ type Options struct {
 	MetricsSecure bool
 	// ProbeAddr is where /healthz and /readyz are served.
 	ProbeAddr string
+	// PprofAddr is where Go's pprof handlers are served; "" or "0"
+	// disables them.
+	PprofAddr string
 	// LeaderElect makes only one replica export at a time.
 	LeaderElect bool
 	// LeaderElectionNamespace holds the leader Lease; defaults to Namespace.
@@ -52,6 +55,8 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&o.MetricsSecure, "metrics-secure", true,
 		"Serve /metrics over HTTPS with Kubernetes authentication and authorization; false serves plain HTTP for local use.")
 	fs.StringVar(&o.ProbeAddr, "health-probe-bind-address", ":8081", "Address /healthz and /readyz are served on.")
+	fs.StringVar(&o.PprofAddr, "pprof-bind-address", "0",
+		"Address Go's pprof handlers (/debug/pprof/) are served on, for profiling; \"0\" disables them.")
 	fs.BoolVar(&o.LeaderElect, "leader-elect", false,
 		"Elect a leader so that only one replica reconciles and exports at a time.")
 	fs.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", "",
