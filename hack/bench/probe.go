@@ -139,16 +139,6 @@ func (l latency) pct(q float64) string {
 	return fmtDuration(d)
 }
 
-func (l latency) max() string {
-	if len(l.censored) > 0 {
-		return "> " + fmtDuration(l.censored[0])
-	}
-	if len(l.samples) == 0 {
-		return "n/a"
-	}
-	return fmtDuration(l.samples[len(l.samples)-1])
-}
-
 func fmtDuration(d time.Duration) string {
 	switch {
 	case d < time.Millisecond:

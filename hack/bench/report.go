@@ -44,8 +44,14 @@ func (r *report) section() string {
 	var b strings.Builder
 	cfg, env := r.cfg, r.env
 	fmt.Fprintf(&b, "## %s objects\n\n", thousands(cfg.objects))
-	fmt.Fprintf(&b, "Run %s, %s wall time (`bench %s`).\n\n", time.Now().UTC().Format("2006-01-02 15:04 MST"),
-		r.wall.Round(time.Second), strings.Join(os.Args[1:], " "))
+	args := strings.Join(os.Args[1:], " ")
+	if args == "" {
+		args = "bin/bench`, default flags"
+	} else {
+		args = "bin/bench " + args + "`"
+	}
+	fmt.Fprintf(&b, "Run %s, %s wall time (`%s).\n\n", time.Now().UTC().Format("2006-01-02 15:04 MST"),
+		r.wall.Round(time.Second), args)
 	fmt.Fprintf(&b, "- **Machine**: %d CPUs (`nproc`), %s, %s memory; shared with other work while it ran\n", env.CPUs, env.CPUModel, env.MemTotal)
 	fmt.Fprintf(&b, "- **Software**: %s; control plane Kubernetes %s (kube-apiserver and etcd from `hack/controlplane.sh`, envtest); operator commit %s, binary `%s`\n",
 		env.GoVersion, orNA(env.KubeVersion), orNA(env.Commit), cfg.operatorBin)
@@ -182,10 +188,11 @@ func (r *report) legend() string {
 		"settle timeout count as \"> t\". /metrics is scraped only while a probe write is not yet visible " +
 		"(`name[]` filter, at most every 5 ms event-driven, 200 ms polling), so the resolution is one scrape: " +
 		strings.Join(scr, "; ") + ". " +
-		"API requests are deltas of the API server's `apiserver_request_total` over the steady window (every client, so " +
-		"a LIST request is one page of up to 500 objects, as both modes page; " +
-		"`PATCH configmaps` are the benchmark's writes, `GET endpoints`, `GET endpointslices` and `PUT leases` the API " +
-		"server's own housekeeping; the *other operator requests* row leaves those and non-resource URLs out); open watches " +
+		"API requests are deltas of the API server's `apiserver_request_total` over the steady window; a LIST request is " +
+		"one page of up to 500 objects (both modes page). The counter covers every client: `PATCH configmaps` are the " +
+		"benchmark's writes, `GET endpoints`, `GET endpointslices`, `PUT leases` and watches of unrelated resources the " +
+		"API server's own; the *other operator requests* row counts only metrics, datasinks, secrets, events and " +
+		"configmaps other than PATCH. Open watches " +
 		"are `apiserver_longrunning_requests{verb=\"WATCH\"}` at the window's end minus those open before the operator " +
 		"started (the API server watches two ConfigMaps itself). Peak RSS is the operator's VmHWM over its whole life (start, sync, window); the heap is " +
 		"the highest `go_memstats_heap_alloc_bytes` seen on its /metrics; CPU is the `process_cpu_seconds_total` delta over " +
@@ -193,22 +200,21 @@ func (r *report) legend() string {
 		"until every family matches the benchmark's model of the objects.\n"
 }
 
-// fromOperator tells whether requests of key ("VERB resource") can be the
-// operator's: not the benchmark's writes (PATCH configmaps), not
-// non-resource URLs, not the API server's own housekeeping (the kubernetes
-// Service's endpoints, its identity Leases; the operator runs without
-// leader election here).
+// fromOperator tells whether requests of key ("VERB resource") are the
+// operator's: apiserver_request_total does not say who asked, so this
+// counts the resources the operator reads and writes (its Metrics,
+// DataSinks, Secrets, Events and the target ConfigMaps) and leaves out the
+// benchmark's own writes (PATCH configmaps) and the API server's internal
+// clients (endpoints, leases, its informers' watches of other resources).
 func fromOperator(key string) bool {
 	_, res, _ := strings.Cut(key, " ")
-	switch {
-	case res == "" || strings.HasPrefix(res, "/"):
-		return false
-	case key == "PATCH configmaps":
-		return false
-	case res == "endpoints" || res == "endpointslices" || res == "leases":
-		return false
+	switch res {
+	case "configmaps":
+		return key != "PATCH configmaps"
+	case "metrics", "metrics/status", "datasinks", "datasinks/status", "secrets", "events":
+		return true
 	}
-	return true
+	return false
 }
 
 // otherRequests sums the window's API requests except the benchmark's
@@ -254,7 +260,7 @@ func (r *report) apiDetails() string {
 		for i, k := range keys {
 			parts[i] = fmt.Sprintf("%s %g", k, x.api[k])
 		}
-		reg := fmt.Sprintf("; informers active %g", x.informers)
+		reg := fmt.Sprintf("; informers active %g, relists in window %g, join LISTs over the operator's life %g", x.informers, x.relists, x.joinLists)
 		if x.registered >= 0 {
 			reg += fmt.Sprintf("; apiserver_registered_watchers{kind=ConfigMap} +%g", x.registered)
 		}
@@ -304,7 +310,7 @@ func (r *report) goals() string {
 			if !ok || d > 250*time.Millisecond {
 				verdict = "missed"
 			}
-			if verdict == "met" && achieved(x) < 500 {
+			if verdict == "met" && achieved(x) < 0.95*500 {
 				verdict = "met below 500 writes/s (not shown at the goal's load)"
 			}
 		}
@@ -329,10 +335,14 @@ func (r *report) goals() string {
 			meas = append(meas, fmt.Sprintf("M=%s: /metrics p50 %s, p99 %s", thousands(x.m), x.metricsLat.pct(0.5), x.metricsLat.pct(0.99)))
 		}
 		verdict := "as expected"
+		var slow []string
 		for _, x := range poll {
 			if d, ok := x.metricsLat.quantile(0.99); !ok || d > r.cfg.pollInterval+time.Second {
-				verdict = "slower than spec.interval where noted"
+				slow = append(slow, "M="+thousands(x.m))
 			}
+		}
+		if len(slow) > 0 {
+			verdict = "p99 beyond spec.interval at " + strings.Join(slow, ", ")
 		}
 		row("Freshness: polling (reference)", fmt.Sprintf("up to spec.interval (%s)", r.cfg.pollInterval), strings.Join(meas, "; "), verdict)
 	}
@@ -347,7 +357,8 @@ func (r *report) goals() string {
 			verdict += fmt.Sprintf(" (at M=%s; the goal names 1,000)", thousands(x.m))
 		}
 		row("API load: event-driven metrics on one resource", "1 watch on configmaps, 0 LIST in steady state (for 1,000 metrics)",
-			fmt.Sprintf("M=%s: %g open configmaps watch(es), %g LIST configmaps in %.0f s", thousands(x.m), x.watchesCM, x.api["LIST configmaps"], x.window.Seconds()), verdict)
+			fmt.Sprintf("M=%s: %g open configmaps watch(es) at the window's end, %g configmaps WATCH ended and %g LIST configmaps in %.0f s",
+				thousands(x.m), x.watchesCM, x.api["WATCH configmaps"], x.api["LIST configmaps"], x.window.Seconds()), verdict)
 	}
 	if x := largest(poll); x != nil {
 		lists := x.api["LIST configmaps"]
@@ -382,7 +393,7 @@ func (r *report) goals() string {
 			synced = "missed"
 		}
 		row("vs kube-state-metrics: sync", "as fast as KSM's 2.5 s full sync of 100,000 ConfigMaps",
-			fmt.Sprintf("operator start → correct values %s (includes process start and leader-free manager start)", fmtReady(mem.ready, mem.readyOK)), synced)
+			fmt.Sprintf("operator start → correct values %s (includes process start; no leader election)", fmtReady(mem.ready, mem.readyOK)), synced)
 		show := "met"
 		if d, ok := mem.metricsLat.quantile(0.5); !ok || d > 160*time.Millisecond {
 			show = "missed"

@@ -45,6 +45,7 @@ type result struct {
 	heapMax    float64
 	cpu        float64 // process_cpu_seconds_total delta in the window
 	events     float64 // metrics_operator_events_total delta in the window
+	relists    float64 // of which type="replace" (a watch's relist)
 	exportsOK  float64
 	exportsErr float64
 	informers  float64
@@ -68,7 +69,7 @@ func (r *result) summary() string {
 
 // opSnapshot is the operator's own metrics at one moment.
 type opSnapshot struct {
-	cpu, events, heap, exportsOK, exportsErr, informers, joinLists float64
+	cpu, events, relists, heap, exportsOK, exportsErr, informers, joinLists float64
 }
 
 var opMetricNames = []string{
@@ -84,6 +85,7 @@ func snapshotOperator(ctx context.Context, p *operatorProc) (opSnapshot, error) 
 	var s opSnapshot
 	s.cpu, _ = sum(fams, "process_cpu_seconds_total", nil)
 	s.events, _ = sum(fams, "metrics_operator_events_total", nil)
+	s.relists, _ = sum(fams, "metrics_operator_events_total", map[string]string{"type": "replace"})
 	s.heap, _ = sum(fams, "go_memstats_heap_alloc_bytes", nil)
 	s.exportsOK, _ = sum(fams, "metrics_operator_exports_total", map[string]string{"result": "success"})
 	s.exportsErr, _ = sum(fams, "metrics_operator_exports_total", map[string]string{"result": "failure"})
@@ -222,6 +224,7 @@ func (h *harness) runScenario(ctx context.Context, mode string, m int) *result {
 	}
 	r.cpu = opAfter.cpu - opBefore.cpu
 	r.events = opAfter.events - opBefore.events
+	r.relists = opAfter.relists - opBefore.relists
 	r.exportsOK = opAfter.exportsOK - opBefore.exportsOK
 	r.exportsErr = opAfter.exportsErr - opBefore.exportsErr
 	r.informers = opAfter.informers

@@ -10,6 +10,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	"github.com/SAP/metrics-operator/api/v1alpha1"
@@ -40,6 +41,8 @@ type MetricReconciler struct {
 	// EventDrivenDefault is the mode of metrics that choose none; the
 	// event-driven ones are left to the EventDrivenReconciler.
 	EventDrivenDefault bool
+	// Workers is how many metrics are read at once (default 1).
+	Workers int
 
 	mu         sync.Mutex
 	aggregates map[types.NamespacedName]*compiled
@@ -146,5 +149,6 @@ func (r *MetricReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		For(&v1alpha1.Metric{}, builder.WithPredicates(
 			predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Named("metric").
+		WithOptions(controller.Options{MaxConcurrentReconciles: max(r.Workers, 1)}).
 		Complete(r)
 }

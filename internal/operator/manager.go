@@ -66,6 +66,11 @@ type Operator struct {
 // New builds the manager with every controller registered. opts must have
 // been completed.
 func New(cfg *rest.Config, opts Options) (*Operator, error) {
+	// Polling LISTs page by page and every metric writes status: the
+	// client-go default of 5 requests/s would throttle a few hundred
+	// metrics to minutes.
+	cfg = rest.CopyConfig(cfg)
+	cfg.QPS, cfg.Burst = opts.QPS, opts.Burst
 	metricsOpts := metricsserver.Options{BindAddress: opts.MetricsAddr, SecureServing: opts.MetricsSecure}
 	if opts.MetricsSecure {
 		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
@@ -150,6 +155,7 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 		ClusterName:        opts.ClusterName,
 		DefaultSink:        defaultSink,
 		EventDrivenDefault: opts.EventDrivenDefault,
+		Workers:            opts.PollingWorkers,
 	}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setting up Metric controller: %w", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strconv"
 	"time"
 )
 
@@ -42,6 +43,11 @@ type Options struct {
 	// StatusInterval is the shortest time between two status writes of
 	// one metric that only refresh its observation.
 	StatusInterval time.Duration
+	// QPS and Burst bound the operator's requests to the API server.
+	QPS   float32
+	Burst int
+	// PollingWorkers is how many polling Metrics are read at once.
+	PollingWorkers int
 	// AllowSeveralInProcess lets tests run more than one operator in one
 	// process (controller names are otherwise unique per process).
 	AllowSeveralInProcess bool
@@ -50,6 +56,12 @@ type Options struct {
 // BindFlags registers the operator's flags on fs, following kubebuilder's
 // names where they exist.
 func (o *Options) BindFlags(fs *flag.FlagSet) {
+	fs.Func("kube-api-qps", "Requests per second the operator may send to the API server (sustained; default 50).",
+		func(v string) error {
+			f, err := strconv.ParseFloat(v, 32)
+			o.QPS = float32(f)
+			return err
+		})
 	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", ":8443",
 		"Address /metrics is served on (use :8080 with --metrics-secure=false); \"0\" disables it.")
 	fs.BoolVar(&o.MetricsSecure, "metrics-secure", true,
@@ -75,6 +87,9 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 		"Keep metrics that set neither spec.eventDriven nor the metrics.cloud.sap/event-driven annotation current from watch events instead of polling.")
 	fs.DurationVar(&o.MinExportInterval, "min-export-interval", 5*time.Second,
 		"Shortest time between two OTLP pushes of one metric; changes within it are coalesced into one push.")
+	fs.IntVar(&o.Burst, "kube-api-burst", 100, "Requests the operator may send to the API server in a burst.")
+	fs.IntVar(&o.PollingWorkers, "polling-workers", 4,
+		"Polling Metrics read at the same time; each read is a paginated LIST of the metric's objects.")
 	fs.DurationVar(&o.StatusInterval, "status-update-interval", 30*time.Second,
 		"Shortest time between two status writes of one metric that only refresh its observation; Ready transitions are written at once.")
 }
@@ -89,6 +104,15 @@ func (o *Options) Complete() error {
 	}
 	if o.ClusterName == "" {
 		o.ClusterName = "local"
+	}
+	if o.QPS == 0 {
+		o.QPS = 50
+	}
+	if o.Burst == 0 {
+		o.Burst = 100
+	}
+	if o.PollingWorkers <= 0 {
+		o.PollingWorkers = 4
 	}
 	var errs []error
 	if o.MinExportInterval < 0 {
