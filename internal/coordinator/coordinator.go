@@ -22,8 +22,8 @@ type Exporter interface {
 
 // Options configures a Coordinator.
 type Options struct {
-	// MinExportInterval is the shortest time between two pushes of one
-	// metric.
+	// MinExportInterval is the shortest time between two pushes to one
+	// DataSink; every metric due rides along.
 	MinExportInterval time.Duration
 	// StatusInterval is the shortest time between two status writes of one
 	// metric that change only its observation; condition transitions are

@@ -37,8 +37,8 @@ type Options struct {
 	// EventDrivenDefault is the mode of metrics that set neither
 	// spec.eventDriven nor the event-driven annotation.
 	EventDrivenDefault bool
-	// MinExportInterval is the shortest time between two OTLP pushes of
-	// one metric; bursts of changes are coalesced into one push.
+	// MinExportInterval is the shortest time between two OTLP pushes to
+	// one DataSink; bursts of changes are coalesced into one push.
 	MinExportInterval time.Duration
 	// StatusInterval is the shortest time between two status writes of
 	// one metric that only refresh its observation.
@@ -86,7 +86,7 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&o.EventDrivenDefault, "event-driven-default", false,
 		"Keep metrics that set neither spec.eventDriven nor the metrics.cloud.sap/event-driven annotation current from watch events instead of polling.")
 	fs.DurationVar(&o.MinExportInterval, "min-export-interval", 5*time.Second,
-		"Shortest time between two OTLP pushes of one metric; changes within it are coalesced into one push.")
+		"Shortest time between two OTLP pushes to one DataSink; changes within it are coalesced, and each push carries every metric due.")
 	fs.IntVar(&o.Burst, "kube-api-burst", 100, "Requests the operator may send to the API server in a burst.")
 	fs.IntVar(&o.PollingWorkers, "polling-workers", 4,
 		"Polling Metrics read at the same time; each read is a paginated LIST of the metric's objects.")
