@@ -70,9 +70,8 @@ func (r *EventDrivenReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 			"spec.remoteClusterAccessRef is not supported by this operator version yet; remove it to read the local cluster"))
 		return ctrl.Result{}, nil
 	}
-	if _, sub, ok := r.Registry.Lookup(key.String()); ok && sub.Generation == m.Generation {
+	if ik, sub, ok := r.Registry.Lookup(key.String()); ok && sub.Generation == m.Generation {
 		// Registered for this spec: make sure its watch still runs.
-		ik, _, _ := r.Registry.Lookup(key.String())
 		if err := r.Informers.Ensure(ik, m.Spec.Target.GVK(), sub); err != nil {
 			return ctrl.Result{}, err
 		}

@@ -82,7 +82,7 @@ func TestEventDrivenCreateUpdateDelete(t *testing.T) {
 	create(t, b)
 	waitSamplesWithin(t, eventTimeout, "ed_teams",
 		"{cluster=local,kind=ConfigMap,team=blue,version=v1} 1", "{cluster=local,kind=ConfigMap,team=red,version=v1} 1")
-	waitPointsWithin(t, sink, "ed_teams", map[string]int64{point("red"): 1, point("blue"): 1})
+	waitPoints(t, sink, "ed_teams", map[string]int64{point("red"): 1, point("blue"): 1})
 
 	// Update: b changes team.
 	b.Labels["team"] = "red"
@@ -90,14 +90,14 @@ func TestEventDrivenCreateUpdateDelete(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitSamplesWithin(t, eventTimeout, "ed_teams", "{cluster=local,kind=ConfigMap,team=red,version=v1} 2")
-	waitPointsWithin(t, sink, "ed_teams", map[string]int64{point("red"): 2})
+	waitPoints(t, sink, "ed_teams", map[string]int64{point("red"): 2})
 
 	// Delete.
 	if err := env.Client.Delete(ctx, b); err != nil {
 		t.Fatal(err)
 	}
 	waitSamplesWithin(t, eventTimeout, "ed_teams", "{cluster=local,kind=ConfigMap,team=red,version=v1} 1")
-	waitPointsWithin(t, sink, "ed_teams", map[string]int64{point("red"): 1})
+	waitPoints(t, sink, "ed_teams", map[string]int64{point("red"): 1})
 
 	if !informerActive(configMapsKey(ns)) {
 		t.Fatalf("no informer for %v; active: %v", configMapsKey(ns), op.Informers.Active())
@@ -119,11 +119,6 @@ func TestEventDrivenCreateUpdateDelete(t *testing.T) {
 		return nil
 	})
 	waitSamplesWithin(t, eventTimeout, "ed_teams")
-}
-
-func waitPointsWithin(t *testing.T, sink *otlpsink.Sink, metric string, want map[string]int64) {
-	t.Helper()
-	waitPoints(t, sink, metric, want)
 }
 
 // TestEventDrivenOneWatchNoLists registers 50 metrics with different

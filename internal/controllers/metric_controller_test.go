@@ -2,7 +2,6 @@ package controllers_test
 
 import (
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -40,21 +39,11 @@ func create(t *testing.T, objs ...client.Object) {
 	}
 }
 
-// waitSamples waits until /metrics shows exactly want for family.
+// waitSamples waits until /metrics shows exactly want for family, within
+// one polling interval.
 func waitSamples(t *testing.T, family string, want ...string) {
 	t.Helper()
-	slices.Sort(want)
-	testenv.Eventually(t, pollTimeout, func() error {
-		fams, err := scrape.Families(metricsURL)
-		if err != nil {
-			return err
-		}
-		got := scrape.Strings(scrape.Samples(fams, family))
-		if !slices.Equal(got, want) {
-			return fmt.Errorf("%s = %v, want %v", family, got, want)
-		}
-		return nil
-	})
+	waitSamplesWithin(t, pollTimeout, family, want...)
 }
 
 func configMap(ns, name string, labels map[string]string) *corev1.ConfigMap {

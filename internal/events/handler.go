@@ -49,15 +49,6 @@ func (h *Handler) Replace(key registry.InformerKey, objs []map[string]any) {
 	r.Finish()
 }
 
-// Fill gives a metric that joined a running watch the current objects.
-func (h *Handler) Fill(s *registry.Subscription, objs []map[string]any) {
-	r := h.BeginRelist(registry.InformerKey{}, []*registry.Subscription{s})
-	for _, obj := range objs {
-		r.Add(obj)
-	}
-	r.Finish()
-}
-
 // Relist is a full list applied object by object, as its pages arrive:
 // nothing but the objects' UIDs is kept until Finish, so a list of any
 // size costs one page of memory.
