@@ -27,15 +27,10 @@ func TestForbiddenTargetIsReportedAndIsolated(t *testing.T) {
 	ns := "forbidden"
 	mustCreate(t, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
 	mustCreate(t, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "visible", Namespace: ns}})
-	mustCreate(t, &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "limited-operator"},
-		Rules: []rbacv1.PolicyRule{
-			{APIGroups: []string{"metrics.cloud.sap"}, Resources: []string{"*"}, Verbs: []string{"*"}},
-			{APIGroups: []string{""}, Resources: []string{"configmaps", "secrets"}, Verbs: []string{"get", "list", "watch"}},
-			{APIGroups: []string{"events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
-		}})
-	mustCreate(t, &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "limited-operator"},
-		RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "limited-operator"},
-		Subjects: []rbacv1.Subject{{Kind: "User", Name: "limited-operator", APIGroup: "rbac.authorization.k8s.io"}}})
+	grant(t, "limited-operator", rbacv1.Subject{Kind: "User", Name: "limited-operator", APIGroup: "rbac.authorization.k8s.io"},
+		rbacv1.PolicyRule{APIGroups: []string{"metrics.cloud.sap"}, Resources: []string{"*"}, Verbs: []string{"*"}},
+		rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"configmaps", "secrets"}, Verbs: []string{"get", "list", "watch"}},
+		rbacv1.PolicyRule{APIGroups: []string{"events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}})
 	user, err := env.AddUser(envtest.User{Name: "limited-operator"})
 	if err != nil {
 		t.Fatal(err)

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"go.uber.org/zap/zapcore"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -42,4 +44,13 @@ func run(t *testing.T, cfg *rest.Config, opts operator.Options) {
 			t.Errorf("operator stopped with %v", err)
 		}
 	})
+}
+
+// grant creates a ClusterRole with rules and binds it to subject.
+func grant(t *testing.T, name string, subject rbacv1.Subject, rules ...rbacv1.PolicyRule) {
+	t.Helper()
+	mustCreate(t, &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: name}, Rules: rules})
+	mustCreate(t, &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: name},
+		RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: name},
+		Subjects: []rbacv1.Subject{subject}})
 }
