@@ -3,6 +3,7 @@ package coordinator
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
@@ -45,6 +46,12 @@ type Options struct {
 type Coordinator struct {
 	opts Options
 
+	// families orders the collector's Set and Delete of one metric with
+	// the state change behind them, so that a Remove racing a Publish
+	// cannot leave a family on /metrics. It is taken before mu and never
+	// by the collector's OnOwnerChange callback.
+	families sync.Mutex
+
 	mu      sync.Mutex
 	metrics map[Key]*state
 	sinks   map[types.NamespacedName]*sinkState
@@ -75,8 +82,13 @@ type state struct {
 	update     *Update   // nil until the first Publish
 	observed   time.Time // when the series last changed or were confirmed
 	dirtySince time.Time // the first change not pushed yet
-	evalErr    error
-	errGen     int64
+	// evalErr is why the metric cannot be evaluated; while it is set the
+	// metric is withdrawn: no samples on /metrics, no OTLP push.
+	evalErr error
+	errGen  int64
+	// withdrawn mirrors evalErr != nil for the /metrics collector, which
+	// reads it on every scrape without taking mu.
+	withdrawn  atomic.Bool
 	sinkErr    error
 	exportErr  error
 	lastExport time.Time // of this metric
@@ -118,28 +130,42 @@ func New(opts Options) *Coordinator {
 
 // Publish records a metric's description and the Source of its series:
 // /metrics serves them at once, and when dataChanged (or the description
-// changed) an OTLP push follows within MinExportInterval. Polling calls it
-// after every read; the event-driven path once per registration, then
-// Changed for every change.
+// changed, or the metric comes back from an error) an OTLP push follows
+// within MinExportInterval. Polling calls it after every read; the
+// event-driven path once per registration, then Changed for every change.
+// Publish clears an error recorded by SetError. An update for an older
+// generation of the same object than the last update or error is
+// ignored: its producer was overtaken.
 func (c *Coordinator) Publish(u Update, dataChanged bool) {
 	publishesTotal.Inc()
-	c.keys.Store(u.Key.String(), u.Key)
-	c.opts.Prometheus.Set(promexport.Claim{Key: u.Key.String(), Created: u.Created}, family(&u))
+	c.families.Lock()
+	defer c.families.Unlock()
 
 	c.mu.Lock()
 	st := c.stateFor(u.Key)
+	if st.update != nil && st.update.Created.Equal(u.Created) &&
+		(u.Generation < st.update.Generation || st.evalErr != nil && u.Generation < st.errGen) {
+		// The same object has moved on; a recreated one starts afresh.
+		c.mu.Unlock()
+		return
+	}
 	if st.update == nil || st.update.Mode != u.Mode {
 		c.countModes(st.update, &u)
 	}
-	changed := dataChanged || st.update == nil || !sameMetadata(st.update, &u) || st.update.Source != u.Source
+	changed := dataChanged || st.update == nil || st.evalErr != nil ||
+		!sameMetadata(st.update, &u) || st.update.Source != u.Source
 	if st.update != nil && st.update.Sink.NamespacedName != u.Sink.NamespacedName {
 		c.leaveSinkLocked(u.Key, st.update.Sink.NamespacedName)
 	}
 	c.joinSinkLocked(u.Key, u.Sink.NamespacedName)
 	st.update = &u
 	st.evalErr = nil
+	st.withdrawn.Store(false)
 	st.observed = time.Now()
 	c.mu.Unlock()
+
+	c.keys.Store(u.Key.String(), u.Key)
+	c.opts.Prometheus.Set(promexport.Claim{Key: u.Key.String(), Created: u.Created}, family(&u, &st.withdrawn))
 
 	if changed {
 		c.Changed(u.Key)
@@ -182,13 +208,18 @@ func (c *Coordinator) Changed(key Key) {
 	}
 }
 
-// SetError records why a metric cannot be evaluated. Its last series stay
-// exported: the error may be passing (an API server restart), and a
-// producer that knows the objects are gone publishes empty series.
+// SetError records why a metric cannot be evaluated and withdraws it:
+// its family leaves /metrics (the metric keeps its claim on the name, so
+// a younger duplicate does not take over while it is broken) and nothing
+// is pushed for it, neither changes nor heartbeats, so no backend stores
+// old values under fresh timestamps. The status reports err (its reason,
+// else TargetNotFound) for generation. The next Publish brings the
+// metric back with the values current then; Changed does not.
 func (c *Coordinator) SetError(key Key, generation int64, err error) {
 	c.mu.Lock()
 	st := c.stateFor(key)
 	st.evalErr, st.errGen = err, generation
+	st.withdrawn.Store(true)
 	c.mu.Unlock()
 	c.status.Add(key)
 }
@@ -196,6 +227,8 @@ func (c *Coordinator) SetError(key Key, generation int64, err error) {
 // Remove forgets a metric whose object is gone: its family leaves
 // /metrics and nothing more is pushed for it.
 func (c *Coordinator) Remove(key Key) {
+	c.families.Lock()
+	defer c.families.Unlock()
 	c.mu.Lock()
 	if st, ok := c.metrics[key]; ok {
 		c.countModes(st.update, nil)

@@ -2,11 +2,13 @@ package coordinator
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/SAP/metrics-operator/api/v1alpha1"
@@ -158,5 +160,88 @@ func TestMetricsOfOneSinkShareRequests(t *testing.T) {
 	// minimum interval and share one request.
 	if rec.requests > 2 {
 		t.Fatalf("50 metrics on one sink took %d requests, want at most 2", rec.requests)
+	}
+}
+
+// samples counts what the collector serves on a scrape.
+func samples(c *Coordinator) int {
+	ch := make(chan prometheus.Metric, 100)
+	c.opts.Prometheus.Collect(ch)
+	close(ch)
+	n := 0
+	for range ch {
+		n++
+	}
+	return n
+}
+
+// TestSetErrorWithdraws checks that a metric in error is neither served
+// nor pushed (not even by its heartbeat), that events meanwhile do not
+// bring it back, and that the next Publish does, with current values.
+func TestSetErrorWithdraws(t *testing.T) {
+	c, rec := start(t, 10*time.Millisecond)
+	src := &valueSource{value: 1}
+	u := update(src, 100*time.Millisecond)
+	c.Publish(u, true)
+	for rec.count() == 0 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := samples(c); n != 1 {
+		t.Fatalf("published metric serves %d samples, want 1", n)
+	}
+
+	c.SetError(u.Key, 0, errors.New("gone"))
+	if n := samples(c); n != 0 {
+		t.Fatalf("metric in error serves %d samples, want none", n)
+	}
+	time.Sleep(50 * time.Millisecond) // a push already under way may land
+	n := rec.count()
+	src.set(2)
+	c.Changed(u.Key)
+	time.Sleep(500 * time.Millisecond) // five heartbeats
+	if rec.count() != n {
+		t.Fatalf("metric in error was pushed %d more times", rec.count()-n)
+	}
+	if n := samples(c); n != 0 {
+		t.Fatalf("a change brought back %d samples of a metric in error", n)
+	}
+
+	src.set(3)
+	c.Publish(u, false) // unchanged data, but the error cleared
+	if n := samples(c); n != 1 {
+		t.Fatalf("after the error cleared %d samples are served, want 1", n)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		rec.mu.Lock()
+		last := rec.pushes[len(rec.pushes)-1]
+		rec.mu.Unlock()
+		if len(rec.pushes) > n && last.Points[0].Value == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no push of the current value 3 after the error cleared (last %d)", last.Points[0].Value)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestStalePublishIgnored checks that a producer overtaken by a newer
+// generation of the same object cannot bring its series back.
+func TestStalePublishIgnored(t *testing.T) {
+	c, _ := start(t, time.Hour)
+	u := update(&valueSource{value: 1}, time.Hour)
+	u.Generation = 2
+	c.SetError(u.Key, 3, errors.New("invalid spec"))
+	c.Publish(u, true) // the first Publish of the object: accepted
+	c.SetError(u.Key, 3, errors.New("invalid spec"))
+	c.Publish(u, true) // generation 2 after generation 3 failed
+	if n := samples(c); n != 0 {
+		t.Fatalf("stale publish serves %d samples", n)
+	}
+	u.Generation = 4
+	c.Publish(u, true)
+	if n := samples(c); n != 1 {
+		t.Fatalf("current publish serves %d samples, want 1", n)
 	}
 }

@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"context"
+	"sync/atomic"
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
@@ -96,8 +97,8 @@ func (c *Coordinator) dueAt(sink types.NamespacedName) (batch []due, explicit bo
 	}
 	for key := range s.members {
 		st := c.metrics[key]
-		if st == nil || st.update == nil {
-			continue
+		if st == nil || st.update == nil || st.evalErr != nil {
+			continue // withdrawn: Publish queues it again
 		}
 		if owner, _ := c.opts.Prometheus.Owner(key.String()); !owner {
 			continue // an older metric owns the name; its status says so
@@ -202,12 +203,15 @@ func labelNames(u *Update) []string {
 }
 
 // family describes u to the Prometheus collector, which renders the
-// samples from u.Source on every scrape.
-func family(u *Update) promexport.Family {
+// samples from u.Source on every scrape, none while withdrawn is set.
+func family(u *Update, withdrawn *atomic.Bool) promexport.Family {
 	f := promexport.Family{Name: u.Name, Help: u.Description, LabelNames: labelNames(u)}
 	base, names, src := u.Base, u.DimensionNames, u.Source
 	width := len(f.LabelNames)
 	f.Samples = func() []promexport.Sample {
+		if withdrawn.Load() {
+			return nil
+		}
 		var out []promexport.Sample
 		for _, cs := range src.Snapshot() {
 			for _, s := range cs.Series {

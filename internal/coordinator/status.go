@@ -80,7 +80,12 @@ func computeStatus(st *state, owner bool, ownerKey string) Status {
 	var s Status
 	var warning string
 	if u := st.update; u != nil {
-		s.Generation, s.Mode, s.Observed, s.Timestamp = u.Generation, u.Mode, true, st.observed
+		s.Generation, s.Mode = u.Generation, u.Mode
+	}
+	// A withdrawn metric has no current observation: the status keeps the
+	// last one written, with its time.
+	if u := st.update; u != nil && st.evalErr == nil {
+		s.Observed, s.Timestamp = true, st.observed
 		snap := u.Source.Snapshot()
 		for _, cs := range snap {
 			for _, se := range cs.Series {
