@@ -76,6 +76,10 @@ type sinkState struct {
 	// retryAt, however many changes arrive meanwhile.
 	failures int
 	retryAt  time.Time
+	// resend makes the next push carry every metric of the sink: its
+	// configuration changed or it was deleted, and each metric's status
+	// must say how that went.
+	resend bool
 }
 
 var (
@@ -235,8 +239,8 @@ func (c *Coordinator) SinkChanged(sink types.NamespacedName) {
 		for k := range s.members {
 			keys = append(keys, k)
 		}
-		// A new configuration deserves a try of its own.
-		s.failures, s.retryAt = 0, time.Time{}
+		// A new configuration deserves a try of its own, with every metric.
+		s.failures, s.retryAt, s.resend = 0, time.Time{}, true
 	}
 	c.mu.Unlock()
 	c.exports.Add(sink)

@@ -152,7 +152,7 @@ func (c *Coordinator) closeExporter(ctx context.Context, sink types.NamespacedNa
 }
 
 // dueAt returns the metrics of sink to push now: changed since their last
-// push, failed last time, or at their heartbeat. When none is due, or the
+// push, failed last time, at their heartbeat, or all after SinkChanged. When none is due, or the
 // sink pushed less than MinExportInterval ago, it returns how long to wait.
 func (c *Coordinator) dueAt(sink types.NamespacedName) (batch []due, explicit bool, wait time.Duration) {
 	c.mu.Lock()
@@ -178,7 +178,7 @@ func (c *Coordinator) dueAt(sink types.NamespacedName) (batch []due, explicit bo
 			continue // an older metric owns the name; its status says so
 		}
 		heartbeat := st.lastExport.Add(st.update.Interval)
-		if st.exportErr == nil && st.sinkErr == nil && st.exportedSeq == st.seq && now.Before(heartbeat) {
+		if !s.resend && st.exportErr == nil && st.sinkErr == nil && st.exportedSeq == st.seq && now.Before(heartbeat) {
 			if w := heartbeat.Sub(now); wait == 0 || w < wait {
 				wait = w
 			}
@@ -187,6 +187,7 @@ func (c *Coordinator) dueAt(sink types.NamespacedName) (batch []due, explicit bo
 		batch = append(batch, due{key: key, update: st.update, seq: st.seq, dirtySince: st.dirtySince})
 		explicit = explicit || st.update.Sink.Explicit
 	}
+	s.resend = false
 	return batch, explicit, wait
 }
 

@@ -11,9 +11,11 @@ import (
 
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/SAP/metrics-operator/api/v1alpha1"
 	"github.com/SAP/metrics-operator/internal/datasink"
 	"github.com/SAP/metrics-operator/internal/export/otlp"
 	promexport "github.com/SAP/metrics-operator/internal/export/prometheus"
+	"github.com/SAP/metrics-operator/internal/reason"
 )
 
 // behaviour decides how the fakeExporter answers a push to one sink.
@@ -299,7 +301,7 @@ func TestDeletedSinkClosesExporter(t *testing.T) {
 		go func() { _ = c.Start(ctx); close(done) }()
 		defer func() { cancel(); <-done }()
 
-		metricOn(c, "gone", &valueSource{value: 1})
+		key := metricOn(c, "gone", &valueSource{value: 1})
 		synctest.Wait()
 		if _, ok := exp.lastValue("ns/gone"); !ok {
 			t.Fatal("no push before the delete")
@@ -314,6 +316,16 @@ func TestDeletedSinkClosesExporter(t *testing.T) {
 			}
 		default:
 			t.Fatal("the exporter of the deleted DataSink was not closed")
+		}
+		// Its metric learns within the minimum interval, not at its next
+		// heartbeat an hour on.
+		time.Sleep(100 * time.Millisecond)
+		synctest.Wait()
+		c.mu.Lock()
+		sinkErr := c.metrics[key].sinkErr
+		c.mu.Unlock()
+		if reason.Of(sinkErr, "") != v1alpha1.ReasonDataSinkNotFound {
+			t.Errorf("metric of the deleted DataSink has error %v, want DataSinkNotFound", sinkErr)
 		}
 	})
 }
