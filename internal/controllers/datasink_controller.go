@@ -30,7 +30,9 @@ type DataSinkReconciler struct {
 	Recorder events.EventRecorder
 	Store    *datasink.Store
 	// OnChange, if set, is told about every DataSink whose resolution
-	// changed, so metrics pushing to it retry at once.
+	// changed, so metrics pushing to it retry at once, and about every
+	// DataSink deleted, so its exporter and connections are closed (the
+	// coordinator's SinkChanged does both).
 	OnChange func(types.NamespacedName)
 }
 
@@ -44,6 +46,8 @@ func (r *DataSinkReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	ds := &v1alpha1.DataSink{}
 	if err := r.Client.Get(ctx, req.NamespacedName, ds); err != nil {
 		if apierrors.IsNotFound(err) {
+			// Gone from the store, the sink's exporter is closed on the
+			// change notification.
 			r.Store.Delete(req.NamespacedName)
 			r.changed(req.NamespacedName)
 			return ctrl.Result{}, nil

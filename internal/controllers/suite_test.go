@@ -36,7 +36,8 @@ func TestMain(m *testing.M) {
 		}
 		metricsURL = "http://" + addr + "/metrics"
 		opts := operator.Options{MetricsAddr: addr, MetricsSecure: false, ProbeAddr: "0",
-			MinExportInterval: 500 * time.Millisecond, StatusInterval: time.Second}
+			MinExportInterval: minExportInterval, StatusInterval: time.Second,
+			ExportTimeout: exportTimeout, ExportBackoffBase: backoffBase, ExportBackoffMax: backoffCap}
 		if err := opts.Complete(); err != nil {
 			return nil, err
 		}

@@ -38,8 +38,14 @@ type Options struct {
 	Prometheus *promexport.Collector
 	// StatusWriters write status, by Key.Kind.
 	StatusWriters map[string]StatusWriter
-	// Workers is the number of concurrent pushes (default 4).
-	Workers int
+	// ExportTimeout bounds one push request (default
+	// DefaultExportTimeout). Each DataSink pushes from its own goroutine,
+	// so a sink that never answers delays only itself.
+	ExportTimeout time.Duration
+	// ExportBackoff spaces the attempts of a failing DataSink (default
+	// DefaultExportBackoffBase up to DefaultExportBackoffCap), never less
+	// than MinExportInterval apart, whatever changes arrive meanwhile.
+	ExportBackoff Backoff
 }
 
 // Coordinator is the MetricUpdateCoordinator; see the package doc.
@@ -59,8 +65,10 @@ type Coordinator struct {
 
 	// exports holds DataSinks with something to push: all metrics due at
 	// a sink go out in one request, so a thousand metrics on one sink cost
-	// one push per interval, not a thousand.
-	exports workqueue.TypedRateLimitingInterface[types.NamespacedName]
+	// one push per interval, not a thousand. The queue runs each sink's
+	// push on its own goroutine and never two of one sink at once.
+	exports workqueue.TypedDelayingInterface[types.NamespacedName]
+	pushes  sync.WaitGroup
 	status  workqueue.TypedRateLimitingInterface[Key]
 }
 
@@ -71,6 +79,14 @@ type sinkState struct {
 	// pending is set while a push of the sink is queued, so the event path
 	// queues it once per push, not once per event.
 	pending bool
+	// failures counts consecutive failed pushes; no push starts before
+	// retryAt, however many changes arrive meanwhile.
+	failures int
+	retryAt  time.Time
+	// resend makes the next push carry every metric of the sink: its
+	// configuration changed or it was deleted, and each metric's status
+	// must say how that went.
+	resend bool
 }
 
 var (
@@ -107,8 +123,14 @@ type state struct {
 
 // New returns a Coordinator; add it to the manager to start its workers.
 func New(opts Options) *Coordinator {
-	if opts.Workers <= 0 {
-		opts.Workers = 4
+	if opts.ExportTimeout <= 0 {
+		opts.ExportTimeout = DefaultExportTimeout
+	}
+	if opts.ExportBackoff.Base <= 0 {
+		opts.ExportBackoff.Base = DefaultExportBackoffBase
+	}
+	if opts.ExportBackoff.Cap < opts.ExportBackoff.Base {
+		opts.ExportBackoff.Cap = max(DefaultExportBackoffCap, opts.ExportBackoff.Base)
 	}
 	if opts.StatusInterval <= 0 {
 		opts.StatusInterval = 10 * time.Second
@@ -117,9 +139,8 @@ func New(opts Options) *Coordinator {
 		opts:    opts,
 		metrics: map[Key]*state{},
 		sinks:   map[types.NamespacedName]*sinkState{},
-		exports: workqueue.NewTypedRateLimitingQueueWithConfig(
-			workqueue.NewTypedItemExponentialFailureRateLimiter[types.NamespacedName](time.Second, 5*time.Minute),
-			workqueue.TypedRateLimitingQueueConfig[types.NamespacedName]{Name: "coordinator_exports"}),
+		exports: workqueue.NewTypedDelayingQueueWithConfig(
+			workqueue.TypedDelayingQueueConfig[types.NamespacedName]{Name: "coordinator_exports"}),
 		status: workqueue.NewTypedRateLimitingQueueWithConfig(
 			workqueue.NewTypedItemExponentialFailureRateLimiter[Key](500*time.Millisecond, time.Minute),
 			workqueue.TypedRateLimitingQueueConfig[Key]{Name: "coordinator_status"}),
@@ -195,7 +216,7 @@ func (c *Coordinator) Changed(key Key) {
 	s := c.sinks[sink]
 	queueExport := !s.pending
 	s.pending = true
-	exportDelay := c.opts.MinExportInterval - now.Sub(s.lastExport)
+	exportDelay := max(c.opts.MinExportInterval-now.Sub(s.lastExport), s.retryAt.Sub(now))
 	queueStatus := !st.statusPending
 	st.statusPending = true
 	statusDelay := c.opts.StatusInterval - now.Sub(st.lastStatus)
@@ -251,9 +272,10 @@ func (c *Coordinator) SinkChanged(sink types.NamespacedName) {
 		for k := range s.members {
 			keys = append(keys, k)
 		}
+		// A new configuration deserves a try of its own, with every metric.
+		s.failures, s.retryAt, s.resend = 0, time.Time{}, true
 	}
 	c.mu.Unlock()
-	c.exports.Forget(sink)
 	c.exports.Add(sink)
 	for _, k := range keys {
 		c.status.Add(k)
@@ -294,6 +316,7 @@ func (c *Coordinator) leaveSinkLocked(key Key, sink types.NamespacedName) {
 		delete(s.members, key)
 		if len(s.members) == 0 {
 			delete(c.sinks, sink)
+			exportFailures.DeleteLabelValues(sink.String())
 		}
 	}
 }
@@ -323,14 +346,13 @@ func (c *Coordinator) NeedLeaderElection() bool { return true }
 func (c *Coordinator) Start(ctx context.Context) error {
 	log := ctrl.LoggerFrom(ctx).WithName("coordinator")
 	ctx = ctrl.LoggerInto(ctx, log)
-	log.Info("Starting coordinator", "workers", c.opts.Workers, "minExportInterval", c.opts.MinExportInterval)
+	log.Info("Starting coordinator", "minExportInterval", c.opts.MinExportInterval, "exportTimeout", c.opts.ExportTimeout,
+		"exportBackoffBase", c.opts.ExportBackoff.Base, "exportBackoffCap", c.opts.ExportBackoff.Cap)
 	var wg sync.WaitGroup
-	for range c.opts.Workers {
-		wg.Go(func() {
-			for c.processExport(ctx) {
-			}
-		})
-	}
+	wg.Go(func() {
+		for c.dispatchExport(ctx) {
+		}
+	})
 	wg.Go(func() {
 		for c.processStatus(ctx) {
 		}
@@ -339,6 +361,7 @@ func (c *Coordinator) Start(ctx context.Context) error {
 	c.exports.ShutDown()
 	c.status.ShutDown()
 	wg.Wait()
+	c.pushes.Wait()
 	if closer, ok := c.opts.Exporter.(interface{ Shutdown(context.Context) error }); ok {
 		// The manager's context is done; give open connections a moment.
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)

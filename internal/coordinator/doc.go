@@ -6,8 +6,14 @@
 //   - updates the Prometheus collector at once, so /metrics reflects a
 //     change as soon as it is published;
 //   - pushes to the metric's DataSink over OTLP, coalescing bursts (at most
-//     one push per metric per MinExportInterval) and sending a heartbeat
-//     every spec.interval when nothing changed; failures back off;
+//     one push per DataSink per MinExportInterval) and sending a heartbeat
+//     every spec.interval when nothing changed. Each DataSink pushes on a
+//     goroutine of its own, one request at a time, each bounded by
+//     ExportTimeout, so a slow or unreachable sink delays no other. A
+//     failing sink is retried after an exponential backoff (Backoff) that
+//     no change arriving meanwhile shortens. Points are rendered from the
+//     aggregates when a request is made and never queued, so a sink that
+//     is down costs no memory and gets current values when it is back;
 //   - writes the metric's status through a StatusWriter, rate-limited per
 //     metric, and at once on a condition transition.
 //

@@ -29,59 +29,131 @@ type due struct {
 	dirtySince time.Time
 }
 
-// processExport handles one sink of the export queue; false means stop.
-func (c *Coordinator) processExport(ctx context.Context) bool {
+// dispatchExport takes one sink off the export queue and pushes it on a
+// goroutine of its own, so a sink that is slow or never answers holds up
+// nobody else; false means stop. The queue hands a sink out again only
+// after Done, so one sink never has two pushes at once.
+func (c *Coordinator) dispatchExport(ctx context.Context) bool {
 	sink, quit := c.exports.Get()
 	if quit {
 		return false
 	}
-	defer c.exports.Done(sink)
+	c.pushes.Go(func() {
+		defer c.exports.Done(sink)
+		c.processExport(ctx, sink)
+	})
+	return true
+}
 
+// processExport pushes what is due at sink, then schedules its next push:
+// the next heartbeat after a success, the backoff after a failure.
+func (c *Coordinator) processExport(ctx context.Context, sink types.NamespacedName) {
+	if _, _, found := c.opts.Sinks.Get(sink); !found {
+		// The DataSink is gone (or never was): its connections go too.
+		// Metrics still naming it report DataSinkNotFound below.
+		c.closeExporter(ctx, sink)
+	}
 	batch, explicit, wait := c.dueAt(sink)
 	if len(batch) == 0 {
 		if wait > 0 {
 			c.exports.AddAfter(sink, wait)
 		}
-		return true
+		return
 	}
 	target, sinkErr := c.resolveSink(SinkRef{NamespacedName: sink, Explicit: explicit})
 	if target == nil {
 		// No sink to push to (none configured, or it does not resolve):
 		// SinkChanged brings the metrics back when that changes.
 		c.finish(batch, sinkErr, nil, time.Time{})
-		return true
+		return
 	}
 
 	log := ctrl.LoggerFrom(ctx).WithValues("sink", sink.String())
 	start := time.Now()
-	failed := false
-	for _, chunk := range chunks(batch, start) {
-		t0 := time.Now()
-		err := c.opts.Exporter.Export(ctx, sink.String(), target, chunk.metrics)
-		exportDuration.Observe(time.Since(t0).Seconds())
+	// The series are rendered now, from the aggregates, and dropped after
+	// the request: a sink that is down costs no memory however long it
+	// stays down, and its first push after recovering carries current
+	// values.
+	chs := chunks(batch, start)
+	var err error
+	for i, chunk := range chs {
+		err = c.pushChunk(ctx, sink, target, chunk)
 		if err != nil {
-			failed = true
-			exportsTotal.WithLabelValues("failure").Inc()
 			log.Error(err, "Export failed; retrying with backoff", "metrics", len(chunk.items))
-		} else {
-			exportsTotal.WithLabelValues("success").Inc()
-			log.V(1).Info("Exported", "metrics", len(chunk.items), "points", chunk.points)
+			// The rest would most likely fail alike, each costing up to
+			// the timeout: they go with the retry.
+			for _, rest := range chs[i:] {
+				c.finish(rest.items, nil, err, start)
+			}
+			break
 		}
-		c.finish(chunk.items, nil, err, start)
+		log.V(1).Info("Exported", "metrics", len(chunk.items), "points", chunk.points)
+		c.finish(chunk.items, nil, nil, start)
 	}
-	if failed {
-		c.exports.AddRateLimited(sink)
-		return true
+	c.recordAttempt(sink, err)
+}
+
+// pushChunk sends one request, bounded by ExportTimeout.
+func (c *Coordinator) pushChunk(ctx context.Context, sink types.NamespacedName, target *datasink.Target, ch chunk) error {
+	ctx, cancel := context.WithTimeout(ctx, c.opts.ExportTimeout)
+	defer cancel()
+	t0 := time.Now()
+	err := c.opts.Exporter.Export(ctx, sink.String(), target, ch.metrics)
+	exportDuration.Observe(time.Since(t0).Seconds())
+	if err != nil {
+		exportsTotal.WithLabelValues("failure").Inc()
+		return err
 	}
-	c.exports.Forget(sink)
-	if _, _, next := c.dueAt(sink); next > 0 {
-		c.exports.AddAfter(sink, next) // the next heartbeat
+	exportsTotal.WithLabelValues("success").Inc()
+	return nil
+}
+
+// recordAttempt updates sink's backoff after a push and queues it again:
+// after the backoff when err is set, else when its next metric is due.
+func (c *Coordinator) recordAttempt(sink types.NamespacedName, err error) {
+	c.mu.Lock()
+	s := c.sinks[sink]
+	if s != nil {
+		if err != nil {
+			s.failures++
+			wait := max(c.opts.ExportBackoff.Delay(s.failures), c.opts.MinExportInterval)
+			s.retryAt = time.Now().Add(wait)
+		} else {
+			s.failures, s.retryAt = 0, time.Time{}
+		}
+		exportFailures.WithLabelValues(sink.String()).Set(float64(s.failures))
 	}
-	return true
+	c.mu.Unlock()
+	if s == nil {
+		return
+	}
+	switch batch, _, next := c.dueAt(sink); {
+	case len(batch) > 0:
+		c.exports.Add(sink)
+	case next > 0:
+		c.exports.AddAfter(sink, next)
+	}
+}
+
+// closeExporter releases the connections of a DataSink that is gone, when
+// the Exporter holds any. A push still running to it closes them when it
+// ends.
+func (c *Coordinator) closeExporter(ctx context.Context, sink types.NamespacedName) {
+	r, ok := c.opts.Exporter.(interface {
+		Remove(ctx context.Context, key string) error
+	})
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.opts.ExportTimeout)
+	defer cancel()
+	if err := r.Remove(ctx, sink.String()); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "Closing the exporter of a deleted DataSink failed", "sink", sink.String())
+	}
 }
 
 // dueAt returns the metrics of sink to push now: changed since their last
-// push, failed last time, or at their heartbeat. When none is due, or the
+// push, failed last time, at their heartbeat, or all after SinkChanged. When none is due, or the
 // sink pushed less than MinExportInterval ago, it returns how long to wait.
 func (c *Coordinator) dueAt(sink types.NamespacedName) (batch []due, explicit bool, wait time.Duration) {
 	c.mu.Lock()
@@ -92,6 +164,9 @@ func (c *Coordinator) dueAt(sink types.NamespacedName) (batch []due, explicit bo
 	}
 	s.pending = false // later changes queue the sink again
 	now := time.Now()
+	if now.Before(s.retryAt) {
+		return nil, false, s.retryAt.Sub(now)
+	}
 	if since := now.Sub(s.lastExport); since < c.opts.MinExportInterval {
 		return nil, false, c.opts.MinExportInterval - since
 	}
@@ -104,7 +179,7 @@ func (c *Coordinator) dueAt(sink types.NamespacedName) (batch []due, explicit bo
 			continue // an older metric owns the name; its status says so
 		}
 		heartbeat := st.lastExport.Add(st.update.Interval)
-		if st.exportErr == nil && st.sinkErr == nil && st.exportedSeq == st.seq && now.Before(heartbeat) {
+		if !s.resend && st.exportErr == nil && st.sinkErr == nil && st.exportedSeq == st.seq && now.Before(heartbeat) {
 			if w := heartbeat.Sub(now); wait == 0 || w < wait {
 				wait = w
 			}
@@ -113,6 +188,7 @@ func (c *Coordinator) dueAt(sink types.NamespacedName) (batch []due, explicit bo
 		batch = append(batch, due{key: key, update: st.update, seq: st.seq, dirtySince: st.dirtySince})
 		explicit = explicit || st.update.Sink.Explicit
 	}
+	s.resend = false
 	return batch, explicit, wait
 }
 

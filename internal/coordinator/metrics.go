@@ -29,6 +29,10 @@ var (
 		Help:    "Time from the first change of a metric not yet pushed to the successful push that carried it.",
 		Buckets: prometheus.ExponentialBuckets(0.01, 2, 14),
 	})
+	exportFailures = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "metrics_operator_datasink_export_failures",
+		Help: "Consecutive failed pushes to a DataSink; 0 after a successful push. Retries back off exponentially.",
+	}, []string{"datasink"})
 	trackedMetrics = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "metrics_operator_tracked_metrics",
 		Help: "Metric objects the coordinator holds results for, by update mode.",
@@ -36,5 +40,6 @@ var (
 )
 
 func init() {
-	metrics.Registry.MustRegister(exportsTotal, exportDuration, statusWritesTotal, publishesTotal, changeToExport, trackedMetrics)
+	metrics.Registry.MustRegister(exportsTotal, exportDuration, statusWritesTotal, publishesTotal, changeToExport, trackedMetrics,
+		exportFailures)
 }

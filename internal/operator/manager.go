@@ -120,7 +120,9 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 		MinExportInterval: opts.MinExportInterval,
 		StatusInterval:    opts.StatusInterval,
 		Sinks:             sinks,
-		Exporter:          otlp.NewPool(otlp.Options{Resource: otlp.InstanceResource(instanceID())}),
+		Exporter:          otlp.NewPool(otlp.Options{Timeout: opts.ExportTimeout, Resource: otlp.InstanceResource(instanceID())}),
+		ExportTimeout:     opts.ExportTimeout,
+		ExportBackoff:     coordinator.Backoff{Base: opts.ExportBackoffBase, Cap: opts.ExportBackoffMax},
 		Prometheus:        collector,
 		StatusWriters: map[string]coordinator.StatusWriter{
 			"Metric": &controllers.MetricStatusWriter{Client: mgr.GetClient(), Recorder: recorder},

@@ -7,6 +7,8 @@ import (
 	"os"
 	"strconv"
 	"time"
+
+	"github.com/SAP/metrics-operator/internal/coordinator"
 )
 
 // Options configures the operator. Bind them to flags with BindFlags and
@@ -48,6 +50,11 @@ type Options struct {
 	Burst int
 	// PollingWorkers is how many polling Metrics are read at once.
 	PollingWorkers int
+	// ExportTimeout bounds one OTLP push request, connecting included.
+	ExportTimeout time.Duration
+	// ExportBackoffBase and ExportBackoffMax space the attempts of a
+	// failing DataSink: the first retry after Base, doubling up to Max.
+	ExportBackoffBase, ExportBackoffMax time.Duration
 	// AllowSeveralInProcess lets tests run more than one operator in one
 	// process (controller names are otherwise unique per process).
 	AllowSeveralInProcess bool
@@ -87,6 +94,12 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 		"Keep metrics that set neither spec.eventDriven nor the metrics.cloud.sap/event-driven annotation current from watch events instead of polling.")
 	fs.DurationVar(&o.MinExportInterval, "min-export-interval", 5*time.Second,
 		"Shortest time between two OTLP pushes to one DataSink; changes within it are coalesced, and each push carries every metric due.")
+	fs.DurationVar(&o.ExportTimeout, "export-timeout", coordinator.DefaultExportTimeout,
+		"Longest time one OTLP push may take, connecting included; a DataSink that does not answer within it is retried with backoff. Each DataSink pushes on its own, so a slow one delays no other.")
+	fs.DurationVar(&o.ExportBackoffBase, "export-backoff-base", coordinator.DefaultExportBackoffBase,
+		"Wait before the first retry of a failing DataSink; it doubles with every further failure (never less than --min-export-interval), whatever changes arrive meanwhile.")
+	fs.DurationVar(&o.ExportBackoffMax, "export-backoff-max", coordinator.DefaultExportBackoffCap,
+		"Longest wait between two attempts of a failing DataSink: a DataSink that recovers gets current values within it.")
 	fs.IntVar(&o.Burst, "kube-api-burst", 100, "Requests the operator may send to the API server in a burst.")
 	fs.IntVar(&o.PollingWorkers, "polling-workers", 4,
 		"Polling Metrics read at the same time; each read is a paginated LIST of the metric's objects.")
@@ -118,7 +131,34 @@ func (o *Options) Complete() error {
 	if o.MinExportInterval < 0 {
 		errs = append(errs, fmt.Errorf("--min-export-interval must not be negative, got %s", o.MinExportInterval))
 	}
+	errs = append(errs, o.completeExport()...)
 	return errors.Join(errs...)
+}
+
+// completeExport defaults and checks the export flags; zero means the
+// default, as for options set in code rather than from flags.
+func (o *Options) completeExport() []error {
+	if o.ExportTimeout == 0 {
+		o.ExportTimeout = coordinator.DefaultExportTimeout
+	}
+	if o.ExportBackoffBase == 0 {
+		o.ExportBackoffBase = coordinator.DefaultExportBackoffBase
+	}
+	if o.ExportBackoffMax == 0 {
+		o.ExportBackoffMax = max(coordinator.DefaultExportBackoffCap, o.ExportBackoffBase)
+	}
+	var errs []error
+	if o.ExportTimeout < 0 {
+		errs = append(errs, fmt.Errorf("--export-timeout must be positive, got %s", o.ExportTimeout))
+	}
+	if o.ExportBackoffBase < 0 {
+		errs = append(errs, fmt.Errorf("--export-backoff-base must be positive, got %s", o.ExportBackoffBase))
+	}
+	if o.ExportBackoffMax < o.ExportBackoffBase {
+		errs = append(errs, fmt.Errorf("--export-backoff-max (%s) must not be below --export-backoff-base (%s)",
+			o.ExportBackoffMax, o.ExportBackoffBase))
+	}
+	return errs
 }
 
 func firstNonEmpty(values ...string) string {

@@ -14,10 +14,14 @@
 // Exports to one sink are serialised; different sinks never wait on each
 // other.
 //
-// The SDK's own retry is disabled and every export is bounded by
-// Options.Timeout: the caller exports again on its next interval with fresh
-// values, which is better than replaying stale ones, and a failed export has
-// to surface quickly as the DataSink's ExportFailed condition. Errors never
+// One Export is one attempt: the SDK's own retry is disabled and every
+// export is bounded by Options.Timeout, connecting included. The caller
+// retries with its own backoff and fresh values, which is better than
+// replaying stale ones, and a failed export has to surface quickly as the
+// metrics' ExportFailed condition. The SDK exporters send synchronously and
+// keep nothing after Export returns, so a sink that is down buffers no
+// points here. Remove closes a sink's connections (its DataSink was
+// deleted); Shutdown closes all. Errors never
 // contain header values, so an API key cannot leak into logs or status.
 //
 // The package must not read Kubernetes objects or Secrets: resolving a

@@ -440,3 +440,20 @@ func TestExportDoesNotRetryRejectedRequests(t *testing.T) {
 		})
 	}
 }
+
+func TestRemoveClosesConnectionsToLiveSinks(t *testing.T) {
+	sink := otlpsink.Start(t)
+	// As in TestShutdownClosesConnectionsToLiveSinks, but for one sink at
+	// a time, as when its DataSink is deleted while the operator runs on.
+	running := goleak.IgnoreCurrent()
+	pool := newPool(t, Options{})
+	for _, protocol := range protocols {
+		if err := pool.Export(t.Context(), string(protocol), target(sink, protocol, "a"), onePoint(1)); err != nil {
+			t.Fatalf("export over %s: %v", protocol, err)
+		}
+		if err := pool.Remove(t.Context(), string(protocol)); err != nil {
+			t.Fatalf("remove %s: %v", protocol, err)
+		}
+	}
+	goleak.VerifyNone(t, running)
+}

@@ -1,0 +1,49 @@
+package operator
+
+import (
+	"flag"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/SAP/metrics-operator/internal/coordinator"
+)
+
+func TestExportFlags(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		args    []string
+		want    [3]time.Duration // timeout, backoff base, backoff max
+		wantErr string
+	}{
+		{name: "defaults", want: [3]time.Duration{
+			coordinator.DefaultExportTimeout, coordinator.DefaultExportBackoffBase, coordinator.DefaultExportBackoffCap}},
+		{name: "set", args: []string{"--export-timeout=2s", "--export-backoff-base=250ms", "--export-backoff-max=1m"},
+			want: [3]time.Duration{2 * time.Second, 250 * time.Millisecond, time.Minute}},
+		{name: "max below base", args: []string{"--export-backoff-base=10s", "--export-backoff-max=5s"},
+			wantErr: "--export-backoff-max (5s) must not be below --export-backoff-base (10s)"},
+		{name: "negative timeout", args: []string{"--export-timeout=-1s"}, wantErr: "--export-timeout must be positive"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var o Options
+			fs := flag.NewFlagSet("test", flag.ContinueOnError)
+			o.BindFlags(fs)
+			if err := fs.Parse(tc.args); err != nil {
+				t.Fatal(err)
+			}
+			err := o.Complete()
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("Complete() = %v, want an error containing %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := [3]time.Duration{o.ExportTimeout, o.ExportBackoffBase, o.ExportBackoffMax}; got != tc.want {
+				t.Errorf("timeout, base, max = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
