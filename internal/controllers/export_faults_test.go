@@ -25,6 +25,7 @@ import (
 	"github.com/SAP/metrics-operator/api/v1alpha1"
 	"github.com/SAP/metrics-operator/internal/coordinator"
 	"github.com/SAP/metrics-operator/internal/testing/otlpsink"
+	"github.com/SAP/metrics-operator/internal/testing/scrape"
 	"github.com/SAP/metrics-operator/internal/testing/testenv"
 )
 
@@ -337,6 +338,21 @@ func TestExportFaultIsolation(t *testing.T) {
 		if values[0] < recoveredSeq {
 			t.Errorf("first push after recovery carries %d, older than the value %d at recovery", values[0], recoveredSeq)
 		}
+	})
+	t.Run("export state is visible", func(t *testing.T) {
+		fams, err := scrape.Families(metricsURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		failures := map[string]float64{}
+		for _, smp := range scrape.Samples(fams, "metrics_operator_datasink_export_failures") {
+			failures[smp.Labels["datasink"]] = smp.Value
+		}
+		if failures[ns+"/hole"] < 1 || failures[ns+"/healthy"] != 0 || failures[ns+"/failing"] != 0 {
+			t.Errorf("consecutive failures by DataSink = %v, want some for the black hole and none for the others", failures)
+		}
+		m := &v1alpha1.Metric{ObjectMeta: metav1.ObjectMeta{Name: "m-hole", Namespace: ns}}
+		waitReady(t, m, func() []metav1.Condition { return m.Status.Conditions }, metav1.ConditionFalse, v1alpha1.ReasonExportFailed)
 	})
 	t.Run("heap stays flat", func(t *testing.T) {
 		lo, hi := slices.Min(heap), slices.Max(heap)
