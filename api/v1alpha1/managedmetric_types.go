@@ -37,6 +37,16 @@ type ManagedMetricSpec struct {
 	// +optional
 	// +kubebuilder:validation:MaxLength=4096
 	FieldSelector string `json:"fieldSelector,omitempty"`
+	// serviceAccountName is the ServiceAccount, in this metric's namespace,
+	// whose access the metric reads with: the operator reads objects of the
+	// local cluster for this metric only while this ServiceAccount may list
+	// and watch them in the scope the metric reads. Omitted: the operator's
+	// --default-service-account; when that is empty too, the operator's own
+	// access applies.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`
+	ServiceAccountName string `json:"serviceAccountName,omitempty"`
 	// interval is, in polling mode, how often the resources are read and the
 	// metric exported; in event-driven mode, the longest time between two
 	// exports of an unchanged metric (a heartbeat). At least 10s.

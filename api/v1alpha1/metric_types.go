@@ -27,6 +27,16 @@ type MetricSpec struct {
 	// +optional
 	// +kubebuilder:validation:MaxLength=63
 	Namespace string `json:"namespace,omitempty"`
+	// serviceAccountName is the ServiceAccount, in this metric's namespace,
+	// whose access the metric reads with: the operator reads the target only
+	// while this ServiceAccount may list and watch it in the metric's
+	// namespace scope (all namespaces when no namespace is set). Omitted:
+	// the operator's --default-service-account; when that is empty too, the
+	// operator's own access applies.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`
+	ServiceAccountName string `json:"serviceAccountName,omitempty"`
 	// labelSelector keeps only objects whose labels match, in Kubernetes
 	// selector syntax: "app=web,tier!=db", "env in (prod,stage)", "!legacy".
 	// +optional

@@ -164,6 +164,11 @@ type NamespacedReference struct {
 	Namespace string `json:"namespace,omitempty"`
 }
 
+// ReasonCrossNamespaceReference is the Ready reason when a reference names
+// an object in another namespace while the operator runs with
+// --no-cross-namespace-refs.
+const ReasonCrossNamespaceReference = "CrossNamespaceReference"
+
 // Dimension is one dimension value of an observation.
 type Dimension struct {
 	// name of the dimension.
