@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	"github.com/SAP/metrics-operator/api/v1alpha1"
+	"github.com/SAP/metrics-operator/internal/access"
 	"github.com/SAP/metrics-operator/internal/coordinator"
 	"github.com/SAP/metrics-operator/internal/evaluation"
 	"github.com/SAP/metrics-operator/internal/informers"
@@ -44,6 +45,8 @@ type EventDrivenReconciler struct {
 	DefaultSink types.NamespacedName
 	// EventDrivenDefault is the mode of metrics that choose none.
 	EventDrivenDefault bool
+	// Access authorizes each metric's reads and references; nil allows all.
+	Access *access.Checker
 }
 
 // Reconcile registers or drops one Metric's subscription.
@@ -53,6 +56,7 @@ func (r *EventDrivenReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	if err := r.Client.Get(ctx, req.NamespacedName, m); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.drop(key)
+			r.Access.Forget(metricKind, req.NamespacedName)
 			r.Coordinator.Remove(key)
 			return ctrl.Result{}, nil
 		}
@@ -64,6 +68,11 @@ func (r *EventDrivenReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		r.drop(key)
 		return ctrl.Result{}, nil
 	}
+	if err := r.Access.CheckReferences(m.Namespace, access.MetricReferences(&m.Spec)...); err != nil {
+		r.drop(key)
+		r.Coordinator.SetError(key, m.Generation, err)
+		return ctrl.Result{}, nil
+	}
 	if m.Spec.RemoteClusterAccessRef != nil {
 		r.drop(key)
 		r.Coordinator.SetError(key, m.Generation, reason.New(v1alpha1.ReasonClusterUnreachable,
@@ -71,7 +80,16 @@ func (r *EventDrivenReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		return ctrl.Result{}, nil
 	}
 	if ik, sub, ok := r.Registry.Lookup(key.String()); ok && sub.Generation == m.Generation {
-		// Registered for this spec: make sure its watch still runs.
+		// Registered for this spec: make sure it may still read and its
+		// watch still runs.
+		if err := r.Access.Authorize(ctx, accessRequest(m, ik.GVR, ik.Namespace)); err != nil {
+			r.drop(key)
+			if !reason.Is(err) {
+				return ctrl.Result{}, err
+			}
+			r.Coordinator.SetError(key, m.Generation, err)
+			return ctrl.Result{RequeueAfter: recheckInterval}, nil
+		}
 		if err := r.Informers.Ensure(ik, m.Spec.Target.GVK(), sub); err != nil {
 			return ctrl.Result{}, err
 		}
@@ -85,6 +103,9 @@ func (r *EventDrivenReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		return ctrl.Result{}, nil
 	}
 	ik, err := r.informerKey(m)
+	if err == nil {
+		err = r.Access.Authorize(ctx, accessRequest(m, ik.GVR, ik.Namespace))
+	}
 	if err != nil {
 		r.drop(key)
 		if !reason.Is(err) {
@@ -145,9 +166,13 @@ func (r *EventDrivenReconciler) drop(key coordinator.Key) {
 // SetupWithManager registers the reconciler under its own name beside the
 // polling one; both see every Metric and each handles its mode.
 func (r *EventDrivenReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.Metric{}, builder.WithPredicates(
 			predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
-		Named("metric-eventdriven").
-		Complete(r)
+		Named("metric-eventdriven")
+	if r.Access != nil {
+		// A granted or revoked access takes effect at once.
+		b = b.WatchesRawSource(r.Access.Source(metricKind))
+	}
+	return b.Complete(r)
 }

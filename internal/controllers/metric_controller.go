@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	"github.com/SAP/metrics-operator/api/v1alpha1"
+	"github.com/SAP/metrics-operator/internal/access"
 	"github.com/SAP/metrics-operator/internal/coordinator"
 	"github.com/SAP/metrics-operator/internal/evaluation"
 	"github.com/SAP/metrics-operator/internal/reason"
@@ -43,6 +44,8 @@ type MetricReconciler struct {
 	EventDrivenDefault bool
 	// Workers is how many metrics are read at once (default 1).
 	Workers int
+	// Access authorizes each metric's reads and references; nil allows all.
+	Access *access.Checker
 
 	mu         sync.Mutex
 	aggregates map[types.NamespacedName]*compiled
@@ -65,6 +68,7 @@ func (r *MetricReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	if err := r.Client.Get(ctx, req.NamespacedName, m); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.forget(req.NamespacedName)
+			r.Access.Forget(metricKind, req.NamespacedName)
 			r.Coordinator.Remove(key)
 			return ctrl.Result{}, nil
 		}
@@ -78,6 +82,10 @@ func (r *MetricReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	}
 	interval := intervalOf(m)
 
+	if err := r.Access.CheckReferences(m.Namespace, access.MetricReferences(&m.Spec)...); err != nil {
+		r.Coordinator.SetError(key, m.Generation, err)
+		return ctrl.Result{}, nil
+	}
 	if m.Spec.RemoteClusterAccessRef != nil {
 		r.Coordinator.SetError(key, m.Generation, reason.New(v1alpha1.ReasonClusterUnreachable,
 			"spec.remoteClusterAccessRef is not supported by this operator version yet; remove it to read the local cluster"))
@@ -91,6 +99,9 @@ func (r *MetricReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	}
 	changed := false
 	mapping, err := r.Lister.Mapping(m.Spec.Target.GVK())
+	if err == nil {
+		err = r.Access.Authorize(ctx, accessRequest(m, mapping.Resource, scopeNamespace(mapping, m.Spec.Namespace)))
+	}
 	if err == nil {
 		var objs []map[string]any
 		if objs, err = r.Lister.List(ctx, mapping, m.Spec.Namespace, m.Spec.LabelSelector); err == nil {
@@ -145,10 +156,15 @@ func (r *MetricReconciler) update(m *v1alpha1.Metric, agg *evaluation.Aggregate,
 // the generation, so the operator's own writes never trigger a reconcile;
 // annotation changes do, because the event-driven annotation lives there.
 func (r *MetricReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.Metric{}, builder.WithPredicates(
 			predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Named("metric").
-		WithOptions(controller.Options{MaxConcurrentReconciles: max(r.Workers, 1)}).
-		Complete(r)
+		WithOptions(controller.Options{MaxConcurrentReconciles: max(r.Workers, 1)})
+	if r.Access != nil {
+		// A granted or revoked access takes effect without waiting for
+		// the next interval.
+		b = b.WatchesRawSource(r.Access.Source(metricKind))
+	}
+	return b.Complete(r)
 }

@@ -23,6 +23,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/SAP/metrics-operator/api/v1alpha1"
+	"github.com/SAP/metrics-operator/internal/access"
 	"github.com/SAP/metrics-operator/internal/controllers"
 	"github.com/SAP/metrics-operator/internal/coordinator"
 	"github.com/SAP/metrics-operator/internal/datasink"
@@ -149,6 +150,15 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 		return nil, err
 	}
 	lister := targets.NewLister(mgr.GetRESTMapper(), dyn)
+	checker := access.New(access.Options{
+		Client:                mgr.GetClient(),
+		DefaultServiceAccount: opts.DefaultServiceAccount,
+		RecheckPeriod:         opts.AccessRecheckPeriod,
+		NoCrossNamespaceRefs:  opts.NoCrossNamespaceRefs,
+	})
+	if err := mgr.Add(checker); err != nil {
+		return nil, err
+	}
 	defaultSink := types.NamespacedName{Namespace: opts.Namespace, Name: "default"}
 	if err := (&controllers.MetricReconciler{
 		Client:             mgr.GetClient(),
@@ -158,6 +168,7 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 		DefaultSink:        defaultSink,
 		EventDrivenDefault: opts.EventDrivenDefault,
 		Workers:            opts.PollingWorkers,
+		Access:             checker,
 	}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setting up Metric controller: %w", err)
 	}
@@ -186,6 +197,7 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 		ClusterName:        opts.ClusterName,
 		DefaultSink:        defaultSink,
 		EventDrivenDefault: opts.EventDrivenDefault,
+		Access:             checker,
 	}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setting up event-driven Metric controller: %w", err)
 	}

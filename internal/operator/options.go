@@ -55,6 +55,16 @@ type Options struct {
 	// ExportBackoffBase and ExportBackoffMax space the attempts of a
 	// failing DataSink: the first retry after Base, doubling up to Max.
 	ExportBackoffBase, ExportBackoffMax time.Duration
+	// DefaultServiceAccount is the ServiceAccount, in its own namespace, a
+	// metric without spec.serviceAccountName is authorized as; empty: the
+	// operator's own access applies to such metrics.
+	DefaultServiceAccount string
+	// AccessRecheckPeriod is how often the access of metrics that read as a
+	// ServiceAccount is reviewed again.
+	AccessRecheckPeriod time.Duration
+	// NoCrossNamespaceRefs refuses references to objects in other
+	// namespaces than the referring object's.
+	NoCrossNamespaceRefs bool
 	// AllowSeveralInProcess lets tests run more than one operator in one
 	// process (controller names are otherwise unique per process).
 	AllowSeveralInProcess bool
@@ -105,6 +115,14 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 		"Polling Metrics read at the same time; each read is a paginated LIST of the metric's objects.")
 	fs.DurationVar(&o.StatusInterval, "status-update-interval", 30*time.Second,
 		"Shortest time between two status writes of one metric that only refresh its observation; Ready transitions are written at once.")
+	fs.StringVar(&o.DefaultServiceAccount, "default-service-account", "",
+		"ServiceAccount, in the metric's own namespace, that a metric without spec.serviceAccountName reads as: "+
+			"it must be allowed to list and watch the metric's target. Empty: such metrics read with the operator's own access.")
+	fs.DurationVar(&o.AccessRecheckPeriod, "access-recheck-period", time.Minute,
+		"How often the access of metrics that read as a ServiceAccount is reviewed again; a revoked grant takes effect within it.")
+	fs.BoolVar(&o.NoCrossNamespaceRefs, "no-cross-namespace-refs", false,
+		"Refuse references (remoteClusterAccessRef, federateClusterAccessRef, and the Secrets and ServiceAccount of a "+
+			"RemoteClusterAccess) to objects in another namespace than the referring object's.")
 }
 
 // Complete fills defaults from the environment and validates the options.
@@ -127,7 +145,13 @@ func (o *Options) Complete() error {
 	if o.PollingWorkers <= 0 {
 		o.PollingWorkers = 4
 	}
+	if o.AccessRecheckPeriod == 0 {
+		o.AccessRecheckPeriod = time.Minute
+	}
 	var errs []error
+	if o.AccessRecheckPeriod < 0 {
+		errs = append(errs, fmt.Errorf("--access-recheck-period must be positive, got %s", o.AccessRecheckPeriod))
+	}
 	if o.MinExportInterval < 0 {
 		errs = append(errs, fmt.Errorf("--min-export-interval must not be negative, got %s", o.MinExportInterval))
 	}

@@ -25,7 +25,7 @@ func TestMain(m *testing.M) {
 
 // run starts an operator in this process with cfg and opts (completed
 // here) and stops it when the test ends.
-func run(t *testing.T, cfg *rest.Config, opts operator.Options) {
+func run(t *testing.T, cfg *rest.Config, opts operator.Options) *operator.Operator {
 	t.Helper()
 	opts.AllowSeveralInProcess = true
 	if err := opts.Complete(); err != nil {
@@ -44,6 +44,7 @@ func run(t *testing.T, cfg *rest.Config, opts operator.Options) {
 			t.Errorf("operator stopped with %v", err)
 		}
 	})
+	return op
 }
 
 // grant creates a ClusterRole with rules and binds it to subject.
