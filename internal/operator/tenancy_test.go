@@ -1,6 +1,7 @@
 package operator_test
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -48,6 +49,7 @@ func TestLockdownAuthorizesEachMetricAsItsServiceAccount(t *testing.T) {
 		mustCreate(t, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: tenants[i]}})
 		mustCreate(t, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "metrics", Namespace: tenants[i]}})
 	}
+	deleteMetricsAtEnd(t, tenants...)
 	first := tenants[0]
 	// The first tenant may read its own namespace from the start.
 	mustCreate(t, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "own", Namespace: first}})
@@ -166,6 +168,7 @@ func TestOwnAccessWithoutDefaultServiceAccount(t *testing.T) {
 	for _, ns := range []string{tenant, target} {
 		mustCreate(t, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
 	}
+	deleteMetricsAtEnd(t, tenant)
 	mustCreate(t, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "reader", Namespace: tenant}})
 	mustCreate(t, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "one", Namespace: target}})
 	plain := client.ObjectKey{Namespace: tenant, Name: "plain"}
@@ -218,6 +221,8 @@ func TestCrossNamespaceReferences(t *testing.T) {
 	for _, ns := range []string{tenant, other, opNS} {
 		mustCreate(t, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
 	}
+	deleteMetricsAtEnd(t, tenant)
+	mustCreate(t, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "counted", Namespace: tenant}})
 	mustCreate(t, &v1alpha1.DataSink{ObjectMeta: metav1.ObjectMeta{Name: "default", Namespace: opNS},
 		Spec: v1alpha1.DataSinkSpec{Connection: v1alpha1.Connection{Endpoint: sink.HTTPURL()}}})
 	elsewhere := client.ObjectKey{Namespace: tenant, Name: "remote-elsewhere"}
@@ -255,7 +260,12 @@ func TestCrossNamespaceReferences(t *testing.T) {
 			if tc.flag {
 				testenv.Eventually(t, 60*time.Second, func() error {
 					if _, ok := sink.Latest("xref_local"); !ok {
-						return fmt.Errorf("no push of xref_local to the default DataSink of %s", opNS)
+						ds := &v1alpha1.DataSink{}
+						_ = env.Client.Get(t.Context(), client.ObjectKey{Namespace: opNS, Name: "default"}, ds)
+						m := &v1alpha1.Metric{}
+						_ = env.Client.Get(t.Context(), local, m)
+						return fmt.Errorf("no push of xref_local to the default DataSink of %s (%d batches received; sink %+v; metric %+v)",
+							opNS, sink.Count(), ds.Status.Conditions, m.Status.Conditions)
 					}
 					return nil
 				})
@@ -326,4 +336,17 @@ func watchesIn(op *operator.Operator, ns string) int {
 		}
 	}
 	return n
+}
+
+// deleteMetricsAtEnd deletes the Metrics of namespaces when the test ends,
+// so that the operators of later tests do not act on them.
+func deleteMetricsAtEnd(t *testing.T, namespaces ...string) {
+	t.Helper()
+	t.Cleanup(func() {
+		for _, ns := range namespaces {
+			if err := env.Client.DeleteAllOf(context.Background(), &v1alpha1.Metric{}, client.InNamespace(ns)); err != nil {
+				t.Errorf("deleting the Metrics of %s: %v", ns, err)
+			}
+		}
+	})
 }
