@@ -34,10 +34,11 @@ var configMaps = v1alpha1.GroupVersionKind{Version: "v1", Kind: "ConfigMap"}
 // there lets them list and watch, Ready within the re-check period once it
 // does, all on one shared watch, and Forbidden with their series gone once
 // it is deleted, while a metric of the tenant's own namespace stays
-// current throughout.
+// current throughout, on /metrics and over OTLP.
 func TestLockdownAuthorizesEachMetricAsItsServiceAccount(t *testing.T) {
 	testenv.Require(t, env)
 	ctx := t.Context()
+	sink := otlpsink.Start(t)
 	target := "tenancy-b"
 	mustCreate(t, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: target}})
 	for _, name := range []string{"one", "two"} {
@@ -54,6 +55,8 @@ func TestLockdownAuthorizesEachMetricAsItsServiceAccount(t *testing.T) {
 	// The first tenant may read its own namespace from the start.
 	mustCreate(t, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "own", Namespace: first}})
 	bindReader(t, first, "own-reader", "metrics", first)
+	mustCreate(t, &v1alpha1.DataSink{ObjectMeta: metav1.ObjectMeta{Name: "default", Namespace: first},
+		Spec: v1alpha1.DataSinkSpec{Connection: v1alpha1.Connection{Endpoint: sink.HTTPURL()}}})
 
 	var events []client.ObjectKey
 	for i, ns := range tenants {
@@ -77,7 +80,8 @@ func TestLockdownAuthorizesEachMetricAsItsServiceAccount(t *testing.T) {
 	}
 	url := "http://" + addr + "/metrics"
 	op := run(t, env.Config, operator.Options{MetricsAddr: addr, MetricsSecure: false, ProbeAddr: "0", Namespace: first,
-		DefaultServiceAccount: "metrics", AccessRecheckPeriod: recheck, StatusInterval: time.Second})
+		DefaultServiceAccount: "metrics", AccessRecheckPeriod: recheck, StatusInterval: time.Second,
+		MinExportInterval: 500 * time.Millisecond})
 
 	// Nobody granted anything in the target namespace yet.
 	for _, key := range append([]client.ObjectKey{polls}, events...) {
@@ -123,6 +127,14 @@ func TestLockdownAuthorizesEachMetricAsItsServiceAccount(t *testing.T) {
 	if n := watchesIn(op, target); n != 1 {
 		t.Fatalf("%d watches on %s for 10 metrics, want 1: %v", n, target, op.Informers.Active())
 	}
+	testenv.Eventually(t, 30*time.Second, func() error {
+		for _, name := range []string{"tenancy_events_9", "tenancy_polls"} {
+			if _, ok := sink.Latest(name); !ok {
+				return fmt.Errorf("no push of %s while it may read", name)
+			}
+		}
+		return nil
+	})
 
 	// Revoked: every metric reading the target is Forbidden again and
 	// its series are gone; the tenant's own metric is untouched.
@@ -134,14 +146,16 @@ func TestLockdownAuthorizesEachMetricAsItsServiceAccount(t *testing.T) {
 		waitReason(t, key, v1alpha1.ReasonForbidden)
 	}
 	t.Logf("revoke -> all Forbidden: %s", time.Since(revoked).Round(time.Millisecond))
+	// A push already under way may still carry them; none after it.
+	withdrawn := time.Now().Add(time.Second)
 	testenv.Eventually(t, 30*time.Second, func() error {
 		fams, err := scrape.Families(url)
 		if err != nil {
 			return err
 		}
 		for name := range fams {
-			if strings.HasPrefix(name, "tenancy_events_") || name == "tenancy_polls" {
-				return fmt.Errorf("family %s still served after its access was revoked", name)
+			if s := scrape.Samples(fams, name); len(s) > 0 && (strings.HasPrefix(name, "tenancy_events_") || name == "tenancy_polls") {
+				return fmt.Errorf("%s still served after its access was revoked: %v", name, scrape.Strings(s))
 			}
 		}
 		return nil
@@ -155,6 +169,22 @@ func TestLockdownAuthorizesEachMetricAsItsServiceAccount(t *testing.T) {
 	mustCreate(t, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "own-2", Namespace: first}})
 	waitValue(t, url, "tenancy_own", 2)
 	waitReason(t, own, v1alpha1.ReasonReady)
+	testenv.Eventually(t, 30*time.Second, func() error {
+		if p := sink.LatestPoints("tenancy_own"); len(p) != 1 || p[0].Value != 2 {
+			return fmt.Errorf("tenancy_own pushed as %v, want one point of value 2", p)
+		}
+		return nil
+	})
+	// Past the polling metric's heartbeat (10s): nothing of the revoked
+	// metrics was pushed since they were withdrawn.
+	time.Sleep(time.Until(withdrawn.Add(11 * time.Second)))
+	for _, b := range sink.Received() {
+		for _, m := range b.MetricList() {
+			if b.Time.After(withdrawn) && (strings.HasPrefix(m.Name, "tenancy_events_") || m.Name == "tenancy_polls") {
+				t.Errorf("%s pushed at %s, after its access was revoked", m.Name, b.Time.Format(time.StampMilli))
+			}
+		}
+	}
 }
 
 // TestOwnAccessWithoutDefaultServiceAccount runs the operator without
