@@ -9,10 +9,12 @@
 // target resource in the metric's namespace scope (all namespaces when the
 // metric names none). Decisions are cached per ServiceAccount, resource
 // and namespace, so a thousand metrics of one tenant on one resource cost
-// two reviews, and re-checked every period by the Checker running as a
-// manager Runnable; when a decision flips, the metrics depending on it
-// are sent to their reconcilers again, so a revoked RoleBinding turns them
-// Forbidden and a new one makes them Ready without a restart.
+// two reviews (list, watch) between them. The Checker, a manager Runnable,
+// reviews every cached decision again each period (one after the other,
+// within the operator's API request budget); when a decision flips, the
+// metrics depending on it are sent to their reconcilers again, so a
+// revoked RoleBinding turns them Forbidden and a new one makes them Ready
+// without a restart.
 //
 // Authorization is per metric; watches stay per resource. The Checker
 // never reads targets and never opens a watch: the operator keeps reading
