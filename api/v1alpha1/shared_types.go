@@ -199,6 +199,14 @@ const (
 	ReasonPending            = "Pending"
 )
 
+// Reasons for metrics refused because of what their spec asks for, so
+// that one tenant's metric cannot harm the operator or other metrics.
+const (
+	// ReasonReservedName: the exported name clashes with a family the
+	// operator serves itself on /metrics (go_, process_, workqueue_, ...).
+	ReasonReservedName = "ReservedName"
+)
+
 // CommonStatus is embedded in the status of every kind.
 type CommonStatus struct {
 	// observedGeneration is the metadata.generation the status describes.

@@ -42,6 +42,8 @@ type EventDrivenReconciler struct {
 	ClusterName string
 	// DefaultSink is the DataSink of metrics without dataSinkRef.
 	DefaultSink types.NamespacedName
+	// Guard refuses reserved names and bounds what a metric may hold.
+	Guard Guard
 	// EventDrivenDefault is the mode of metrics that choose none.
 	EventDrivenDefault bool
 }
@@ -78,7 +80,7 @@ func (r *EventDrivenReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		return ctrl.Result{RequeueAfter: recheckInterval}, nil
 	}
 
-	e, err := CompileMetric(m)
+	e, err := r.Guard.CompileMetric(m)
 	if err != nil {
 		r.drop(key)
 		r.Coordinator.SetError(key, m.Generation, err)

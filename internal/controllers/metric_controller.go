@@ -38,6 +38,8 @@ type MetricReconciler struct {
 	ClusterName string
 	// DefaultSink is the DataSink of metrics without dataSinkRef.
 	DefaultSink types.NamespacedName
+	// Guard refuses reserved names and bounds what a metric may hold.
+	Guard Guard
 	// EventDrivenDefault is the mode of metrics that choose none; the
 	// event-driven ones are left to the EventDrivenReconciler.
 	EventDrivenDefault bool
@@ -117,7 +119,7 @@ func (r *MetricReconciler) aggregate(m *v1alpha1.Metric) (*evaluation.Aggregate,
 	if c, ok := r.aggregates[name]; ok && c.generation == m.Generation {
 		return c.agg, nil
 	}
-	e, err := CompileMetric(m)
+	e, err := r.Guard.CompileMetric(m)
 	if err != nil {
 		delete(r.aggregates, name)
 		return nil, err

@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
@@ -15,11 +16,30 @@ import (
 // baseNames are the dimensions every series carries besides projections.
 var baseNames = []string{"group", "version", "kind", "cluster"}
 
+// NameChecker refuses exported names that clash with the families the
+// operator serves itself on /metrics; *prometheus.Collector is one.
+type NameChecker interface {
+	CheckName(name string) error
+}
+
+// Guard holds what every metric is checked against beside its own spec,
+// so that one tenant's metric cannot harm the operator or the others.
+// Both update modes use the same Guard.
+type Guard struct {
+	// Names refuses reserved exported names; nil accepts every name.
+	Names NameChecker
+}
+
 // CompileMetric compiles a Metric's spec for the evaluation engine; both
 // update modes use it, so both produce the same series.
-func CompileMetric(m *v1alpha1.Metric) (*evaluation.Evaluator, error) {
+func (g Guard) CompileMetric(m *v1alpha1.Metric) (*evaluation.Evaluator, error) {
 	if err := checkProjectionNames(m.Spec.Projections, "spec.projections"); err != nil {
 		return nil, err
+	}
+	if g.Names != nil {
+		if err := g.Names.CheckName(m.MetricName()); err != nil {
+			return nil, err
+		}
 	}
 	return evaluation.Compile(evaluation.Spec{
 		Namespace:     m.Spec.Namespace,
@@ -39,6 +59,13 @@ func checkProjectionNames(ps []v1alpha1.Projection, field string) error {
 	}
 	for i, p := range ps {
 		label := promexport.SanitizeLabel(p.Name)
+		if strings.HasPrefix(label, "__") {
+			return &evaluation.CompileError{
+				Reason:  v1alpha1.ReasonInvalidProjection,
+				Field:   fmt.Sprintf("%s[%d].name", field, i),
+				Message: fmt.Sprintf("projection %q becomes label %q; names starting with \"__\" are reserved by Prometheus, choose another name", p.Name, label),
+			}
+		}
 		if other, dup := seen[label]; dup {
 			return &evaluation.CompileError{
 				Reason: v1alpha1.ReasonInvalidProjection,

@@ -6,6 +6,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
@@ -71,7 +72,8 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 	// metrics to minutes.
 	cfg = rest.CopyConfig(cfg)
 	cfg.QPS, cfg.Burst = opts.QPS, opts.Burst
-	metricsOpts := metricsserver.Options{BindAddress: opts.MetricsAddr, SecureServing: opts.MetricsSecure}
+	metricsOpts := metricsserver.Options{BindAddress: opts.MetricsAddr, SecureServing: opts.MetricsSecure,
+		HandlerOpts: []func(*promhttp.HandlerOpts){continueOnGatherError}}
 	if opts.MetricsSecure {
 		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
 	}
@@ -150,6 +152,7 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 	}
 	lister := targets.NewLister(mgr.GetRESTMapper(), dyn)
 	defaultSink := types.NamespacedName{Namespace: opts.Namespace, Name: "default"}
+	guard := controllers.Guard{Names: collector}
 	if err := (&controllers.MetricReconciler{
 		Client:             mgr.GetClient(),
 		Lister:             lister,
@@ -157,6 +160,7 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 		ClusterName:        opts.ClusterName,
 		DefaultSink:        defaultSink,
 		EventDrivenDefault: opts.EventDrivenDefault,
+		Guard:              guard,
 		Workers:            opts.PollingWorkers,
 	}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setting up Metric controller: %w", err)
@@ -186,6 +190,7 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 		ClusterName:        opts.ClusterName,
 		DefaultSink:        defaultSink,
 		EventDrivenDefault: opts.EventDrivenDefault,
+		Guard:              guard,
 	}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setting up event-driven Metric controller: %w", err)
 	}
@@ -230,3 +235,13 @@ func (u clearOnStop) Start(ctx context.Context) error {
 }
 
 func (clearOnStop) NeedLeaderElection() bool { return false }
+
+// continueOnGatherError makes /metrics serve every family it could
+// gather: controller-runtime answers 500 to any gather error, so one
+// malformed family would hide all the others. Errors are counted in
+// promhttp_metric_handler_errors_total and not logged: their text quotes
+// label values, which come from users' objects.
+func continueOnGatherError(o *promhttp.HandlerOpts) {
+	o.ErrorHandling = promhttp.ContinueOnError
+	o.Registry = ctrlmetrics.Registry
+}
