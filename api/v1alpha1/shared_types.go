@@ -205,6 +205,10 @@ const (
 	// ReasonReservedName: the exported name clashes with a family the
 	// operator serves itself on /metrics (go_, process_, workqueue_, ...).
 	ReasonReservedName = "ReservedName"
+	// ReasonSecretDataForbidden: a projection, valueFrom or field selector
+	// could read the data or stringData of a Secret; Secrets can be
+	// counted and grouped by their metadata and type only.
+	ReasonSecretDataForbidden = "SecretDataForbidden"
 )
 
 // CommonStatus is embedded in the status of every kind.

@@ -47,6 +47,7 @@ func (g Guard) CompileMetric(m *v1alpha1.Metric) (*evaluation.Evaluator, error) 
 		FieldSelector: m.Spec.FieldSelector,
 		Projections:   m.Spec.Projections,
 		ValueFrom:     m.Spec.ValueFrom,
+		Target:        m.Spec.Target.GVK().GroupKind(),
 	})
 }
 

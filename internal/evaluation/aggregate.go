@@ -32,12 +32,12 @@ type Aggregate struct {
 	e *Evaluator
 
 	mu      sync.Mutex
-	entries map[string]entry   // by UID: every matching object
-	series  map[string]*series // by series key; only series with objects
-	errs    map[string]string  // by UID: objects with a value error
-	lastErr string             // UID of the latest value error
-	buf     []byte             // scratch for series keys
-	sorted  []*series          // series in Series order, nil when stale
+	entries map[string]entry       // by UID: every matching object
+	series  map[string]*series     // by series key; only series with objects
+	errs    map[string]*valueError // by UID: objects with a value error
+	lastErr string                 // UID of the latest value error
+	buf     []byte                 // scratch for series keys
+	sorted  []*series              // series in Series order, nil when stale
 }
 
 // entry is all that is kept per object and metric; it is small because
@@ -66,7 +66,7 @@ func NewAggregate(e *Evaluator) *Aggregate {
 		e:       e,
 		entries: make(map[string]entry),
 		series:  make(map[string]*series),
-		errs:    make(map[string]string),
+		errs:    make(map[string]*valueError),
 	}
 }
 
@@ -156,7 +156,7 @@ func (a *Aggregate) upsert(uid string, obj map[string]any) bool {
 	if !a.e.Matches(obj) {
 		return a.remove(uid)
 	}
-	key, value, state, err := a.e.appendKey(a.buf[:0], obj)
+	key, value, state, verr := a.e.appendKey(a.buf[:0], obj)
 	a.buf = key
 	var s *series
 	if state == stateValued {
@@ -166,8 +166,8 @@ func (a *Aggregate) upsert(uid string, obj map[string]any) bool {
 	} else {
 		value = 0
 	}
-	if err != nil {
-		a.errs[uid] = err.Error()
+	if verr != nil {
+		a.errs[uid] = verr
 		a.lastErr = uid
 	} else if len(a.errs) > 0 {
 		delete(a.errs, uid)
@@ -270,15 +270,17 @@ func (a *Aggregate) Len() int {
 
 // ObjectErrors returns how many objects are currently left out because
 // their valueFrom field cannot be read, and the message of the latest such
-// error still present ("" when there is none), for a condition.
+// error still present ("" when there is none), for a condition. The
+// message names the path and the kind of value found, never the value or
+// the object.
 func (a *Aggregate) ObjectErrors() (count int, lastMessage string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if len(a.errs) == 0 {
 		return 0, ""
 	}
-	if msg, ok := a.errs[a.lastErr]; ok {
-		return len(a.errs), msg
+	if verr, ok := a.errs[a.lastErr]; ok {
+		return len(a.errs), a.e.valueErrorMessage(verr)
 	}
 	// The latest error went away; pick any remaining one, deterministically.
 	uid := ""
@@ -288,7 +290,7 @@ func (a *Aggregate) ObjectErrors() (count int, lastMessage string) {
 		}
 	}
 	a.lastErr = uid
-	return len(a.errs), a.errs[uid]
+	return len(a.errs), a.e.valueErrorMessage(a.errs[uid])
 }
 
 func (s *series) add(v int64, agg v1alpha1.Aggregation) {
