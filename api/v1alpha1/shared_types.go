@@ -209,6 +209,15 @@ const (
 	// could read the data or stringData of a Secret; Secrets can be
 	// counted and grouped by their metadata and type only.
 	ReasonSecretDataForbidden = "SecretDataForbidden"
+	// ReasonSeriesLimitExceeded: the metric has more series than
+	// spec.maxSeries or the operator's --max-series-per-metric allow.
+	ReasonSeriesLimitExceeded = "SeriesLimitExceeded"
+	// ReasonLabelValueTooLong: a dimension value is longer than the
+	// operator's --max-label-value-length.
+	ReasonLabelValueTooLong = "LabelValueTooLong"
+	// ReasonSeriesBudgetExceeded: the operator's series budget for all
+	// metrics together (--max-series-total) is used up.
+	ReasonSeriesBudgetExceeded = "SeriesBudgetExceeded"
 )
 
 // CommonStatus is embedded in the status of every kind.

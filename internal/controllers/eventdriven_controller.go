@@ -72,7 +72,8 @@ func (r *EventDrivenReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 			"spec.remoteClusterAccessRef is not supported by this operator version yet; remove it to read the local cluster"))
 		return ctrl.Result{}, nil
 	}
-	if ik, sub, ok := r.Registry.Lookup(key.String()); ok && sub.Generation == m.Generation {
+	if ik, sub, ok := r.Registry.Lookup(key.String()); ok && sub.Generation == m.Generation &&
+		!limitRetryDue(sub.Aggregate, intervalOf(m)) {
 		// Registered for this spec: make sure its watch still runs.
 		if err := r.Informers.Ensure(ik, m.Spec.Target.GVK(), sub); err != nil {
 			return ctrl.Result{}, err
@@ -96,8 +97,12 @@ func (r *EventDrivenReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		return ctrl.Result{RequeueAfter: recheckInterval}, nil
 	}
 	sub := r.subscription(m, e)
+	_, old, _ := r.Registry.Lookup(key.String())
 	if previous, moved := r.Registry.Register(ik, sub); moved {
 		r.Informers.Release(previous)
+	}
+	if old != nil {
+		old.Aggregate.Close()
 	}
 	if err := r.Informers.Ensure(ik, m.Spec.Target.GVK(), sub); err != nil {
 		return ctrl.Result{}, err
@@ -121,17 +126,18 @@ func (r *EventDrivenReconciler) informerKey(m *v1alpha1.Metric) (registry.Inform
 
 func (r *EventDrivenReconciler) subscription(m *v1alpha1.Metric, e *evaluation.Evaluator) *registry.Subscription {
 	key := coordinator.Key{Kind: metricKind, Namespace: m.Namespace, Name: m.Name}
-	agg := evaluation.NewAggregate(e)
+	agg := r.Guard.Aggregate(e, m.Spec.MaxSeries)
 	update := metricUpdate(m, v1alpha1.ModeEventDriven, intervalOf(m), r.DefaultSink,
 		coordinator.AggregateSource{Cluster: r.ClusterName, Aggregate: agg}, e)
 	gen := m.Generation
+	limits := &limitReporter{coordinator: r.Coordinator, update: update, agg: agg}
 	return &registry.Subscription{
 		ID:           key.String(),
 		Generation:   gen,
 		Aggregate:    agg,
 		MetadataOnly: e.MetadataOnly(),
-		OnSynced:     func() { r.Coordinator.Publish(update, true) },
-		OnChange:     func() { r.Coordinator.Changed(key) },
+		OnSynced:     limits.synced,
+		OnChange:     limits.changed,
 		OnError:      func(err error) { r.Coordinator.SetError(key, gen, err) },
 	}
 }
@@ -139,8 +145,12 @@ func (r *EventDrivenReconciler) subscription(m *v1alpha1.Metric, e *evaluation.E
 // drop removes the metric's subscription and stops its watch if no other
 // metric uses it.
 func (r *EventDrivenReconciler) drop(key coordinator.Key) {
+	_, sub, _ := r.Registry.Lookup(key.String())
 	if ik, ok := r.Registry.Unregister(key.String()); ok {
 		r.Informers.Release(ik)
+	}
+	if sub != nil {
+		sub.Aggregate.Close() // gives its series back to the budget
 	}
 }
 

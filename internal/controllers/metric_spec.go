@@ -3,6 +3,7 @@ package controllers
 import (
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
@@ -28,6 +29,64 @@ type NameChecker interface {
 type Guard struct {
 	// Names refuses reserved exported names; nil accepts every name.
 	Names NameChecker
+	// Limits bound the series and dimension values of every metric; a
+	// metric's spec.maxSeries may lower Limits.MaxSeries.
+	Limits evaluation.Limits
+}
+
+// Aggregate returns an empty aggregate for e within the operator's limits,
+// lowered by the metric's spec.maxSeries.
+func (g Guard) Aggregate(e *evaluation.Evaluator, maxSeries *int32) *evaluation.Aggregate {
+	limits := g.Limits
+	if maxSeries != nil {
+		limits = limits.Lower(int(*maxSeries))
+	}
+	return evaluation.NewLimitedAggregate(e, limits)
+}
+
+// limitReporter tells the coordinator about an event-driven metric whose
+// aggregate goes over its limits or comes back within them: over them the
+// metric is in error (and withdrawn), back within them it is published
+// anew, since Changed alone does not clear an error.
+type limitReporter struct {
+	coordinator *coordinator.Coordinator
+	update      coordinator.Update
+	agg         *evaluation.Aggregate
+	limited     atomic.Bool
+}
+
+// synced is the subscription's OnSynced.
+func (l *limitReporter) synced() {
+	if err := l.agg.Err(); err != nil {
+		l.limited.Store(true)
+		l.coordinator.SetError(l.update.Key, l.update.Generation, err)
+		return
+	}
+	l.limited.Store(false)
+	l.coordinator.Publish(l.update, true)
+}
+
+// changed is the subscription's OnChange.
+func (l *limitReporter) changed() {
+	if err := l.agg.Err(); err != nil {
+		if !l.limited.Swap(true) {
+			l.coordinator.SetError(l.update.Key, l.update.Generation, err)
+		}
+		return
+	}
+	if l.limited.Swap(false) {
+		l.coordinator.Publish(l.update, true)
+		return
+	}
+	l.coordinator.Changed(l.update.Key)
+}
+
+// limitRetryDue reports whether an aggregate over its limits has been so
+// for a whole interval: an event-driven metric then reads its objects
+// again (polling metrics do at every poll anyway).
+func limitRetryDue(agg *evaluation.Aggregate, interval time.Duration) bool {
+	since, limited := agg.LimitedSince()
+	return limited && time.Since(since) >= interval
 }
 
 // CompileMetric compiles a Metric's spec for the evaluation engine; both

@@ -27,6 +27,7 @@ import (
 	"github.com/SAP/metrics-operator/internal/controllers"
 	"github.com/SAP/metrics-operator/internal/coordinator"
 	"github.com/SAP/metrics-operator/internal/datasink"
+	"github.com/SAP/metrics-operator/internal/evaluation"
 	"github.com/SAP/metrics-operator/internal/events"
 	"github.com/SAP/metrics-operator/internal/export/otlp"
 	promexport "github.com/SAP/metrics-operator/internal/export/prometheus"
@@ -152,7 +153,11 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 	}
 	lister := targets.NewLister(mgr.GetRESTMapper(), dyn)
 	defaultSink := types.NamespacedName{Namespace: opts.Namespace, Name: "default"}
-	guard := controllers.Guard{Names: collector}
+	guard := controllers.Guard{Names: collector, Limits: evaluation.Limits{
+		MaxSeries:      opts.MaxSeriesPerMetric,
+		MaxValueLength: opts.MaxLabelValueLength,
+		Budget:         evaluation.NewBudget(opts.MaxSeriesTotal),
+	}}
 	if err := (&controllers.MetricReconciler{
 		Client:             mgr.GetClient(),
 		Lister:             lister,
