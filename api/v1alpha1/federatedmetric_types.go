@@ -69,6 +69,13 @@ type FederatedMetricSpec struct {
 	// +kubebuilder:validation:Format=duration
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('10s')",message="interval must be at least 10s"
 	Interval metav1.Duration `json:"interval,omitempty"`
+	// maxSeries lowers, for this metric, the operator's limit on the
+	// number of series of one metric (--max-series-per-metric, 10,000 by
+	// default); it cannot raise it. A metric with more series exports
+	// nothing and reports SeriesLimitExceeded until it has fewer.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	MaxSeries *int32 `json:"maxSeries,omitempty"`
 	// dataSinkRef names the DataSink, in this namespace, the metric is
 	// pushed to over OTLP. Omitted: the DataSink named "default" in the
 	// operator's namespace if it exists; otherwise the metric is only

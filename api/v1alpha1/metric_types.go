@@ -58,6 +58,13 @@ type MetricSpec struct {
 	// +kubebuilder:validation:Format=duration
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('10s')",message="interval must be at least 10s"
 	Interval metav1.Duration `json:"interval,omitempty"`
+	// maxSeries lowers, for this metric, the operator's limit on the
+	// number of series of one metric (--max-series-per-metric, 10,000 by
+	// default); it cannot raise it. A metric with more series exports
+	// nothing and reports SeriesLimitExceeded until it has fewer.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	MaxSeries *int32 `json:"maxSeries,omitempty"`
 	// eventDriven, when true, keeps the metric current from watch events
 	// (within a fraction of a second of a change) instead of reading all
 	// objects every interval. The annotation

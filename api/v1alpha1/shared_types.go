@@ -204,6 +204,27 @@ const (
 	ReasonPending            = "Pending"
 )
 
+// Reasons for metrics refused because of what their spec asks for, so
+// that one tenant's metric cannot harm the operator or other metrics.
+const (
+	// ReasonReservedName: the exported name clashes with a family the
+	// operator serves itself on /metrics (go_, process_, workqueue_, ...).
+	ReasonReservedName = "ReservedName"
+	// ReasonSecretDataForbidden: a projection, valueFrom or field selector
+	// could read the data or stringData of a Secret; Secrets can be
+	// counted and grouped by their metadata and type only.
+	ReasonSecretDataForbidden = "SecretDataForbidden"
+	// ReasonSeriesLimitExceeded: the metric has more series than
+	// spec.maxSeries or the operator's --max-series-per-metric allow.
+	ReasonSeriesLimitExceeded = "SeriesLimitExceeded"
+	// ReasonLabelValueTooLong: a dimension value is longer than the
+	// operator's --max-label-value-length.
+	ReasonLabelValueTooLong = "LabelValueTooLong"
+	// ReasonSeriesBudgetExceeded: the operator's series budget for all
+	// metrics together (--max-series-total) is used up.
+	ReasonSeriesBudgetExceeded = "SeriesBudgetExceeded"
+)
+
 // CommonStatus is embedded in the status of every kind.
 type CommonStatus struct {
 	// observedGeneration is the metadata.generation the status describes.

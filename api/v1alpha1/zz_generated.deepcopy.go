@@ -414,6 +414,11 @@ func (in *FederatedManagedMetricList) DeepCopyObject() runtime.Object {
 func (in *FederatedManagedMetricSpec) DeepCopyInto(out *FederatedManagedMetricSpec) {
 	*out = *in
 	out.Interval = in.Interval
+	if in.MaxSeries != nil {
+		in, out := &in.MaxSeries, &out.MaxSeries
+		*out = new(int32)
+		**out = **in
+	}
 	if in.DataSinkRef != nil {
 		in, out := &in.DataSinkRef, &out.DataSinkRef
 		*out = new(DataSinkReference)
@@ -513,6 +518,11 @@ func (in *FederatedMetricSpec) DeepCopyInto(out *FederatedMetricSpec) {
 		(*in).DeepCopyInto(*out)
 	}
 	out.Interval = in.Interval
+	if in.MaxSeries != nil {
+		in, out := &in.MaxSeries, &out.MaxSeries
+		*out = new(int32)
+		**out = **in
+	}
 	if in.DataSinkRef != nil {
 		in, out := &in.DataSinkRef, &out.DataSinkRef
 		*out = new(DataSinkReference)
@@ -670,6 +680,11 @@ func (in *ManagedMetricSpec) DeepCopyInto(out *ManagedMetricSpec) {
 		**out = **in
 	}
 	out.Interval = in.Interval
+	if in.MaxSeries != nil {
+		in, out := &in.MaxSeries, &out.MaxSeries
+		*out = new(int32)
+		**out = **in
+	}
 	if in.EventDriven != nil {
 		in, out := &in.EventDriven, &out.EventDriven
 		*out = new(bool)
@@ -801,6 +816,11 @@ func (in *MetricSpec) DeepCopyInto(out *MetricSpec) {
 	*out = *in
 	out.Target = in.Target
 	out.Interval = in.Interval
+	if in.MaxSeries != nil {
+		in, out := &in.MaxSeries, &out.MaxSeries
+		*out = new(int32)
+		**out = **in
+	}
 	if in.EventDriven != nil {
 		in, out := &in.EventDriven, &out.EventDriven
 		*out = new(bool)

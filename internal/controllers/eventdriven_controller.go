@@ -43,6 +43,8 @@ type EventDrivenReconciler struct {
 	ClusterName string
 	// DefaultSink is the DataSink of metrics without dataSinkRef.
 	DefaultSink types.NamespacedName
+	// Guard refuses reserved names and bounds what a metric may hold.
+	Guard Guard
 	// EventDrivenDefault is the mode of metrics that choose none.
 	EventDrivenDefault bool
 	// Access authorizes each metric's reads and references; nil allows all.
@@ -79,7 +81,8 @@ func (r *EventDrivenReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 			"spec.remoteClusterAccessRef is not supported by this operator version yet; remove it to read the local cluster"))
 		return ctrl.Result{}, nil
 	}
-	if ik, sub, ok := r.Registry.Lookup(key.String()); ok && sub.Generation == m.Generation {
+	if ik, sub, ok := r.Registry.Lookup(key.String()); ok && sub.Generation == m.Generation &&
+		!limitRetryDue(sub.Aggregate, intervalOf(m)) {
 		// Registered for this spec: make sure it may still read and its
 		// watch still runs.
 		if err := r.Access.Authorize(ctx, accessRequest(m, ik.GVR, ik.Namespace)); err != nil {
@@ -96,7 +99,7 @@ func (r *EventDrivenReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		return ctrl.Result{RequeueAfter: recheckInterval}, nil
 	}
 
-	e, err := CompileMetric(m)
+	e, err := r.Guard.CompileMetric(m)
 	if err != nil {
 		r.drop(key)
 		r.Coordinator.SetError(key, m.Generation, err)
@@ -115,8 +118,12 @@ func (r *EventDrivenReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		return ctrl.Result{RequeueAfter: recheckInterval}, nil
 	}
 	sub := r.subscription(m, e)
+	_, old, _ := r.Registry.Lookup(key.String())
 	if previous, moved := r.Registry.Register(ik, sub); moved {
 		r.Informers.Release(previous)
+	}
+	if old != nil {
+		old.Aggregate.Close()
 	}
 	if err := r.Informers.Ensure(ik, m.Spec.Target.GVK(), sub); err != nil {
 		return ctrl.Result{}, err
@@ -140,17 +147,18 @@ func (r *EventDrivenReconciler) informerKey(m *v1alpha1.Metric) (registry.Inform
 
 func (r *EventDrivenReconciler) subscription(m *v1alpha1.Metric, e *evaluation.Evaluator) *registry.Subscription {
 	key := coordinator.Key{Kind: metricKind, Namespace: m.Namespace, Name: m.Name}
-	agg := evaluation.NewAggregate(e)
+	agg := r.Guard.Aggregate(e, m.Spec.MaxSeries)
 	update := metricUpdate(m, v1alpha1.ModeEventDriven, intervalOf(m), r.DefaultSink,
 		coordinator.AggregateSource{Cluster: r.ClusterName, Aggregate: agg}, e)
 	gen := m.Generation
+	limits := &limitReporter{coordinator: r.Coordinator, update: update, agg: agg}
 	return &registry.Subscription{
 		ID:           key.String(),
 		Generation:   gen,
 		Aggregate:    agg,
 		MetadataOnly: e.MetadataOnly(),
-		OnSynced:     func() { r.Coordinator.Publish(update, true) },
-		OnChange:     func() { r.Coordinator.Changed(key) },
+		OnSynced:     limits.synced,
+		OnChange:     limits.changed,
 		OnError:      func(err error) { r.Coordinator.SetError(key, gen, err) },
 	}
 }
@@ -158,8 +166,12 @@ func (r *EventDrivenReconciler) subscription(m *v1alpha1.Metric, e *evaluation.E
 // drop removes the metric's subscription and stops its watch if no other
 // metric uses it.
 func (r *EventDrivenReconciler) drop(key coordinator.Key) {
+	_, sub, _ := r.Registry.Lookup(key.String())
 	if ik, ok := r.Registry.Unregister(key.String()); ok {
 		r.Informers.Release(ik)
+	}
+	if sub != nil {
+		sub.Aggregate.Close() // gives its series back to the budget
 	}
 }
 

@@ -39,6 +39,8 @@ type MetricReconciler struct {
 	ClusterName string
 	// DefaultSink is the DataSink of metrics without dataSinkRef.
 	DefaultSink types.NamespacedName
+	// Guard refuses reserved names and bounds what a metric may hold.
+	Guard Guard
 	// EventDrivenDefault is the mode of metrics that choose none; the
 	// event-driven ones are left to the EventDrivenReconciler.
 	EventDrivenDefault bool
@@ -115,6 +117,11 @@ func (r *MetricReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		r.Coordinator.SetError(key, m.Generation, err)
 		return ctrl.Result{RequeueAfter: min(interval, notFoundRetry)}, nil
 	}
+	if err := agg.Err(); err != nil {
+		// Over its limits: the next poll tries again from scratch.
+		r.Coordinator.SetError(key, m.Generation, err)
+		return ctrl.Result{RequeueAfter: interval}, nil
+	}
 	r.Coordinator.Publish(r.update(m, agg, interval), changed)
 	return ctrl.Result{RequeueAfter: interval}, nil
 }
@@ -128,15 +135,18 @@ func (r *MetricReconciler) aggregate(m *v1alpha1.Metric) (*evaluation.Aggregate,
 	if c, ok := r.aggregates[name]; ok && c.generation == m.Generation {
 		return c.agg, nil
 	}
-	e, err := CompileMetric(m)
-	if err != nil {
+	if c, ok := r.aggregates[name]; ok {
+		c.agg.Close() // gives its series back to the budget
 		delete(r.aggregates, name)
+	}
+	e, err := r.Guard.CompileMetric(m)
+	if err != nil {
 		return nil, err
 	}
 	if r.aggregates == nil {
 		r.aggregates = map[types.NamespacedName]*compiled{}
 	}
-	c := &compiled{generation: m.Generation, agg: evaluation.NewAggregate(e)}
+	c := &compiled{generation: m.Generation, agg: r.Guard.Aggregate(e, m.Spec.MaxSeries)}
 	r.aggregates[name] = c
 	return c.agg, nil
 }
@@ -144,7 +154,10 @@ func (r *MetricReconciler) aggregate(m *v1alpha1.Metric) (*evaluation.Aggregate,
 func (r *MetricReconciler) forget(name types.NamespacedName) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	delete(r.aggregates, name)
+	if c, ok := r.aggregates[name]; ok {
+		c.agg.Close() // gives its series back to the budget
+		delete(r.aggregates, name)
+	}
 }
 
 func (r *MetricReconciler) update(m *v1alpha1.Metric, agg *evaluation.Aggregate, interval time.Duration) coordinator.Update {

@@ -2,6 +2,8 @@ package controllers
 
 import (
 	"fmt"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
@@ -15,11 +17,88 @@ import (
 // baseNames are the dimensions every series carries besides projections.
 var baseNames = []string{"group", "version", "kind", "cluster"}
 
+// NameChecker refuses exported names that clash with the families the
+// operator serves itself on /metrics; *prometheus.Collector is one.
+type NameChecker interface {
+	CheckName(name string) error
+}
+
+// Guard holds what every metric is checked against beside its own spec,
+// so that one tenant's metric cannot harm the operator or the others.
+// Both update modes use the same Guard.
+type Guard struct {
+	// Names refuses reserved exported names; nil accepts every name.
+	Names NameChecker
+	// Limits bound the series and dimension values of every metric; a
+	// metric's spec.maxSeries may lower Limits.MaxSeries.
+	Limits evaluation.Limits
+}
+
+// Aggregate returns an empty aggregate for e within the operator's limits,
+// lowered by the metric's spec.maxSeries.
+func (g Guard) Aggregate(e *evaluation.Evaluator, maxSeries *int32) *evaluation.Aggregate {
+	limits := g.Limits
+	if maxSeries != nil {
+		limits = limits.Lower(int(*maxSeries))
+	}
+	return evaluation.NewLimitedAggregate(e, limits)
+}
+
+// limitReporter tells the coordinator about an event-driven metric whose
+// aggregate goes over its limits or comes back within them: over them the
+// metric is in error (and withdrawn), back within them it is published
+// anew, since Changed alone does not clear an error.
+type limitReporter struct {
+	coordinator *coordinator.Coordinator
+	update      coordinator.Update
+	agg         *evaluation.Aggregate
+	limited     atomic.Bool
+}
+
+// synced is the subscription's OnSynced.
+func (l *limitReporter) synced() {
+	if err := l.agg.Err(); err != nil {
+		l.limited.Store(true)
+		l.coordinator.SetError(l.update.Key, l.update.Generation, err)
+		return
+	}
+	l.limited.Store(false)
+	l.coordinator.Publish(l.update, true)
+}
+
+// changed is the subscription's OnChange.
+func (l *limitReporter) changed() {
+	if err := l.agg.Err(); err != nil {
+		if !l.limited.Swap(true) {
+			l.coordinator.SetError(l.update.Key, l.update.Generation, err)
+		}
+		return
+	}
+	if l.limited.Swap(false) {
+		l.coordinator.Publish(l.update, true)
+		return
+	}
+	l.coordinator.Changed(l.update.Key)
+}
+
+// limitRetryDue reports whether an aggregate over its limits has been so
+// for a whole interval: an event-driven metric then reads its objects
+// again (polling metrics do at every poll anyway).
+func limitRetryDue(agg *evaluation.Aggregate, interval time.Duration) bool {
+	since, limited := agg.LimitedSince()
+	return limited && time.Since(since) >= interval
+}
+
 // CompileMetric compiles a Metric's spec for the evaluation engine; both
 // update modes use it, so both produce the same series.
-func CompileMetric(m *v1alpha1.Metric) (*evaluation.Evaluator, error) {
+func (g Guard) CompileMetric(m *v1alpha1.Metric) (*evaluation.Evaluator, error) {
 	if err := checkProjectionNames(m.Spec.Projections, "spec.projections"); err != nil {
 		return nil, err
+	}
+	if g.Names != nil {
+		if err := g.Names.CheckName(m.MetricName()); err != nil {
+			return nil, err
+		}
 	}
 	return evaluation.Compile(evaluation.Spec{
 		Namespace:     m.Spec.Namespace,
@@ -27,6 +106,7 @@ func CompileMetric(m *v1alpha1.Metric) (*evaluation.Evaluator, error) {
 		FieldSelector: m.Spec.FieldSelector,
 		Projections:   m.Spec.Projections,
 		ValueFrom:     m.Spec.ValueFrom,
+		Target:        m.Spec.Target.GVK().GroupKind(),
 	})
 }
 
@@ -39,6 +119,13 @@ func checkProjectionNames(ps []v1alpha1.Projection, field string) error {
 	}
 	for i, p := range ps {
 		label := promexport.SanitizeLabel(p.Name)
+		if strings.HasPrefix(label, "__") {
+			return &evaluation.CompileError{
+				Reason:  v1alpha1.ReasonInvalidProjection,
+				Field:   fmt.Sprintf("%s[%d].name", field, i),
+				Message: fmt.Sprintf("projection %q becomes label %q; names starting with \"__\" are reserved by Prometheus, choose another name", p.Name, label),
+			}
+		}
 		if other, dup := seen[label]; dup {
 			return &evaluation.CompileError{
 				Reason: v1alpha1.ReasonInvalidProjection,

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/SAP/metrics-operator/api/v1alpha1"
 )
@@ -28,16 +29,24 @@ type Series struct {
 // object. Upsert and Delete serve the event-driven path, Replace the
 // polling path; for the same objects they yield the same Series. It is
 // safe for concurrent use.
+//
+// An aggregate made with Limits goes over them as soon as a new series
+// would break one: it then drops everything, has no series, reports the
+// reason through Err and ignores objects until the next Replace.
 type Aggregate struct {
-	e *Evaluator
+	e      *Evaluator
+	limits Limits
 
-	mu      sync.Mutex
-	entries map[string]entry   // by UID: every matching object
-	series  map[string]*series // by series key; only series with objects
-	errs    map[string]string  // by UID: objects with a value error
-	lastErr string             // UID of the latest value error
-	buf     []byte             // scratch for series keys
-	sorted  []*series          // series in Series order, nil when stale
+	mu        sync.Mutex
+	limitErr  error                  // set while over the limits
+	limitedAt time.Time              // when limitErr was set
+	closed    bool                   // after Close: ignore everything
+	entries   map[string]entry       // by UID: every matching object
+	series    map[string]*series     // by series key; only series with objects
+	errs      map[string]*valueError // by UID: objects with a value error
+	lastErr   string                 // UID of the latest value error
+	buf       []byte                 // scratch for series keys
+	sorted    []*series              // series in Series order, nil when stale
 }
 
 // entry is all that is kept per object and metric; it is small because
@@ -60,13 +69,20 @@ type series struct {
 	extOK  bool
 }
 
-// NewAggregate returns an empty aggregate for e.
+// NewAggregate returns an empty aggregate for e, without limits.
 func NewAggregate(e *Evaluator) *Aggregate {
+	return NewLimitedAggregate(e, Limits{})
+}
+
+// NewLimitedAggregate returns an empty aggregate for e that stays within
+// limits.
+func NewLimitedAggregate(e *Evaluator, limits Limits) *Aggregate {
 	return &Aggregate{
 		e:       e,
+		limits:  limits,
 		entries: make(map[string]entry),
 		series:  make(map[string]*series),
-		errs:    make(map[string]string),
+		errs:    make(map[string]*valueError),
 	}
 }
 
@@ -103,7 +119,8 @@ func (a *Aggregate) Replace(objs []map[string]any) (changed bool) {
 
 // Replacement is a Replace applied in pieces, for lists read page by page:
 // only the UIDs seen so far are kept, never the pages. Nothing else may
-// change the aggregate between BeginReplace and Finish.
+// change the aggregate between BeginReplace and Finish. A Replace is also
+// how an aggregate over its limits tries again: it starts from nothing.
 type Replacement struct {
 	a       *Aggregate
 	seen    map[string]struct{}
@@ -115,6 +132,10 @@ func (a *Aggregate) BeginReplace() *Replacement {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	r := &Replacement{a: a}
+	if a.limitErr != nil && !a.closed {
+		a.limitErr, a.limitedAt = nil, time.Time{}
+		r.changed = true
+	}
 	if len(a.entries) > 0 {
 		r.seen = make(map[string]struct{}, len(a.entries))
 	}
@@ -126,6 +147,10 @@ func (r *Replacement) Add(objs ...map[string]any) {
 	r.a.mu.Lock()
 	defer r.a.mu.Unlock()
 	for _, obj := range objs {
+		if r.a.limitErr != nil || r.a.closed {
+			r.seen = nil // nothing is kept over the limits
+			return
+		}
 		uid := UID(obj)
 		if r.seen != nil {
 			r.seen[uid] = struct{}{}
@@ -153,21 +178,28 @@ func (r *Replacement) Finish() (changed bool) {
 }
 
 func (a *Aggregate) upsert(uid string, obj map[string]any) bool {
+	if a.limitErr != nil || a.closed {
+		return false
+	}
 	if !a.e.Matches(obj) {
 		return a.remove(uid)
 	}
-	key, value, state, err := a.e.appendKey(a.buf[:0], obj)
+	key, value, state, verr := a.e.appendKey(a.buf[:0], obj)
 	a.buf = key
 	var s *series
 	if state == stateValued {
 		if s = a.series[string(key)]; s == nil {
+			if err := a.admit(key, a.entries[uid]); err != nil {
+				a.trip(err)
+				return true
+			}
 			s = a.newSeries(string(key))
 		}
 	} else {
 		value = 0
 	}
-	if err != nil {
-		a.errs[uid] = err.Error()
+	if verr != nil {
+		a.errs[uid] = verr
 		a.lastErr = uid
 	} else if len(a.errs) > 0 {
 		delete(a.errs, uid)
@@ -219,6 +251,7 @@ func (a *Aggregate) move(from *series, fromValue int64, to *series, toValue int6
 		from.remove(fromValue, agg)
 		if from.n == 0 {
 			delete(a.series, from.key)
+			a.limits.Budget.give(1)
 			a.sorted = nil
 			changed = true
 		} else if from.value(agg) != beforeFrom {
@@ -270,15 +303,17 @@ func (a *Aggregate) Len() int {
 
 // ObjectErrors returns how many objects are currently left out because
 // their valueFrom field cannot be read, and the message of the latest such
-// error still present ("" when there is none), for a condition.
+// error still present ("" when there is none), for a condition. The
+// message names the path and the kind of value found, never the value or
+// the object.
 func (a *Aggregate) ObjectErrors() (count int, lastMessage string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if len(a.errs) == 0 {
 		return 0, ""
 	}
-	if msg, ok := a.errs[a.lastErr]; ok {
-		return len(a.errs), msg
+	if verr, ok := a.errs[a.lastErr]; ok {
+		return len(a.errs), a.e.valueErrorMessage(verr)
 	}
 	// The latest error went away; pick any remaining one, deterministically.
 	uid := ""
@@ -288,7 +323,7 @@ func (a *Aggregate) ObjectErrors() (count int, lastMessage string) {
 		}
 	}
 	a.lastErr = uid
-	return len(a.errs), a.errs[uid]
+	return len(a.errs), a.e.valueErrorMessage(a.errs[uid])
 }
 
 func (s *series) add(v int64, agg v1alpha1.Aggregation) {

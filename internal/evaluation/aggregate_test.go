@@ -198,14 +198,20 @@ func TestObjectErrorsClear(t *testing.T) {
 	}
 	a.Upsert("a", bad("a", 1.5))
 	a.Upsert("b", bad("b", "nope"))
-	if n, msg := a.ObjectErrors(); n != 2 || !strings.Contains(msg, `"ns/b"`) {
-		t.Fatalf("ObjectErrors = %d, %q; want 2 with the latest (b)", n, msg)
+	// The message tells what is wrong with the latest (b), naming neither
+	// the object nor its value.
+	const (
+		fraction = `spec.valueFrom.fieldPath "spec.n": the value has a fraction; only whole numbers can be aggregated`
+		notWhole = `spec.valueFrom.fieldPath "spec.n": the value is a string that is neither a whole number nor a Kubernetes quantity`
+	)
+	if n, msg := a.ObjectErrors(); n != 2 || msg != notWhole {
+		t.Fatalf("ObjectErrors = %d, %q; want 2 with %q", n, msg, notWhole)
 	}
 	if !a.Upsert("b", bad("b", int64(3))) {
 		t.Error("fixing an object reported no change")
 	}
-	if n, msg := a.ObjectErrors(); n != 1 || !strings.Contains(msg, `"ns/a"`) {
-		t.Fatalf("ObjectErrors = %d, %q; want 1 naming a", n, msg)
+	if n, msg := a.ObjectErrors(); n != 1 || msg != fraction {
+		t.Fatalf("ObjectErrors = %d, %q; want 1 with %q", n, msg, fraction)
 	}
 	a.Delete("a")
 	if n, msg := a.ObjectErrors(); n != 0 || msg != "" {

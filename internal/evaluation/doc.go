@@ -45,4 +45,14 @@
 //   - Field selectors read any dot path of the object in memory; a missing
 //     field reads as "", so "status.phase!=Running" matches objects without
 //     a phase.
+//   - On core Secrets (Spec.Target), Compile refuses with
+//     SecretDataForbidden every projection, valueFrom or field selector
+//     path that could read the payload: data, stringData, any other
+//     top-level field but apiVersion, kind, metadata, type and immutable,
+//     and kubectl's last-applied-configuration annotation (a copy of the
+//     object). Only a plain key may start such a path: the whole object, a
+//     wildcard, recursive descent, an index, a slice or a filter at the top
+//     are refused.
+//   - Messages never quote values read from objects, nor name objects:
+//     only the spec's fields, paths and the kind of value found.
 package evaluation

@@ -2,6 +2,7 @@ package evaluation
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/selection"
 	utiljson "k8s.io/apimachinery/pkg/util/json"
 
@@ -34,12 +36,17 @@ type Spec struct {
 	ProjectionsField string
 	// ValueFrom makes the value come from a field; nil counts objects.
 	ValueFrom *v1alpha1.ValueFrom
+	// Target is the kind of the objects. Every metric kind must set it
+	// when it knows it: paths that could read a core Secret's payload are
+	// refused with SecretDataForbidden.
+	Target schema.GroupKind
 }
 
 // CompileError is a problem with a metric spec that the user must fix.
 type CompileError struct {
 	// Reason is the Ready condition reason: v1alpha1.ReasonInvalidSelector,
-	// ReasonInvalidProjection or ReasonInvalidValueFrom.
+	// ReasonInvalidProjection, ReasonInvalidValueFrom or
+	// ReasonSecretDataForbidden.
 	Reason string
 	// Field is the offending field, for example "spec.projections[1].fieldPath".
 	Field string
@@ -139,6 +146,11 @@ func Compile(spec Spec) (*Evaluator, error) {
 		e.value = v
 		if spec.ValueFrom.Aggregation != "" {
 			e.agg = spec.ValueFrom.Aggregation
+		}
+	}
+	if isSecret(spec.Target) {
+		if err := e.checkSecretPaths(projField); err != nil {
+			return nil, err
 		}
 	}
 	return e, nil
@@ -272,14 +284,15 @@ func compileValueFrom(vf v1alpha1.ValueFrom) (*valueSpec, error) {
 			if v.typ == v1alpha1.ValueTimestamp {
 				hint = "an RFC 3339 time, for example \"1970-01-01T00:00:00Z\""
 			}
-			return nil, invalidValueFrom("spec.valueFrom.default", fmt.Sprintf("%v; for type %s give %s", err, v.typ, hint))
+			return nil, invalidValueFrom("spec.valueFrom.default",
+				fmt.Sprintf("default %s: %v; for type %s give %s", describe(*vf.Default), err, v.typ, hint))
 		}
 		v.def, v.hasDef = def, true
 	}
 	return v, nil
 }
 
-func (v *valueSpec) parse(raw any) (int64, error) {
+func (v *valueSpec) parse(raw any) (int64, *valueError) {
 	if v.typ == v1alpha1.ValueTimestamp {
 		return parseTimestampValue(raw)
 	}
@@ -374,11 +387,21 @@ func fieldEquals(obj map[string]any, path []string, want string) bool {
 
 // Contribute evaluates one object that Matches. A non-nil error is a
 // value error for this object (its valueFrom field cannot be read); the
-// object is then in no series.
+// object is then in no series. The error names the path and the kind of
+// the value, never the value.
 func (e *Evaluator) Contribute(obj map[string]any) (Contribution, error) {
-	key, value, st, err := e.appendKey(nil, obj)
+	key, value, st, verr := e.appendKey(nil, obj)
 	c := Contribution{Dimensions: e.decodeKey(string(key)), Value: value, HasValue: st == stateValued}
-	return c, err
+	if verr != nil {
+		return c, errors.New(e.valueErrorMessage(verr))
+	}
+	return c, nil
+}
+
+// valueErrorMessage names the valueFrom path and what is wrong with the
+// value.
+func (e *Evaluator) valueErrorMessage(verr *valueError) string {
+	return fmt.Sprintf("spec.valueFrom.fieldPath %q: %s", e.value.path.text, verr.msg)
 }
 
 type valueState uint8
@@ -393,7 +416,7 @@ const (
 // holds each projection's rendered value: 0x00 when absent, else 0x01, a
 // 4-byte big-endian length and the value. Series keys are built without
 // allocating for the common cases (strings, integers, bools).
-func (e *Evaluator) appendKey(buf []byte, obj map[string]any) ([]byte, int64, valueState, error) {
+func (e *Evaluator) appendKey(buf []byte, obj map[string]any) ([]byte, int64, valueState, *valueError) {
 	for i := range e.dims {
 		buf = e.dims[i].appendTo(buf, obj)
 	}
@@ -407,9 +430,9 @@ func (e *Evaluator) appendKey(buf []byte, obj map[string]any) ([]byte, int64, va
 		}
 		return buf, 0, stateMissing, nil
 	}
-	v, err := e.value.parse(raw)
-	if err != nil {
-		return buf, 0, stateError, fmt.Errorf("%s: spec.valueFrom.fieldPath %q: %w", objectRef(obj), e.value.path.text, err)
+	v, verr := e.value.parse(raw)
+	if verr != nil {
+		return buf, 0, stateError, verr
 	}
 	return buf, v, stateValued, nil
 }
@@ -509,15 +532,4 @@ func UID(obj map[string]any) string {
 	ns, _ := md["namespace"].(string)
 	name, _ := md["name"].(string)
 	return ns + "/" + name
-}
-
-// objectRef names an object in messages: "namespace/name" or "name".
-func objectRef(obj map[string]any) string {
-	md, _ := obj["metadata"].(map[string]any)
-	ns, _ := md["namespace"].(string)
-	name, _ := md["name"].(string)
-	if ns == "" {
-		return fmt.Sprintf("object %q", name)
-	}
-	return fmt.Sprintf("object %q", ns+"/"+name)
 }

@@ -2,6 +2,7 @@ package evaluation
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -324,9 +325,9 @@ func TestValueFromContribution(t *testing.T) {
 		{"negative", v1alpha1.ValueFrom{FieldPath: "spec.n"}, `{"spec":{"n":-7}}`, -7, true, ""},
 		{"numeric string", v1alpha1.ValueFrom{FieldPath: "spec.n"}, `{"spec":{"n":"42"}}`, 42, true, ""},
 		{"quantity", v1alpha1.ValueFrom{FieldPath: "spec.mem"}, `{"spec":{"mem":"1Gi"}}`, 1 << 30, true, ""},
-		{"fraction", v1alpha1.ValueFrom{FieldPath: "spec.n"}, `{"metadata":{"name":"x","namespace":"y"},"spec":{"n":1.5}}`, 0, false, "1.5 has a fraction"},
+		{"fraction", v1alpha1.ValueFrom{FieldPath: "spec.n"}, `{"metadata":{"name":"x","namespace":"y"},"spec":{"n":1.5}}`, 0, false, "has a fraction"},
 		{"fractional quantity", v1alpha1.ValueFrom{FieldPath: "spec.cpu"}, `{"spec":{"cpu":"100m"}}`, 0, false, "has a fraction"},
-		{"text", v1alpha1.ValueFrom{FieldPath: "spec.n"}, `{"spec":{"n":"many"}}`, 0, false, "not a whole number"},
+		{"text", v1alpha1.ValueFrom{FieldPath: "spec.n"}, `{"spec":{"n":"many"}}`, 0, false, "neither a whole number"},
 		{"bool", v1alpha1.ValueFrom{FieldPath: "spec.n"}, `{"spec":{"n":true}}`, 0, false, "not a number"},
 		{"huge", v1alpha1.ValueFrom{FieldPath: "spec.n"}, `{"spec":{"n":1e30}}`, 0, false, "outside the int64 range"},
 		{"missing", v1alpha1.ValueFrom{FieldPath: "spec.n"}, `{"spec":{}}`, 0, false, ""},
@@ -356,7 +357,14 @@ func TestValueFromContribution(t *testing.T) {
 				if err == nil || !strings.Contains(err.Error(), tt.wantError) {
 					t.Fatalf("error = %v, want one containing %q", err, tt.wantError)
 				}
-				t.Log(err)
+				// The message is the spec's path and one of the fixed
+				// descriptions: never the value or the object.
+				fixed := []*valueError{errNotWhole, errFraction, errOutOfRange, errNotFinite, errBool, errObject, errList, errNotNumber, errNotTimestamp}
+				if !slices.ContainsFunc(fixed, func(v *valueError) bool {
+					return err.Error() == `spec.valueFrom.fieldPath "`+tt.vf.FieldPath+`": `+v.msg
+				}) {
+					t.Errorf("error %q is not the path and a fixed description", err)
+				}
 			} else if err != nil {
 				t.Fatalf("error = %v", err)
 			}

@@ -125,35 +125,58 @@ func parseTimestamp(v any) (int64, bool) {
 }
 
 // valueError says why a valueFrom field cannot be read; the caller adds
-// which object and path.
+// the path. Its message tells the kind of the value, never the value: it
+// reaches conditions and events, and the object may be anyone's.
 type valueError struct{ msg string }
 
 func (e *valueError) Error() string { return e.msg }
 
+// The value errors are shared values, so that an aggregate keeps one
+// pointer per object with an error, not a message.
+var (
+	errNotWhole     = &valueError{"the value is a string that is neither a whole number nor a Kubernetes quantity"}
+	errFraction     = &valueError{"the value has a fraction; only whole numbers can be aggregated"}
+	errOutOfRange   = &valueError{"the value is outside the int64 range"}
+	errNotFinite    = &valueError{"the value is not a finite number"}
+	errBool         = &valueError{"the value is a bool, not a number"}
+	errObject       = &valueError{"the value is an object, not a number"}
+	errList         = &valueError{"the value is a list, not a number"}
+	errNotNumber    = &valueError{"the value is not a number"}
+	errNotTimestamp = &valueError{`the value is not an RFC 3339 time such as "2024-01-02T15:04:05Z"`}
+)
+
 // parseInteger reads a whole number: a JSON number without a fraction, a
 // string holding one ("5"), or a string holding a Kubernetes quantity that
 // is a whole number ("1Gi", "2k"; "100m" has a fraction).
-func parseInteger(v any) (int64, error) {
+func parseInteger(v any) (int64, *valueError) {
 	if s, ok := v.(string); ok {
 		if i, err := strconv.ParseInt(s, 10, 64); err == nil {
 			return i, nil
 		}
 		q, err := resource.ParseQuantity(s)
 		if err != nil {
-			return 0, &valueError{fmt.Sprintf("%q is not a whole number or Kubernetes quantity", s)}
+			return 0, errNotWhole
 		}
 		i, ok := q.AsInt64()
 		if !ok {
 			if f := q.AsApproximateFloat64(); f != math.Trunc(f) {
-				return 0, &valueError{fmt.Sprintf("%q has a fraction; only whole numbers can be aggregated", s)}
+				return 0, errFraction
 			}
-			return 0, &valueError{fmt.Sprintf("%q is outside the int64 range", s)}
+			return 0, errOutOfRange
 		}
 		return i, nil
 	}
 	n, ok := toNumber(v)
 	if !ok {
-		return 0, &valueError{fmt.Sprintf("%s is a %s, not a number", describe(v), kindOf(v))}
+		switch v.(type) {
+		case bool:
+			return 0, errBool
+		case map[string]any:
+			return 0, errObject
+		case []any:
+			return 0, errList
+		}
+		return 0, errNotNumber
 	}
 	if n.isInt {
 		return n.i, nil
@@ -161,24 +184,25 @@ func parseInteger(v any) (int64, error) {
 	f := n.f
 	switch {
 	case math.IsNaN(f) || math.IsInf(f, 0):
-		return 0, &valueError{fmt.Sprintf("%v is not a whole number", f)}
+		return 0, errNotFinite
 	case f != math.Trunc(f):
-		return 0, &valueError{fmt.Sprintf("%s has a fraction; only whole numbers can be aggregated", appendNumber(nil, n))}
+		return 0, errFraction
 	case f < -(1<<63) || f >= 1<<63:
-		return 0, &valueError{fmt.Sprintf("%s is outside the int64 range", appendNumber(nil, n))}
+		return 0, errOutOfRange
 	}
 	return int64(f), nil
 }
 
 // parseTimestampValue is parseTimestamp with an error for valueFrom.
-func parseTimestampValue(v any) (int64, error) {
+func parseTimestampValue(v any) (int64, *valueError) {
 	if ts, ok := parseTimestamp(v); ok {
 		return ts, nil
 	}
-	return 0, &valueError{fmt.Sprintf("%s is not an RFC 3339 time such as \"2024-01-02T15:04:05Z\"", describe(v))}
+	return 0, errNotTimestamp
 }
 
-// describe renders a value for an error message, shortened.
+// describe renders a value of the spec (a default) for an error message,
+// shortened. Values read from objects are never described.
 func describe(v any) string {
 	b, ok := appendPrimitive(nil, v)
 	if !ok {

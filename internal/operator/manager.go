@@ -6,6 +6,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
@@ -27,6 +28,7 @@ import (
 	"github.com/SAP/metrics-operator/internal/controllers"
 	"github.com/SAP/metrics-operator/internal/coordinator"
 	"github.com/SAP/metrics-operator/internal/datasink"
+	"github.com/SAP/metrics-operator/internal/evaluation"
 	"github.com/SAP/metrics-operator/internal/events"
 	"github.com/SAP/metrics-operator/internal/export/otlp"
 	promexport "github.com/SAP/metrics-operator/internal/export/prometheus"
@@ -72,7 +74,8 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 	// metrics to minutes.
 	cfg = rest.CopyConfig(cfg)
 	cfg.QPS, cfg.Burst = opts.QPS, opts.Burst
-	metricsOpts := metricsserver.Options{BindAddress: opts.MetricsAddr, SecureServing: opts.MetricsSecure}
+	metricsOpts := metricsserver.Options{BindAddress: opts.MetricsAddr, SecureServing: opts.MetricsSecure,
+		HandlerOpts: []func(*promhttp.HandlerOpts){continueOnGatherError}}
 	if opts.MetricsSecure {
 		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
 	}
@@ -160,6 +163,11 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 		return nil, err
 	}
 	defaultSink := types.NamespacedName{Namespace: opts.Namespace, Name: "default"}
+	guard := controllers.Guard{Names: collector, Limits: evaluation.Limits{
+		MaxSeries:      opts.MaxSeriesPerMetric,
+		MaxValueLength: opts.MaxLabelValueLength,
+		Budget:         evaluation.NewBudget(opts.MaxSeriesTotal),
+	}}
 	if err := (&controllers.MetricReconciler{
 		Client:             mgr.GetClient(),
 		Lister:             lister,
@@ -167,6 +175,7 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 		ClusterName:        opts.ClusterName,
 		DefaultSink:        defaultSink,
 		EventDrivenDefault: opts.EventDrivenDefault,
+		Guard:              guard,
 		Workers:            opts.PollingWorkers,
 		Access:             checker,
 	}).SetupWithManager(mgr); err != nil {
@@ -198,6 +207,7 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 		DefaultSink:        defaultSink,
 		EventDrivenDefault: opts.EventDrivenDefault,
 		Access:             checker,
+		Guard:              guard,
 	}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setting up event-driven Metric controller: %w", err)
 	}
@@ -242,3 +252,13 @@ func (u clearOnStop) Start(ctx context.Context) error {
 }
 
 func (clearOnStop) NeedLeaderElection() bool { return false }
+
+// continueOnGatherError makes /metrics serve every family it could
+// gather: controller-runtime answers 500 to any gather error, so one
+// malformed family would hide all the others. Errors are counted in
+// promhttp_metric_handler_errors_total and not logged: their text quotes
+// label values, which come from users' objects.
+func continueOnGatherError(o *promhttp.HandlerOpts) {
+	o.ErrorHandling = promhttp.ContinueOnError
+	o.Registry = ctrlmetrics.Registry
+}

@@ -68,6 +68,16 @@ type Options struct {
 	// AllowSeveralInProcess lets tests run more than one operator in one
 	// process (controller names are otherwise unique per process).
 	AllowSeveralInProcess bool
+
+	// MaxSeriesPerMetric is the most series one metric may have; its
+	// spec.maxSeries may lower it. Zero means the default, a negative
+	// value no limit (as for the two limits below).
+	MaxSeriesPerMetric int
+	// MaxLabelValueLength is the longest dimension value, in bytes.
+	MaxLabelValueLength int
+	// MaxSeriesTotal is the operator-wide series budget of all metrics
+	// together.
+	MaxSeriesTotal int
 }
 
 // BindFlags registers the operator's flags on fs, following kubebuilder's
@@ -123,7 +133,21 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&o.NoCrossNamespaceRefs, "no-cross-namespace-refs", false,
 		"Refuse references (remoteClusterAccessRef, federateClusterAccessRef, and the Secrets and ServiceAccount of a "+
 			"RemoteClusterAccess) to objects in another namespace than the referring object's.")
+
+	fs.IntVar(&o.MaxSeriesPerMetric, "max-series-per-metric", DefaultMaxSeriesPerMetric,
+		"Most series one metric may have (its spec.maxSeries may lower it); a metric with more exports nothing and reports SeriesLimitExceeded. -1 turns the limit off.")
+	fs.IntVar(&o.MaxLabelValueLength, "max-label-value-length", DefaultMaxLabelValueLength,
+		"Longest dimension value in bytes; a metric with a longer one exports nothing and reports LabelValueTooLong. -1 turns the limit off.")
+	fs.IntVar(&o.MaxSeriesTotal, "max-series-total", DefaultMaxSeriesTotal,
+		"Series budget of all metrics together; a metric that would go beyond it exports nothing and reports SeriesBudgetExceeded. -1 turns the limit off.")
 }
+
+// Defaults of the limits on what one metric may hold.
+const (
+	DefaultMaxSeriesPerMetric  = 10000
+	DefaultMaxLabelValueLength = 1024
+	DefaultMaxSeriesTotal      = 1000000
+)
 
 // Complete fills defaults from the environment and validates the options.
 func (o *Options) Complete() error {
@@ -156,6 +180,7 @@ func (o *Options) Complete() error {
 		errs = append(errs, fmt.Errorf("--min-export-interval must not be negative, got %s", o.MinExportInterval))
 	}
 	errs = append(errs, o.completeExport()...)
+	o.completeLimits()
 	return errors.Join(errs...)
 }
 
@@ -183,6 +208,21 @@ func (o *Options) completeExport() []error {
 			o.ExportBackoffMax, o.ExportBackoffBase))
 	}
 	return errs
+}
+
+// completeLimits defaults the limits on what one metric may hold; zero
+// means the default, as for options set in code rather than from flags,
+// and a negative value no limit.
+func (o *Options) completeLimits() {
+	if o.MaxSeriesPerMetric == 0 {
+		o.MaxSeriesPerMetric = DefaultMaxSeriesPerMetric
+	}
+	if o.MaxLabelValueLength == 0 {
+		o.MaxLabelValueLength = DefaultMaxLabelValueLength
+	}
+	if o.MaxSeriesTotal == 0 {
+		o.MaxSeriesTotal = DefaultMaxSeriesTotal
+	}
 }
 
 func firstNonEmpty(values ...string) string {

@@ -47,3 +47,36 @@ func TestExportFlags(t *testing.T) {
 		})
 	}
 }
+
+func TestLimitFlags(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		opts Options // set in code instead of flags
+		want [3]int  // per metric, label value, total
+	}{
+		{name: "flag defaults", want: [3]int{10000, 1024, 1000000}},
+		{name: "zero in code is the default", opts: Options{}, want: [3]int{10000, 1024, 1000000}},
+		{name: "set", args: []string{"--max-series-per-metric=50", "--max-label-value-length=64", "--max-series-total=500"},
+			want: [3]int{50, 64, 500}},
+		{name: "off", args: []string{"--max-series-per-metric=-1", "--max-label-value-length=-1", "--max-series-total=-1"},
+			want: [3]int{-1, -1, -1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := tc.opts
+			if tc.args != nil || tc.name == "flag defaults" {
+				fs := flag.NewFlagSet("test", flag.ContinueOnError)
+				o.BindFlags(fs)
+				if err := fs.Parse(tc.args); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := o.Complete(); err != nil {
+				t.Fatal(err)
+			}
+			if got := [3]int{o.MaxSeriesPerMetric, o.MaxLabelValueLength, o.MaxSeriesTotal}; got != tc.want {
+				t.Errorf("limits = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -64,6 +65,11 @@ type Collector struct {
 	mu     sync.RWMutex
 	byKey  map[string]*held
 	byName map[string][]*held // claimants, oldest first
+
+	// process knows the families the process serves itself; nil when the
+	// collector was made without a registry (then only the reserved
+	// prefixes are refused).
+	process *processNames
 }
 
 var _ prometheus.Collector = (*Collector)(nil)
@@ -71,6 +77,16 @@ var _ prometheus.Collector = (*Collector)(nil)
 // NewCollector returns an empty Collector.
 func NewCollector() *Collector {
 	return &Collector{byKey: map[string]*held{}, byName: map[string][]*held{}}
+}
+
+// newCollectorFor returns an empty Collector that serves beside the
+// families of process: CheckName also refuses their names.
+func newCollectorFor(process prometheus.Gatherer) *Collector {
+	c := NewCollector()
+	if process != nil {
+		c.process = &processNames{gatherer: process}
+	}
+	return c
 }
 
 // Set stores the family of the metric identified by claim and reports
@@ -166,25 +182,42 @@ func newDesc(name, help string, labels []string) *prometheus.Desc {
 // this an unchecked collector.
 func (c *Collector) Describe(chan<- *prometheus.Desc) {}
 
-// Collect renders the owner's family of every name.
+// Collect renders the owner's family of every name. Whatever a family
+// holds, it never makes the registry's Gather fail: a name reserved for
+// the operator's own families is left out, label values that are not
+// UTF-8 are repaired, repeated series are dropped and a malformed
+// family (an invalid label name, a wrong number of values) is skipped.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	for _, list := range c.byName {
+	for name, list := range c.byName {
 		h := list[0]
-		if h.family.Samples == nil {
+		if h.family.Samples == nil || h.desc.Err() != nil || c.reserved(name) {
 			continue
 		}
-		for _, s := range dedupe(h.family.Samples()) {
+		for _, s := range dedupe(validUTF8(h.family.Samples())) {
 			m, err := prometheus.NewConstMetric(h.desc, prometheus.GaugeValue, s.Value, s.LabelValues...)
 			if err != nil {
-				// A malformed sample (wrong label count) would fail the
-				// whole scrape; skip it instead.
 				continue
 			}
 			ch <- m
 		}
 	}
+}
+
+// validUTF8 replaces invalid bytes in label values with U+FFFD, in
+// place: Samples returns fresh slices on every call. The registry refuses
+// a value that is not UTF-8, and Kubernetes strings normally are, so this
+// only costs a scan.
+func validUTF8(samples []Sample) []Sample {
+	for _, s := range samples {
+		for i, v := range s.LabelValues {
+			if !utf8.ValidString(v) {
+				s.LabelValues[i] = strings.ToValidUTF8(v, "\uFFFD")
+			}
+		}
+	}
+	return samples
 }
 
 // dedupe drops samples whose label values repeat an earlier sample's: a

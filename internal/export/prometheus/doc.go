@@ -9,4 +9,10 @@
 // claimants are held back, told through the OnOwnerChange callback, and
 // take over when the owner goes, so two metrics declaring one name never
 // corrupt each other or the scrape.
+//
+// The collector shares /metrics with the process's own families. CheckName
+// refuses names that would clash with them (reserved prefixes, and every
+// family gathered from the registry the collector was registered with),
+// and Collect never emits anything the registry would reject, so no
+// user's metric can make a scrape fail.
 package prometheus

@@ -1,0 +1,177 @@
+package evaluation
+
+import (
+	"sync/atomic"
+	"time"
+
+	"github.com/SAP/metrics-operator/api/v1alpha1"
+	"github.com/SAP/metrics-operator/internal/reason"
+)
+
+// Limits bound what one metric's Aggregate may hold, so that a metric
+// over them costs a bounded amount of memory and time and no other metric
+// is affected. Zero values mean no limit.
+type Limits struct {
+	// MaxSeries is the most series the metric may have.
+	MaxSeries int
+	// MaxValueLength is the longest dimension value, in bytes.
+	MaxValueLength int
+	// Budget is shared by all metrics of the operator; nil is unlimited.
+	Budget *Budget
+}
+
+// Lower returns l with MaxSeries lowered to maxSeries when that is
+// positive and lower: a metric's spec may lower the operator's limit,
+// never raise it.
+func (l Limits) Lower(maxSeries int) Limits {
+	if maxSeries > 0 && (l.MaxSeries <= 0 || maxSeries < l.MaxSeries) {
+		l.MaxSeries = maxSeries
+	}
+	return l
+}
+
+// Budget is a number of series shared by all aggregates. It is safe for
+// concurrent use; a nil *Budget is unlimited.
+type Budget struct {
+	limit int64
+	used  atomic.Int64
+}
+
+// NewBudget returns a budget of limit series; limit <= 0 returns nil
+// (unlimited).
+func NewBudget(limit int) *Budget {
+	if limit <= 0 {
+		return nil
+	}
+	return &Budget{limit: int64(limit)}
+}
+
+// Used returns the number of series held by all aggregates.
+func (b *Budget) Used() int {
+	if b == nil {
+		return 0
+	}
+	return int(b.used.Load())
+}
+
+// Limit returns the budget's size; 0 for a nil (unlimited) budget.
+func (b *Budget) Limit() int {
+	if b == nil {
+		return 0
+	}
+	return int(b.limit)
+}
+
+// take reserves one series and reports whether the budget had it.
+func (b *Budget) take() bool {
+	if b == nil {
+		return true
+	}
+	if b.used.Add(1) > b.limit {
+		b.used.Add(-1)
+		return false
+	}
+	return true
+}
+
+// takeAnyway reserves one series even beyond the budget: for an object
+// moving out of a series it alone held, whose series is given back at
+// once.
+func (b *Budget) takeAnyway() {
+	if b != nil {
+		b.used.Add(1)
+	}
+}
+
+func (b *Budget) give(n int) {
+	if b != nil && n > 0 {
+		b.used.Add(-int64(n))
+	}
+}
+
+// admit checks whether the aggregate may start a new series with key for
+// an object whose current entry is old (zero when it has none), and takes
+// it from the budget.
+func (a *Aggregate) admit(key []byte, old entry) error {
+	l := &a.limits
+	if l.MaxValueLength > 0 {
+		for i, off := 0, 0; off < len(key); i++ {
+			v, present, next := keyPart(string(key), off)
+			if present && len(v) > l.MaxValueLength {
+				return reason.New(v1alpha1.ReasonLabelValueTooLong,
+					"a value of dimension %q is longer than %d bytes, the operator's limit (--max-label-value-length); "+
+						"nothing is exported until no value is: project a shorter field, or a map or list with fewer entries",
+					a.e.dims[i].name, l.MaxValueLength)
+			}
+			off = next
+		}
+	}
+	alone := old.s != nil && old.s.n == 1 // its old series goes when it moves
+	if l.MaxSeries > 0 {
+		n := len(a.series)
+		if alone {
+			n--
+		}
+		if n >= l.MaxSeries {
+			return reason.New(v1alpha1.ReasonSeriesLimitExceeded,
+				"the metric has more than %d series, its limit (the lower of spec.maxSeries and the operator's --max-series-per-metric); "+
+					"nothing is exported until it has fewer: group by fewer or coarser projections, or narrow the selectors",
+				l.MaxSeries)
+		}
+	}
+	if alone {
+		l.Budget.takeAnyway()
+		return nil
+	}
+	if !l.Budget.take() {
+		return reason.New(v1alpha1.ReasonSeriesBudgetExceeded,
+			"the operator's budget of %d series for all metrics together (--max-series-total) is used up; "+
+				"nothing is exported for this metric until series are freed or the budget is raised", l.Budget.Limit())
+	}
+	return nil
+}
+
+// trip puts the aggregate over its limits: it drops every object and
+// series (a partial count would be wrong, and the state is what the limit
+// bounds) and ignores objects until the next Replace.
+func (a *Aggregate) trip(err error) {
+	a.limits.Budget.give(len(a.series))
+	a.entries = make(map[string]entry)
+	a.series = make(map[string]*series)
+	a.errs = make(map[string]*valueError)
+	a.sorted = nil
+	a.buf = nil // may hold the rendering of a large object
+	a.limitErr, a.limitedAt = err, time.Now()
+}
+
+// Err returns why the aggregate is over its limits (a reason error:
+// SeriesLimitExceeded, LabelValueTooLong or SeriesBudgetExceeded), or nil.
+// While it is over them it holds nothing and has no series; the next
+// Replace tries again.
+func (a *Aggregate) Err() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.limitErr
+}
+
+// LimitedSince returns when the aggregate went over its limits, and
+// whether it is.
+func (a *Aggregate) LimitedSince() (time.Time, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.limitedAt, a.limitErr != nil
+}
+
+// Close releases the aggregate's series from the budget and drops its
+// state; later changes are ignored. Call it when the metric no longer
+// uses the aggregate.
+func (a *Aggregate) Close() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.limits.Budget.give(len(a.series))
+	a.entries = map[string]entry{}
+	a.series = map[string]*series{}
+	a.errs = map[string]*valueError{}
+	a.sorted = nil
+	a.closed = true
+}
