@@ -150,10 +150,12 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 	}
 	lister := targets.NewLister(mgr.GetRESTMapper(), dyn)
 	defaultSink := types.NamespacedName{Namespace: opts.Namespace, Name: "default"}
+	reg := registry.New()
 	if err := (&controllers.MetricReconciler{
 		Client:             mgr.GetClient(),
 		Lister:             lister,
 		Coordinator:        coord,
+		Registry:           reg,
 		ClusterName:        opts.ClusterName,
 		DefaultSink:        defaultSink,
 		EventDrivenDefault: opts.EventDrivenDefault,
@@ -162,7 +164,6 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 		return nil, fmt.Errorf("setting up Metric controller: %w", err)
 	}
 
-	reg := registry.New()
 	local := &informers.Clients{Dynamic: dyn, Metadata: meta}
 	infs := informers.New(informers.Options{
 		Registry: reg,
