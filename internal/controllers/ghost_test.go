@@ -57,14 +57,14 @@ func tracked(t *testing.T) (eventDriven, polling float64) {
 		selfMetric(t, "metrics_operator_tracked_metrics", "mode", string(v1alpha1.ModePolling))
 }
 
-// TestNoGhostAfterDeleteOrSwitchDuringJoinList deletes an event-driven
-// metric, and switches another to polling, while the LIST that fills it on
-// joining a running watch reads 20,000 ConfigMaps. Nothing the LIST does
+// TestNoGhostAfterDeleteRenameOrSwitchDuringJoinList deletes an event-driven
+// metric, renames another and switches a third to polling, while the
+// LIST that fills it on joining a running watch reads 20,000 ConfigMaps. Nothing the LIST does
 // after that may publish the metric again: its family is gone within 2 s
 // of the delete and stays gone, the OTLP receiver gets no point of it
 // after the delete, and metrics_operator_tracked_metrics is back at its
 // baseline.
-func TestNoGhostAfterDeleteOrSwitchDuringJoinList(t *testing.T) {
+func TestNoGhostAfterDeleteRenameOrSwitchDuringJoinList(t *testing.T) {
 	testenv.Require(t, env)
 	if testing.Short() {
 		t.Skip("creates 20,000 ConfigMaps")
@@ -171,6 +171,49 @@ func TestNoGhostAfterDeleteOrSwitchDuringJoinList(t *testing.T) {
 		if requests.Count("LIST", path) <= pages {
 			t.Logf("the LIST ended before the delete reached the operator: the race was not exercised")
 		}
+	})
+
+	t.Run("rename", func(t *testing.T) {
+		m := eventDriven(ns, "renamed", spec("ghost_old_name"))
+		joinListing(t, m)
+		m.Spec.Name = "ghost_new_name"
+		if err := env.Client.Update(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+		// The LIST made for the old spec ends meanwhile; the old name must
+		// never be published, the new one must.
+		stop := make(chan struct{})
+		seen := make(chan bool, 1)
+		go func() {
+			for {
+				select {
+				case <-stop:
+					seen <- false
+					return
+				case <-time.After(50 * time.Millisecond):
+				}
+				if fams, err := scrape.Families(metricsURL); err == nil {
+					if _, ok := fams["ghost_old_name"]; ok {
+						seen <- true
+						return
+					}
+				}
+			}
+		}()
+		waitSamplesWithin(t, 60*time.Second, "ghost_new_name", all)
+		listDone(t)
+		time.Sleep(time.Second)
+		close(stop)
+		if <-seen {
+			t.Fatal("the old name was published after the rename")
+		}
+		if e, p := tracked(t); e != baseEvents+1 || p != basePolling {
+			t.Fatalf("tracked metrics event-driven=%v polling=%v, want %v and %v", e, p, baseEvents+1, basePolling)
+		}
+		if err := env.Client.Delete(context.WithoutCancel(ctx), m); err != nil {
+			t.Fatal(err)
+		}
+		noGhost(t, "ghost_new_name", time.Now())
 	})
 
 	t.Run("switch to polling", func(t *testing.T) {
