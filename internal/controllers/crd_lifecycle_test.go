@@ -95,8 +95,8 @@ func TestEventDrivenTargetCRDDeletedAndRestored(t *testing.T) {
 		}
 		return nil
 	})
-	// The CRD's objects went with it: no series is left behind.
-	waitSamplesWithin(t, eventTimeout, "ed_widgets")
+	// The metric is in error: its family is withdrawn from /metrics.
+	waitFamilyGone(t, eventTimeout, "ed_widgets")
 
 	testenv.Eventually(t, 60*time.Second, func() error {
 		err := env.Client.Get(ctx, clientKey("", "widgets.example.metrics.test"), widgetCRD())

@@ -17,7 +17,9 @@ import (
 	"github.com/SAP/metrics-operator/internal/access"
 	"github.com/SAP/metrics-operator/internal/coordinator"
 	"github.com/SAP/metrics-operator/internal/evaluation"
+	"github.com/SAP/metrics-operator/internal/events"
 	"github.com/SAP/metrics-operator/internal/reason"
+	"github.com/SAP/metrics-operator/internal/registry"
 	"github.com/SAP/metrics-operator/internal/targets"
 )
 
@@ -35,6 +37,9 @@ type MetricReconciler struct {
 	Client      client.Client
 	Lister      *targets.Lister
 	Coordinator *coordinator.Coordinator
+	// Registry, if set, holds the event-driven subscriptions: a metric
+	// registered there is not published by polling.
+	Registry *registry.Registry
 	// ClusterName is the cluster dimension of local objects.
 	ClusterName string
 	// DefaultSink is the DataSink of metrics without dataSinkRef.
@@ -57,6 +62,9 @@ type MetricReconciler struct {
 type compiled struct {
 	generation int64
 	agg        *evaluation.Aggregate
+	// broken is set when evaluating the spec panicked: the aggregate may
+	// be inconsistent and the spec is not evaluated again.
+	broken error
 }
 
 // +kubebuilder:rbac:groups=metrics.cloud.sap,resources=metrics,verbs=get;list;watch
@@ -93,12 +101,17 @@ func (r *MetricReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 			"spec.remoteClusterAccessRef is not supported by this operator version yet; remove it to read the local cluster"))
 		return ctrl.Result{}, nil
 	}
-	agg, err := r.aggregate(m)
+	c, err := r.aggregate(m)
 	if err != nil {
 		// The spec must change before anything can work: no retry.
 		r.Coordinator.SetError(key, m.Generation, err)
 		return ctrl.Result{}, nil
 	}
+	if c.broken != nil {
+		r.Coordinator.SetError(key, m.Generation, c.broken)
+		return ctrl.Result{}, nil
+	}
+	agg := c.agg
 	changed := false
 	mapping, err := r.Lister.Mapping(m.Spec.Target.GVK())
 	if err == nil {
@@ -107,8 +120,12 @@ func (r *MetricReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	if err == nil {
 		var objs []map[string]any
 		if objs, err = r.Lister.List(ctx, mapping, m.Spec.Namespace, m.Spec.LabelSelector); err == nil {
-			changed = agg.Replace(objs)
+			changed, err = replace(key, c, objs)
 		}
+	}
+	if c.broken != nil {
+		r.Coordinator.SetError(key, m.Generation, c.broken)
+		return ctrl.Result{}, nil
 	}
 	if err != nil {
 		if !reason.Is(err) {
@@ -122,18 +139,47 @@ func (r *MetricReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		r.Coordinator.SetError(key, m.Generation, err)
 		return ctrl.Result{RequeueAfter: interval}, nil
 	}
-	r.Coordinator.Publish(r.update(m, agg, interval), changed)
+	if !r.publish(r.update(m, agg, interval), changed) {
+		// The metric is still registered for events: the event-driven
+		// reconciler drops it soon, then polling takes over.
+		return ctrl.Result{RequeueAfter: time.Second}, nil
+	}
 	return ctrl.Result{RequeueAfter: interval}, nil
+}
+
+// replace evaluates a poll's objects. A panic in evaluation marks the
+// compiled spec broken: the metric reports it and is not evaluated again
+// until its spec changes.
+func replace(key coordinator.Key, c *compiled, objs []map[string]any) (changed bool, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			c.broken = events.PanicError(key.String(), "poll", p)
+			changed, err = false, nil
+		}
+	}()
+	return c.agg.Replace(objs), nil
+}
+
+// publish hands the poll's result to the coordinator unless the metric
+// is registered for events, atomically with that check: a poll that was
+// under way when the metric switched to event-driven mode must not
+// overwrite (and freeze) the event-driven series.
+func (r *MetricReconciler) publish(u coordinator.Update, changed bool) bool {
+	if r.Registry == nil {
+		r.Coordinator.Publish(u, changed)
+		return true
+	}
+	return r.Registry.UnlessRegistered(u.Key.String(), func() { r.Coordinator.Publish(u, changed) })
 }
 
 // aggregate returns the metric's compiled aggregate, compiling the spec
 // only when its generation changed.
-func (r *MetricReconciler) aggregate(m *v1alpha1.Metric) (*evaluation.Aggregate, error) {
+func (r *MetricReconciler) aggregate(m *v1alpha1.Metric) (*compiled, error) {
 	name := types.NamespacedName{Namespace: m.Namespace, Name: m.Name}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if c, ok := r.aggregates[name]; ok && c.generation == m.Generation {
-		return c.agg, nil
+		return c, nil
 	}
 	if c, ok := r.aggregates[name]; ok {
 		c.agg.Close() // gives its series back to the budget
@@ -148,7 +194,7 @@ func (r *MetricReconciler) aggregate(m *v1alpha1.Metric) (*evaluation.Aggregate,
 	}
 	c := &compiled{generation: m.Generation, agg: r.Guard.Aggregate(e, m.Spec.MaxSeries)}
 	r.aggregates[name] = c
-	return c.agg, nil
+	return c, nil
 }
 
 func (r *MetricReconciler) forget(name types.NamespacedName) {

@@ -183,13 +183,17 @@ func (c *Coordinator) Publish(u Update, dataChanged bool) {
 	st.evalErr = nil
 	st.withdrawn.Store(false)
 	st.observed = time.Now()
+	var q queued
+	if changed {
+		q = c.changedLocked(u.Key)
+	}
 	c.mu.Unlock()
 
 	c.keys.Store(u.Key.String(), u.Key)
 	c.opts.Prometheus.Set(promexport.Claim{Key: u.Key.String(), Created: u.Created}, family(&u, &st.withdrawn))
 
 	if changed {
-		c.Changed(u.Key)
+		c.enqueue(u.Key, q)
 	} else {
 		c.status.Add(u.Key)
 	}
@@ -201,10 +205,26 @@ func (c *Coordinator) Publish(u Update, dataChanged bool) {
 // status interval, never a rendering of the series.
 func (c *Coordinator) Changed(key Key) {
 	c.mu.Lock()
+	q := c.changedLocked(key)
+	c.mu.Unlock()
+	c.enqueue(key, q)
+}
+
+// queued is what a change asks of the export and status queues.
+type queued struct {
+	sink                     types.NamespacedName
+	export, status           bool
+	exportDelay, statusDelay time.Duration
+}
+
+// changedLocked records a change of the metric's series; the caller
+// passes the result to enqueue after unlocking. Publish records its
+// change in the same critical section as the update, so that no push
+// can take the metric between the two and push it twice.
+func (c *Coordinator) changedLocked(key Key) queued {
 	st, ok := c.metrics[key]
 	if !ok || st.update == nil {
-		c.mu.Unlock()
-		return
+		return queued{}
 	}
 	now := time.Now()
 	st.seq++
@@ -212,20 +232,23 @@ func (c *Coordinator) Changed(key Key) {
 	if st.dirtySince.IsZero() {
 		st.dirtySince = now
 	}
-	sink := st.update.Sink.NamespacedName
-	s := c.sinks[sink]
-	queueExport := !s.pending
+	q := queued{sink: st.update.Sink.NamespacedName}
+	s := c.sinks[q.sink]
+	q.export = !s.pending
 	s.pending = true
-	exportDelay := max(c.opts.MinExportInterval-now.Sub(s.lastExport), s.retryAt.Sub(now))
-	queueStatus := !st.statusPending
+	q.exportDelay = max(c.opts.MinExportInterval-now.Sub(s.lastExport), s.retryAt.Sub(now))
+	q.status = !st.statusPending
 	st.statusPending = true
-	statusDelay := c.opts.StatusInterval - now.Sub(st.lastStatus)
-	c.mu.Unlock()
-	if queueExport {
-		c.exports.AddAfter(sink, max(exportDelay, 0))
+	q.statusDelay = c.opts.StatusInterval - now.Sub(st.lastStatus)
+	return q
+}
+
+func (c *Coordinator) enqueue(key Key, q queued) {
+	if q.export {
+		c.exports.AddAfter(q.sink, max(q.exportDelay, 0))
 	}
-	if queueStatus {
-		c.status.AddAfter(key, max(statusDelay, 0))
+	if q.status {
+		c.status.AddAfter(key, max(q.statusDelay, 0))
 	}
 }
 

@@ -214,9 +214,9 @@ func TestSetErrorWithdraws(t *testing.T) {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		rec.mu.Lock()
-		last := rec.pushes[len(rec.pushes)-1]
+		pushes, last := len(rec.pushes), rec.pushes[len(rec.pushes)-1]
 		rec.mu.Unlock()
-		if len(rec.pushes) > n && last.Points[0].Value == 3 {
+		if pushes > n && last.Points[0].Value == 3 {
 			break
 		}
 		if time.Now().After(deadline) {

@@ -112,8 +112,18 @@ type valueSpec struct {
 
 // Compile checks spec and compiles its selectors, paths and defaults. Its
 // error is a *CompileError.
-func Compile(spec Spec) (*Evaluator, error) {
-	e := &Evaluator{namespace: spec.Namespace, agg: v1alpha1.AggregationSum}
+func Compile(spec Spec) (e *Evaluator, err error) {
+	// The parsers met here (JSONPath, selectors) see arbitrary user input:
+	// should one panic, the spec is reported invalid instead of the
+	// reconciler retrying it forever.
+	defer func() {
+		if r := recover(); r != nil {
+			e, err = nil, &CompileError{Reason: v1alpha1.ReasonInvalidProjection, Field: "spec",
+				Message: "compiling the spec failed (an internal error of the operator); " +
+					"simplify its projections, valueFrom and selectors"}
+		}
+	}()
+	e = &Evaluator{namespace: spec.Namespace, agg: v1alpha1.AggregationSum}
 	if err := e.compileSelectors(spec); err != nil {
 		return nil, err
 	}

@@ -405,3 +405,48 @@ func TestPathologicalPathsStayCheap(t *testing.T) {
 		t.Errorf("deep wildcard = %+v, want x", c.Dimensions)
 	}
 }
+
+// TestIndexesAndSlicesAtIntegerExtremes evaluates indexes, slice bounds
+// and steps at the limits of int. A slice whose step overflowed the loop
+// index (a[1:3:MaxInt64].b, found by fuzzing the event path) used to
+// panic; every one of these must simply find the value or nothing.
+func TestIndexesAndSlicesAtIntegerExtremes(t *testing.T) {
+	const maxInt, minInt = "9223372036854775807", "-9223372036854775808"
+	obj := map[string]any{"a": []any{
+		map[string]any{}, map[string]any{}, map[string]any{"b": "last"},
+	}}
+	tests := []struct {
+		path string
+		want string // "" for missing
+	}{
+		{"a[1:3:" + maxInt + "].b", ""},
+		{"a[0:3:" + maxInt + "].b", ""},
+		{"a[2:3:" + maxInt + "].b", "last"},
+		{"a[1::" + maxInt + "].b", ""},
+		{"a[" + minInt + ":" + maxInt + "].b", "last"},
+		{"a[" + maxInt + ":" + minInt + "].b", ""},
+		{"a[" + minInt + ":].b", "last"},
+		{"a[:" + minInt + "].b", ""},
+		{"a[" + maxInt + "].b", ""},
+		{"a[" + minInt + "].b", ""},
+		{"a[-1].b", "last"},
+		{"a[-3:-1:" + maxInt + "].b", ""},
+		{"a[1:" + maxInt + ":2].b", ""},
+		{"a[0:" + maxInt + ":2].b", "last"},
+	}
+	for _, tc := range tests {
+		e := mustCompile(t, Spec{Projections: []v1alpha1.Projection{{Name: "d", FieldPath: tc.path}}})
+		c, err := e.Contribute(obj)
+		if err != nil {
+			t.Errorf("%s: %v", tc.path, err)
+			continue
+		}
+		got := ""
+		if len(c.Dimensions) == 1 {
+			got = c.Dimensions[0].Value
+		}
+		if got != tc.want {
+			t.Errorf("%s = %q, want %q", tc.path, got, tc.want)
+		}
+	}
+}

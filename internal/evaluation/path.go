@@ -99,13 +99,18 @@ func first(ops []op, v any, budget *int) (any, bool) {
 				return nil, false
 			}
 			start, end, step := sliceBounds(o.params, len(s))
-			for j := start; j < end; j += step {
+			for j := start; j < end; {
 				if *budget--; *budget < 0 {
 					return nil, false
 				}
 				if r, ok := first(ops[i+1:], s[j], budget); ok {
 					return r, true
 				}
+				// j+step could overflow for a step near the int maximum.
+				if step >= end-j {
+					break
+				}
+				j += step
 			}
 			return nil, false
 		case opFilter:

@@ -7,4 +7,11 @@
 // LIST, never a walk over the other objects. The handler keeps no objects;
 // it must be called with events of one watch in order (the informers
 // package serialises them).
+//
+// Each metric's evaluation is guarded on its own: a panic (a bug met by
+// some user's spec and object) disables that metric's subscription, which
+// reports InvalidProjection without quoting the object and is counted in
+// metrics_operator_evaluation_panics_total; the watch and the other
+// metrics on it go on. The metric is evaluated again when its spec
+// changes (a new subscription).
 package events

@@ -8,6 +8,8 @@ import (
 )
 
 // Handler fans the events of a watch out to the metrics subscribed to it.
+// Evaluating one metric is guarded on its own: if it panics, that metric
+// is disabled (see recovered) and the others and the watch go on.
 type Handler struct {
 	Registry *registry.Registry
 }
@@ -19,8 +21,8 @@ func (h *Handler) Upsert(key registry.InformerKey, obj map[string]any) {
 	start := time.Now()
 	uid := evaluation.UID(obj)
 	for _, s := range h.Registry.Interested(key) {
-		if s.Synced() && s.Aggregate.Upsert(uid, obj) && s.OnChange != nil {
-			s.OnChange()
+		if s.Synced() && s.Active() && upsert(key, s, uid, obj) {
+			s.Changed()
 		}
 	}
 	observe("upsert", start)
@@ -31,11 +33,22 @@ func (h *Handler) Delete(key registry.InformerKey, obj map[string]any) {
 	start := time.Now()
 	uid := evaluation.UID(obj)
 	for _, s := range h.Registry.Interested(key) {
-		if s.Synced() && s.Aggregate.Delete(uid) && s.OnChange != nil {
-			s.OnChange()
+		if s.Synced() && s.Active() && remove(key, s, uid) {
+			s.Changed()
 		}
 	}
 	observe("delete", start)
+}
+
+func upsert(key registry.InformerKey, s *registry.Subscription, uid string, obj map[string]any) (changed bool) {
+	defer recovered(key, s, "upsert", &changed)
+	runTestHook(s.ID, obj)
+	return s.Aggregate.Upsert(uid, obj)
+}
+
+func remove(key registry.InformerKey, s *registry.Subscription, uid string) (changed bool) {
+	defer recovered(key, s, "delete", &changed)
+	return s.Aggregate.Delete(uid)
 }
 
 // Replace applies the full list of a watch's (re)list to every interested
@@ -53,16 +66,25 @@ func (h *Handler) Replace(key registry.InformerKey, objs []map[string]any) {
 // nothing but the objects' UIDs is kept until Finish, so a list of any
 // size costs one page of memory.
 type Relist struct {
+	key   registry.InformerKey
 	subs  []*registry.Subscription
 	reps  []*evaluation.Replacement
 	start time.Time
 }
 
 // BeginRelist starts applying a full list to subs (the watch's
-// subscribers, or one metric joining it).
-func (h *Handler) BeginRelist(_ registry.InformerKey, subs []*registry.Subscription) *Relist {
-	r := &Relist{subs: subs, reps: make([]*evaluation.Replacement, len(subs)), start: time.Now()}
-	for i, s := range subs {
+// subscribers, or the metrics joining it). Subscriptions that are no
+// longer registered, or disabled, are left out, and so is one that is
+// dropped or disabled while the list runs.
+func (h *Handler) BeginRelist(key registry.InformerKey, subs []*registry.Subscription) *Relist {
+	r := &Relist{key: key, start: time.Now()}
+	for _, s := range subs {
+		if s.Active() {
+			r.subs = append(r.subs, s)
+		}
+	}
+	r.reps = make([]*evaluation.Replacement, len(r.subs))
+	for i, s := range r.subs {
 		r.reps[i] = s.Aggregate.BeginReplace()
 	}
 	return r
@@ -70,21 +92,41 @@ func (h *Handler) BeginRelist(_ registry.InformerKey, subs []*registry.Subscript
 
 // Add applies one object of the list.
 func (r *Relist) Add(obj map[string]any) {
-	for _, rep := range r.reps {
-		rep.Add(obj)
+	for i, s := range r.subs {
+		if s.Active() {
+			add(r.key, s, r.reps[i], obj)
+		}
 	}
+}
+
+func add(key registry.InformerKey, s *registry.Subscription, rep *evaluation.Replacement, obj map[string]any) {
+	var changed bool
+	defer recovered(key, s, "relist", &changed)
+	runTestHook(s.ID, obj)
+	rep.Add(obj)
+}
+
+func finish(key registry.InformerKey, s *registry.Subscription, rep *evaluation.Replacement) (changed bool) {
+	defer recovered(key, s, "relist", &changed)
+	return rep.Finish()
 }
 
 // Finish removes what the list did not name, and tells each metric: the
 // first list marks it synced (it is then published), a later one that
-// changed something is a change.
+// changed something is a change. A metric dropped or disabled meanwhile
+// is told nothing.
 func (r *Relist) Finish() {
 	for i, s := range r.subs {
-		changed := r.reps[i].Finish()
-		if !s.Synced() {
+		if !s.Active() {
+			continue
+		}
+		changed := finish(r.key, s, r.reps[i])
+		switch {
+		case !s.Active():
+		case !s.Synced():
 			s.MarkSynced()
-		} else if changed && s.OnChange != nil {
-			s.OnChange()
+		case changed:
+			s.Changed()
 		}
 	}
 	observe("replace", r.start)
@@ -93,9 +135,10 @@ func (r *Relist) Finish() {
 // Fail tells every interested metric that the watch failed.
 func (h *Handler) Fail(key registry.InformerKey, err error) {
 	for _, s := range h.Registry.Interested(key) {
-		s.Unsync()
-		if s.OnError != nil {
-			s.OnError(err)
+		if !s.Active() {
+			continue
 		}
+		s.Unsync()
+		s.Fail(err)
 	}
 }

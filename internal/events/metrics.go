@@ -17,10 +17,14 @@ var (
 		Help:    "Time from receiving a watch event to the interested metrics' series (and so /metrics) reflecting it.",
 		Buckets: []float64{0.00001, 0.00005, 0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5},
 	}, []string{"type"})
+	evaluationPanics = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "metrics_operator_evaluation_panics_total",
+		Help: "Panics recovered while evaluating a metric, by path (upsert, delete, relist, poll); each disables its metric until its spec changes.",
+	}, []string{"path"})
 )
 
 func init() {
-	metrics.Registry.MustRegister(eventsTotal, eventDuration)
+	metrics.Registry.MustRegister(eventsTotal, eventDuration, evaluationPanics)
 }
 
 func observe(typ string, start time.Time) {

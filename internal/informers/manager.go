@@ -106,9 +106,7 @@ func (m *Manager) Ensure(key registry.InformerKey, gvk schema.GroupVersionKind, 
 	if inf != nil {
 		if err := inf.failedRecently(m.opts.RetryAfterFailure); err != nil {
 			// Let the user see why, but do not hammer the API server.
-			if sub.OnError != nil {
-				sub.OnError(err)
-			}
+			sub.Fail(err)
 			return nil
 		}
 		if inf.running() && (!full || inf.full) {
@@ -289,9 +287,7 @@ func (i *informer) fillOnce() {
 	if err != nil {
 		log.Error(err, "Listing for joining metrics failed", "metrics", len(subs))
 		for _, s := range subs {
-			if s.OnError != nil {
-				s.OnError(classify(i.key, err))
-			}
+			s.Fail(classify(i.key, err))
 		}
 		return
 	}

@@ -168,10 +168,12 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 		MaxValueLength: opts.MaxLabelValueLength,
 		Budget:         evaluation.NewBudget(opts.MaxSeriesTotal),
 	}}
+	reg := registry.New()
 	if err := (&controllers.MetricReconciler{
 		Client:             mgr.GetClient(),
 		Lister:             lister,
 		Coordinator:        coord,
+		Registry:           reg,
 		ClusterName:        opts.ClusterName,
 		DefaultSink:        defaultSink,
 		EventDrivenDefault: opts.EventDrivenDefault,
@@ -182,7 +184,6 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 		return nil, fmt.Errorf("setting up Metric controller: %w", err)
 	}
 
-	reg := registry.New()
 	local := &informers.Clients{Dynamic: dyn, Metadata: meta}
 	infs := informers.New(informers.Options{
 		Registry: reg,

@@ -7,4 +7,9 @@
 // immutable snapshot without locking, so its cost does not depend on how
 // many metrics watch other resources. The registry holds no objects and
 // starts no watches; the informers package does that.
+//
+// A subscription that Register replaced or Unregister dropped is retired:
+// none of its callbacks runs afterwards, so a LIST still running for a
+// metric that was deleted, renamed or switched to polling cannot publish
+// it again.
 package registry

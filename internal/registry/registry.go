@@ -47,13 +47,37 @@ type Subscription struct {
 	OnError func(error)
 
 	synced atomic.Bool
+
+	// mu is held while a callback runs and when the subscription is
+	// retired, so that once Register replaced it or Unregister dropped it
+	// none of its callbacks runs any more: a LIST still running for a
+	// deleted, renamed or switched metric cannot publish it again.
+	mu      sync.Mutex
+	retired atomic.Bool
+	// disabled is set when evaluating the metric panicked: its aggregate
+	// may be inconsistent, so no event, list or fill touches it again.
+	disabled atomic.Bool
 }
+
+// Disable stops evaluating the metric after its evaluation panicked and
+// tells it err, once. The subscription counts as synced, so no fill is
+// made for it; a spec change registers a new one.
+func (s *Subscription) Disable(err error) {
+	if s.disabled.CompareAndSwap(false, true) {
+		s.synced.Store(true)
+		s.report(err)
+	}
+}
+
+// Active reports whether events should be applied to the subscription: it
+// is still registered and its evaluation never panicked.
+func (s *Subscription) Active() bool { return !s.retired.Load() && !s.disabled.Load() }
 
 // MarkSynced records that the aggregate is filled and tells the metric,
 // the first time only.
 func (s *Subscription) MarkSynced() {
 	if s.synced.CompareAndSwap(false, true) && s.OnSynced != nil {
-		s.OnSynced()
+		s.call(s.OnSynced)
 	}
 }
 
@@ -63,6 +87,48 @@ func (s *Subscription) Unsync() { s.synced.Store(false) }
 
 // Synced reports whether the aggregate was filled.
 func (s *Subscription) Synced() bool { return s.synced.Load() }
+
+// Changed tells the metric that an event changed its aggregate.
+func (s *Subscription) Changed() {
+	if s.OnChange != nil {
+		s.call(s.OnChange)
+	}
+}
+
+// Fail tells the metric why its watch cannot serve it; a disabled metric
+// keeps reporting why it was disabled.
+func (s *Subscription) Fail(err error) {
+	if !s.disabled.Load() {
+		s.report(err)
+	}
+}
+
+func (s *Subscription) report(err error) {
+	if s.OnError != nil {
+		s.call(func() { s.OnError(err) })
+	}
+}
+
+// Live reports whether the subscription is still registered: replaced
+// and dropped subscriptions need no more objects.
+func (s *Subscription) Live() bool { return !s.retired.Load() }
+
+// call runs f unless the subscription is retired, holding mu so that
+// retire waits for it.
+func (s *Subscription) call(f func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.retired.Load() {
+		f()
+	}
+}
+
+// retire ends the subscription's callbacks, waiting for a running one.
+func (s *Subscription) retire() {
+	s.mu.Lock()
+	s.retired.Store(true)
+	s.mu.Unlock()
+}
 
 // Registry maps watches to subscriptions. It is safe for concurrent use.
 type Registry struct {
@@ -79,8 +145,8 @@ func New() *Registry {
 	return &Registry{byKey: map[InformerKey]map[string]*Subscription{}, byID: map[string]InformerKey{}}
 }
 
-// Register subscribes sub to key, replacing the metric's previous
-// subscription. When the metric was subscribed to another key, that key is
+// Register subscribes sub to key, replacing (and retiring) the metric's
+// previous subscription. When the metric was subscribed to another key, that key is
 // returned with moved true, so the caller can release its watch.
 func (r *Registry) Register(key InformerKey, sub *Subscription) (previous InformerKey, moved bool) {
 	r.mu.Lock()
@@ -94,13 +160,17 @@ func (r *Registry) Register(key InformerKey, sub *Subscription) (previous Inform
 		subs = map[string]*Subscription{}
 		r.byKey[key] = subs
 	}
+	if old := subs[sub.ID]; old != nil && old != sub {
+		old.retire()
+	}
 	subs[sub.ID] = sub
 	r.byID[sub.ID] = key
 	r.publishLocked(key)
 	return previous, moved
 }
 
-// Unregister drops the metric's subscription and returns its key.
+// Unregister drops (and retires) the metric's subscription and returns its
+// key. When it returns, no callback of that subscription runs or will.
 func (r *Registry) Unregister(id string) (InformerKey, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -120,6 +190,20 @@ func (r *Registry) Lookup(id string) (InformerKey, *Subscription, bool) {
 		return InformerKey{}, nil, false
 	}
 	return key, r.byKey[key][id], true
+}
+
+// UnlessRegistered runs f unless the metric id holds a subscription, and
+// reports whether it ran. Register waits for f, so a metric's polling
+// producer can publish through f without overtaking (or being overtaken
+// by) an event-driven subscription of the same metric.
+func (r *Registry) UnlessRegistered(id string, f func()) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.byID[id]; ok {
+		return false
+	}
+	f()
+	return true
 }
 
 // Interested returns the subscriptions of key. The slice is shared and
@@ -145,6 +229,9 @@ func (r *Registry) NeedsFullObjects(key InformerKey) bool {
 func (r *Registry) removeLocked(key InformerKey, id string) {
 	delete(r.byID, id)
 	if subs := r.byKey[key]; subs != nil {
+		if s := subs[id]; s != nil {
+			s.retire()
+		}
 		delete(subs, id)
 		if len(subs) == 0 {
 			delete(r.byKey, key)

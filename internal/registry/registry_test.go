@@ -1,7 +1,10 @@
 package registry
 
 import (
+	"errors"
+	"slices"
 	"testing"
+	"time"
 
 	"k8s.io/apimachinery/pkg/runtime/schema"
 )
@@ -70,5 +73,75 @@ func TestMarkSyncedCallsOnSyncedOnce(t *testing.T) {
 	s.MarkSynced()
 	if calls != 2 {
 		t.Fatalf("after Unsync, OnSynced called %d times in all, want 2", calls)
+	}
+}
+
+// TestReplacedAndDroppedSubscriptionsStaySilent: once Register replaced
+// a subscription or Unregister dropped it, none of its callbacks runs,
+// and Unregister waits for one that is running.
+func TestReplacedAndDroppedSubscriptionsStaySilent(t *testing.T) {
+	r := New()
+	var calls []string
+	sub := func(name string) *Subscription {
+		return &Subscription{ID: "m",
+			OnSynced: func() { calls = append(calls, name+" synced") },
+			OnChange: func() { calls = append(calls, name+" changed") },
+			OnError:  func(error) { calls = append(calls, name+" failed") }}
+	}
+	old, cur := sub("old"), sub("new")
+	r.Register(key("a"), old)
+	r.Register(key("a"), cur) // a rename: same metric, new spec
+	old.MarkSynced()
+	old.Changed()
+	old.Fail(errors.New("x"))
+	cur.MarkSynced()
+	if old.Live() || !cur.Live() || !slices.Equal(calls, []string{"new synced"}) {
+		t.Fatalf("live old=%v new=%v, calls %v; want only the new one's", old.Live(), cur.Live(), calls)
+	}
+
+	// Unregister waits for a running callback, and none runs after it.
+	running, release := make(chan struct{}), make(chan struct{})
+	slow := &Subscription{ID: "slow", OnSynced: func() { close(running); <-release }}
+	r.Register(key("a"), slow)
+	go slow.MarkSynced()
+	<-running
+	done := make(chan struct{})
+	go func() { r.Unregister("slow"); close(done) }()
+	select {
+	case <-done:
+		t.Fatal("Unregister returned while a callback ran")
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(release)
+	<-done
+	slow.Unsync()
+	slow.MarkSynced() // would close running again and panic
+}
+
+// TestDisableReportsOnce: a disabled subscription reports its error once,
+// counts as synced (no fill is made for it) and keeps its reason when
+// the watch fails later.
+func TestDisableReportsOnce(t *testing.T) {
+	var errs []string
+	s := &Subscription{ID: "m", OnError: func(err error) { errs = append(errs, err.Error()) }}
+	s.Disable(errors.New("panicked"))
+	s.Disable(errors.New("again"))
+	s.Fail(errors.New("watch failed"))
+	if s.Active() || !s.Synced() || !slices.Equal(errs, []string{"panicked"}) {
+		t.Fatalf("active=%v synced=%v errors %v", s.Active(), s.Synced(), errs)
+	}
+}
+
+// TestUnlessRegistered runs its function only for metrics without a
+// subscription.
+func TestUnlessRegistered(t *testing.T) {
+	r := New()
+	r.Register(key("a"), &Subscription{ID: "events"})
+	ran := 0
+	if r.UnlessRegistered("events", func() { ran++ }) || ran != 0 {
+		t.Fatal("ran for a registered metric")
+	}
+	if !r.UnlessRegistered("polling", func() { ran++ }) || ran != 1 {
+		t.Fatal("did not run for an unregistered metric")
 	}
 }
