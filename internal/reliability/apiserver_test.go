@@ -3,6 +3,8 @@ package reliability
 import (
 	"testing"
 	"time"
+
+	"github.com/SAP/metrics-operator/internal/testing/testenv"
 )
 
 // operatorUser is the user the operator authenticates as at the second
@@ -39,15 +41,16 @@ func TestAPIServerOutage(t *testing.T) {
 		f.churn(10)
 		time.Sleep(2 * time.Second)
 	}
+	starting := time.Now()
 	if err := api.Start(); err != nil {
 		t.Fatal(err)
 	}
 	answering := time.Now()
 	recovered := f.waitRight(op.MetricsURL, answering, 30*time.Second)
 	lists := mustCount(t, api, "list", ns) - listsBefore
-	t.Logf("API server down %s; values right %s after it answered again; %d LIST requests for the watched ConfigMaps; operator relists %g",
-		answering.Sub(stopped).Round(time.Millisecond), recovered.Round(time.Millisecond), lists,
-		counter(t, op.MetricsURL, "metrics_operator_watch_relists_total"))
+	t.Logf("API server down %s (then %s to start); values right %s after it answered /readyz; %d LIST requests for the watched ConfigMaps; operator relists %g",
+		starting.Sub(stopped).Round(time.Millisecond), answering.Sub(starting).Round(time.Millisecond),
+		recovered.Round(time.Millisecond), lists, counter(t, op.MetricsURL, "metrics_operator_watch_relists_total"))
 	if recovered > 5*time.Second {
 		t.Errorf("values right %s after the API server answered again, want within 5s", recovered)
 	}
@@ -64,10 +67,11 @@ func TestAPIServerOutage(t *testing.T) {
 // etcd, without a watch cache) is stopped, ConfigMaps change, etcd is
 // compacted up to its current revision and the API server is started
 // again, so the watch cannot resume and gets 410 Gone. Each expiry costs
-// one relist of one page and the values are right within 5 s each time:
-// the relist backoff does not grow from one expiry to the next. A first
-// round without compaction checks that a watch that can resume does so
-// without a LIST.
+// one relist of one page, the values are right within 5 s each time, and
+// the wait between the expired watch and its relist (read from the API
+// server's audit log) stays at the first backoff step: it does not grow
+// from one expiry to the next. A first round without compaction checks
+// that a watch that can resume does so without a LIST.
 func TestWatchExpiryAfterCompaction(t *testing.T) {
 	env := startEnv(t)
 	dir := t.TempDir()
@@ -89,11 +93,11 @@ func TestWatchExpiryAfterCompaction(t *testing.T) {
 		// A watch that ran this long counts as healthy (informers'
 		// healthyWatch): its expiry starts the backoff over.
 		time.Sleep(11 * time.Second)
-		lists := mustCount(t, api, "list", ns)
 		relists := counter(t, op.MetricsURL, "metrics_operator_watch_relists_total")
 		if err := api.Stop(); err != nil {
 			t.Fatal(err)
 		}
+		stopped := time.Now()
 		f.churn(10)
 		if compact {
 			if _, err := env.CompactEtcd(t.Context()); err != nil {
@@ -105,10 +109,10 @@ func TestWatchExpiryAfterCompaction(t *testing.T) {
 		}
 		answering := time.Now()
 		recovered := f.waitRight(op.MetricsURL, answering, time.Minute)
-		lists = mustCount(t, api, "list", ns) - lists
 		relists = counter(t, op.MetricsURL, "metrics_operator_watch_relists_total") - relists
-		t.Logf("round %d (compacted: %t): values right %s after the API server answered; %d LIST requests, %g relists",
-			round, compact, recovered.Round(time.Millisecond), lists, relists)
+		lists, wait := relistAfter(t, api, ns, stopped)
+		t.Logf("round %d (compacted: %t): values right %s after the API server answered; %d LIST requests, %g relists, relist %s after the expired watch",
+			round, compact, recovered.Round(time.Millisecond), lists, relists, wait.Round(time.Millisecond))
 		if recovered > 5*time.Second {
 			t.Errorf("round %d: values right after %s, want within 5s", round, recovered)
 		}
@@ -119,7 +123,40 @@ func TestWatchExpiryAfterCompaction(t *testing.T) {
 		if lists != want || relists != float64(want) {
 			t.Errorf("round %d: %d LIST requests and %g relists, want %d of each", round, lists, relists, want)
 		}
+		// The first step of the relist backoff is 0.5 to 0.75 s.
+		if wait > 1500*time.Millisecond {
+			t.Errorf("round %d: the relist came %s after the expired watch, want the first backoff step (under 1.5s)", round, wait)
+		}
 	}
+}
+
+// relistAfter reads the audit log for the operator's ConfigMap requests
+// since: how many LISTs, and how long after the WATCH before it the first
+// one came (0 without LIST).
+func relistAfter(t *testing.T, api *testenv.APIServer, ns string, since time.Time) (lists int, wait time.Duration) {
+	t.Helper()
+	reqs, err := api.Requests(operatorUser, ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lastWatch time.Time
+	for _, r := range reqs {
+		if r.Received.Before(since) {
+			continue
+		}
+		switch r.Verb {
+		case "watch":
+			if lists == 0 {
+				lastWatch = r.Received
+			}
+		case "list":
+			if lists == 0 && !lastWatch.IsZero() {
+				wait = r.Received.Sub(lastWatch)
+			}
+			lists++
+		}
+	}
+	return lists, wait
 }
 
 func mustCount(t *testing.T, api interface {

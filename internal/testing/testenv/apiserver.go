@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -201,7 +202,7 @@ func (s *APIServer) WriteKubeconfig(e *Env, dir, user string) (string, error) {
 	return path, clientcmd.WriteToFile(*cfg, path)
 }
 
-// auditEvent is the part of an audit event CountRequests reads.
+// auditEvent is the part of an audit event Requests reads.
 type auditEvent struct {
 	Verb string `json:"verb"`
 	User struct {
@@ -211,18 +212,27 @@ type auditEvent struct {
 		Resource  string `json:"resource"`
 		Namespace string `json:"namespace"`
 	} `json:"objectRef"`
+	Received time.Time `json:"requestReceivedTimestamp"`
 }
 
-// CountRequests counts the ConfigMap requests user made with verb (list,
-// watch, get, ...) in namespace, over every run of this API server. A
-// paginated LIST counts once per page, as the API server sees it.
-func (s *APIServer) CountRequests(user, verb, namespace string) (int, error) {
+// Request is one ConfigMap request the API server served.
+type Request struct {
+	// Verb is the API verb: list, watch, get, ...
+	Verb string
+	// Received is when the API server received it.
+	Received time.Time
+}
+
+// Requests returns the ConfigMap requests user made in namespace, over
+// every run of this API server, in the order they were received. A
+// paginated LIST is one request per page, as the API server sees it.
+func (s *APIServer) Requests(user, namespace string) ([]Request, error) {
 	f, err := os.Open(s.auditLog)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	defer f.Close()
-	n := 0
+	var out []Request
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
@@ -230,11 +240,25 @@ func (s *APIServer) CountRequests(user, verb, namespace string) (int, error) {
 		if json.Unmarshal(sc.Bytes(), &ev) != nil || ev.ObjectRef == nil {
 			continue
 		}
-		if ev.Verb == verb && ev.User.Username == user && ev.ObjectRef.Resource == "configmaps" && ev.ObjectRef.Namespace == namespace {
+		if ev.User.Username == user && ev.ObjectRef.Resource == "configmaps" && ev.ObjectRef.Namespace == namespace {
+			out = append(out, Request{Verb: ev.Verb, Received: ev.Received})
+		}
+	}
+	slices.SortStableFunc(out, func(a, b Request) int { return a.Received.Compare(b.Received) })
+	return out, sc.Err()
+}
+
+// CountRequests counts the ConfigMap requests user made with verb in
+// namespace (see Requests).
+func (s *APIServer) CountRequests(user, verb, namespace string) (int, error) {
+	reqs, err := s.Requests(user, namespace)
+	n := 0
+	for _, r := range reqs {
+		if r.Verb == verb {
 			n++
 		}
 	}
-	return n, sc.Err()
+	return n, err
 }
 
 // apiServerArgs returns the command line of the control plane's
