@@ -123,9 +123,11 @@ func TestWatchExpiryAfterCompaction(t *testing.T) {
 		if lists != want || relists != float64(want) {
 			t.Errorf("round %d: %d LIST requests and %g relists, want %d of each", round, lists, relists, want)
 		}
-		// The first step of the relist backoff is 0.5 to 0.75 s.
-		if wait > 1500*time.Millisecond {
-			t.Errorf("round %d: the relist came %s after the expired watch, want the first backoff step (under 1.5s)", round, wait)
+		// The first step of the relist backoff is 0.5 to 0.75 s; the
+		// third would be 2 to 3 s. The rest is the API server's and the
+		// operator's latency on a busy machine.
+		if wait > 2*time.Second {
+			t.Errorf("round %d: the relist came %s after the expired watch, want the first backoff step (under 2s)", round, wait)
 		}
 	}
 }

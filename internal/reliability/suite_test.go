@@ -99,9 +99,13 @@ func tail(b []byte, lines int) []byte {
 	return b
 }
 
-// family is the metric every test's operator computes: the ConfigMaps of
-// the fleet's namespace counted by their team label.
-const family = "reliability_configmaps"
+// The metrics every test's operator computes, both event-driven on the
+// same watch: the ConfigMaps of the fleet's namespace counted by their
+// team label, and all of them. A relist must correct both.
+const (
+	family      = "reliability_configmaps"
+	totalFamily = "reliability_configmaps_total"
+)
 
 // fleet is a namespace of ConfigMaps and the model of what they are: the
 // values the metric must show.
@@ -115,7 +119,7 @@ type fleet struct {
 }
 
 // newFleet creates namespace ns with n ConfigMaps spread over four teams,
-// and the event-driven Metric counting them by team.
+// and the event-driven Metrics counting them by team and in all.
 func newFleet(t *testing.T, c client.Client, ns string, n int) *fleet {
 	t.Helper()
 	f := &fleet{t: t, c: c, ns: ns, team: map[string]string{}}
@@ -132,8 +136,12 @@ func newFleet(t *testing.T, c client.Client, ns string, n int) *fleet {
 			Interval:    metav1.Duration{Duration: time.Hour}, // nothing but events and lists can make it right
 			Projections: []v1alpha1.Projection{{Name: "team", FieldPath: "metadata.labels.team"}},
 		}}
-	if err := c.Create(t.Context(), m); err != nil {
-		t.Fatal(err)
+	total := m.DeepCopy()
+	total.Name, total.Spec.Name, total.Spec.Projections = "total", totalFamily, nil
+	for _, m := range []*v1alpha1.Metric{m, total} {
+		if err := c.Create(t.Context(), m); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return f
 }
@@ -255,44 +263,56 @@ func (f *fleet) churn(n int) {
 	f.create(n)
 }
 
-// want renders the samples the metric must show.
-func (f *fleet) want() []string {
+// want renders the samples the metrics must show, by family.
+func (f *fleet) want() map[string][]string {
 	f.mu.Lock()
 	counts := map[string]int{}
 	for _, team := range f.team {
 		counts[team]++
 	}
+	all := len(f.team)
 	f.mu.Unlock()
-	out := make([]string, 0, len(counts))
+	byTeam := make([]string, 0, len(counts))
 	for team, n := range counts {
-		out = append(out, fmt.Sprintf("{cluster=local,kind=ConfigMap,team=%s,version=v1} %d", team, n))
+		byTeam = append(byTeam, fmt.Sprintf("{cluster=local,kind=ConfigMap,team=%s,version=v1} %d", team, n))
 	}
-	slices.Sort(out)
-	return out
+	slices.Sort(byTeam)
+	return map[string][]string{
+		family:      byTeam,
+		totalFamily: {fmt.Sprintf("{cluster=local,kind=ConfigMap,version=v1} %d", all)},
+	}
 }
 
-// waitRight polls the operator's /metrics until the metric shows the
+// waitRight polls the operator's /metrics until both metrics show the
 // fleet's values and returns how long after since that was; it fails the
 // test after timeout.
 func (f *fleet) waitRight(url string, since time.Time, timeout time.Duration) time.Duration {
 	f.t.Helper()
 	want := f.want()
-	var last error
 	for {
-		fams, err := scrape.Families(url)
+		err := check(url, want)
 		if err == nil {
-			got := scrape.Strings(scrape.Samples(fams, family))
-			if slices.Equal(got, want) {
-				return time.Since(since)
-			}
-			err = fmt.Errorf("%s = %v, want %v", family, got, want)
+			return time.Since(since)
 		}
-		last = err
 		if time.Since(since) > timeout {
-			f.t.Fatalf("values not right within %s: %v", timeout, last)
+			f.t.Fatalf("values not right within %s: %v", timeout, err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// check scrapes url once and compares the families in want.
+func check(url string, want map[string][]string) error {
+	fams, err := scrape.Families(url)
+	if err != nil {
+		return err
+	}
+	for name, w := range want {
+		if got := scrape.Strings(scrape.Samples(fams, name)); !slices.Equal(got, w) {
+			return fmt.Errorf("%s = %v, want %v", name, got, w)
+		}
+	}
+	return nil
 }
 
 // counter reads a counter or gauge of the operator's own metrics.
