@@ -2,7 +2,6 @@ package informers
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -51,7 +50,9 @@ type Manager struct {
 	mu        sync.Mutex
 	ctx       context.Context // set by Start; nil before
 	informers map[registry.InformerKey]*informer
-	wg        sync.WaitGroup
+	// pending holds the watches Ensured before Start, which starts them.
+	pending map[registry.InformerKey]schema.GroupVersionKind
+	wg      sync.WaitGroup
 }
 
 var (
@@ -64,17 +65,27 @@ func New(opts Options) *Manager {
 	if opts.RetryAfterFailure <= 0 {
 		opts.RetryAfterFailure = 10 * time.Second
 	}
-	return &Manager{opts: opts, informers: map[registry.InformerKey]*informer{}}
+	return &Manager{opts: opts, informers: map[registry.InformerKey]*informer{},
+		pending: map[registry.InformerKey]schema.GroupVersionKind{}}
 }
 
 // NeedLeaderElection is true: only the leader watches and exports.
 func (m *Manager) NeedLeaderElection() bool { return true }
 
-// Start makes the Manager ready and blocks until ctx is done, then stops
-// every watch and waits for them.
+// Start starts the watches Ensured before it, blocks until ctx is done,
+// then stops every watch and waits for them.
 func (m *Manager) Start(ctx context.Context) error {
 	m.mu.Lock()
 	m.ctx = ctx
+	for key, gvk := range m.pending {
+		if len(m.opts.Registry.Interested(key)) == 0 {
+			continue // released meanwhile
+		}
+		if err := m.ensureLocked(key, gvk, nil); err != nil {
+			m.opts.Handler.Fail(key, err)
+		}
+	}
+	clear(m.pending)
 	m.mu.Unlock()
 	<-ctx.Done()
 	m.mu.Lock()
@@ -88,29 +99,39 @@ func (m *Manager) Start(ctx context.Context) error {
 	return nil
 }
 
-// ErrNotStarted is returned before the Manager runs.
-var ErrNotStarted = errors.New("informer manager is not running yet")
-
 // Ensure makes sure a watch for key runs (with full objects when a
 // subscriber needs them) and that sub, registered on key, gets the
 // current objects: from the watch's initial list if it is starting, else
-// from a LIST made for it.
+// from a LIST made for it. Before the Manager started (a metric
+// reconciled before the manager runs its Runnables, or by a replica
+// waiting for leadership), the watch is remembered and Start starts it.
 func (m *Manager) Ensure(key registry.InformerKey, gvk schema.GroupVersionKind, sub *registry.Subscription) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.ctx == nil {
-		return ErrNotStarted
+		m.pending[key] = gvk
+		return nil
 	}
+	return m.ensureLocked(key, gvk, sub)
+}
+
+// ensureLocked is Ensure once started; sub may be nil when no particular
+// metric asks (Start starting the pending watches).
+func (m *Manager) ensureLocked(key registry.InformerKey, gvk schema.GroupVersionKind, sub *registry.Subscription) error {
 	full := m.opts.Registry.NeedsFullObjects(key)
 	inf := m.informers[key]
 	if inf != nil {
 		if err := inf.failedRecently(m.opts.RetryAfterFailure); err != nil {
 			// Let the user see why, but do not hammer the API server.
-			sub.Fail(err)
+			if sub != nil {
+				sub.Fail(err)
+			}
 			return nil
 		}
 		if inf.running() && (!full || inf.full) {
-			inf.join(sub)
+			if sub != nil {
+				inf.join(sub)
+			}
 			return nil
 		}
 	}
@@ -142,6 +163,9 @@ func (m *Manager) Release(key registry.InformerKey) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if len(m.opts.Registry.Interested(key)) == 0 {
+		delete(m.pending, key)
+	}
 	if inf, ok := m.informers[key]; ok && len(m.opts.Registry.Interested(key)) == 0 {
 		inf.cancel()
 		delete(m.informers, key)
@@ -186,6 +210,7 @@ type informer struct {
 	failedAt  time.Time
 	failErr   error
 	stopped   bool
+	listedAt  time.Time // the last successful list of the watch (under mu)
 }
 
 func newInformer(key registry.InformerKey, gvk schema.GroupVersionKind, full bool, c *Clients, h *events.Handler, r *registry.Registry) *informer {
@@ -366,8 +391,15 @@ func (lw listWatch) ListWithContext(ctx context.Context, _ metav1.ListOptions) (
 	}
 	first := !i.synced
 	i.synced = true
+	i.listedAt = time.Now()
 	if first {
 		ctrl.Log.WithName("informers").Info("Informer synced", "informer", i.key.String(),
+			"objects", n, "duration", time.Since(start).String())
+	} else {
+		// The watch expired or broke and resumed with a full list: objects
+		// deleted meanwhile were removed by the list's Finish.
+		relistsTotal.Inc()
+		ctrl.Log.WithName("informers").Info("Informer relisted", "informer", i.key.String(),
 			"objects", n, "duration", time.Since(start).String())
 	}
 	// Metrics that registered while the list ran were not part of it.
@@ -426,11 +458,14 @@ func (i *informer) run(parent context.Context) {
 	if !i.full {
 		expected = &metav1.PartialObjectMetadata{}
 	}
+	rewatch := rewatchBackoff
 	r := cache.NewReflectorWithOptions(listWatch{i}, expected, &store{i}, cache.ReflectorOptions{
-		Name: "metrics-operator/" + i.key.String(),
+		Name:    "metrics-operator/" + i.key.String(),
+		Backoff: &rewatch,
 	})
-	backoff := time.Second
+	delays := newRelistDelays()
 	for ctx.Err() == nil {
+		started := time.Now()
 		err := r.ListAndWatchWithContext(ctx)
 		if ctx.Err() != nil {
 			break
@@ -440,15 +475,25 @@ func (i *informer) run(parent context.Context) {
 			i.fail(classify(i.key, err))
 			return
 		}
+		delay := delays.next(i.ranHealthy(started), err)
 		if err != nil {
-			log.V(1).Info("Watch ended; retrying", "error", err.Error(), "backoff", backoff)
+			log.V(1).Info("Watch ended; relisting", "error", err.Error(), "backoff", delay)
+		} else {
+			log.V(1).Info("Watch expired or broke; relisting", "backoff", delay)
 		}
 		select {
 		case <-ctx.Done():
-		case <-time.After(backoff):
+		case <-time.After(delay):
 		}
-		backoff = min(2*backoff, 30*time.Second)
 	}
+}
+
+// ranHealthy reports whether the ListAndWatch begun at started listed
+// successfully and then watched for at least healthyWatch.
+func (i *informer) ranHealthy(started time.Time) bool {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return !i.listedAt.Before(started) && time.Since(i.listedAt) >= healthyWatch
 }
 
 func (i *informer) fail(err error) {

@@ -1,11 +1,13 @@
 package testenv
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"testing"
 
 	"k8s.io/client-go/rest"
@@ -24,6 +26,9 @@ type Env struct {
 	Client client.Client
 	// KubectlPath is the kubectl built with the control plane.
 	KubectlPath string
+	// cleanups stop what was started beside the control plane (a second
+	// API server), before it.
+	cleanups []func() error
 }
 
 // RepoRoot returns the repository's root directory.
@@ -64,8 +69,14 @@ func (e *Env) AddUser(u envtest.User) (*envtest.AuthenticatedUser, error) {
 	return e.env.AddUser(u, e.Config)
 }
 
-// Stop stops the control plane.
-func (e *Env) Stop() error { return e.env.Stop() }
+// Stop stops the control plane and what a test started beside it.
+func (e *Env) Stop() error {
+	var errs []error
+	for _, c := range slices.Backward(e.cleanups) {
+		errs = append(errs, c())
+	}
+	return errors.Join(append(errs, e.env.Stop())...)
+}
 
 // Setup starts what a package's tests need beside the control plane (an
 // operator, say) and returns the function that stops it.
