@@ -163,15 +163,19 @@ func (a *Aggregate) LimitedSince() (time.Time, bool) {
 }
 
 // Close releases the aggregate's series from the budget and drops its
-// state; later changes are ignored. Call it when the metric no longer
-// uses the aggregate.
+// per-object state; later changes are ignored. Call it when the metric no
+// longer uses the aggregate. The series themselves stay readable, frozen:
+// during a switch of modes the coordinator serves them until the new
+// producer publishes, so /metrics shows no gap; they go with the last
+// reference to the aggregate.
 func (a *Aggregate) Close() {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if a.closed {
+		return
+	}
 	a.limits.Budget.give(len(a.series))
 	a.entries = map[string]entry{}
-	a.series = map[string]*series{}
 	a.errs = map[string]*valueError{}
-	a.sorted = nil
 	a.closed = true
 }
