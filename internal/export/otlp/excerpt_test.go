@@ -37,7 +37,7 @@ func TestExcerptBoundsTheSinksReply(t *testing.T) {
 	}
 
 	short := errors.New("export failed: connection refused")
-	if excerpt(short) != short {
-		t.Error("a short printable message was rewritten")
+	if got := excerpt(short); got.Error() != short.Error() {
+		t.Errorf("a short printable message was rewritten to %q", got)
 	}
 }
