@@ -4,6 +4,11 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
+// ReasonEndpointNotAllowed is the Ready reason of a DataSink whose endpoint
+// the operator's --datasink-allowed-endpoints does not admit; nothing is
+// sent to it.
+const ReasonEndpointNotAllowed = "EndpointNotAllowed"
+
 // SecretKeySelector names one key of a Secret in the DataSink's namespace.
 type SecretKeySelector struct {
 	// name of the Secret.

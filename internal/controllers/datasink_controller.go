@@ -1,26 +1,24 @@
 package controllers
 
 import (
+	"cmp"
 	"context"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
-	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/SAP/metrics-operator/api/v1alpha1"
 	"github.com/SAP/metrics-operator/internal/datasink"
 	"github.com/SAP/metrics-operator/internal/reason"
 )
-
-// dataSinkSecretIndex indexes DataSinks by the Secrets they reference.
-const dataSinkSecretIndex = "spec.secretNames"
 
 // DataSinkReconciler resolves DataSinks and their Secrets, publishes the
 // result to the datasink.Store the exporters read, and reports it in the
@@ -34,11 +32,19 @@ type DataSinkReconciler struct {
 	// DataSink deleted, so its exporter and connections are closed (the
 	// coordinator's SinkChanged does both).
 	OnChange func(types.NamespacedName)
+	// Egress decides which endpoints DataSinks may send to; nil admits any.
+	Egress *datasink.Egress
+	// Recheck is how often a DataSink is resolved again (zero: one
+	// minute). Secrets are read, not watched: a watch needs list on every
+	// Secret of the cluster, which would let the operator read them all.
+	// So a Secret's change, like a change of the addresses an endpoint
+	// resolves to, applies within this period.
+	Recheck time.Duration
 }
 
 // +kubebuilder:rbac:groups=metrics.cloud.sap,resources=datasinks,verbs=get;list;watch
 // +kubebuilder:rbac:groups=metrics.cloud.sap,resources=datasinks/status,verbs=get;patch;update
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // Reconcile resolves one DataSink.
@@ -55,13 +61,15 @@ func (r *DataSinkReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 		return ctrl.Result{}, err
 	}
 
-	target, err := datasink.Resolve(ctx, r.Client, ds)
+	target, err := r.resolve(ctx, ds)
 	if err != nil && !reason.Is(err) {
 		// The API server failed us; keep the last good resolution.
 		return ctrl.Result{}, err
 	}
-	r.Store.Set(req.NamespacedName, target, err)
-	r.changed(req.NamespacedName)
+	if r.storeChanged(req.NamespacedName, target, err) {
+		r.Store.Set(req.NamespacedName, target, err)
+		r.changed(req.NamespacedName)
+	}
 
 	before := ds.DeepCopy()
 	ds.Status.ObservedGeneration = ds.Generation
@@ -75,12 +83,42 @@ func (r *DataSinkReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	if setCondition(&ds.Status.Conditions, cond) {
 		r.event(ds, cond.Reason, cond.Message, err != nil)
 	}
-	if err := r.Client.Status().Patch(ctx, ds, client.MergeFrom(before)); err != nil {
-		return ctrl.Result{}, client.IgnoreNotFound(err)
+	if !equality.Semantic.DeepEqual(before.Status, ds.Status) {
+		if err := r.Client.Status().Patch(ctx, ds, client.MergeFrom(before)); err != nil {
+			return ctrl.Result{}, client.IgnoreNotFound(err)
+		}
 	}
-	// A configuration error waits for the user (or a Secret event): no
-	// retry loop.
-	return ctrl.Result{}, nil
+	// A configuration error waits for the user, seen at the next recheck
+	// or spec change: no retry loop.
+	return ctrl.Result{RequeueAfter: cmp.Or(r.Recheck, time.Minute)}, nil
+}
+
+// resolve checks the endpoint against the egress rules before anything
+// else, then reads the Secrets.
+func (r *DataSinkReconciler) resolve(ctx context.Context, ds *v1alpha1.DataSink) (*datasink.Target, error) {
+	allow, err := r.Egress.Check(ctx, ds.Spec.Connection.Endpoint)
+	if err != nil {
+		return nil, err
+	}
+	t, err := datasink.Resolve(ctx, r.Client, ds)
+	if t != nil {
+		t.AllowAddr = allow
+	}
+	return t, err
+}
+
+// storeChanged reports whether the resolution differs from the stored one,
+// so that a periodic recheck which finds nothing new rebuilds no exporter
+// and triggers no push.
+func (r *DataSinkReconciler) storeChanged(key types.NamespacedName, t *datasink.Target, err error) bool {
+	old, oldErr, found := r.Store.Get(key)
+	switch {
+	case !found, (old == nil) != (t == nil), (oldErr == nil) != (err == nil):
+		return true
+	case old != nil && old.Fingerprint != t.Fingerprint:
+		return true
+	}
+	return err != nil && err.Error() != oldErr.Error()
 }
 
 func (r *DataSinkReconciler) changed(key types.NamespacedName) {
@@ -100,35 +138,10 @@ func (r *DataSinkReconciler) event(ds *v1alpha1.DataSink, reason, msg string, wa
 	r.Recorder.Eventf(ds, nil, typ, reason, "Resolve", "%s", msg)
 }
 
-// SetupWithManager registers the reconciler; it watches the Secrets that
-// DataSinks reference so a Secret appearing, changing or disappearing
-// takes effect at once.
+// SetupWithManager registers the reconciler.
 func (r *DataSinkReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	err := mgr.GetFieldIndexer().IndexField(context.Background(), &v1alpha1.DataSink{}, dataSinkSecretIndex,
-		func(o client.Object) []string { return datasink.SecretNames(o.(*v1alpha1.DataSink)) })
-	if err != nil {
-		return err
-	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.DataSink{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
-		// Metadata is enough to know a Secret changed; caching Secrets whole
-		// would keep every credential of the cluster in memory.
-		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.sinksForSecret)).
 		Named("datasink").
 		Complete(r)
-}
-
-func (r *DataSinkReconciler) sinksForSecret(ctx context.Context, o client.Object) []reconcile.Request {
-	var list v1alpha1.DataSinkList
-	if err := r.Client.List(ctx, &list, client.InNamespace(o.GetNamespace()),
-		client.MatchingFields{dataSinkSecretIndex: o.GetName()}); err != nil {
-		ctrl.LoggerFrom(ctx).Error(err, "Listing DataSinks for Secret failed", "secret", o.GetName())
-		return nil
-	}
-	reqs := make([]reconcile.Request, 0, len(list.Items))
-	for i := range list.Items {
-		reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{
-			Namespace: list.Items[i].Namespace, Name: list.Items[i].Name}})
-	}
-	return reqs
 }

@@ -69,7 +69,10 @@ type compiled struct {
 
 // +kubebuilder:rbac:groups=metrics.cloud.sap,resources=metrics,verbs=get;list;watch
 // +kubebuilder:rbac:groups=metrics.cloud.sap,resources=metrics/status,verbs=get;patch;update
-// +kubebuilder:rbac:groups=*,resources=*,verbs=get;list;watch
+
+// What Metrics read is not granted here: config/rbac/targets.yaml binds an
+// aggregated ClusterRole that platform admins extend with labelled
+// ClusterRoles (v1alpha1.AggregateToOperatorLabel).
 
 // Reconcile evaluates one Metric.
 func (r *MetricReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {

@@ -7,6 +7,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
@@ -61,7 +62,21 @@ func (w *MetricStatusWriter) WriteStatus(ctx context.Context, key coordinator.Ke
 		if s.Ready.Status != metav1.ConditionTrue {
 			typ = corev1.EventTypeWarning
 		}
-		w.Recorder.Eventf(m, nil, typ, s.Ready.Reason, "Evaluate", "%s", s.Ready.Message)
+		w.Recorder.Eventf(m, nil, typ, s.Ready.Reason, "Evaluate", "%s", eventMessage(st.Conditions, s.Ready))
 	}
 	return nil
+}
+
+// eventMessage is the event text for a Ready transition to c. An export
+// failure may quote the sink's reply, which belongs at most in status as a
+// short excerpt, never in an event (events are broadcast to whoever may
+// list them in the namespace, and kept apart from the Metric).
+func eventMessage(conds []metav1.Condition, c metav1.Condition) string {
+	if c.Reason == v1alpha1.ReasonExportFailed {
+		return "pushing to the DataSink failed; the Ready condition in status says why"
+	}
+	if stored := meta.FindStatusCondition(conds, c.Type); stored != nil {
+		return stored.Message // capped by setCondition
+	}
+	return c.Message
 }

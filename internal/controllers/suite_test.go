@@ -37,7 +37,8 @@ func TestMain(m *testing.M) {
 		metricsURL = "http://" + addr + "/metrics"
 		opts := operator.Options{MetricsAddr: addr, MetricsSecure: false, ProbeAddr: "0",
 			MinExportInterval: minExportInterval, StatusInterval: time.Second,
-			ExportTimeout: exportTimeout, ExportBackoffBase: backoffBase, ExportBackoffMax: backoffCap}
+			ExportTimeout: exportTimeout, ExportBackoffBase: backoffBase, ExportBackoffMax: backoffCap,
+			DataSinkRecheckInterval: time.Second}
 		if err := opts.Complete(); err != nil {
 			return nil, err
 		}

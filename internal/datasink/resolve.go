@@ -142,32 +142,6 @@ func applyCertificate(t *Target, s *secretReader, c *v1alpha1.CertificateAuthent
 	return nil
 }
 
-// SecretNames lists the Secrets a DataSink references, in its namespace.
-func SecretNames(ds *v1alpha1.DataSink) []string {
-	auth := ds.Spec.Authentication
-	if auth == nil {
-		return nil
-	}
-	var names []string
-	if auth.APIKey != nil {
-		names = append(names, auth.APIKey.SecretKeyRef.Name)
-	}
-	if c := auth.Certificate; c != nil {
-		names = append(names, c.ClientCertSecretKeyRef.Name, c.ClientKeySecretKeyRef.Name)
-		if c.CACertSecretKeyRef != nil {
-			names = append(names, c.CACertSecretKeyRef.Name)
-		}
-	}
-	sort.Strings(names)
-	out := names[:0]
-	for i, n := range names {
-		if i == 0 || n != names[i-1] {
-			out = append(out, n)
-		}
-	}
-	return out
-}
-
 type secretReader struct {
 	ctx       context.Context
 	r         client.Reader

@@ -1,6 +1,9 @@
 package datasink
 
-import "crypto/tls"
+import (
+	"crypto/tls"
+	"net/netip"
+)
 
 // Protocol is the OTLP transport.
 type Protocol string
@@ -29,6 +32,9 @@ type Target struct {
 	// the CA pool and the client certificate, when configured. Nil when
 	// Insecure.
 	TLS *tls.Config
+	// AllowAddr, when set, is asked before every connection to the sink
+	// whether its address may be dialled (see Egress); nil allows any.
+	AllowAddr func(netip.Addr) bool
 	// Fingerprint identifies the configuration including secret material;
 	// two Targets with the same Fingerprint export identically.
 	Fingerprint string

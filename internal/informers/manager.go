@@ -510,8 +510,7 @@ func classify(key registry.InformerKey, err error) error {
 		return reason.New(v1alpha1.ReasonTargetNotFound,
 			"resource %s is not served (any more): its CRD may have been deleted; the metric recovers when it returns", key.GVR.String())
 	case apierrors.IsForbidden(err):
-		return reason.New(v1alpha1.ReasonForbidden,
-			"the operator may not list and watch %s: grant its ServiceAccount list and watch on it", key.GVR.GroupResource().String())
+		return reason.ForbiddenTarget(key.GVR.GroupResource(), "list", "watch")
 	}
 	return fmt.Errorf("watching %s: %w", key.String(), err)
 }

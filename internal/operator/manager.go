@@ -136,11 +136,17 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 		return nil, err
 	}
 
+	egress, err := datasink.ParseEgress(opts.DataSinkAllowedEndpoints, nil)
+	if err != nil {
+		return nil, fmt.Errorf("--datasink-allowed-endpoints: %w", err)
+	}
 	if err := (&controllers.DataSinkReconciler{
 		Client:   mgr.GetClient(),
 		Recorder: recorder,
 		Store:    sinks,
 		OnChange: coord.SinkChanged,
+		Egress:   egress,
+		Recheck:  opts.DataSinkRecheckInterval,
 	}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setting up DataSink controller: %w", err)
 	}

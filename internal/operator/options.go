@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/SAP/metrics-operator/internal/coordinator"
+	"github.com/SAP/metrics-operator/internal/datasink"
 )
 
 // Options configures the operator. Bind them to flags with BindFlags and
@@ -65,6 +67,12 @@ type Options struct {
 	// NoCrossNamespaceRefs refuses references to objects in other
 	// namespaces than the referring object's.
 	NoCrossNamespaceRefs bool
+	// DataSinkAllowedEndpoints are the hosts, host globs and CIDRs DataSinks
+	// may send to (see datasink.Egress); empty allows any endpoint.
+	DataSinkAllowedEndpoints []string
+	// DataSinkRecheckInterval is how often every DataSink is resolved again,
+	// picking up changes of its Secrets and of its endpoint's addresses.
+	DataSinkRecheckInterval time.Duration
 	// AllowSeveralInProcess lets tests run more than one operator in one
 	// process (controller names are otherwise unique per process).
 	AllowSeveralInProcess bool
@@ -140,6 +148,18 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 		"Longest dimension value in bytes; a metric with a longer one exports nothing and reports LabelValueTooLong. -1 turns the limit off.")
 	fs.IntVar(&o.MaxSeriesTotal, "max-series-total", DefaultMaxSeriesTotal,
 		"Series budget of all metrics together; a metric that would go beyond it exports nothing and reports SeriesBudgetExceeded. -1 turns the limit off.")
+	fs.Func("datasink-allowed-endpoints",
+		"Comma-separated hosts (collector.monitoring.svc), host globs (*.example.com), IP addresses and CIDRs (10.0.0.0/8) "+
+			"DataSinks may send to; a host name is also admitted when every address it resolves to is inside a CIDR. "+
+			"Other endpoints are refused with reason EndpointNotAllowed and never connected to. Default: any endpoint.",
+		func(v string) error {
+			o.DataSinkAllowedEndpoints = append(o.DataSinkAllowedEndpoints, strings.Split(v, ",")...)
+			_, err := datasink.ParseEgress(o.DataSinkAllowedEndpoints, nil)
+			return err
+		})
+	fs.DurationVar(&o.DataSinkRecheckInterval, "datasink-recheck-interval", time.Minute,
+		"How often every DataSink is resolved again: Secrets are read, not watched (that would need list on all Secrets), "+
+			"so a changed Secret or endpoint address applies within this period.")
 }
 
 // Defaults of the limits on what one metric may hold.
@@ -172,9 +192,15 @@ func (o *Options) Complete() error {
 	if o.AccessRecheckPeriod == 0 {
 		o.AccessRecheckPeriod = time.Minute
 	}
+	if o.DataSinkRecheckInterval <= 0 {
+		o.DataSinkRecheckInterval = time.Minute
+	}
 	var errs []error
 	if o.AccessRecheckPeriod < 0 {
 		errs = append(errs, fmt.Errorf("--access-recheck-period must be positive, got %s", o.AccessRecheckPeriod))
+	}
+	if _, err := datasink.ParseEgress(o.DataSinkAllowedEndpoints, nil); err != nil {
+		errs = append(errs, fmt.Errorf("--datasink-allowed-endpoints: %w", err))
 	}
 	if o.MinExportInterval < 0 {
 		errs = append(errs, fmt.Errorf("--min-export-interval must not be negative, got %s", o.MinExportInterval))

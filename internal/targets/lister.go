@@ -70,8 +70,7 @@ func (l *Lister) List(ctx context.Context, m *meta.RESTMapping, namespace, label
 	})
 	switch {
 	case apierrors.IsForbidden(err):
-		return nil, reason.New(v1alpha1.ReasonForbidden,
-			"the operator may not list %s: grant its ServiceAccount list and watch on it", m.Resource.GroupResource().String())
+		return nil, reason.ForbiddenTarget(m.Resource.GroupResource(), "list")
 	case apierrors.IsNotFound(err):
 		return nil, reason.New(v1alpha1.ReasonTargetNotFound,
 			"resource %s is no longer served: its CRD may have been deleted", m.Resource.GroupResource().String())

@@ -8,6 +8,8 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"net/netip"
+	"syscall"
 	"time"
 
 	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetricgrpc"
@@ -69,7 +71,7 @@ func newExporter(ctx context.Context, t *datasink.Target, timeout time.Duration)
 func newHTTPExporter(ctx context.Context, t *datasink.Target, headers map[string]string, timeout time.Duration) (*exporter, error) {
 	transport := &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           (&net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}).DialContext,
+		DialContext:           dialer(t, timeout).DialContext,
 		ForceAttemptHTTP2:     true,
 		MaxIdleConns:          4,
 		IdleConnTimeout:       90 * time.Second,
@@ -107,30 +109,55 @@ func newHTTPExporter(ctx context.Context, t *datasink.Target, headers map[string
 func newGRPCExporter(ctx context.Context, t *datasink.Target, headers map[string]string, timeout time.Duration) (*exporter, error) {
 	reconnect := backoff.DefaultConfig
 	reconnect.MaxDelay = grpcMaxReconnectDelay
+	// One WithDialOption call: each call replaces the previous one's list.
+	dialOpts := []grpc.DialOption{
+		grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
+			return dialer(t, timeout).DialContext(ctx, "tcp", addr)
+		}),
+		grpc.WithConnectParams(grpc.ConnectParams{Backoff: reconnect, MinConnectTimeout: timeout}),
+	}
 	opts := []otlpmetricgrpc.Option{
 		otlpmetricgrpc.WithEndpoint(t.Endpoint),
 		otlpmetricgrpc.WithHeaders(headers),
 		otlpmetricgrpc.WithTimeout(timeout),
 		otlpmetricgrpc.WithRetry(otlpmetricgrpc.RetryConfig{Enabled: false}),
-		otlpmetricgrpc.WithDialOption(grpc.WithConnectParams(grpc.ConnectParams{
-			Backoff:           reconnect,
-			MinConnectTimeout: timeout,
-		})),
 	}
 	if t.Insecure {
 		// The dial option also wins over credentials the SDK may have read
 		// from the environment, which it would prefer to WithInsecure.
-		opts = append(opts, otlpmetricgrpc.WithInsecure(),
-			otlpmetricgrpc.WithDialOption(grpc.WithTransportCredentials(insecure.NewCredentials())))
+		opts = append(opts, otlpmetricgrpc.WithInsecure())
+		dialOpts = append(dialOpts, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	} else {
 		opts = append(opts, otlpmetricgrpc.WithTLSCredentials(credentials.NewTLS(clientTLS(t.TLS))))
 	}
+	opts = append(opts, otlpmetricgrpc.WithDialOption(dialOpts...))
 	sdk, err := otlpmetricgrpc.New(ctx, opts...)
 	if err != nil {
 		return nil, err
 	}
 	return &exporter{sdk: sdk, fingerprint: t.Fingerprint}, nil
 }
+
+// dialer opens the sink's connections. When the DataSink was admitted by
+// address (datasink.Egress), every address is checked again just before
+// connecting, so a name that resolves elsewhere by now (DNS rebinding) is
+// refused without a connection.
+func dialer(t *datasink.Target, timeout time.Duration) *net.Dialer {
+	d := &net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}
+	if allow := t.AllowAddr; allow != nil {
+		d.Control = func(_, address string, _ syscall.RawConn) error {
+			ap, err := netip.ParseAddrPort(address)
+			if err != nil || !allow(ap.Addr()) {
+				return errAddrNotAllowed
+			}
+			return nil
+		}
+	}
+	return d
+}
+
+// errAddrNotAllowed names no address: the error reaches the Metric's status.
+var errAddrNotAllowed = errors.New("the endpoint now resolves to an address --datasink-allowed-endpoints does not admit; not connecting")
 
 // clientTLS returns a private copy of cfg, or the system roots when the
 // DataSink configures no TLS material of its own.

@@ -98,15 +98,15 @@ func (p *Pool) Export(ctx context.Context, key string, target *datasink.Target, 
 		}
 		exp, err := newExporter(ctx, target, p.timeout)
 		if err != nil {
-			return redact(fmt.Errorf("create %s exporter for DataSink %s (%s): %w",
-				target.Protocol, key, target.Endpoint, err), target.Headers)
+			return excerpt(redact(fmt.Errorf("create %s exporter for DataSink %s (%s): %w",
+				target.Protocol, key, target.Endpoint, err), target.Headers))
 		}
 		e.exp = exp
 	}
 
 	if err := e.exp.sdk.Export(ctx, rm); err != nil {
-		return redact(fmt.Errorf("export %d metrics to DataSink %s (%s %s): %w",
-			len(rm.ScopeMetrics[0].Metrics), key, target.Protocol, target.Endpoint, err), target.Headers)
+		return excerpt(redact(fmt.Errorf("export %d metrics to DataSink %s (%s %s): %w",
+			len(rm.ScopeMetrics[0].Metrics), key, target.Protocol, target.Endpoint, err), target.Headers))
 	}
 	return nil
 }
