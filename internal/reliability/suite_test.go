@@ -68,9 +68,9 @@ func startEnv(t *testing.T) *testenv.Env {
 }
 
 // startOperator runs the operator binary until the test ends.
-func startOperator(t *testing.T, kubeconfig, dir, name, ns string) *testenv.OperatorProcess {
+func startOperator(t *testing.T, kubeconfig, dir, name, ns string, args ...string) *testenv.OperatorProcess {
 	t.Helper()
-	p, err := testenv.StartOperator(operatorBin, kubeconfig, dir, name, "--operator-namespace", ns)
+	p, err := testenv.StartOperator(operatorBin, kubeconfig, dir, name, append([]string{"--operator-namespace", ns}, args...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
