@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -39,6 +40,19 @@ func (r *recorder) count() int {
 	return len(r.pushes)
 }
 
+// last returns the number of metrics pushed so far and the last one.
+func (r *recorder) last() (int, otlp.Metric) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.pushes) == 0 {
+		return 0, otlp.Metric{}
+	}
+	return len(r.pushes), r.pushes[len(r.pushes)-1]
+}
+
+// start runs a coordinator pushing to a recorder until t ends. Tests call
+// it within a synctest bubble, so their sleeps take no real time and a
+// sleep followed by synctest.Wait sees every push due by then.
 func start(t *testing.T, minInterval time.Duration) (*Coordinator, *recorder) {
 	t.Helper()
 	sinks := datasink.NewStore()
@@ -83,84 +97,106 @@ func update(src *valueSource, interval time.Duration) Update {
 }
 
 func TestBurstIsCoalesced(t *testing.T) {
-	c, rec := start(t, 300*time.Millisecond)
-	src := &valueSource{}
-	c.Publish(update(src, time.Hour), true)
-	for i := range 200 {
-		src.set(int64(i))
-		c.Changed(update(src, 0).Key) // as the event path does per event
-	}
-	time.Sleep(time.Second)
-	// The first publish pushes at once, the other 199 make one more push
-	// after the minimum interval.
-	if n := rec.count(); n < 1 || n > 2 {
-		t.Fatalf("200 changes made %d pushes, want 1 or 2", n)
-	}
-	rec.mu.Lock()
-	last := rec.pushes[len(rec.pushes)-1]
-	rec.mu.Unlock()
-	if last.Points[0].Value != 199 {
-		t.Fatalf("last push carries %d, want the latest value 199", last.Points[0].Value)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		c, rec := start(t, 300*time.Millisecond)
+		src := &valueSource{}
+		c.Publish(update(src, time.Hour), true)
+		for i := range 200 {
+			src.set(int64(i))
+			c.Changed(update(src, 0).Key) // as the event path does per event
+		}
+		time.Sleep(time.Second)
+		synctest.Wait()
+		// The first publish pushes at once, the other 199 make one more push
+		// after the minimum interval.
+		n, last := rec.last()
+		if n < 1 || n > 2 {
+			t.Fatalf("200 changes made %d pushes, want 1 or 2", n)
+		}
+		if last.Points[0].Value != 199 {
+			t.Fatalf("last push carries %d, want the latest value 199", last.Points[0].Value)
+		}
+	})
 }
 
 func TestUnchangedPublishWaitsForHeartbeat(t *testing.T) {
-	c, rec := start(t, 10*time.Millisecond)
-	const heartbeat = 2 * time.Second
-	first := time.Now()
-	src := &valueSource{value: 1}
-	c.Publish(update(src, heartbeat), true)
-	time.Sleep(100 * time.Millisecond)
-	for range 5 {
-		c.Publish(update(src, heartbeat), false) // as a poll with unchanged objects does
-	}
-	time.Sleep(200 * time.Millisecond)
-	if n := rec.count(); n != 1 {
-		t.Fatalf("unchanged publishes made %d pushes, want 1", n)
-	}
-	for rec.count() < 2 {
-		if time.Since(first) > 10*heartbeat {
-			t.Fatal("no heartbeat push")
+	synctest.Test(t, func(t *testing.T) {
+		c, rec := start(t, 10*time.Millisecond)
+		const heartbeat = 2 * time.Second
+		first := time.Now()
+		src := &valueSource{value: 1}
+		c.Publish(update(src, heartbeat), true)
+		time.Sleep(100 * time.Millisecond)
+		for range 5 {
+			c.Publish(update(src, heartbeat), false) // as a poll with unchanged objects does
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if since := time.Since(first); since < heartbeat-100*time.Millisecond {
-		t.Fatalf("second push after %s, before the heartbeat interval %s", since, heartbeat)
-	}
+		time.Sleep(200 * time.Millisecond)
+		synctest.Wait()
+		if n := rec.count(); n != 1 {
+			t.Fatalf("unchanged publishes made %d pushes, want 1", n)
+		}
+		for rec.count() < 2 {
+			if time.Since(first) > 10*heartbeat {
+				t.Fatal("no heartbeat push")
+			}
+			time.Sleep(20 * time.Millisecond)
+			synctest.Wait()
+		}
+		if since := time.Since(first); since < heartbeat {
+			t.Fatalf("second push after %s, before the heartbeat interval %s", since, heartbeat)
+		}
+	})
 }
 
 func TestRemoveStopsPushes(t *testing.T) {
-	c, rec := start(t, 10*time.Millisecond)
-	src := &valueSource{value: 1}
-	c.Publish(update(src, 100*time.Millisecond), true)
-	time.Sleep(50 * time.Millisecond)
-	c.Remove(update(src, 0).Key)
-	n := rec.count()
-	time.Sleep(300 * time.Millisecond)
-	if rec.count() != n {
-		t.Fatalf("pushes went on after Remove: %d → %d", n, rec.count())
-	}
+	synctest.Test(t, func(t *testing.T) {
+		c, rec := start(t, 10*time.Millisecond)
+		src := &valueSource{value: 1}
+		c.Publish(update(src, 100*time.Millisecond), true)
+		time.Sleep(50 * time.Millisecond)
+		c.Remove(update(src, 0).Key)
+		synctest.Wait()
+		n := rec.count()
+		if n == 0 {
+			t.Fatal("no push before Remove")
+		}
+		time.Sleep(300 * time.Millisecond) // three heartbeats
+		synctest.Wait()
+		if rec.count() != n {
+			t.Fatalf("pushes went on after Remove: %d → %d", n, rec.count())
+		}
+	})
 }
 
 func TestMetricsOfOneSinkShareRequests(t *testing.T) {
-	c, rec := start(t, 200*time.Millisecond)
-	for i := range 50 {
-		u := update(&valueSource{value: int64(i)}, time.Hour)
-		u.Key.Name = "m" + strconv.Itoa(i)
-		u.Name = u.Key.Name
-		c.Publish(u, true)
-	}
-	time.Sleep(time.Second)
-	rec.mu.Lock()
-	defer rec.mu.Unlock()
-	if len(rec.pushes) != 50 {
-		t.Fatalf("pushed %d metrics, want all 50", len(rec.pushes))
-	}
-	// The first publish may go out alone; the other 49 wait for the
-	// minimum interval and share one request.
-	if rec.requests > 2 {
-		t.Fatalf("50 metrics on one sink took %d requests, want at most 2", rec.requests)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		c, rec := start(t, 200*time.Millisecond)
+		for i := range 50 {
+			u := update(&valueSource{value: int64(i)}, time.Hour)
+			u.Key.Name = "m" + strconv.Itoa(i)
+			u.Name = u.Key.Name
+			c.Publish(u, true)
+		}
+		time.Sleep(time.Second)
+		synctest.Wait()
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
+		// A metric the first push catches between its Publish and the
+		// change count that follows goes again with the batch, so count
+		// the distinct ones.
+		pushed := map[string]bool{}
+		for _, m := range rec.pushes {
+			pushed[m.Name] = true
+		}
+		if len(pushed) != 50 {
+			t.Fatalf("pushed %d distinct metrics, want all 50", len(pushed))
+		}
+		// The first publish may go out alone; the other 49 wait for the
+		// minimum interval and share one request.
+		if rec.requests > 2 {
+			t.Fatalf("50 metrics on one sink took %d requests, want at most 2", rec.requests)
+		}
+	})
 }
 
 // samples counts what the collector serves on a scrape.
@@ -179,56 +215,59 @@ func samples(c *Coordinator) int {
 // nor pushed (not even by its heartbeat), that events meanwhile do not
 // bring it back, and that the next Publish does, with current values.
 func TestSetErrorWithdraws(t *testing.T) {
-	c, rec := start(t, 10*time.Millisecond)
-	src := &valueSource{value: 1}
-	u := update(src, 100*time.Millisecond)
-	c.Publish(u, true)
-	for rec.count() == 0 {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if n := samples(c); n != 1 {
-		t.Fatalf("published metric serves %d samples, want 1", n)
-	}
-
-	c.SetError(u.Key, 0, errors.New("gone"))
-	if n := samples(c); n != 0 {
-		t.Fatalf("metric in error serves %d samples, want none", n)
-	}
-	time.Sleep(50 * time.Millisecond) // a push already under way may land
-	n := rec.count()
-	src.set(2)
-	c.Changed(u.Key)
-	time.Sleep(500 * time.Millisecond) // five heartbeats
-	if rec.count() != n {
-		t.Fatalf("metric in error was pushed %d more times", rec.count()-n)
-	}
-	if n := samples(c); n != 0 {
-		t.Fatalf("a change brought back %d samples of a metric in error", n)
-	}
-
-	src.set(3)
-	c.Publish(u, false) // unchanged data, but the error cleared
-	if n := samples(c); n != 1 {
-		t.Fatalf("after the error cleared %d samples are served, want 1", n)
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		rec.mu.Lock()
-		pushes, last := len(rec.pushes), rec.pushes[len(rec.pushes)-1]
-		rec.mu.Unlock()
-		if pushes > n && last.Points[0].Value == 3 {
-			break
+	synctest.Test(t, func(t *testing.T) {
+		c, rec := start(t, 10*time.Millisecond)
+		src := &valueSource{value: 1}
+		u := update(src, 100*time.Millisecond)
+		c.Publish(u, true)
+		synctest.Wait()
+		if rec.count() == 0 {
+			t.Fatal("no push of the published metric")
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no push of the current value 3 after the error cleared (last %d)", last.Points[0].Value)
+		if n := samples(c); n != 1 {
+			t.Fatalf("published metric serves %d samples, want 1", n)
 		}
+
+		c.SetError(u.Key, 0, errors.New("gone"))
+		if n := samples(c); n != 0 {
+			t.Fatalf("metric in error serves %d samples, want none", n)
+		}
+		synctest.Wait() // a push already under way may land
+		n := rec.count()
+		src.set(2)
+		c.Changed(u.Key)
+		time.Sleep(500 * time.Millisecond) // five heartbeats
+		synctest.Wait()
+		if rec.count() != n {
+			t.Fatalf("metric in error was pushed %d more times", rec.count()-n)
+		}
+		if n := samples(c); n != 0 {
+			t.Fatalf("a change brought back %d samples of a metric in error", n)
+		}
+
+		src.set(3)
+		c.Publish(u, false) // unchanged data, but the error cleared
+		if n := samples(c); n != 1 {
+			t.Fatalf("after the error cleared %d samples are served, want 1", n)
+		}
+		// The error cleared a heartbeat or more after the last push, so the
+		// minimum interval is all the push may wait.
 		time.Sleep(10 * time.Millisecond)
-	}
+		synctest.Wait()
+		pushed, last := rec.last()
+		if pushed <= n || last.Points[0].Value != 3 {
+			t.Fatalf("no push of the current value 3 after the error cleared (%d pushes, last %d)", pushed-n, last.Points[0].Value)
+		}
+	})
 }
 
 // TestStalePublishIgnored checks that a producer overtaken by a newer
 // generation of the same object cannot bring its series back.
 func TestStalePublishIgnored(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) { testStalePublishIgnored(t) })
+}
+
+func testStalePublishIgnored(t *testing.T) {
 	c, _ := start(t, time.Hour)
 	u := update(&valueSource{value: 1}, time.Hour)
 	u.Generation = 2
