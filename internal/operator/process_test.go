@@ -1,15 +1,8 @@
 package operator_test
 
 import (
-	"bytes"
-	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
-	"syscall"
 	"testing"
 
 	"github.com/SAP/metrics-operator/internal/testing/testenv"
@@ -33,12 +26,7 @@ func operatorBinary(t *testing.T) string {
 			binaryErr = err
 			return
 		}
-		binaryPath = filepath.Join(dir, "metrics-operator")
-		build := exec.Command("go", "build", "-o", binaryPath, "./cmd/metrics-operator")
-		build.Dir = testenv.RepoRoot()
-		if out, err := build.CombinedOutput(); err != nil {
-			binaryErr = fmt.Errorf("go build: %w\n%s", err, out)
-		}
+		binaryPath, binaryErr = testenv.BuildOperator(dir)
 	})
 	if binaryErr != nil {
 		t.Fatal(binaryErr)
@@ -49,7 +37,7 @@ func operatorBinary(t *testing.T) string {
 // process is an operator binary running against the test control plane,
 // with everything it logs in a file.
 type process struct {
-	cmd        *exec.Cmd
+	*testenv.OperatorProcess
 	metricsURL string
 	logPath    string
 }
@@ -64,31 +52,17 @@ func startProcess(t *testing.T, namespace string, args ...string) *process {
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr, err := testenv.FreeAddr()
-	if err != nil {
-		t.Fatal(err)
-	}
-	logPath := filepath.Join(dir, "operator.log")
-	log, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, append([]string{"--kubeconfig", kubeconfig,
-		"--operator-namespace=" + namespace, "--metrics-bind-address=" + addr, "--metrics-secure=false",
-		"--health-probe-bind-address=0", "--min-export-interval=200ms", "--status-update-interval=1s",
+	op, err := testenv.StartOperator(bin, kubeconfig, dir, "operator", append([]string{
+		"--operator-namespace=" + namespace, "--min-export-interval=200ms", "--status-update-interval=1s",
 		"--zap-log-level=debug"}, args...)...)
-	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	if err != nil {
 		t.Fatal(err)
 	}
-	p := &process{cmd: cmd, metricsURL: "http://" + addr + "/metrics", logPath: logPath}
+	p := &process{OperatorProcess: op, metricsURL: op.MetricsURL, logPath: op.LogPath}
 	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		_ = log.Close()
+		op.Kill()
 		if t.Failed() {
-			out, _ := os.ReadFile(logPath)
+			out, _ := os.ReadFile(op.LogPath)
 			if len(out) > 20000 {
 				out = out[len(out)-20000:]
 			}
@@ -109,25 +83,12 @@ func (p *process) log(t *testing.T) []byte {
 }
 
 // memory returns the process's resident set size now and at its peak,
-// in bytes, from /proc.
+// in bytes.
 func (p *process) memory(t *testing.T) (rss, peak int64) {
 	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	rss, peak, err := p.Memory()
 	if err != nil {
 		t.Fatal(err)
-	}
-	for _, line := range bytes.Split(b, []byte("\n")) {
-		f := strings.Fields(string(line))
-		if len(f) < 2 {
-			continue
-		}
-		kb, _ := strconv.ParseInt(f[1], 10, 64)
-		switch f[0] {
-		case "VmRSS:":
-			rss = kb << 10
-		case "VmHWM:":
-			peak = kb << 10
-		}
 	}
 	return rss, peak
 }

@@ -1,11 +1,13 @@
 package testenv
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"time"
 )
@@ -72,6 +74,32 @@ func StartOperator(bin, kubeconfig, dir, name string, args ...string) (*Operator
 
 // Pid is the process id.
 func (p *OperatorProcess) Pid() int { return p.cmd.Process.Pid }
+
+// Memory returns the process's resident set size now (VmRSS) and at its
+// peak (VmHWM), in bytes, from /proc.
+func (p *OperatorProcess) Memory() (rss, peak int64, err error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.Pid()))
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, line := range bytes.Split(b, []byte("\n")) {
+		f := bytes.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		kb, _ := strconv.ParseInt(string(f[1]), 10, 64)
+		switch string(f[0]) {
+		case "VmRSS:":
+			rss = kb << 10
+		case "VmHWM:":
+			peak = kb << 10
+		}
+	}
+	if peak == 0 {
+		return 0, 0, errors.New("no VmHWM in /proc/<pid>/status")
+	}
+	return rss, peak, nil
+}
 
 // Exited reports whether the process has ended.
 func (p *OperatorProcess) Exited() bool {
