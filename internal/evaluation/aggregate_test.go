@@ -139,6 +139,37 @@ func TestLabelProjectionWithDefault(t *testing.T) {
 	}
 }
 
+// An empty value and a missing one are the same series: Prometheus
+// renders both as an empty label, so keeping them apart would put two
+// samples with one label set on /metrics and lose one of them.
+func TestEmptyValueIsAbsent(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		def  string
+		want string
+	}{
+		{"no default", "", ": 2\nteam=web: 1\n"},
+		{"default", `"none"`, "team=none: 2\nteam=web: 1\n"},
+		{"empty default", `""`, ": 2\nteam=web: 1\n"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p := v1alpha1.Projection{Name: "team", FieldPath: "metadata.labels.team"}
+			if tt.def != "" {
+				p.Default = rawJSON(tt.def)
+			}
+			a := NewAggregate(mustCompile(t, Spec{Projections: []v1alpha1.Projection{p}}))
+			a.Replace([]map[string]any{
+				podObj("1", "x", "", map[string]any{"team": ""}),
+				podObj("2", "x", "", nil),
+				podObj("3", "x", "", map[string]any{"team": "web"}),
+			})
+			if got := render(a.Series()); got != tt.want {
+				t.Fatalf("got:\n%s\nwant:\n%s", got, tt.want)
+			}
+		})
+	}
+}
+
 func TestAggregations(t *testing.T) {
 	values := func(vs ...any) []map[string]any {
 		var objs []map[string]any

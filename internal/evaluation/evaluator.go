@@ -66,8 +66,8 @@ type Dimension struct {
 // Contribution is what one object contributes to a metric.
 type Contribution struct {
 	// Dimensions are the object's dimension values in projection order;
-	// a projection whose path is missing or null without a default is
-	// absent.
+	// a projection whose path is missing, null or empty without a
+	// default is absent.
 	Dimensions []Dimension
 	// Value is 1 without valueFrom, else the object's value. It is only
 	// meaningful when HasValue is true.
@@ -455,8 +455,13 @@ func (d *dimension) appendTo(buf []byte, obj map[string]any) []byte {
 	if v, found := d.path.first(obj); found && v != nil {
 		buf, ok = d.render(buf, v)
 	}
+	// An empty value counts as missing: Prometheus cannot tell an empty
+	// label from an absent one, so two such series would collapse into
+	// one sample on /metrics and one of them would be lost. Folding them
+	// here aggregates them with the metric's own function everywhere.
+	ok = ok && len(buf) > start
 	if !ok {
-		if !d.hasDef {
+		if !d.hasDef || len(d.def) == 0 {
 			return append(buf[:mark], 0)
 		}
 		buf = append(buf[:start], d.def...)

@@ -220,9 +220,10 @@ func validUTF8(samples []Sample) []Sample {
 	return samples
 }
 
-// dedupe drops samples whose label values repeat an earlier sample's: a
-// series with a dimension absent and one with the dimension empty render
-// alike, and two equal samples would fail the whole scrape.
+// dedupe drops samples whose label values repeat an earlier sample's, as
+// two equal samples would fail the whole scrape. The evaluator already
+// folds an empty dimension into an absent one, so this is a last guard
+// (against a family from another source, or values equal once repaired).
 func dedupe(samples []Sample) []Sample {
 	seen := make(map[string]struct{}, len(samples))
 	out := samples[:0:0]
