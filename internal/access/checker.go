@@ -2,6 +2,7 @@ package access
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -24,6 +25,19 @@ import (
 // DefaultRecheckPeriod is how often decisions are reviewed again when
 // Options leave it unset.
 const DefaultRecheckPeriod = time.Minute
+
+// reviewers is how many SubjectAccessReviews are in flight at once; the
+// client's rate limiter bounds how many are sent per second.
+const reviewers = 2
+
+// retryAfterError is how long a scope whose first review failed (the API
+// server did not answer) waits before it is reviewed again.
+const retryAfterError = 2 * time.Second
+
+// ErrPending is returned by Authorize while the metric's access is being
+// reviewed. The reconciler leaves the metric as it is: the Checker's
+// Source enqueues it again once the decision is made.
+var ErrPending = errors.New("the access of the metric's ServiceAccount is being reviewed")
 
 // verbs are what a metric needs on its target: polling lists, event-driven
 // metrics share a watch, and a metric may switch modes at any time.
@@ -88,6 +102,10 @@ type Checker struct {
 	// metric asks for any more is dropped at the next re-check.
 	metrics     map[metricID]scope
 	subscribers map[string][]chan event.GenericEvent
+	// queue holds the scopes waiting for a review, taken in turns per
+	// tenant namespace; wake tells a reviewer that it is not empty.
+	queue fairQueue
+	wake  chan struct{}
 }
 
 var _ manager.LeaderElectionRunnable = (*Checker)(nil)
@@ -103,13 +121,18 @@ func New(opts Options) *Checker {
 		decisions:   map[scope]error{},
 		metrics:     map[metricID]scope{},
 		subscribers: map[string][]chan event.GenericEvent{},
+		queue:       newFairQueue(),
+		wake:        make(chan struct{}, reviewers),
 	}
 }
 
 // Authorize returns nil when the metric may read r.Resource in
-// r.Namespace, a Forbidden reason error when its ServiceAccount may not,
-// or another error when the API server could not be asked (retry).
-func (c *Checker) Authorize(ctx context.Context, r Request) error {
+// r.Namespace, or a Forbidden reason error when its ServiceAccount may not.
+// A scope not decided yet is queued for review and ErrPending returned:
+// reviews run on the Checker's own workers, so a reconciler never waits
+// for them, and a tenant whose metrics name many ServiceAccounts delays
+// its own reviews, not the reconciles and reviews of other namespaces.
+func (c *Checker) Authorize(_ context.Context, r Request) error {
 	if c == nil {
 		return nil
 	}
@@ -125,20 +148,23 @@ func (c *Checker) Authorize(ctx context.Context, r Request) error {
 	s := scope{serviceAccount: types.NamespacedName{Namespace: r.Metric.Namespace, Name: sa},
 		resource: r.Resource, namespace: r.Namespace}
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.metrics[id] = s
-	denied, known := c.decisions[s]
-	c.mu.Unlock()
-	if known {
+	if denied, known := c.decisions[s]; known {
 		return denied
 	}
-	denied, err := c.review(ctx, s)
-	if err != nil {
-		return err
+	c.enqueueLocked(s, false)
+	return ErrPending
+}
+
+// enqueueLocked queues s for review unless it is queued already.
+func (c *Checker) enqueueLocked(s scope, recheck bool) {
+	if c.queue.push(s, recheck) {
+		select {
+		case c.wake <- struct{}{}:
+		default:
+		}
 	}
-	c.mu.Lock()
-	c.decisions[s] = denied
-	c.mu.Unlock()
-	return denied
 }
 
 // Forget drops what the Checker keeps for a metric that is gone.
@@ -165,8 +191,14 @@ func (c *Checker) Source(kind string) source.Source {
 // NeedLeaderElection is true: only the leader reconciles metrics.
 func (c *Checker) NeedLeaderElection() bool { return true }
 
-// Start re-checks the decisions every period until ctx is done.
+// Start runs the reviewers and queues every decision for a re-check each
+// period until ctx is done.
 func (c *Checker) Start(ctx context.Context) error {
+	var wg sync.WaitGroup
+	for range reviewers {
+		wg.Go(func() { c.work(ctx) })
+	}
+	defer wg.Wait()
 	t := time.NewTicker(c.opts.RecheckPeriod)
 	defer t.Stop()
 	for {
@@ -174,43 +206,86 @@ func (c *Checker) Start(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
-			c.recheck(ctx)
+			c.recheck()
 		}
 	}
 }
 
-// recheck reviews every scope some metric asks for and sends the metrics
-// of the scopes whose decision flipped to their reconcilers.
-func (c *Checker) recheck(ctx context.Context) {
+// recheck queues every scope some metric asks for and forgets the
+// decisions of scopes no metric asks for any more.
+func (c *Checker) recheck() {
 	c.mu.Lock()
-	inUse := map[scope][]metricID{}
-	for id, s := range c.metrics {
-		inUse[s] = append(inUse[s], id)
+	defer c.mu.Unlock()
+	inUse := map[scope]bool{}
+	for _, s := range c.metrics {
+		inUse[s] = true
 	}
 	for s := range c.decisions {
-		if _, ok := inUse[s]; !ok {
+		if !inUse[s] {
 			delete(c.decisions, s)
 		}
 	}
-	c.mu.Unlock()
-	for s, ids := range inUse {
-		denied, err := c.review(ctx, s)
-		if err != nil {
-			// The last decision stands until the API server answers.
-			ctrl.LoggerFrom(ctx).Error(err, "Re-checking access failed", "serviceAccount", s.serviceAccount.String(),
-				"resource", s.resource.String(), "namespace", s.namespace)
-			continue
-		}
+	for s := range inUse {
+		c.enqueueLocked(s, true)
+	}
+}
+
+// work reviews queued scopes until ctx is done.
+func (c *Checker) work(ctx context.Context) {
+	for {
 		c.mu.Lock()
-		old, known := c.decisions[s]
-		c.decisions[s] = denied
+		q, ok := c.queue.pop()
 		c.mu.Unlock()
-		if known && (old == nil) == (denied == nil) {
-			continue
+		if !ok {
+			select {
+			case <-ctx.Done():
+				return
+			case <-c.wake:
+				continue
+			}
 		}
-		for _, id := range ids {
-			c.notify(ctx, id)
+		c.decide(ctx, q)
+	}
+}
+
+// decide reviews one scope, records the decision and sends the metrics
+// that depend on it to their reconcilers: always after a first review,
+// after a re-check only when the decision flipped.
+func (c *Checker) decide(ctx context.Context, q queued) {
+	denied, err := c.review(ctx, q.scope)
+	if ctx.Err() != nil {
+		return
+	}
+	if err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "Reviewing access failed", "serviceAccount", q.scope.serviceAccount.String(),
+			"resource", q.scope.resource.String(), "namespace", q.scope.namespace)
+		if !q.recheck {
+			// Nobody has a decision to go on yet: try again soon. After a
+			// re-check the last decision stands until the next period.
+			time.AfterFunc(retryAfterError, func() {
+				c.mu.Lock()
+				defer c.mu.Unlock()
+				if ctx.Err() == nil {
+					c.enqueueLocked(q.scope, false)
+				}
+			})
 		}
+		return
+	}
+	c.mu.Lock()
+	old, known := c.decisions[q.scope]
+	c.decisions[q.scope] = denied
+	var ids []metricID
+	if !known || (old == nil) != (denied == nil) {
+		for id, s := range c.metrics {
+			if s == q.scope {
+				ids = append(ids, id)
+			}
+		}
+	}
+	c.mu.Unlock()
+	for _, id := range ids {
+		c.notify(ctx, id)
 	}
 }
 

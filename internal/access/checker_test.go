@@ -2,8 +2,10 @@ package access_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -70,6 +72,30 @@ func TestCheckerCachesPerScopeAndNoticesGrants(t *testing.T) {
 		return access.Request{Kind: "Metric", Metric: types.NamespacedName{Namespace: tenant, Name: fmt.Sprint("m", i)},
 			Resource: schema.GroupResource{Resource: "configmaps"}, Namespace: target}
 	}
+	// Asked before the Checker runs, every metric's access is pending; the
+	// first review of their one scope sends all ten back.
+	for i := range 10 {
+		if err := checker.Authorize(ctx, request(i)); !errors.Is(err, access.ErrPending) {
+			t.Fatalf("metric %d: %v, want ErrPending", i, err)
+		}
+	}
+	go func() { _ = checker.Start(ctx) }()
+	drain := func(want int) map[string]bool {
+		enqueued := map[string]bool{}
+		testenv.Eventually(t, 30*time.Second, func() error {
+			for queue.Len() > 0 {
+				item, _ := queue.Get()
+				enqueued[item.Name] = true
+				queue.Done(item)
+			}
+			if len(enqueued) != want {
+				return fmt.Errorf("enqueued %v, want %d metrics", enqueued, want)
+			}
+			return nil
+		})
+		return enqueued
+	}
+	drain(10)
 	for i := range 10 {
 		err := checker.Authorize(ctx, request(i))
 		if reason.Of(err, "") != v1alpha1.ReasonForbidden {
@@ -96,7 +122,6 @@ func TestCheckerCachesPerScopeAndNoticesGrants(t *testing.T) {
 		t.Fatalf("%d reviews, want still 1", n)
 	}
 
-	go func() { _ = checker.Start(ctx) }()
 	for _, obj := range []client.Object{
 		&rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "reader", Namespace: target},
 			Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"list", "watch"}}}},
@@ -108,18 +133,7 @@ func TestCheckerCachesPerScopeAndNoticesGrants(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	enqueued := map[string]bool{}
-	testenv.Eventually(t, 30*time.Second, func() error {
-		for queue.Len() > 0 {
-			item, _ := queue.Get()
-			enqueued[item.Name] = true
-			queue.Done(item)
-		}
-		if len(enqueued) != 10 {
-			return fmt.Errorf("enqueued %v, want all ten metrics", enqueued)
-		}
-		return nil
-	})
+	drain(10)
 	for i := range 10 {
 		if err := checker.Authorize(ctx, request(i)); err != nil {
 			t.Fatalf("metric %d after the grant: %v", i, err)
@@ -134,5 +148,69 @@ func TestCheckerCachesPerScopeAndNoticesGrants(t *testing.T) {
 	time.Sleep(3 * period)
 	if after := requests.Count("POST", reviews); after != before {
 		t.Fatalf("%d reviews after every metric was forgotten, want none", after-before)
+	}
+}
+
+// TestReviewsTakeTurnsPerTenant floods the Checker with the scopes of one
+// tenant whose metrics each name another ServiceAccount, then asks for one
+// metric of a second tenant. Reviews are limited to 5 per second, as a
+// real --access-review-qps would limit them; the second tenant's metric is
+// decided within the first few reviews rather than after the flood, and
+// no reconciler waited: every Authorize returned at once.
+func TestReviewsTakeTurnsPerTenant(t *testing.T) {
+	testenv.Require(t, env)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	cfg := rest.CopyConfig(env.Config)
+	cfg.QPS, cfg.Burst = 5, 1
+	c, err := client.New(cfg, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checker := access.New(access.Options{Client: c, RecheckPeriod: time.Hour})
+	queue := workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[reconcile.Request]())
+	defer queue.ShutDown()
+	if err := checker.Source("Metric").Start(ctx, queue); err != nil {
+		t.Fatal(err)
+	}
+	ask := func(ns, name, sa string) error {
+		return checker.Authorize(ctx, access.Request{Kind: "Metric", Metric: types.NamespacedName{Namespace: ns, Name: name},
+			ServiceAccountName: sa, Resource: schema.GroupResource{Resource: "secrets"}, Namespace: "kube-system"})
+	}
+	const flood = 30
+	start := time.Now()
+	for i := range flood {
+		if err := ask("turns-hostile", fmt.Sprint("m", i), fmt.Sprint("sa", i)); !errors.Is(err, access.ErrPending) {
+			t.Fatalf("hostile metric %d: %v, want ErrPending", i, err)
+		}
+	}
+	if err := ask("turns-victim", "m", "reader"); !errors.Is(err, access.ErrPending) {
+		t.Fatalf("victim metric: %v, want ErrPending", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("%d Authorize calls took %s: they must not wait for reviews", flood+1, d)
+	}
+	go func() { _ = checker.Start(ctx) }()
+
+	var order []string
+	testenv.Eventually(t, 60*time.Second, func() error {
+		for queue.Len() > 0 {
+			item, _ := queue.Get()
+			order = append(order, item.Namespace)
+			queue.Done(item)
+		}
+		if len(order) != flood+1 {
+			return fmt.Errorf("%d of %d metrics decided", len(order), flood+1)
+		}
+		return nil
+	})
+	victim := slices.Index(order, "turns-victim")
+	t.Logf("decided %d metrics in %s; the victim's came %d", len(order), time.Since(start).Round(time.Millisecond), victim+1)
+	// Two reviewers take turns: at most two hostile reviews go first.
+	if victim < 0 || victim > 2 {
+		t.Fatalf("the second tenant's metric was decided at position %d of %d, want among the first 3", victim+1, len(order))
+	}
+	if err := ask("turns-victim", "m", "reader"); reason.Of(err, "") != v1alpha1.ReasonForbidden {
+		t.Fatalf("victim after its review: %v, want Forbidden", err)
 	}
 }

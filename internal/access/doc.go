@@ -9,12 +9,17 @@
 // target resource in the metric's namespace scope (all namespaces when the
 // metric names none). Decisions are cached per ServiceAccount, resource
 // and namespace, so a thousand metrics of one tenant on one resource cost
-// two reviews (list, watch) between them. The Checker, a manager Runnable,
-// reviews every cached decision again each period (one after the other,
-// within the operator's API request budget); when a decision flips, the
-// metrics depending on it are sent to their reconcilers again, so a
-// revoked RoleBinding turns them Forbidden and a new one makes them Ready
-// without a restart.
+// two reviews (list, watch) between them. Reviews never block a
+// reconciler: an undecided scope is queued and Authorize says ErrPending;
+// the Checker, a manager Runnable, reviews the queue on its own workers
+// with a rate limit of its own (--access-review-qps), in turns per tenant
+// namespace, so a tenant whose metrics name a thousand ServiceAccounts
+// waits for its own reviews while every other tenant's go ahead. Once a
+// scope is decided its metrics are sent to their reconcilers again. Every
+// decision is reviewed again each period; when one flips, the metrics
+// depending on it are sent to their reconcilers again, so a revoked
+// RoleBinding turns them Forbidden and a new one makes them Ready without
+// a restart.
 //
 // Authorization is per metric; watches stay per resource. The Checker
 // never reads targets and never opens a watch: the operator keeps reading

@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -86,6 +87,9 @@ func (r *EventDrivenReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		// Registered for this spec: make sure it may still read and its
 		// watch still runs.
 		if err := r.Access.Authorize(ctx, accessRequest(m, ik.GVR, ik.Namespace)); err != nil {
+			if errors.Is(err, access.ErrPending) {
+				return ctrl.Result{RequeueAfter: recheckInterval}, nil
+			}
 			r.drop(key)
 			if !reason.Is(err) {
 				return ctrl.Result{}, err
@@ -108,6 +112,11 @@ func (r *EventDrivenReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	ik, err := r.informerKey(m)
 	if err == nil {
 		err = r.Access.Authorize(ctx, accessRequest(m, ik.GVR, ik.Namespace))
+	}
+	if errors.Is(err, access.ErrPending) {
+		// The Checker sends the metric back once its access is decided;
+		// whatever it exports meanwhile stays as it is.
+		return ctrl.Result{RequeueAfter: recheckInterval}, nil
 	}
 	if err != nil {
 		r.drop(key)

@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -119,6 +120,10 @@ func (r *MetricReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	mapping, err := r.Lister.Mapping(m.Spec.Target.GVK())
 	if err == nil {
 		err = r.Access.Authorize(ctx, accessRequest(m, mapping.Resource, scopeNamespace(mapping, m.Spec.Namespace)))
+	}
+	if errors.Is(err, access.ErrPending) {
+		// The Checker sends the metric back once its access is decided.
+		return ctrl.Result{RequeueAfter: interval}, nil
 	}
 	if err == nil {
 		var objs []map[string]any

@@ -159,8 +159,12 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 		return nil, err
 	}
 	lister := targets.NewLister(mgr.GetRESTMapper(), dyn)
+	reviews, err := reviewClient(mgr, opts)
+	if err != nil {
+		return nil, err
+	}
 	checker := access.New(access.Options{
-		Client:                mgr.GetClient(),
+		Client:                reviews,
 		DefaultServiceAccount: opts.DefaultServiceAccount,
 		RecheckPeriod:         opts.AccessRecheckPeriod,
 		NoCrossNamespaceRefs:  opts.NoCrossNamespaceRefs,
@@ -268,4 +272,18 @@ func (clearOnStop) NeedLeaderElection() bool { return false }
 func continueOnGatherError(o *promhttp.HandlerOpts) {
 	o.ErrorHandling = promhttp.ContinueOnError
 	o.Registry = ctrlmetrics.Registry
+}
+
+// reviewClient is the client SubjectAccessReviews are sent with: a rate
+// limiter of its own (--access-review-qps) keeps the reviews that tenants'
+// ServiceAccounts cause from using up the budget of the manager's client,
+// which writes every metric's status.
+func reviewClient(mgr ctrl.Manager, opts Options) (client.Client, error) {
+	cfg := rest.CopyConfig(mgr.GetConfig())
+	cfg.QPS, cfg.Burst, cfg.RateLimiter = opts.AccessReviewQPS, opts.AccessReviewBurst, nil
+	c, err := client.New(cfg, client.Options{Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper()})
+	if err != nil {
+		return nil, fmt.Errorf("creating the access review client: %w", err)
+	}
+	return c, nil
 }

@@ -64,6 +64,12 @@ type Options struct {
 	// AccessRecheckPeriod is how often the access of metrics that read as a
 	// ServiceAccount is reviewed again.
 	AccessRecheckPeriod time.Duration
+	// AccessReviewQPS and AccessReviewBurst bound the SubjectAccessReviews
+	// sent for metrics, apart from QPS and Burst: tenants decide how many
+	// ServiceAccounts their metrics name, so the reviews must not be able
+	// to spend the budget that status writes and reads of every metric use.
+	AccessReviewQPS   float32
+	AccessReviewBurst int
 	// NoCrossNamespaceRefs refuses references to objects in other
 	// namespaces than the referring object's.
 	NoCrossNamespaceRefs bool
@@ -138,6 +144,14 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 			"it must be allowed to list and watch the metric's target. Empty: such metrics read with the operator's own access.")
 	fs.DurationVar(&o.AccessRecheckPeriod, "access-recheck-period", time.Minute,
 		"How often the access of metrics that read as a ServiceAccount is reviewed again; a revoked grant takes effect within it.")
+	fs.Func("access-review-qps", "SubjectAccessReviews per second the operator may send for metrics that read as a ServiceAccount "+
+		"(default 20); they have this budget of their own, apart from --kube-api-qps, so that many ServiceAccounts slow only their own reviews.",
+		func(v string) error {
+			f, err := strconv.ParseFloat(v, 32)
+			o.AccessReviewQPS = float32(f)
+			return err
+		})
+	fs.IntVar(&o.AccessReviewBurst, "access-review-burst", 40, "SubjectAccessReviews the operator may send in a burst.")
 	fs.BoolVar(&o.NoCrossNamespaceRefs, "no-cross-namespace-refs", false,
 		"Refuse references (remoteClusterAccessRef, federateClusterAccessRef, and the Secrets and ServiceAccount of a "+
 			"RemoteClusterAccess) to objects in another namespace than the referring object's.")
@@ -185,6 +199,12 @@ func (o *Options) Complete() error {
 	}
 	if o.Burst == 0 {
 		o.Burst = 100
+	}
+	if o.AccessReviewQPS == 0 {
+		o.AccessReviewQPS = 20
+	}
+	if o.AccessReviewBurst == 0 {
+		o.AccessReviewBurst = 40
 	}
 	if o.PollingWorkers <= 0 {
 		o.PollingWorkers = 4
