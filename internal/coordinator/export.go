@@ -2,7 +2,6 @@ package coordinator
 
 import (
 	"context"
-	"sync/atomic"
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
@@ -11,9 +10,7 @@ import (
 
 	"github.com/SAP/metrics-operator/api/v1alpha1"
 	"github.com/SAP/metrics-operator/internal/datasink"
-	"github.com/SAP/metrics-operator/internal/evaluation"
 	"github.com/SAP/metrics-operator/internal/export/otlp"
-	promexport "github.com/SAP/metrics-operator/internal/export/prometheus"
 	"github.com/SAP/metrics-operator/internal/reason"
 )
 
@@ -265,77 +262,4 @@ func (c *Coordinator) resolveSink(ref SinkRef) (*datasink.Target, error) {
 			"DataSink %s is not ready: %v", ref.String(), err)
 	}
 	return t, nil
-}
-
-// labelNames are the Prometheus labels of u: base dimensions, cluster,
-// then projections.
-func labelNames(u *Update) []string {
-	names := make([]string, 0, len(u.Base)+1+len(u.DimensionNames))
-	for _, b := range u.Base {
-		names = append(names, b.Name)
-	}
-	names = append(names, "cluster")
-	return append(names, u.DimensionNames...)
-}
-
-// family describes u to the Prometheus collector, which renders the
-// samples from u.Source on every scrape, none while withdrawn is set.
-func family(u *Update, withdrawn *atomic.Bool) promexport.Family {
-	f := promexport.Family{Name: u.Name, Help: u.Description, LabelNames: labelNames(u)}
-	base, names, src := u.Base, u.DimensionNames, u.Source
-	width := len(f.LabelNames)
-	f.Samples = func() []promexport.Sample {
-		if withdrawn.Load() {
-			return nil
-		}
-		var out []promexport.Sample
-		for _, cs := range src.Snapshot() {
-			for _, s := range cs.Series {
-				values := make([]string, 0, width)
-				for _, b := range base {
-					values = append(values, b.Value)
-				}
-				values = append(values, cs.Cluster)
-				values = appendProjected(values, names, s.Dimensions)
-				out = append(out, promexport.Sample{LabelValues: values, Value: float64(s.Value)})
-			}
-		}
-		return out
-	}
-	return f
-}
-
-// appendProjected appends the value of each named dimension, "" where the
-// series lacks it. Dimensions come in projection order, so one pass does.
-func appendProjected(values, names []string, dims []evaluation.Dimension) []string {
-	j := 0
-	for _, n := range names {
-		if j < len(dims) && dims[j].Name == n {
-			values = append(values, dims[j].Value)
-			j++
-		} else {
-			values = append(values, "")
-		}
-	}
-	return values
-}
-
-func otlpMetric(u *Update, now time.Time) otlp.Metric {
-	m := otlp.Metric{Name: u.Name, Description: u.Description}
-	for _, cs := range u.Source.Snapshot() {
-		for _, s := range cs.Series {
-			attrs := make([]otlp.Attr, 0, len(u.Base)+1+len(s.Dimensions))
-			for _, b := range u.Base {
-				if b.Value != "" {
-					attrs = append(attrs, otlp.Attr{Key: b.Name, Value: b.Value})
-				}
-			}
-			attrs = append(attrs, otlp.Attr{Key: "cluster", Value: cs.Cluster})
-			for _, d := range s.Dimensions {
-				attrs = append(attrs, otlp.Attr{Key: d.Name, Value: d.Value})
-			}
-			m.Points = append(m.Points, otlp.Point{Attributes: attrs, Value: s.Value, Time: now})
-		}
-	}
-	return m
 }
