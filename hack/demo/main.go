@@ -110,6 +110,7 @@ The demo is running. Try, in another terminal:
   curl -s http://%[1]s/metrics | grep '^demo_'
   %[2]s --kubeconfig %[3]s get metrics,datasinks -A
   %[2]s --kubeconfig %[3]s label configmap -n demo unowned-config team=web
+  bin/metrics-operator preview -f config/samples/metric_deployment_replicas.yaml --kubeconfig %[3]s
 
 demo_configmaps is event-driven: the label change shows on /metrics at once
 and is pushed within 2s. The other metrics poll every 30s.

@@ -80,7 +80,7 @@ func TestCheckerCachesPerScopeAndNoticesGrants(t *testing.T) {
 		}
 	}
 	go func() { _ = checker.Start(ctx) }()
-	drain := func(want int) map[string]bool {
+	drain := func(want int) {
 		enqueued := map[string]bool{}
 		testenv.Eventually(t, 30*time.Second, func() error {
 			for queue.Len() > 0 {
@@ -93,7 +93,6 @@ func TestCheckerCachesPerScopeAndNoticesGrants(t *testing.T) {
 			}
 			return nil
 		})
-		return enqueued
 	}
 	drain(10)
 	for i := range 10 {
