@@ -90,6 +90,16 @@ func (h *Handler) BeginRelist(key registry.InformerKey, subs []*registry.Subscri
 	return r
 }
 
+// Listening reports whether any metric the list is for is still active.
+func (r *Relist) Listening() bool {
+	for _, s := range r.subs {
+		if s.Active() {
+			return true
+		}
+	}
+	return false
+}
+
 // Add applies one object of the list.
 func (r *Relist) Add(obj map[string]any) {
 	for i, s := range r.subs {

@@ -2,6 +2,7 @@ package informers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -41,6 +42,9 @@ type Options struct {
 	// RetryAfterFailure is how long a failed watch waits before Ensure
 	// starts it again (default 10s).
 	RetryAfterFailure time.Duration
+	// ListPageSize is the number of objects one LIST page asks for
+	// (default 1000).
+	ListPageSize int64
 }
 
 // Manager runs the shared watches.
@@ -64,6 +68,9 @@ var (
 func New(opts Options) *Manager {
 	if opts.RetryAfterFailure <= 0 {
 		opts.RetryAfterFailure = 10 * time.Second
+	}
+	if opts.ListPageSize <= 0 {
+		opts.ListPageSize = defaultListPageSize
 	}
 	return &Manager{opts: opts, informers: map[registry.InformerKey]*informer{},
 		pending: map[registry.InformerKey]schema.GroupVersionKind{}}
@@ -146,6 +153,7 @@ func (m *Manager) ensureLocked(key registry.InformerKey, gvk schema.GroupVersion
 		return err
 	}
 	inf = newInformer(key, gvk, full, clients, m.opts.Handler, m.opts.Registry)
+	inf.pageSize = m.opts.ListPageSize
 	m.informers[key] = inf
 	m.wg.Add(1)
 	go func() {
@@ -191,6 +199,7 @@ type informer struct {
 	key      registry.InformerKey
 	gvk      schema.GroupVersionKind
 	full     bool
+	pageSize int64
 	clients  *Clients
 	handler  *events.Handler
 	registry *registry.Registry
@@ -246,10 +255,10 @@ func (i *informer) join(sub *registry.Subscription) {
 	}
 }
 
-// listPageSize bounds what one list page holds in memory. Measured at
+// defaultListPageSize bounds what one list page holds in memory. Measured at
 // 100,000 ConfigMaps with 10 metrics: 500 per page synced in 15 s at
 // 140 MiB RSS, 5,000 in 4 s at 191 MiB, 1,000 in 5 s at 134 MiB.
-const listPageSize = 1000
+const defaultListPageSize = 1000
 
 // fillBatchDelay lets metrics created together (a manifest of a hundred,
 // an operator restart) join in one LIST rather than one each.
@@ -308,7 +317,11 @@ func (i *informer) fillOnce() {
 		return
 	}
 	log := ctrl.Log.WithName("informers").WithValues("informer", i.key.String())
-	n, _, err := i.streamLocked(i.ctx, subs)
+	n, _, err := i.streamLocked(i.ctx, subs, true)
+	if errors.Is(err, errNobodyListening) {
+		log.V(1).Info("Listing for joining metrics stopped: all of them are gone", "metrics", len(subs), "objects", n)
+		return
+	}
 	if err != nil {
 		log.Error(err, "Listing for joining metrics failed", "metrics", len(subs))
 		for _, s := range subs {
@@ -320,13 +333,22 @@ func (i *informer) fillOnce() {
 	log.V(1).Info("Metrics joined a running informer", "metrics", len(subs), "objects", n)
 }
 
+// errNobodyListening stops a list made for metrics that are all gone.
+var errNobodyListening = errors.New("no metric waits for this list any more")
+
 // streamLocked lists the resource page by page and applies each object to
 // subs as it arrives, so a list of any size costs one page of memory. It
-// returns the number of objects and the list's resource version.
-func (i *informer) streamLocked(ctx context.Context, subs []*registry.Subscription) (int, string, error) {
+// returns the number of objects and the list's resource version. With
+// forSubs, the list exists only for subs: once every one of them is
+// dropped or disabled it stops before the next page with
+// errNobodyListening, rather than reading the rest for nobody.
+func (i *informer) streamLocked(ctx context.Context, subs []*registry.Subscription, forSubs bool) (int, string, error) {
 	relist := i.handler.BeginRelist(i.key, subs)
 	rv, n := "", 0
 	p := pager.New(func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
+		if forSubs && !relist.Listening() {
+			return nil, errNobodyListening
+		}
 		list, err := i.listPage(ctx, opts)
 		if err == nil && rv == "" {
 			if acc, aerr := meta.ListAccessor(list); aerr == nil {
@@ -335,7 +357,7 @@ func (i *informer) streamLocked(ctx context.Context, subs []*registry.Subscripti
 		}
 		return list, err
 	})
-	p.PageSize = listPageSize
+	p.PageSize = i.pageSize
 	// ResourceVersion "" reads consistently and pages; "0" would let the
 	// API server answer from its cache in one response of every object.
 	err := p.EachListItem(ctx, metav1.ListOptions{}, func(o runtime.Object) error {
@@ -346,7 +368,7 @@ func (i *informer) streamLocked(ctx context.Context, subs []*registry.Subscripti
 		return nil
 	})
 	if err != nil {
-		return 0, "", err
+		return n, "", err
 	}
 	relist.Finish()
 	return n, rv, nil
@@ -385,7 +407,7 @@ func (lw listWatch) ListWithContext(ctx context.Context, _ metav1.ListOptions) (
 	i.mu.Lock()
 	defer i.mu.Unlock()
 	start := time.Now()
-	n, rv, err := i.streamLocked(ctx, i.registry.Interested(i.key))
+	n, rv, err := i.streamLocked(ctx, i.registry.Interested(i.key), false)
 	if err != nil {
 		return nil, err
 	}

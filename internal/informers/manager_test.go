@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/metadata"
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
@@ -105,4 +107,116 @@ func TestEnsureBeforeStartQueues(t *testing.T) {
 	if active := m.Active(); len(active) != 1 || active[0] != key {
 		t.Errorf("active watches %v, want only %v", active, key)
 	}
+}
+
+// TestJoinListStopsWhenItsMetricsAreGone lets a metric join a running
+// watch, which lists for it page by page, and drops the metric while the
+// first page is applied: the list stops before its next page instead of
+// reading the rest for nobody, and the metric that was there first keeps
+// its objects.
+func TestJoinListStopsWhenItsMetricsAreGone(t *testing.T) {
+	testenv.Require(t, env)
+	ctx := t.Context()
+	const ns, objects, page = "join-abandoned", 50, 10
+	if err := env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range objects {
+		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("cm-%d", i), Namespace: ns}}
+		if err := env.Client.Create(ctx, cm); err != nil {
+			t.Fatal(err)
+		}
+	}
+	requests := testenv.NewRequestCounter()
+	cfg := rest.CopyConfig(env.Config)
+	cfg.Wrap(requests.Wrap)
+	md, err := metadata.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := registry.New()
+	m := informers.New(informers.Options{Registry: reg, Handler: &events.Handler{Registry: reg}, ListPageSize: page,
+		Clients: func(string) (*informers.Clients, error) { return &informers.Clients{Dynamic: dyn, Metadata: md}, nil }})
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- m.Start(runCtx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Start returned %v", err)
+		}
+	}()
+
+	e, err := evaluation.Compile(evaluation.Spec{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gvk := schema.GroupVersionKind{Version: "v1", Kind: "ConfigMap"}
+	key := registry.InformerKey{Cluster: "local", GVR: schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}, Namespace: ns}
+	subscribe := func(id string) (*registry.Subscription, chan struct{}) {
+		synced := make(chan struct{})
+		sub := &registry.Subscription{ID: id, Aggregate: evaluation.NewAggregate(e), MetadataOnly: true,
+			OnSynced: func() { close(synced) }, OnError: func(err error) { t.Errorf("%s: watch failed: %v", id, err) }}
+		reg.Register(key, sub)
+		if err := m.Ensure(key, gvk, sub); err != nil {
+			t.Fatal(err)
+		}
+		return sub, synced
+	}
+	first, synced := subscribe("first")
+	select {
+	case <-synced:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the watch did not sync within 30s")
+	}
+	path := "/api/v1/namespaces/" + ns + "/configmaps"
+	before := requests.Count("LIST", path)
+
+	dropped := make(chan struct{})
+	var once sync.Once
+	events.SetTestHook(func(id string, _ map[string]any) {
+		if id == "joiner" {
+			once.Do(func() {
+				reg.Unregister("joiner")
+				close(dropped)
+			})
+		}
+	})
+	defer events.SetTestHook(nil)
+	joiner, joined := subscribe("joiner")
+	select {
+	case <-dropped:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the join list never reached the joining metric")
+	}
+	// A metric joining after the drop gets a complete list of its own;
+	// once it is filled, the dropped joiner's list is over too.
+	_, settled := subscribe("witness")
+	select {
+	case <-settled:
+	case <-time.After(30 * time.Second):
+		t.Fatal("a later joiner was not filled within 30s")
+	}
+	pages := requests.Count("LIST", path) - before
+	// The witness's own fill reads all objects/page+1 pages; the abandoned
+	// list must have stopped after its first.
+	if limit := objects/page + 1 + 1; pages > limit {
+		t.Fatalf("%d LIST pages after the joiner was dropped on its first page, want at most %d", pages, limit)
+	}
+	select {
+	case <-joined:
+		t.Error("the dropped joiner was told it synced")
+	default:
+	}
+	if joiner.Active() {
+		t.Error("the joiner is still active")
+	}
+	if n := first.Aggregate.Len(); n != objects {
+		t.Errorf("the first metric holds %d objects, want %d", n, objects)
+	}
+	t.Logf("join LIST pages: %d for the dropped joiner and the witness together (%d objects, pages of %d)", pages, objects, page)
 }
