@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/time/rate"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -46,7 +47,18 @@ type Options struct {
 	// DefaultExportBackoffBase up to DefaultExportBackoffCap), never less
 	// than MinExportInterval apart, whatever changes arrive meanwhile.
 	ExportBackoff Backoff
+	// StatusWritesPerSecond is the budget of status writes of all metrics
+	// together (default DefaultStatusWritesPerSecond), in bursts of up to
+	// twice as many: however many metrics change, the API server sees no
+	// more, and status lags behind rather than /metrics.
+	StatusWritesPerSecond float64
 }
+
+// DefaultStatusWritesPerSecond is the status write budget when Options
+// leave it unset: 1,000 metrics at the default 30 s status interval need
+// about 33 per second, so beyond a few hundred busy metrics observations
+// refresh less often than the interval, never more.
+const DefaultStatusWritesPerSecond = 20
 
 // Coordinator is the MetricUpdateCoordinator; see the package doc.
 type Coordinator struct {
@@ -70,6 +82,8 @@ type Coordinator struct {
 	exports workqueue.TypedDelayingInterface[types.NamespacedName]
 	pushes  sync.WaitGroup
 	status  workqueue.TypedRateLimitingInterface[Key]
+	// writes spends the status write budget.
+	writes *rate.Limiter
 }
 
 // sinkState is what the coordinator knows of one DataSink.
@@ -135,6 +149,9 @@ func New(opts Options) *Coordinator {
 	if opts.StatusInterval <= 0 {
 		opts.StatusInterval = 10 * time.Second
 	}
+	if opts.StatusWritesPerSecond <= 0 {
+		opts.StatusWritesPerSecond = DefaultStatusWritesPerSecond
+	}
 	c := &Coordinator{
 		opts:    opts,
 		metrics: map[Key]*state{},
@@ -144,6 +161,7 @@ func New(opts Options) *Coordinator {
 		status: workqueue.NewTypedRateLimitingQueueWithConfig(
 			workqueue.NewTypedItemExponentialFailureRateLimiter[Key](500*time.Millisecond, time.Minute),
 			workqueue.TypedRateLimitingQueueConfig[Key]{Name: "coordinator_status"}),
+		writes: rate.NewLimiter(rate.Limit(opts.StatusWritesPerSecond), max(1, int(2*opts.StatusWritesPerSecond))),
 	}
 	opts.Prometheus.OnOwnerChange = c.ownersChanged
 	return c

@@ -33,6 +33,9 @@ func (c *Coordinator) processStatus(ctx context.Context) bool {
 		}
 		return true
 	}
+	if err := c.writes.Wait(ctx); err != nil {
+		return true // shutting down: the queue says so next
+	}
 	if err := writer.WriteStatus(ctx, key, s); err != nil {
 		statusWritesTotal.WithLabelValues("failure").Inc()
 		ctrl.LoggerFrom(ctx).Error(err, "Writing status failed", "metric", key.String())

@@ -121,13 +121,14 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 		return nil, err
 	}
 	coord := coordinator.New(coordinator.Options{
-		MinExportInterval: opts.MinExportInterval,
-		StatusInterval:    opts.StatusInterval,
-		Sinks:             sinks,
-		Exporter:          otlp.NewPool(otlp.Options{Timeout: opts.ExportTimeout, Resource: otlp.InstanceResource(instanceID())}),
-		ExportTimeout:     opts.ExportTimeout,
-		ExportBackoff:     coordinator.Backoff{Base: opts.ExportBackoffBase, Cap: opts.ExportBackoffMax},
-		Prometheus:        collector,
+		MinExportInterval:     opts.MinExportInterval,
+		StatusInterval:        opts.StatusInterval,
+		StatusWritesPerSecond: opts.StatusWritesPerSecond,
+		Sinks:                 sinks,
+		Exporter:              otlp.NewPool(otlp.Options{Timeout: opts.ExportTimeout, Resource: otlp.InstanceResource(instanceID())}),
+		ExportTimeout:         opts.ExportTimeout,
+		ExportBackoff:         coordinator.Backoff{Base: opts.ExportBackoffBase, Cap: opts.ExportBackoffMax},
+		Prometheus:            collector,
 		StatusWriters: map[string]coordinator.StatusWriter{
 			"Metric": &controllers.MetricStatusWriter{Client: mgr.GetClient(), Recorder: recorder},
 		},

@@ -47,6 +47,9 @@ type Options struct {
 	// StatusInterval is the shortest time between two status writes of
 	// one metric that only refresh its observation.
 	StatusInterval time.Duration
+	// StatusWritesPerSecond is the status write budget of all metrics
+	// together.
+	StatusWritesPerSecond float64
 	// QPS and Burst bound the operator's requests to the API server.
 	QPS   float32
 	Burst int
@@ -139,6 +142,9 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 		"Polling Metrics read at the same time; each read is a paginated LIST of the metric's objects.")
 	fs.DurationVar(&o.StatusInterval, "status-update-interval", 30*time.Second,
 		"Shortest time between two status writes of one metric that only refresh its observation; Ready transitions are written at once.")
+	fs.Float64Var(&o.StatusWritesPerSecond, "status-write-qps", coordinator.DefaultStatusWritesPerSecond,
+		"Status writes per second of all metrics together (in bursts of twice as many); with many busy metrics, observations "+
+			"refresh less often than --status-update-interval rather than load the API server. Values on /metrics are always current.")
 	fs.StringVar(&o.DefaultServiceAccount, "default-service-account", "",
 		"ServiceAccount, in the metric's own namespace, that a metric without spec.serviceAccountName reads as: "+
 			"it must be allowed to list and watch the metric's target. Empty: such metrics read with the operator's own access.")
