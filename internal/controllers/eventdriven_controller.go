@@ -137,7 +137,8 @@ func (r *EventDrivenReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	if err := r.Informers.Ensure(ik, m.Spec.Target.GVK(), sub); err != nil {
 		return ctrl.Result{}, err
 	}
-	ctrl.LoggerFrom(ctx).Info("Metric registered for events", "informer", ik.String(), "metadataOnly", sub.MetadataOnly)
+	ctrl.LoggerFrom(ctx).Info("Metric registered for events",
+		append([]any{"metric", key.String(), "metadataOnly", sub.MetadataOnly}, ik.LogValues()...)...)
 	return ctrl.Result{RequeueAfter: recheckInterval}, nil
 }
 
@@ -178,6 +179,8 @@ func (r *EventDrivenReconciler) drop(key coordinator.Key) {
 	_, sub, _ := r.Registry.Lookup(key.String())
 	if ik, ok := r.Registry.Unregister(key.String()); ok {
 		r.Informers.Release(ik)
+		ctrl.Log.WithName("eventdriven").Info("Metric dropped from events",
+			append([]any{"metric", key.String()}, ik.LogValues()...)...)
 	}
 	if sub != nil {
 		sub.Aggregate.Close() // gives its series back to the budget

@@ -127,8 +127,12 @@ func (r *MetricReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	}
 	if err == nil {
 		var objs []map[string]any
+		start := time.Now()
 		if objs, err = r.Lister.List(ctx, mapping, m.Spec.Namespace, m.Spec.LabelSelector); err == nil {
 			changed, err = replace(key, c, objs)
+			ctrl.LoggerFrom(ctx).V(1).Info("Metric polled", "metric", key.String(), "cluster", r.ClusterName,
+				"resource", mapping.Resource.GroupResource().String(), "namespace", m.Spec.Namespace,
+				"objects", len(objs), "changed", changed, "duration", time.Since(start).String())
 		}
 	}
 	if c.broken != nil {

@@ -84,7 +84,8 @@ func (c *Coordinator) processExport(ctx context.Context, sink types.NamespacedNa
 			}
 			break
 		}
-		log.V(1).Info("Exported", "metrics", len(chunk.items), "points", chunk.points)
+		log.V(1).Info("Exported", "metrics", len(chunk.items), "points", chunk.points,
+			"duration", time.Since(start).String())
 		c.finish(chunk.items, nil, nil, start)
 	}
 	c.recordAttempt(sink, err)

@@ -3,6 +3,8 @@ package events
 import (
 	"time"
 
+	ctrl "sigs.k8s.io/controller-runtime"
+
 	"github.com/SAP/metrics-operator/internal/evaluation"
 	"github.com/SAP/metrics-operator/internal/registry"
 )
@@ -20,24 +22,40 @@ type Handler struct {
 func (h *Handler) Upsert(key registry.InformerKey, obj map[string]any) {
 	start := time.Now()
 	uid := evaluation.UID(obj)
-	for _, s := range h.Registry.Interested(key) {
+	subs, changed := h.Registry.Interested(key), 0
+	for _, s := range subs {
 		if s.Synced() && s.Active() && upsert(key, s, uid, obj) {
 			s.Changed()
+			changed++
 		}
 	}
 	observe("upsert", start)
+	logEvent(key, "upsert", len(subs), changed)
 }
 
 // Delete removes an object from every interested metric.
 func (h *Handler) Delete(key registry.InformerKey, obj map[string]any) {
 	start := time.Now()
 	uid := evaluation.UID(obj)
-	for _, s := range h.Registry.Interested(key) {
+	subs, changed := h.Registry.Interested(key), 0
+	for _, s := range subs {
 		if s.Synced() && s.Active() && remove(key, s, uid) {
 			s.Changed()
+			changed++
 		}
 	}
 	observe("delete", start)
+	logEvent(key, "delete", len(subs), changed)
+}
+
+// log is the ResourceEventHandler's logger; its lines are at V(2), one per
+// event, for following a watch's events when debugging.
+var log = ctrl.Log.WithName("eventhandler")
+
+func logEvent(key registry.InformerKey, op string, metrics, changed int) {
+	if l := log.V(2); l.Enabled() {
+		l.Info("Event applied", append(key.LogValues(), "op", op, "metrics", metrics, "changed", changed)...)
+	}
 }
 
 func upsert(key registry.InformerKey, s *registry.Subscription, uid string, obj map[string]any) (changed bool) {

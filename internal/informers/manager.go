@@ -316,7 +316,7 @@ func (i *informer) fillOnce() {
 	if len(subs) == 0 {
 		return
 	}
-	log := ctrl.Log.WithName("informers").WithValues("informer", i.key.String())
+	log := ctrl.Log.WithName("informers").WithValues(i.key.LogValues()...)
 	n, _, err := i.streamLocked(i.ctx, subs, true)
 	if errors.Is(err, errNobodyListening) {
 		log.V(1).Info("Listing for joining metrics stopped: all of them are gone", "metrics", len(subs), "objects", n)
@@ -415,13 +415,13 @@ func (lw listWatch) ListWithContext(ctx context.Context, _ metav1.ListOptions) (
 	i.synced = true
 	i.listedAt = time.Now()
 	if first {
-		ctrl.Log.WithName("informers").Info("Informer synced", "informer", i.key.String(),
+		ctrl.Log.WithName("informers").WithValues(i.key.LogValues()...).Info("Informer synced",
 			"objects", n, "duration", time.Since(start).String())
 	} else {
 		// The watch expired or broke and resumed with a full list: objects
 		// deleted meanwhile were removed by the list's Finish.
 		relistsTotal.Inc()
-		ctrl.Log.WithName("informers").Info("Informer relisted", "informer", i.key.String(),
+		ctrl.Log.WithName("informers").WithValues(i.key.LogValues()...).Info("Informer relisted",
 			"objects", n, "duration", time.Since(start).String())
 	}
 	// Metrics that registered while the list ran were not part of it.
@@ -464,7 +464,7 @@ func (i *informer) run(parent context.Context) {
 	defer cancel()
 	stop := context.AfterFunc(i.ctx, cancel)
 	defer stop()
-	log := ctrl.Log.WithName("informers").WithValues("informer", i.key.String(), "metadataOnly", !i.full)
+	log := ctrl.Log.WithName("informers").WithValues(append(i.key.LogValues(), "metadataOnly", !i.full)...)
 	log.Info("Informer started")
 	defer func() {
 		i.mu.Lock()

@@ -25,6 +25,12 @@ func (k InformerKey) String() string {
 	return k.Cluster + "/" + k.GVR.String() + "/" + ns
 }
 
+// LogValues are the structured log keys of the watch: cluster, resource
+// and namespace ("" for all), the same in every component's lines.
+func (k InformerKey) LogValues() []any {
+	return []any{"cluster", k.Cluster, "resource", k.GVR.GroupResource().String(), "namespace", k.Namespace}
+}
+
 // Subscription is one metric's interest in one watch.
 type Subscription struct {
 	// ID identifies the metric, for example "Metric/ns/name".
