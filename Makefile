@@ -27,6 +27,15 @@ generate: ## Regenerate deepcopy code and CRDs from api/.
 	$(GO) tool controller-gen object paths=./api/...
 	$(GO) tool controller-gen crd paths=./api/... output:crd:artifacts:config=config/crd/bases
 	$(GO) tool controller-gen rbac:roleName=metrics-operator paths=./internal/... output:rbac:artifacts:config=config/rbac
+	@$(MAKE) --no-print-directory chart-sync
+
+CHART := charts/metrics-operator
+
+.PHONY: chart-sync
+chart-sync: ## Copy the CRDs and RBAC of config/ into the Helm chart (part of generate).
+	rm -f $(CHART)/crds/*.yaml $(CHART)/files/rbac/*.yaml
+	cp config/crd/bases/*.yaml $(CHART)/crds/
+	find config/rbac -maxdepth 1 -name '*.yaml' ! -name kustomization.yaml -exec cp {} $(CHART)/files/rbac/ \;
 
 .PHONY: verify-generated
 verify-generated: ## Fail when committed generated files are stale.
