@@ -48,10 +48,12 @@ fmt:
 .PHONY: vet
 vet:
 	$(GO) vet ./...
+	cd $(DEPLOYTEST) && $(GO) vet ./...
 
 .PHONY: lint
 lint: $(GOLANGCI_LINT) ## Run golangci-lint with .golangci.yml.
 	$(GOLANGCI_LINT) run ./...
+	cd $(DEPLOYTEST) && $(CURDIR)/$(GOLANGCI_LINT) run ./...
 
 $(GOLANGCI_LINT):
 	mkdir -p $(TOOLS_DIR)
@@ -64,6 +66,13 @@ $(GOLANGCI_LINT):
 build: ## Build bin/metrics-operator.
 	$(GO) build -o bin/metrics-operator ./cmd/metrics-operator
 
+IMAGE ?= metrics-operator:dev
+IMAGE_ARCH ?= $(shell $(GO) env GOARCH)
+
+.PHONY: image
+image: ## Build the operator's OCI image (static binary, non-root, no base) into bin/image.tar; no container engine needed.
+	$(GO) run ./hack/image --out bin/image.tar --tag $(IMAGE) --arch $(IMAGE_ARCH) $(IMAGE_FLAGS)
+
 .PHONY: controlplane
 controlplane: ## Build kube-apiserver, etcd and kubectl (cached); prints their directory.
 	@hack/controlplane.sh
@@ -74,11 +83,22 @@ controlplane: ## Build kube-apiserver, etcd and kubectl (cached); prints their d
 test: verify-generated vet ## Unit and envtest integration tests against a real API server (-race but for LATENCY_PKGS).
 	export KUBEBUILDER_ASSETS="$$(hack/controlplane.sh)"; \
 	$(GO) test $(RACE) $(TEST_FLAGS) $$($(GO) list ./... | grep -v $(foreach p,$(LATENCY_PKGS),-e '$(p:./%=/%)$$')); \
-	$(GO) test $(TEST_FLAGS) $(LATENCY_PKGS)
+	$(GO) test $(TEST_FLAGS) $(LATENCY_PKGS); \
+	cd $(DEPLOYTEST) && $(GO) test $(TEST_FLAGS) ./...
+
+# The chart, alert and dashboard tests are a module of their own (Helm and
+# Prometheus as libraries stay out of the operator's go.mod).
+DEPLOYTEST := hack/deploytest
+
+.PHONY: test-deploy
+test-deploy: ## Helm lint and server-side dry run of the chart; alerts and dashboard against a real /metrics.
+	export KUBEBUILDER_ASSETS="$$(hack/controlplane.sh)"; \
+	cd $(DEPLOYTEST) && $(GO) test $(TEST_FLAGS) ./...
 
 .PHONY: test-unit
 test-unit: ## Tests that need no control plane.
 	$(GO) test -short ./...
+	cd $(DEPLOYTEST) && $(GO) test -short ./...
 
 ##@ Run
 
