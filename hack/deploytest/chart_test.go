@@ -180,6 +180,27 @@ func TestChartInstallsOnAPIServer(t *testing.T) {
 	testenv.Require(t, env)
 	installCRDs(t)
 	installMonitoringCRDs(t)
+	t.Run("an invalid value is refused", func(t *testing.T) {
+		// The DataSink CRD's validation refuses an ftp endpoint: the dry run
+		// reaches the schema, it does not just parse the YAML.
+		objs, err := render(t, release{name: "bad", namespace: "bad", values: mustYAML(`{defaultDataSink: {enabled: true, endpoint: "ftp://collector"}}`)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		createNamespace(t, "bad")
+		for _, u := range objs {
+			if u.GetKind() != "DataSink" {
+				continue
+			}
+			err := env.Client.Apply(t.Context(), client.ApplyConfigurationFromUnstructured(u),
+				client.FieldOwner("helm"), client.ForceOwnership, client.DryRunAll)
+			if !apierrors.IsInvalid(err) {
+				t.Fatalf("dry run of a DataSink with an ftp endpoint: got %v, want Invalid", err)
+			}
+			return
+		}
+		t.Fatal("no DataSink rendered")
+	})
 	for _, r := range []release{defaultRelease, customRelease} {
 		t.Run(r.name, func(t *testing.T) {
 			objs, err := render(t, r)

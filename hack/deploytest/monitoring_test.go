@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -19,8 +20,10 @@ import (
 	"github.com/prometheus/prometheus/promql/parser"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
 
 	"github.com/SAP/metrics-operator/api/v1alpha1"
 	"github.com/SAP/metrics-operator/internal/testing/otlpsink"
@@ -359,4 +362,59 @@ func startOperatorWithTraffic(t *testing.T) string {
 func lastLines(b []byte, n int) string {
 	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
+
+// TestChartShipsRulesAndDashboard checks that the chart's PrometheusRule
+// carries the rule file's groups unchanged (Helm must not evaluate the
+// alerts' {{ $labels }} templates) and still parses as Prometheus rules,
+// and that the dashboard ConfigMap carries the dashboard as it is.
+func TestChartShipsRulesAndDashboard(t *testing.T) {
+	objs, err := render(t, customRelease)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantRules, err := os.ReadFile(rulesFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want map[string]any
+	if err := yaml.Unmarshal(wantRules, &want); err != nil {
+		t.Fatal(err)
+	}
+	wantDashboard, err := os.ReadFile(dashboardFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sawRule, sawDashboard bool
+	for _, u := range objs {
+		switch u.GetKind() {
+		case "PrometheusRule":
+			sawRule = true
+			groups := u.Object["spec"].(map[string]any)["groups"]
+			if !reflect.DeepEqual(groups, want["groups"]) {
+				t.Errorf("the PrometheusRule's groups differ from %s", rulesFile)
+			}
+			data, err := yaml.Marshal(map[string]any{"groups": groups})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, errs := rulefmt.Parse(data, false, model.LegacyValidation, parser.NewParser(parser.Options{}),
+				slog.New(slog.DiscardHandler)); len(errs) > 0 {
+				t.Errorf("the PrometheusRule's groups do not parse: %v", errors.Join(errs...))
+			}
+		case "ConfigMap":
+			sawDashboard = true
+			data, _, _ := unstructured.NestedString(u.Object, "data", "metrics-operator.json")
+			if strings.TrimSpace(data) != strings.TrimSpace(string(wantDashboard)) {
+				t.Errorf("the dashboard ConfigMap does not hold %s as it is", dashboardFile)
+			}
+			if u.GetNamespace() != "grafana" || u.GetLabels()["grafana_dashboard"] != "1" {
+				t.Errorf("dashboard ConfigMap in %q with labels %v, want namespace grafana and grafana_dashboard=1",
+					u.GetNamespace(), u.GetLabels())
+			}
+		}
+	}
+	if !sawRule || !sawDashboard {
+		t.Fatalf("prometheusRule and grafanaDashboard enabled, rendered PrometheusRule %v, dashboard %v", sawRule, sawDashboard)
+	}
 }
