@@ -170,6 +170,20 @@ func TestChartRefusesSeveralReplicasWithoutLeaderElection(t *testing.T) {
 	}
 }
 
+// TestChartRefusesMistypedValues: values.schema.json refuses a misspelt
+// key, which would otherwise silently leave a tenancy setting at its
+// default.
+func TestChartRefusesMistypedValues(t *testing.T) {
+	_, err := render(t, release{name: "x", namespace: "x", values: mustYAML(`{tenancy: {defaultServiceAcount: reader}}`)})
+	if err == nil || !strings.Contains(err.Error(), "defaultServiceAcount") {
+		t.Fatalf("rendering with a misspelt tenancy key: got %v, want a schema error naming it", err)
+	}
+	_, err = render(t, release{name: "x", namespace: "x", values: mustYAML(`{limits: {maxSeriesTotal: -5}}`)})
+	if err == nil {
+		t.Fatal("rendering with maxSeriesTotal -5 succeeded, want a schema error")
+	}
+}
+
 // TestChartInstallsOnAPIServer renders the chart as `helm install` would
 // and applies every object to the test API server with a server-side dry
 // run (dryRun=All): the API server validates each one against its schema
