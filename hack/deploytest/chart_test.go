@@ -60,9 +60,9 @@ clusterName: prod-eu
 eventDrivenDefault: true
 pollingWorkers: 8
 kubeAPI: {qps: 20, burst: 40}
-tenancy: {defaultServiceAccount: metrics-reader, accessRecheckPeriod: 30s, noCrossNamespaceRefs: true}
+tenancy: {defaultServiceAccount: metrics-reader, accessRecheckPeriod: 30s, accessReviewQPS: 5, accessReviewBurst: 10, noCrossNamespaceRefs: true}
 limits: {maxSeriesPerMetric: 500, maxLabelValueLength: -1, maxSeriesTotal: 2000000}
-export: {minInterval: 10s, timeout: 3s, backoffBase: 2s, backoffMax: 1m, statusUpdateInterval: 1m}
+export: {minInterval: 10s, timeout: 3s, backoffBase: 2s, backoffMax: 1m, statusUpdateInterval: 1m, statusWriteQPS: 7.5}
 datasinks: {allowedEndpoints: ["*.live.dynatrace.com", "10.0.0.0/8"], recheckInterval: 2m}
 defaultDataSink:
   enabled: true
@@ -336,6 +336,7 @@ func TestChartDeploymentRunsTheOperatorAsValuesSay(t *testing.T) {
 				o.MetricsSecure, false, o.MetricsAddr, ":8080",
 				o.ClusterName, "prod-eu", o.EventDrivenDefault, true, o.PollingWorkers, 8, o.QPS, float32(20), o.Burst, 40,
 				o.DefaultServiceAccount, "metrics-reader", o.AccessRecheckPeriod, 30*time.Second, o.NoCrossNamespaceRefs, true,
+				o.AccessReviewQPS, float32(5), o.AccessReviewBurst, 10, o.StatusWritesPerSecond, 7.5,
 				o.MaxSeriesPerMetric, 500, o.MaxLabelValueLength, -1, o.MaxSeriesTotal, 2000000,
 				o.MinExportInterval, 10*time.Second, o.ExportTimeout, 3*time.Second, o.ExportBackoffBase, 2*time.Second,
 				o.ExportBackoffMax, time.Minute, o.StatusInterval, time.Minute, o.DataSinkRecheckInterval, 2*time.Minute,
@@ -382,6 +383,50 @@ func TestChartDeploymentRunsTheOperatorAsValuesSay(t *testing.T) {
 				c.release.name, pod, sc)
 		}
 	}
+}
+
+// flagsNotInValues are the operator's flags the chart sets no value for,
+// and why.
+var flagsNotInValues = map[string]string{
+	"operator-namespace":        "the pod's namespace, from $POD_NAMESPACE",
+	"leader-election-namespace": "the operator's namespace",
+	"pprof-bind-address":        "profiling only: extraArgs",
+	"health-probe-bind-address": "fixed: the probes use it",
+}
+
+// TestChartCoversEveryOperatorFlag fails when the operator gains a flag
+// that the chart neither sets from a value nor lists in
+// flagsNotInValues: add a value (values.yaml, values.schema.json, the
+// Deployment's args, README.md) or say why not.
+func TestChartCoversEveryOperatorFlag(t *testing.T) {
+	set := map[string]bool{} // by the default or the custom values
+	for _, r := range []release{defaultRelease, customRelease} {
+		objs, err := render(t, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, u := range objs {
+			if u.GetKind() != "Deployment" {
+				continue
+			}
+			var dep appsv1.Deployment
+			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &dep); err != nil {
+				t.Fatal(err)
+			}
+			for _, a := range dep.Spec.Template.Spec.Containers[0].Args {
+				name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
+				set[name] = true
+			}
+		}
+	}
+	var opts operator.Options
+	fs := flag.NewFlagSet("metrics-operator", flag.ContinueOnError)
+	opts.BindFlags(fs)
+	fs.VisitAll(func(f *flag.Flag) {
+		if _, ok := flagsNotInValues[f.Name]; !ok && !set[f.Name] {
+			t.Errorf("operator flag --%s has no chart value", f.Name)
+		}
+	})
 }
 
 // check compares pairs of got, want values and describes the differences.
