@@ -137,10 +137,19 @@ func dashboardQueries(path string) ([]query, error) {
 	return qs, nil
 }
 
+// served maps each series name the operator serves to its label names;
+// nil label names admit any label.
+type served map[string]map[string]bool
+
+// targetLabels are the labels Prometheus adds to every scraped series.
+var targetLabels = map[string]bool{"namespace": true, "job": true, "pod": true, "instance": true, "service": true,
+	"endpoint": true, "container": true}
+
 // checkQueries parses each query with Prometheus' PromQL parser and
-// checks that every metric it selects is in served; it returns one error
-// per problem.
-func checkQueries(qs []query, served map[string]bool) []error {
+// checks that every metric it selects is served, and every label it
+// matches on is one of that metric's or a target label; it returns one
+// error per problem.
+func checkQueries(qs []query, srv served) []error {
 	var errs []error
 	p := parser.NewParser(parser.Options{})
 	for _, q := range qs {
@@ -153,48 +162,81 @@ func checkQueries(qs []query, served map[string]bool) []error {
 			errs = append(errs, fmt.Errorf("%s: %w", q.where, err))
 			continue
 		}
-		for _, name := range metricNames(expr) {
-			if !served[name] {
-				errs = append(errs, fmt.Errorf("%s: the operator serves no metric %s", q.where, name))
+		for _, sel := range selectors(expr) {
+			labels, ok := srv[sel.name]
+			if !ok {
+				errs = append(errs, fmt.Errorf("%s: the operator serves no metric %s", q.where, sel.name))
+				continue
+			}
+			for _, l := range sel.labels {
+				if labels != nil && !labels[l] && !targetLabels[l] {
+					errs = append(errs, fmt.Errorf("%s: metric %s has no label %s", q.where, sel.name, l))
+				}
 			}
 		}
 	}
 	return errs
 }
 
-// metricNames lists the metric names an expression selects; a selector
-// without a name (only {__name__=~...} or labels) is reported as "".
-func metricNames(expr parser.Expr) []string {
-	var names []string
+// selector is a metric name an expression selects and the labels it
+// matches on.
+type selector struct {
+	name   string
+	labels []string
+}
+
+// selectors lists what an expression selects; a selector without a name
+// (only {__name__=~...} or labels) has the name "".
+func selectors(expr parser.Expr) []selector {
+	var sels []selector
 	parser.Inspect(expr, func(n parser.Node, _ []parser.Node) error {
 		if vs, ok := n.(*parser.VectorSelector); ok {
-			name := vs.Name
+			sel := selector{name: vs.Name}
 			for _, m := range vs.LabelMatchers {
 				if m.Name == "__name__" {
-					name = m.Value
+					sel.name = m.Value
+				} else {
+					sel.labels = append(sel.labels, m.Name)
 				}
 			}
-			names = append(names, name)
+			sels = append(sels, sel)
 		}
 		return nil
 	})
-	return names
+	return sels
 }
 
-// servedNames lists the series names of scraped families: a histogram's
-// _bucket, _sum and _count, a summary's _sum and _count.
-func servedNames(fams map[string]*dto.MetricFamily) map[string]bool {
-	served := map[string]bool{}
+// servedNames lists the series names of scraped families, with their
+// label names: a histogram's _bucket (with le), _sum and _count, a
+// summary's _sum and _count.
+func servedNames(fams map[string]*dto.MetricFamily) served {
+	srv := served{}
 	for name, f := range fams {
-		served[name] = true
+		labels := map[string]bool{}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = true
+			}
+		}
+		srv[name] = labels
 		switch f.GetType() {
 		case dto.MetricType_HISTOGRAM, dto.MetricType_GAUGE_HISTOGRAM:
-			served[name+"_bucket"], served[name+"_sum"], served[name+"_count"] = true, true, true
+			srv[name+"_bucket"] = with(labels, "le")
+			srv[name+"_sum"], srv[name+"_count"] = labels, labels
 		case dto.MetricType_SUMMARY:
-			served[name+"_sum"], served[name+"_count"] = true, true
+			srv[name] = with(labels, "quantile")
+			srv[name+"_sum"], srv[name+"_count"] = labels, labels
 		}
 	}
-	return served
+	return srv
+}
+
+func with(labels map[string]bool, name string) map[string]bool {
+	out := map[string]bool{name: true}
+	for l := range labels {
+		out[l] = true
+	}
+	return out
 }
 
 // shippedQueries are the chart's alert and dashboard queries.
@@ -230,16 +272,16 @@ func TestShippedQueriesNameOnlyServedMetrics(t *testing.T) {
 		t.Fatal(errors.Join(errs...))
 	}
 	url := startOperatorWithTraffic(t)
-	var served map[string]bool
+	var srv served
 	testenv.Eventually(t, 2*time.Minute, func() error {
 		fams, err := scrape.Families(url)
 		if err != nil {
 			return err
 		}
-		served = servedNames(fams)
-		return errors.Join(checkQueries(qs, served)...)
+		srv = servedNames(fams)
+		return errors.Join(checkQueries(qs, srv)...)
 	})
-	t.Logf("%d queries checked against %d served names", len(qs), len(served))
+	t.Logf("%d queries checked against %d served names", len(qs), len(srv))
 
 	t.Run("broken fixtures fail", func(t *testing.T) {
 		broken, err := ruleQueries(filepath.Join("testdata", "unknown-metric.rules.yaml"))
@@ -250,14 +292,15 @@ func TestShippedQueriesNameOnlyServedMetrics(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		errs := checkQueries(append(broken, dash...), served)
-		for _, want := range []string{"metrics_operator_exports_failed_total", "metrics_operator_event_lag_seconds_bucket"} {
-			if !slices.ContainsFunc(errs, func(e error) bool { return strings.Contains(e.Error(), "serves no metric "+want) }) {
-				t.Errorf("the check let the unknown metric %s pass (errors: %v)", want, errs)
+		errs := checkQueries(append(broken, dash...), srv)
+		for _, want := range []string{"serves no metric metrics_operator_exports_failed_total",
+			"serves no metric metrics_operator_event_lag_seconds_bucket", "metrics_operator_exports_total has no label reslt"} {
+			if !slices.ContainsFunc(errs, func(e error) bool { return strings.Contains(e.Error(), want) }) {
+				t.Errorf("the check let %q pass (errors: %v)", want, errs)
 			}
 		}
-		if len(errs) != 2 {
-			t.Errorf("want exactly the two unknown names reported, got %v", errs)
+		if len(errs) != 3 {
+			t.Errorf("want exactly the two unknown names and the unknown label reported, got %v", errs)
 		}
 	})
 }
@@ -275,18 +318,19 @@ func TestShippedQueriesParse(t *testing.T) {
 	}
 }
 
-// allNames admits every name the queries use, for checks of syntax only.
-func allNames(qs []query) map[string]bool {
-	names := map[string]bool{}
+// allNames admits every name and label the queries use, for checks of
+// syntax only.
+func allNames(qs []query) served {
+	srv := served{}
 	p := parser.NewParser(parser.Options{})
 	for _, q := range qs {
 		if expr, err := p.ParseExpr(q.expr); err == nil {
-			for _, n := range metricNames(expr) {
-				names[n] = true
+			for _, sel := range selectors(expr) {
+				srv[sel.name] = nil
 			}
 		}
 	}
-	return names
+	return srv
 }
 
 // startOperatorWithTraffic starts the operator binary and gives it work
