@@ -263,7 +263,9 @@ func shippedQueries(t *testing.T) []query {
 // /metrics, and checks that every alert and dashboard query parses and
 // names only metrics of that scrape. Families appear on /metrics only once
 // they have a series, so it waits until each name the queries use is
-// there, and fails naming the missing ones.
+// there, and fails naming the missing ones. It also checks that
+// metrics_operator_metrics_not_ready counts the one Metric that is not
+// Ready under its reason.
 func TestShippedQueriesNameOnlyServedMetrics(t *testing.T) {
 	testenv.Require(t, env)
 	qs := shippedQueries(t)
@@ -282,6 +284,20 @@ func TestShippedQueriesNameOnlyServedMetrics(t *testing.T) {
 		return errors.Join(checkQueries(qs, srv)...)
 	})
 	t.Logf("%d queries checked against %d served names", len(qs), len(srv))
+
+	// The MetricsOperatorMetricsNotReady alert's gauge counts the Metric on
+	// a kind no API server serves, and not the Ready one.
+	testenv.Eventually(t, time.Minute, func() error {
+		fams, err := scrape.Families(url)
+		if err != nil {
+			return err
+		}
+		got := scrape.Strings(scrape.Samples(fams, "metrics_operator_metrics_not_ready"))
+		if want := "{kind=Metric,reason=TargetNotFound} 1"; !slices.Contains(got, want) || len(got) != 1 {
+			return fmt.Errorf("metrics_operator_metrics_not_ready is %v, want only %s", got, want)
+		}
+		return nil
+	})
 
 	t.Run("broken fixtures fail", func(t *testing.T) {
 		broken, err := ruleQueries(filepath.Join("testdata", "unknown-metric.rules.yaml"))
