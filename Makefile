@@ -27,6 +27,15 @@ generate: ## Regenerate deepcopy code and CRDs from api/.
 	$(GO) tool controller-gen object paths=./api/...
 	$(GO) tool controller-gen crd paths=./api/... output:crd:artifacts:config=config/crd/bases
 	$(GO) tool controller-gen rbac:roleName=metrics-operator paths=./internal/... output:rbac:artifacts:config=config/rbac
+	@$(MAKE) --no-print-directory chart-sync
+
+CHART := charts/metrics-operator
+
+.PHONY: chart-sync
+chart-sync: ## Copy the CRDs and RBAC of config/ into the Helm chart (part of generate).
+	rm -f $(CHART)/crds/*.yaml $(CHART)/files/rbac/*.yaml
+	cp config/crd/bases/*.yaml $(CHART)/crds/
+	find config/rbac -maxdepth 1 -name '*.yaml' ! -name kustomization.yaml -exec cp {} $(CHART)/files/rbac/ \;
 
 .PHONY: verify-generated
 verify-generated: ## Fail when committed generated files are stale.
@@ -39,10 +48,12 @@ fmt:
 .PHONY: vet
 vet:
 	$(GO) vet ./...
+	cd $(DEPLOYTEST) && $(GO) vet ./...
 
 .PHONY: lint
 lint: $(GOLANGCI_LINT) ## Run golangci-lint with .golangci.yml.
 	$(GOLANGCI_LINT) run ./...
+	cd $(DEPLOYTEST) && $(CURDIR)/$(GOLANGCI_LINT) run ./...
 
 $(GOLANGCI_LINT):
 	mkdir -p $(TOOLS_DIR)
@@ -55,6 +66,13 @@ $(GOLANGCI_LINT):
 build: ## Build bin/metrics-operator.
 	$(GO) build -o bin/metrics-operator ./cmd/metrics-operator
 
+IMAGE ?= metrics-operator:dev
+IMAGE_ARCH ?= $(shell $(GO) env GOARCH)
+
+.PHONY: image
+image: ## Build the operator's OCI image (static binary, non-root, no base) into bin/image.tar; no container engine needed.
+	$(GO) run ./hack/image --out bin/image.tar --tag $(IMAGE) --arch $(IMAGE_ARCH) $(IMAGE_FLAGS)
+
 .PHONY: controlplane
 controlplane: ## Build kube-apiserver, etcd and kubectl (cached); prints their directory.
 	@hack/controlplane.sh
@@ -65,11 +83,22 @@ controlplane: ## Build kube-apiserver, etcd and kubectl (cached); prints their d
 test: verify-generated vet ## Unit and envtest integration tests against a real API server (-race but for LATENCY_PKGS).
 	export KUBEBUILDER_ASSETS="$$(hack/controlplane.sh)"; \
 	$(GO) test $(RACE) $(TEST_FLAGS) $$($(GO) list ./... | grep -v $(foreach p,$(LATENCY_PKGS),-e '$(p:./%=/%)$$')); \
-	$(GO) test $(TEST_FLAGS) $(LATENCY_PKGS)
+	$(GO) test $(TEST_FLAGS) $(LATENCY_PKGS); \
+	cd $(DEPLOYTEST) && $(GO) test $(TEST_FLAGS) ./...
+
+# The chart, alert and dashboard tests are a module of their own (Helm and
+# Prometheus as libraries stay out of the operator's go.mod).
+DEPLOYTEST := hack/deploytest
+
+.PHONY: test-deploy
+test-deploy: ## Helm lint and server-side dry run of the chart; alerts and dashboard against a real /metrics.
+	export KUBEBUILDER_ASSETS="$$(hack/controlplane.sh)"; \
+	cd $(DEPLOYTEST) && $(GO) test $(TEST_FLAGS) ./...
 
 .PHONY: test-unit
 test-unit: ## Tests that need no control plane.
 	$(GO) test -short ./...
+	cd $(DEPLOYTEST) && $(GO) test -short ./...
 
 ##@ Run
 

@@ -7,7 +7,8 @@ cd "$root"
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 
-paths=(api/v1alpha1/zz_generated.deepcopy.go config/crd/bases config/rbac/role.yaml)
+paths=(api/v1alpha1/zz_generated.deepcopy.go config/crd/bases config/rbac/role.yaml
+  charts/metrics-operator/crds charts/metrics-operator/files/rbac)
 for p in "${paths[@]}"; do
   mkdir -p "$scratch/before/$(dirname "$p")"
   cp -r "$p" "$scratch/before/$p"

@@ -294,6 +294,7 @@ func (c *Coordinator) Remove(key Key) {
 	c.mu.Lock()
 	if st, ok := c.metrics[key]; ok {
 		c.countModes(st.update, nil)
+		countNotReady(key.Kind, st.written, nil)
 		if st.update != nil {
 			c.leaveSinkLocked(key, st.update.Sink.NamespacedName)
 		}

@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 )
 
@@ -37,9 +38,27 @@ var (
 		Name: "metrics_operator_tracked_metrics",
 		Help: "Metric objects the coordinator holds results for, by update mode.",
 	}, []string{"mode"})
+	// notReady counts by reason, not by metric, so that its cardinality
+	// stays bounded however many Metrics tenants create.
+	notReady = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "metrics_operator_metrics_not_ready",
+		Help: "Metric objects whose Ready condition, as last written to their status, is False, by kind and reason.",
+	}, []string{"kind", "reason"})
 )
 
 func init() {
 	metrics.Registry.MustRegister(exportsTotal, exportDuration, statusWritesTotal, publishesTotal, changeToExport, trackedMetrics,
-		exportFailures)
+		exportFailures, notReady)
+}
+
+// countNotReady moves one metric's count in notReady from the Ready
+// condition last written (nil: none) to the one just written (nil: the
+// metric is gone).
+func countNotReady(kind string, old, cur *Status) {
+	if old != nil && old.Ready.Status == metav1.ConditionFalse {
+		notReady.WithLabelValues(kind, old.Ready.Reason).Dec()
+	}
+	if cur != nil && cur.Ready.Status == metav1.ConditionFalse {
+		notReady.WithLabelValues(kind, cur.Ready.Reason).Inc()
+	}
 }

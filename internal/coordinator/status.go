@@ -46,6 +46,7 @@ func (c *Coordinator) processStatus(ctx context.Context) bool {
 	c.status.Forget(key)
 	c.mu.Lock()
 	if st, ok := c.metrics[key]; ok {
+		countNotReady(key.Kind, st.written, &s)
 		st.written, st.lastStatus = &s, time.Now()
 	}
 	c.mu.Unlock()
