@@ -197,7 +197,7 @@ type soakSnapshot struct {
 	userSeries  int     // samples of the soak's metric families
 	modelSeries int     // what the model says userSeries must be
 	otherSeries int     // every other family's series
-	series      map[string]int
+	series      map[string]map[string]bool // label sets of the other families
 	rss         int64
 	apiWatches  float64 // WATCH requests open at the operator's API server
 	// goroutineDump is pprof's goroutine profile (debug=1).
@@ -205,7 +205,7 @@ type soakSnapshot struct {
 }
 
 func (s *soak) snapshot(ctx context.Context, label string) (snap *soakSnapshot, err error) {
-	snap = &soakSnapshot{at: time.Now(), series: map[string]int{}}
+	snap = &soakSnapshot{at: time.Now(), series: map[string]map[string]bool{}}
 	// The heap profile with gc=1 runs a garbage collection first: the
 	// heap after it is what is live, not what the last cycle left.
 	var heap string
@@ -231,7 +231,15 @@ func (s *soak) snapshot(ctx context.Context, label string) (snap *soakSnapshot, 
 			snap.userSeries += len(f.Metric)
 		} else {
 			snap.otherSeries += len(f.Metric)
-			snap.series[name] = len(f.Metric)
+			sets := map[string]bool{}
+			for _, m := range f.Metric {
+				pairs := make([]string, 0, len(m.Label))
+				for _, l := range m.Label {
+					pairs = append(pairs, l.GetName()+"="+l.GetValue())
+				}
+				sets["{"+strings.Join(pairs, ",")+"}"] = true
+			}
+			snap.series[name] = sets
 		}
 	}
 	cells := s.churn.cells(s.h.model.cells())
@@ -424,13 +432,16 @@ func goroutineCounts(profile string) map[string]int {
 	return out
 }
 
-// seriesGrowth lists the families with more series in b than in a.
-func seriesGrowth(a, b map[string]int) map[string]string {
-	out := map[string]string{}
-	for name, n := range b {
-		if n > a[name] {
-			out[name] = fmt.Sprintf("%d→%d", a[name], n)
+// seriesGrowth lists, by family, the label sets b has and a has not.
+func seriesGrowth(a, b map[string]map[string]bool) map[string][]string {
+	out := map[string][]string{}
+	for name, sets := range b {
+		for set := range sets {
+			if !a[name][set] {
+				out[name] = append(out[name], set)
+			}
 		}
+		sort.Strings(out[name])
 	}
 	return out
 }
