@@ -191,12 +191,12 @@ const clock = "15:04:05.000"
 type soakSnapshot struct {
 	at          time.Time
 	goroutines  float64
-	heapInuse   float64 // after a forced GC
-	informers   float64 // metrics_operator_informers_active
-	tracked     float64 // metrics_operator_tracked_metrics, all modes
-	userSeries  int     // samples of the soak's metric families
-	modelSeries int     // what the model says userSeries must be
-	otherSeries int     // every other family's series
+	heapInuse   float64                    // after a forced GC
+	informers   float64                    // metrics_operator_informers_active
+	tracked     float64                    // metrics_operator_tracked_metrics, all modes
+	userSeries  int                        // samples of the soak's metric families
+	modelSeries int                        // what the model says userSeries must be
+	otherSeries int                        // every other family's series
 	series      map[string]map[string]bool // label sets of the other families
 	rss         int64
 	apiWatches  float64 // WATCH requests open at the operator's API server

@@ -57,11 +57,13 @@ func (r retryRefused) WatchWithContext(ctx context.Context, opts metav1.ListOpti
 }
 
 // List and Watch serve callers without a context (the Reflector uses the
-// context variants): they are not retried.
-func (r retryRefused) List(opts metav1.ListOptions) (runtime.Object, error) { return r.lw.List(opts) }
+// context variants): they are not retried, as nothing could stop them.
+func (r retryRefused) List(opts metav1.ListOptions) (runtime.Object, error) {
+	return r.inner.ListWithContext(context.Background(), opts)
+}
 
 func (r retryRefused) Watch(opts metav1.ListOptions) (watch.Interface, error) {
-	return r.lw.Watch(opts)
+	return r.inner.WatchWithContext(context.Background(), opts)
 }
 
 // IsWatchListSemanticsUnSupported keeps what the wrapped ListerWatcher

@@ -20,7 +20,7 @@ import (
 // other errors pass through at once, and a cancelled context ends the
 // retries with the context's error, which the Reflector does not retry.
 func TestRetryRefused(t *testing.T) {
-	gone := apierrors.NewGone("too old")
+	gone := apierrors.NewResourceExpired("too old resource version")
 	busy := apierrors.NewTooManyRequests("storage is (re)initializing", 1)
 	tests := []struct {
 		name      string
