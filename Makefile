@@ -118,6 +118,13 @@ bench-quick: build ## A small benchmark (under 3 minutes) for catching regressio
 	KUBEBUILDER_ASSETS="$$(hack/controlplane.sh)" bin/bench --objects=1000 --metrics=1,10 --writes-per-second=100 \
 		--duration=15s --warmup=2s --probes=50 --ready-timeout=60s --settle-timeout=10s --out= $(BENCH_FLAGS)
 
+SOAK_DURATION ?= 10m
+
+.PHONY: soak
+soak: build ## Soak the operator for SOAK_DURATION (10m): churn, a flapping sink, an API server restart; it must end at its baseline with every value right.
+	$(GO) build -o bin/bench ./hack/bench
+	KUBEBUILDER_ASSETS="$$(hack/controlplane.sh)" bin/bench --soak $(SOAK_DURATION) $(SOAK_FLAGS)
+
 .PHONY: help
 help: ## Show this help.
 	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z_-]+:.*?##/ { printf "  %-18s %s\n", $$1, $$2 } /^##@/ { printf "\n%s\n", substr($$0, 5) }' $(MAKEFILE_LIST)

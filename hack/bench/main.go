@@ -47,6 +47,9 @@ type config struct {
 	readyTimeout      time.Duration
 	settleTimeout     time.Duration
 	pushAll           bool
+	// soak, when positive, runs the soak (soak.go) for this long instead
+	// of the benchmark.
+	soak time.Duration
 }
 
 func main() {
@@ -71,7 +74,13 @@ func main() {
 	flag.DurationVar(&cfg.readyTimeout, "ready-timeout", 180*time.Second, "longest wait for correct values after the operator starts, and after the writes stop")
 	flag.DurationVar(&cfg.settleTimeout, "settle-timeout", 30*time.Second, "longest wait, after the window, for the last probe write to show")
 	flag.BoolVar(&cfg.pushAll, "push-all", false, "also push the M metrics over OTLP (a DataSink named default); by default only the probe pushes")
+	flag.DurationVar(&cfg.soak, "soak", 0, "run the soak for this long instead of the benchmark (`make soak`): Metrics created, edited and deleted, "+
+		"objects churned, the DataSink flapping and the API server restarted once; at the end the operator must be back at its baseline "+
+		"and every value right. It uses --objects (default 2000 here), --writes-per-second (default 20 here), --writers, --poll-interval, --min-export-interval")
 	flag.Parse()
+	if cfg.soak > 0 {
+		soakDefaults(&cfg)
+	}
 
 	var errs []error
 	var err error
@@ -103,7 +112,11 @@ func main() {
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err = run(ctx, cfg)
+	if cfg.soak > 0 {
+		err = runSoak(ctx, cfg)
+	} else {
+		err = run(ctx, cfg)
+	}
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -137,14 +150,20 @@ func logf(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "[%6.1fs] %s\n", time.Since(started).Seconds(), fmt.Sprintf(format, args...))
 }
 
-func run(ctx context.Context, cfg config) error {
+// prepare checks that the operator binary is there and starts the
+// harness.
+func prepare(ctx context.Context, cfg config) (*harness, error) {
 	if _, err := os.Stat(cfg.operatorBin); err != nil {
-		return fmt.Errorf("operator binary %s: %w (run `make build`)", cfg.operatorBin, err)
+		return nil, fmt.Errorf("operator binary %s: %w (run `make build`)", cfg.operatorBin, err)
 	}
 	if err := os.MkdirAll(cfg.workDir, 0o755); err != nil {
-		return err
+		return nil, err
 	}
-	h, err := startHarness(ctx, cfg)
+	return startHarness(ctx, cfg)
+}
+
+func run(ctx context.Context, cfg config) error {
+	h, err := prepare(ctx, cfg)
 	if err != nil {
 		return err
 	}

@@ -14,10 +14,14 @@ type operatorProc struct {
 	logPath    string
 }
 
-func (h *harness) startOperator(name string) (*operatorProc, error) {
+// startOperator starts the operator binary against h.kubeconfig; args are
+// added to its command line.
+func (h *harness) startOperator(name string, args ...string) (*operatorProc, error) {
 	p, err := testenv.StartOperator(h.cfg.operatorBin, h.kubeconfig, h.cfg.workDir, "operator-"+name,
-		"--operator-namespace", metricsNamespace,
-		"--min-export-interval", h.cfg.minExportInterval.String(),
+		append([]string{
+			"--operator-namespace", metricsNamespace,
+			"--min-export-interval", h.cfg.minExportInterval.String(),
+		}, args...)...,
 	)
 	if err != nil {
 		return nil, err

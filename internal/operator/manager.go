@@ -15,6 +15,7 @@ import (
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
@@ -92,6 +93,9 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 		LeaseDuration:                 durationOrNil(opts.LeaseDuration),
 		RenewDeadline:                 durationOrNil(opts.RenewDeadline),
 		RetryPeriod:                   durationOrNil(opts.RetryPeriod),
+		// The cache's watches resume within seconds of an API server
+		// restart, and stop at once on shutdown even during an outage.
+		Cache: cache.Options{NewInformer: informers.NewCacheInformer},
 		Client: client.Options{Cache: &client.CacheOptions{
 			// Secrets are read when a DataSink is resolved, never kept:
 			// caching every Secret of the cluster would hold credentials

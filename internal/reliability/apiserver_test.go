@@ -23,14 +23,7 @@ const operatorUser = "metrics-operator"
 func TestAPIServerOutage(t *testing.T) {
 	env := startEnv(t)
 	dir := t.TempDir()
-	api, err := env.StartAPIServer(dir, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kubeconfig, err := api.WriteKubeconfig(env, dir, operatorUser)
-	if err != nil {
-		t.Fatal(err)
-	}
+	api, kubeconfig := startAPIServer(t, env, dir, nil)
 	const ns = "outage"
 	f := newFleet(t, env.Client, ns, 400)
 	op := startOperator(t, kubeconfig, dir, "operator", ns)
@@ -79,14 +72,7 @@ func TestAPIServerOutage(t *testing.T) {
 func TestWatchExpiryAfterCompaction(t *testing.T) {
 	env := startEnv(t)
 	dir := t.TempDir()
-	api, err := env.StartAPIServer(dir, map[string]string{"watch-cache": "false"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	kubeconfig, err := api.WriteKubeconfig(env, dir, operatorUser)
-	if err != nil {
-		t.Fatal(err)
-	}
+	api, kubeconfig := startAPIServer(t, env, dir, map[string]string{"watch-cache": "false"})
 	const ns = "expiry"
 	f := newFleet(t, env.Client, ns, 400)
 	// At debug level the informer logs the relist backoff it chose.

@@ -67,6 +67,23 @@ func startEnv(t *testing.T) *testenv.Env {
 	return env
 }
 
+// startAPIServer starts a second kube-apiserver on env's etcd, with
+// flags added to its command line, for the operator to talk to: the test
+// stops and starts it while it writes through env.Client. It returns the
+// server and a kubeconfig reaching it as operatorUser.
+func startAPIServer(t *testing.T, env *testenv.Env, dir string, flags map[string]string) (*testenv.APIServer, string) {
+	t.Helper()
+	api, err := env.StartAPIServer(dir, flags)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kubeconfig, err := api.WriteKubeconfig(env, dir, operatorUser)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return api, kubeconfig
+}
+
 // startOperator runs the operator binary until the test ends.
 func startOperator(t *testing.T, kubeconfig, dir, name, ns string, args ...string) *testenv.OperatorProcess {
 	t.Helper()

@@ -226,15 +226,24 @@ func (s *Sink) Stop() {
 // called from the test's goroutine.
 func (s *Sink) Restart() {
 	s.t.Helper()
+	if err := s.Reopen(); err != nil {
+		s.t.Fatalf("otlpsink: %v", err)
+	}
+}
+
+// Reopen is Restart for a Sink from Listen, which has no test to fail:
+// it returns the error instead.
+func (s *Sink) Reopen() error {
 	s.mu.Lock()
 	running := s.rcv != nil
 	s.mu.Unlock()
 	if running {
-		return
+		return nil
 	}
 	if err := s.start(s.grpcAddr, s.httpAddr); err != nil {
-		s.t.Fatalf("otlpsink: restart: %v", err)
+		return fmt.Errorf("restart: %w", err)
 	}
+	return nil
 }
 
 func (s *Sink) start(grpcEndpoint, httpEndpoint string) error {

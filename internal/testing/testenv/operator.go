@@ -120,9 +120,10 @@ func (p *OperatorProcess) Kill() {
 
 // Stop ends the process with SIGTERM, then SIGKILL after 45 s: longer
 // than the manager's own 30 s grace period, after which the process ends
-// by itself even when a runnable hangs (seen once: controller-runtime's
-// cache waiting for its informers after the API server was restarted
-// several times; tracked as an issue, not what these tests check).
+// by itself even when a runnable hangs. (One did, in controller-runtime's
+// cache after API server restarts, until informers.NewCacheInformer;
+// internal/reliability TestShutdownDuringOutage checks the exit is
+// prompt.)
 func (p *OperatorProcess) Stop() error {
 	if p.Exited() {
 		return nil
