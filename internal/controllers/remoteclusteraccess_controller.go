@@ -76,6 +76,13 @@ func renewAt(issued, expires time.Time, fraction float64) time.Time {
 	return issued.Add(time.Duration(float64(expires.Sub(issued)) * fraction))
 }
 
+// tokenDue reports whether a new token must be requested at now: there is
+// none, it was requested for another ServiceAccount or audience, or
+// fraction of its lifetime has passed.
+func tokenDue(cur *issuedToken, scope string, now time.Time, fraction float64) bool {
+	return cur == nil || cur.scope != scope || !now.Before(renewAt(cur.issued, cur.expires, fraction))
+}
+
 // +kubebuilder:rbac:groups=metrics.cloud.sap,resources=remoteclusteraccesses,verbs=get;list;watch
 // +kubebuilder:rbac:groups=metrics.cloud.sap,resources=remoteclusteraccesses/status,verbs=get;patch;update
 // +kubebuilder:rbac:groups="",resources=serviceaccounts/token,verbs=create
@@ -192,7 +199,7 @@ func (r *RemoteClusterAccessReconciler) token(ctx context.Context, rca, sa types
 	cur := r.tokens[rca]
 	r.mu.Unlock()
 	now := r.now()
-	if cur != nil && cur.scope == scope && now.Before(renewAt(cur.issued, cur.expires, r.fraction())) {
+	if !tokenDue(cur, scope, now, r.fraction()) {
 		return cur, nil
 	}
 	seconds := int64(cmp.Or(r.TokenLifetime, DefaultTokenLifetime) / time.Second)

@@ -70,6 +70,11 @@ func (l *Lister) Mapping(gvk schema.GroupVersionKind) (*meta.RESTMapping, error)
 	if meta.IsNoMatchError(err) || apierrors.IsNotFound(err) {
 		var canonical schema.GroupVersionKind
 		canonical, err = l.mapper.KindFor(gvk.GroupVersion().WithResource(strings.ToLower(gvk.Kind)))
+		if err == nil && canonical.Group != gvk.Group {
+			// An empty group is a wildcard to the mapper, but means the
+			// core group in a target.
+			err = &meta.NoKindMatchError{GroupKind: gvk.GroupKind(), SearchedVersions: []string{gvk.Version}}
+		}
 		if err == nil {
 			if m, err = l.mapper.RESTMapping(canonical.GroupKind(), gvk.Version); err == nil {
 				l.aliases.Store(gvk, canonical)
