@@ -95,4 +95,3 @@ func TestConnectionLifecycle(t *testing.T) {
 		t.Error("removed cluster still defined")
 	}
 }
-

@@ -416,4 +416,3 @@ func defaultAudience(t *testing.T, ns string) string {
 	}
 	return claims.Aud[0]
 }
-

@@ -134,4 +134,3 @@ func (l *Lister) List(ctx context.Context, m *meta.RESTMapping, namespace, label
 	}
 	return objs, nil
 }
-
