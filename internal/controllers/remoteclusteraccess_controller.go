@@ -25,6 +25,10 @@ import (
 	"github.com/SAP/metrics-operator/internal/reason"
 )
 
+// TokenRequesterRole is the ClusterRole (config/rbac/token_requester.yaml)
+// that lets the operator request tokens in a namespace once bound there.
+const TokenRequesterRole = "metrics-operator-token-requester"
+
 // DefaultTokenLifetime is the lifetime the operator asks for the tokens of
 // a remoteClusterConfig.
 const DefaultTokenLifetime = time.Hour
@@ -85,8 +89,13 @@ func tokenDue(cur *issuedToken, scope string, now time.Time, fraction float64) b
 
 // +kubebuilder:rbac:groups=metrics.cloud.sap,resources=remoteclusteraccesses,verbs=get;list;watch
 // +kubebuilder:rbac:groups=metrics.cloud.sap,resources=remoteclusteraccesses/status,verbs=get;patch;update
-// +kubebuilder:rbac:groups="",resources=serviceaccounts/token,verbs=create
 // +kubebuilder:rbac:groups=authentication.k8s.io,resources=tokenreviews,verbs=create
+
+// Requesting tokens (create serviceaccounts/token) is not granted here:
+// cluster-wide it would let the operator act as any ServiceAccount.
+// config/rbac/token_requester.yaml holds a ClusterRole an admin binds with
+// a RoleBinding in each namespace whose ServiceAccounts remoteClusterConfig
+// may use.
 
 // ClusterKey is the key of the connection of a RemoteClusterAccess.
 func ClusterKey(namespace, name string) string { return namespace + "/" + name }
@@ -213,7 +222,8 @@ func (r *RemoteClusterAccessReconciler) token(ctx context.Context, rca, sa types
 				"the ServiceAccount %s named by spec.remoteClusterConfig does not exist", sa)
 		case apierrors.IsForbidden(err):
 			return nil, reason.New(v1alpha1.ReasonForbidden,
-				"the operator may not request tokens for the ServiceAccount %s (create serviceaccounts/token)", sa)
+				"the operator may not request tokens for the ServiceAccount %s: bind the ClusterRole %s to the operator's "+
+					"ServiceAccount with a RoleBinding in namespace %s", sa, TokenRequesterRole, sa.Namespace)
 		case apierrors.IsBadRequest(err), apierrors.IsInvalid(err):
 			return nil, reason.New(v1alpha1.ReasonInvalidKubeConfig,
 				"the API server refuses a token for the ServiceAccount %s and the cluster Secret's audience", sa)
