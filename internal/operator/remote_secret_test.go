@@ -13,11 +13,13 @@ import (
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/SAP/metrics-operator/api/v1alpha1"
+	"github.com/SAP/metrics-operator/internal/operator"
 	"github.com/SAP/metrics-operator/internal/testing/testenv"
 )
 
@@ -129,5 +131,44 @@ users: [{name: u, user: {token: %s}}]
 				t.Errorf("%s holds a token (%.12s...)", place, leak)
 			}
 		}
+	}
+}
+
+// TestRemoteClusterAccessCrossNamespaceRefs: with --no-cross-namespace-refs
+// a RemoteClusterAccess may name neither a kubeconfig Secret nor a
+// ServiceAccount or cluster Secret of another namespace; the operator does
+// not read them.
+func TestRemoteClusterAccessCrossNamespaceRefs(t *testing.T) {
+	testenv.Require(t, env)
+	tenant, other := "rca-xref-tenant", "rca-xref-other"
+	for _, ns := range []string{tenant, other} {
+		mustCreate(t, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
+	}
+	accesses := []*v1alpha1.RemoteClusterAccess{
+		{ObjectMeta: metav1.ObjectMeta{Name: "kubeconfig-elsewhere", Namespace: tenant},
+			Spec: v1alpha1.RemoteClusterAccessSpec{KubeConfigSecretRef: &v1alpha1.KubeConfigSecretReference{Name: "kc", Namespace: other}}},
+		{ObjectMeta: metav1.ObjectMeta{Name: "sa-elsewhere", Namespace: tenant},
+			Spec: v1alpha1.RemoteClusterAccessSpec{RemoteClusterConfig: &v1alpha1.RemoteClusterConfig{
+				ServiceAccountName: "admin", ServiceAccountNamespace: other,
+				ClusterSecretRef: v1alpha1.NamespacedReference{Name: "cluster"}}}},
+		{ObjectMeta: metav1.ObjectMeta{Name: "cluster-secret-elsewhere", Namespace: tenant},
+			Spec: v1alpha1.RemoteClusterAccessSpec{RemoteClusterConfig: &v1alpha1.RemoteClusterConfig{
+				ServiceAccountName: "reader", ClusterSecretRef: v1alpha1.NamespacedReference{Name: "cluster", Namespace: other}}}},
+	}
+	for _, a := range accesses {
+		mustCreate(t, a)
+	}
+	run(t, env.Config, operator.Options{MetricsAddr: "0", ProbeAddr: "0", NoCrossNamespaceRefs: true})
+	for _, a := range accesses {
+		testenv.Eventually(t, 30*time.Second, func() error {
+			if err := env.Client.Get(t.Context(), client.ObjectKeyFromObject(a), a); err != nil {
+				return err
+			}
+			c := meta.FindStatusCondition(a.Status.Conditions, v1alpha1.ConditionReady)
+			if c == nil || c.Reason != v1alpha1.ReasonCrossNamespaceReference {
+				return fmt.Errorf("%s: Ready %+v, want %s", a.Name, c, v1alpha1.ReasonCrossNamespaceReference)
+			}
+			return nil
+		})
 	}
 }
