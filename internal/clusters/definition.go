@@ -33,8 +33,8 @@ func (d Definition) Server() string { return d.Config.Host }
 func (d Definition) Fingerprint() string {
 	c := d.Config
 	h := sha256.New()
-	for _, s := range []string{c.Host, c.APIPath, c.TLSClientConfig.ServerName, fmt.Sprint(c.TLSClientConfig.Insecure),
-		string(c.TLSClientConfig.CAData), string(c.TLSClientConfig.CertData), string(c.TLSClientConfig.KeyData),
+	for _, s := range []string{c.Host, c.APIPath, c.ServerName, fmt.Sprint(c.Insecure),
+		string(c.CAData), string(c.CertData), string(c.KeyData),
 		c.Username, c.Password, c.Impersonate.UserName, c.Impersonate.UID, fmt.Sprint(c.Impersonate.Groups),
 		fmt.Sprint(c.Impersonate.Extra)} {
 		fmt.Fprintf(h, "%d:%s;", len(s), s)

@@ -112,7 +112,8 @@ func (s *Set) Subscribe(f func(key string)) {
 	s.subscribers = append(s.subscribers, f)
 }
 
-// Define sets how to reach the cluster key, named name. A definition that
+// Define sets how to reach the cluster key, named name; a definition whose
+// TLS settings cannot be used is an InvalidKubeConfig error. A definition that
 // differs from the current one only in its token swaps the token into
 // the running connection; one whose endpoint or TLS identity differs
 // rebuilds the connection, if one is open, and restarts its watches.
@@ -145,7 +146,9 @@ func (s *Set) Define(key, name string, d Definition) error {
 	hc, err := rest.HTTPClientFor(cfg)
 	if err != nil {
 		s.mu.Unlock()
-		s.Fail(key, reason.New(v1alpha1.ReasonInvalidKubeConfig, "its TLS settings cannot be used: check the certificate and key data"))
+		// The TLS library's message may describe the key material.
+		err := reason.New(v1alpha1.ReasonInvalidKubeConfig, "its TLS settings cannot be used: check the CA, certificate and key data")
+		s.Fail(key, err)
 		return err
 	}
 	if e == nil {

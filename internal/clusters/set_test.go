@@ -1,6 +1,7 @@
 package clusters
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -93,5 +94,23 @@ func TestConnectionLifecycle(t *testing.T) {
 	s.Remove("ns/blue")
 	if _, ok := s.entries["ns/blue"]; ok {
 		t.Error("removed cluster still defined")
+	}
+}
+
+// TestUnusableTLSIsInvalidKubeConfig: key material that does not parse
+// fails the definition without repeating the TLS library's message.
+func TestUnusableTLSIsInvalidKubeConfig(t *testing.T) {
+	s, err := New(Options{Local: &rest.Config{Host: "https://local"}, LocalName: "local", LocalMapper: meta.NewDefaultRESTMapper(nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const key = "not-a-key-M4terial"
+	err = s.Define("ns/x", "x", Definition{Config: &rest.Config{Host: "https://x",
+		TLSClientConfig: rest.TLSClientConfig{CertData: []byte(key), KeyData: []byte(key)}}})
+	if reason.Of(err, "") != v1alpha1.ReasonInvalidKubeConfig || strings.Contains(err.Error(), key) {
+		t.Fatalf("Define: %v", err)
+	}
+	if _, err := s.Acquire("ns/x", "m"); !strings.Contains(fmt.Sprint(err), "(InvalidKubeConfig)") {
+		t.Fatalf("Acquire: %v", err)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -121,7 +122,14 @@ func TestRemoteMetricReadsTheRemoteCluster(t *testing.T) {
 		Target: v1alpha1.GroupVersionKind{Version: "v1", Kind: "ConfigMap"}, Namespace: ns, RemoteClusterAccessRef: ref})
 	local := eventDriven(ns, "local-events", v1alpha1.MetricSpec{Name: "remote_test_local",
 		Target: v1alpha1.GroupVersionKind{Version: "v1", Kind: "configmaps"}, Namespace: ns})
-	create(t, polled, events, local)
+	// Two more event-driven metrics on the same remote resource share its watch.
+	byTeam := eventDriven(ns, "remote-by-team", v1alpha1.MetricSpec{Name: "remote_by_team",
+		Target: v1alpha1.GroupVersionKind{Version: "v1", Kind: "ConfigMap"}, Namespace: ns, RemoteClusterAccessRef: ref,
+		Projections: []v1alpha1.Projection{{Name: "team", FieldPath: "metadata.labels.team", Default: &apiextensionsv1.JSON{Raw: []byte(`"none"`)}}}})
+	named := eventDriven(ns, "remote-named", v1alpha1.MetricSpec{Name: "remote_named",
+		Target: v1alpha1.GroupVersionKind{Version: "v1", Kind: "ConfigMap"}, Namespace: ns, RemoteClusterAccessRef: ref,
+		FieldSelector: "metadata.name=r0"})
+	create(t, polled, events, local, byTeam, named)
 
 	polledSample := func(n int) string { return fmt.Sprintf("{cluster=blue,kind=configmap,version=v1} %d", n) }
 	eventsSample := func(n int) string { return fmt.Sprintf("{cluster=blue,kind=ConfigMap,version=v1} %d", n) }
@@ -129,6 +137,8 @@ func TestRemoteMetricReadsTheRemoteCluster(t *testing.T) {
 	waitSamples(t, "remote_polled", polledSample(3))
 	waitSamples(t, "remote_events", eventsSample(3))
 	waitSamples(t, "remote_test_local", localSample(1))
+	waitSamples(t, "remote_by_team", "{cluster=blue,kind=ConfigMap,team=none,version=v1} 3")
+	waitSamples(t, "remote_named", "{cluster=blue,kind=ConfigMap,version=v1} 1")
 
 	if err := remote.Client.Create(ctx, configMap(ns, "r3", nil)); err != nil {
 		t.Fatal(err)
@@ -141,7 +151,7 @@ func TestRemoteMetricReadsTheRemoteCluster(t *testing.T) {
 		t.Errorf("no watch keyed by the remote cluster: %v", op.Informers.Active())
 	}
 	if watches, err := srv.CountRequests(user, "watch", ns); err != nil || watches != 1 {
-		t.Errorf("%d WATCHes at the remote API server (%v), want 1", watches, err)
+		t.Errorf("%d WATCHes at the remote API server (%v), want 1 for the three event-driven metrics", watches, err)
 	}
 
 	// The remote API server goes away: only its metrics fail.
