@@ -426,3 +426,84 @@ func defaultAudience(t *testing.T, ns string) string {
 	}
 	return claims.Aud[0]
 }
+
+// TestRemoteClusterAccessTokenTrustedByAnotherCluster runs the token path
+// across two control planes: the remote one trusts the operator cluster's
+// ServiceAccount issuer for the audience "metrics-remote" through a
+// structured authentication configuration, and its own RBAC grants the
+// ServiceAccount's identity (prefixed "remote:") read access. A Metric
+// reads the remote cluster's ConfigMaps through tokens the operator
+// requests locally.
+func TestRemoteClusterAccessTokenTrustedByAnotherCluster(t *testing.T) {
+	testenv.Require(t, env)
+	ctx := t.Context()
+	ns := "remote-trust"
+	createNamespace(t, ns)
+	// The remote API server fetches the issuer's discovery document and
+	// keys without credentials.
+	create(t, &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "remote-trust-issuer-discovery"},
+		RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "system:service-account-issuer-discovery"},
+		Subjects: []rbacv1.Subject{{Kind: "Group", Name: "system:unauthenticated", APIGroup: "rbac.authorization.k8s.io"}}})
+
+	// The issuer's discovery document names its keys at the API server's
+	// advertised address, which envtest makes unreachable; a second API
+	// server of the operator's control plane advertises 127.0.0.1 and
+	// serves the same document and keys.
+	issuerSrv, err := env.StartAPIServer(t.TempDir(), map[string]string{"external-hostname": "127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	remote := startRemote(t)
+	dir := t.TempDir()
+	issuer := strings.TrimSuffix(env.Config.Host, "/") + "/"
+	authn := fmt.Sprintf(`apiVersion: apiserver.config.k8s.io/v1
+kind: AuthenticationConfiguration
+jwt:
+- issuer:
+    url: %q
+    discoveryURL: %q
+    audiences: [metrics-remote]
+    certificateAuthority: %q
+  claimMappings:
+    username: {claim: sub, prefix: "remote:"}
+`, issuer, issuerSrv.Host+"/.well-known/openid-configuration", string(env.Config.CAData))
+	authnPath := dir + "/authentication.yaml"
+	if err := os.WriteFile(authnPath, []byte(authn), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := remote.StartAPIServer(dir, map[string]string{"authentication-config": authnPath})
+	if err != nil {
+		t.Fatal(err)
+	}
+	identity := "remote:system:serviceaccount:" + ns + ":reader"
+	for _, o := range []client.Object{
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}},
+		&rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "reader", Namespace: ns},
+			Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"get", "list", "watch"}}}},
+		&rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "reader", Namespace: ns},
+			RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: "reader"},
+			Subjects: []rbacv1.Subject{{Kind: "User", Name: identity, APIGroup: "rbac.authorization.k8s.io"}}},
+		configMap(ns, "remote-a", nil), configMap(ns, "remote-b", nil), configMap(ns, "remote-c", nil),
+	} {
+		if err := remote.Client.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	create(t, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "reader", Namespace: ns}},
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "cluster", Namespace: ns}, Data: map[string][]byte{
+			"host": []byte(srv.Host), "audience": []byte("metrics-remote"), "caData": remote.Config.CAData}},
+		configMap(ns, "local-only", nil))
+	rca := &v1alpha1.RemoteClusterAccess{ObjectMeta: metav1.ObjectMeta{Name: "trusted", Namespace: ns},
+		Spec: v1alpha1.RemoteClusterAccessSpec{ClusterName: "green", RemoteClusterConfig: &v1alpha1.RemoteClusterConfig{
+			ServiceAccountName: "reader", ClusterSecretRef: v1alpha1.NamespacedReference{Name: "cluster"}}}}
+	create(t, rca)
+	waitAccess(t, rca, metav1.ConditionTrue, v1alpha1.ReasonReady)
+	m := eventDriven(ns, "trusted", v1alpha1.MetricSpec{Name: "remote_trusted_configmaps",
+		Target: v1alpha1.GroupVersionKind{Version: "v1", Kind: "ConfigMap"}, Namespace: ns,
+		RemoteClusterAccessRef: &v1alpha1.NamespacedReference{Name: "trusted"}})
+	create(t, m)
+	waitSamples(t, "remote_trusted_configmaps", "{cluster=green,kind=ConfigMap,version=v1} 3")
+	if n, err := srv.CountRequests(identity, "watch", ns); err != nil || n != 1 {
+		t.Errorf("%d WATCHes by %s at the remote (%v), want 1", n, identity, err)
+	}
+}
