@@ -302,9 +302,11 @@ func (r *RemoteClusterAccessReconciler) writeStatus(ctx context.Context, rca *v1
 	}
 	if setCondition(&rca.Status.Conditions, cond) {
 		if err == nil {
-			ctrl.LoggerFrom(ctx).Info("Remote cluster connected", "cluster", rca.ClusterDimension())
+			ctrl.LoggerFrom(ctx).Info("Remote cluster connected", "cluster", ClusterKey(rca.Namespace, rca.Name),
+				"clusterName", rca.ClusterDimension(), "server", rca.Status.Server)
 		} else {
-			ctrl.LoggerFrom(ctx).Info("Remote cluster not usable", "cluster", rca.ClusterDimension(), "reason", cond.Reason)
+			ctrl.LoggerFrom(ctx).Info("Remote cluster not usable", "cluster", ClusterKey(rca.Namespace, rca.Name),
+				"clusterName", rca.ClusterDimension(), "reason", cond.Reason)
 		}
 		if r.Recorder != nil {
 			typ := corev1.EventTypeNormal

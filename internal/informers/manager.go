@@ -528,8 +528,8 @@ func (i *informer) checkReachable(err error) {
 	if i.unreachable.Swap(true) {
 		return
 	}
-	ctrl.Log.WithName("informers").Info("Remote cluster unreachable; its metrics are withdrawn until it answers",
-		"informer", i.key.String())
+	ctrl.Log.WithName("informers").WithValues(i.key.LogValues()...).Info(
+		"Remote cluster unreachable; its metrics are withdrawn until it answers")
 	what := "cannot be reached"
 	if apierrors.IsUnauthorized(err) {
 		what = "refuses the credentials (401 Unauthorized)"
