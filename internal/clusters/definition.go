@@ -80,6 +80,9 @@ func FromKubeConfig(data []byte, where string) (Definition, error) {
 	}
 	if u, err := url.Parse(cluster.Server); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		return invalid("has a server that is not an http(s) URL")
+	} else if u.User != nil {
+		// The server URL is reported in status.
+		return invalid("has credentials in its server URL: put them in the user's fields")
 	}
 	user := cfg.AuthInfos[kctx.AuthInfo]
 	if user == nil {
@@ -129,8 +132,8 @@ func refuseLocalCredentials(u *clientcmdapi.AuthInfo) error {
 // secret's keys.
 func FromClusterSecret(host string, caData []byte, token string) (Definition, error) {
 	u, err := url.Parse(host)
-	if err != nil || u.Scheme != "https" || u.Host == "" {
-		return Definition{}, errors.New("its \"host\" is not an https URL")
+	if err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil {
+		return Definition{}, errors.New("its \"host\" is not an https URL without credentials")
 	}
 	return Definition{Config: &rest.Config{Host: host, TLSClientConfig: rest.TLSClientConfig{CAData: caData}}, Token: token}, nil
 }

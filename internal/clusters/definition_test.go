@@ -47,6 +47,8 @@ func TestFromKubeConfig(t *testing.T) {
 			wantReason: v1alpha1.ReasonInvalidKubeConfig, wantInMsg: "no server"},
 		{name: "server not a URL", data: kubeconfig("    server: ftp://x", okUser),
 			wantReason: v1alpha1.ReasonInvalidKubeConfig, wantInMsg: "not an http(s) URL"},
+		{name: "credentials in the server URL", data: kubeconfig("    server: https://admin:"+secretToken+"@a", okUser),
+			wantReason: v1alpha1.ReasonInvalidKubeConfig, wantInMsg: "credentials in its server URL"},
 		{name: "CA file", data: kubeconfig("    server: https://a\n    certificate-authority: /etc/ca.pem", okUser),
 			wantReason: v1alpha1.ReasonInvalidKubeConfig, wantInMsg: "certificate-authority file"},
 		{name: "exec plugin", data: kubeconfig(okCluster, "    exec: {apiVersion: client.authentication.k8s.io/v1, command: /bin/sh, args: [-c, id]}"),
