@@ -74,7 +74,8 @@ func remoteKey(ns, name string) registry.InformerKey {
 // API server makes only the remote metrics ClusterUnreachable while a
 // local metric stays current, and starting it again brings them back with
 // correct counts; pointing the Secret at another API server switches the
-// values without a restart; deleting the access withdraws them.
+// values without a restart, and a new spec.clusterName renames the series;
+// deleting the access withdraws them.
 func TestRemoteMetricReadsTheRemoteCluster(t *testing.T) {
 	testenv.Require(t, env)
 	ctx := t.Context()
@@ -198,6 +199,17 @@ func TestRemoteMetricReadsTheRemoteCluster(t *testing.T) {
 	}
 	waitSamplesWithin(t, 30*time.Second, "remote_events", eventsSample(2))
 	waitSamples(t, "remote_polled", polledSample(2))
+
+	// A new spec.clusterName renames the series of both modes at once.
+	if err := env.Client.Get(ctx, client.ObjectKeyFromObject(rca), rca); err != nil {
+		t.Fatal(err)
+	}
+	rca.Spec.ClusterName = "navy"
+	if err := env.Client.Update(ctx, rca); err != nil {
+		t.Fatal(err)
+	}
+	waitSamplesWithin(t, 10*time.Second, "remote_events", "{cluster=navy,kind=ConfigMap,version=v1} 2")
+	waitSamplesWithin(t, 10*time.Second, "remote_polled", "{cluster=navy,kind=configmap,version=v1} 2")
 
 	// Without its access, the metrics are withdrawn and the watch stops.
 	if err := env.Client.Delete(ctx, rca); err != nil {
