@@ -530,11 +530,12 @@ func (i *informer) checkReachable(err error) {
 	}
 	ctrl.Log.WithName("informers").WithValues(i.key.LogValues()...).Info(
 		"Remote cluster unreachable; its metrics are withdrawn until it answers")
-	what := "cannot be reached"
+	// The same reasons as a poll of the cluster gets (clusters.Classify).
+	what, why := "cannot be reached", v1alpha1.ReasonClusterUnreachable
 	if apierrors.IsUnauthorized(err) {
-		what = "refuses the credentials (401 Unauthorized)"
+		what, why = "refuses the credentials (401 Unauthorized)", v1alpha1.ReasonForbidden
 	}
-	i.handler.Fail(i.key, reason.New(v1alpha1.ReasonClusterUnreachable,
+	i.handler.Fail(i.key, reason.New(why,
 		"the API server of cluster %s %s while watching %s; the metric comes back by itself when it answers",
 		i.key.Cluster, what, i.key.GVR.GroupResource().String()))
 }
