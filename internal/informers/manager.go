@@ -33,8 +33,9 @@ type Clients struct {
 	Dynamic  dynamic.Interface
 	Metadata metadata.Interface
 	// ReportUnreachable makes a watch that cannot reach its API server
-	// withdraw its metrics with ClusterUnreachable until it can again, and
-	// name the remote cluster's RBAC when it is refused. For remote
+	// withdraw its metrics (ClusterUnreachable; Forbidden for a 401) until
+	// it can again, and name the remote cluster's RBAC when a resource is
+	// refused. For remote
 	// clusters: the operator's own API server being down is not a metric's
 	// problem, and its metrics keep their last values meanwhile.
 	ReportUnreachable bool
