@@ -9,8 +9,18 @@ import (
 const DefaultKubeConfigKey = "kubeconfig"
 
 // ReasonInvalidKubeConfig is the Ready reason when a kubeconfig, or the
-// cluster secret of a remoteClusterConfig, cannot be found or used.
+// cluster secret of a remoteClusterConfig, cannot be parsed or used: it is
+// malformed, names no server, or asks for what the operator refuses to do
+// for a kubeconfig it did not write (run an exec plugin, read a file).
 const ReasonInvalidKubeConfig = "InvalidKubeConfig"
+
+// Other Ready reasons of a RemoteClusterAccess are shared with the metrics:
+// ReasonSecretNotFound and ReasonSecretKeyMissing (the Secret or its key is
+// missing), ReasonForbidden (the remote API server refuses the credentials,
+// or the operator may not request a token for the ServiceAccount) and
+// ReasonClusterUnreachable (the remote API server does not answer). A
+// Metric that reads through an access that is not Ready reports
+// ReasonClusterUnreachable.
 
 // KubeConfigSecretReference names the Secret key holding a kubeconfig.
 type KubeConfigSecretReference struct {
@@ -73,6 +83,21 @@ type RemoteClusterAccessSpec struct {
 	// with kubeConfigSecretRef.
 	// +optional
 	RemoteClusterConfig *RemoteClusterConfig `json:"remoteClusterConfig,omitempty"`
+	// clusterName is the value of the "cluster" dimension of every series
+	// read through this access. Empty: the RemoteClusterAccess's name.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	ClusterName string `json:"clusterName,omitempty"`
+}
+
+// ClusterDimension returns the "cluster" dimension of what is read through
+// the access.
+func (r *RemoteClusterAccess) ClusterDimension() string {
+	if r.Spec.ClusterName != "" {
+		return r.Spec.ClusterName
+	}
+	return r.Name
 }
 
 // RemoteClusterAccessStatus is the observed state of a RemoteClusterAccess.
@@ -96,6 +121,7 @@ type RemoteClusterAccessStatus struct {
 // +kubebuilder:resource:categories=metrics
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=='Ready')].status`
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=='Ready')].reason`
+// +kubebuilder:printcolumn:name="Cluster",type=string,JSONPath=`.spec.clusterName`,priority=1
 // +kubebuilder:printcolumn:name="Server",type=string,JSONPath=`.status.server`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type RemoteClusterAccess struct {

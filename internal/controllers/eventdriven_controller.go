@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/SAP/metrics-operator/api/v1alpha1"
 	"github.com/SAP/metrics-operator/internal/access"
+	"github.com/SAP/metrics-operator/internal/clusters"
 	"github.com/SAP/metrics-operator/internal/coordinator"
 	"github.com/SAP/metrics-operator/internal/evaluation"
 	"github.com/SAP/metrics-operator/internal/informers"
@@ -50,6 +52,14 @@ type EventDrivenReconciler struct {
 	EventDrivenDefault bool
 	// Access authorizes each metric's reads and references; nil allows all.
 	Access *access.Checker
+	// Clusters holds the connections to the clusters metrics read; nil:
+	// only the local one, through Lister.
+	Clusters *clusters.Set
+
+	// conns is the connection each registered metric was registered
+	// through (by coordinator key): a renamed or rebuilt connection
+	// registers the metric anew.
+	conns sync.Map
 }
 
 // Reconcile registers or drops one Metric's subscription.
@@ -76,17 +86,17 @@ func (r *EventDrivenReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		r.Coordinator.SetError(key, m.Generation, err)
 		return ctrl.Result{}, nil
 	}
-	if m.Spec.RemoteClusterAccessRef != nil {
+	conn, err := metricConnection(r.Clusters, eventsUser(key), m, r.Lister, r.ClusterName)
+	if err != nil {
 		r.drop(key)
-		r.Coordinator.SetError(key, m.Generation, reason.New(v1alpha1.ReasonClusterUnreachable,
-			"spec.remoteClusterAccessRef is not supported by this operator version yet; remove it to read the local cluster"))
-		return ctrl.Result{}, nil
+		r.Coordinator.SetError(key, m.Generation, err)
+		return ctrl.Result{RequeueAfter: recheckInterval}, nil
 	}
 	if ik, sub, ok := r.Registry.Lookup(key.String()); ok && sub.Generation == m.Generation &&
-		!limitRetryDue(sub.Aggregate, intervalOf(m)) {
+		!limitRetryDue(sub.Aggregate, intervalOf(m)) && r.sameConnection(key, conn) {
 		// Registered for this spec: make sure it may still read and its
 		// watch still runs.
-		if err := r.Access.Authorize(ctx, accessRequest(m, ik.GVR, ik.Namespace)); err != nil {
+		if err := r.authorize(ctx, conn, m, ik); err != nil {
 			if errors.Is(err, access.ErrPending) {
 				return ctrl.Result{RequeueAfter: recheckInterval}, nil
 			}
@@ -109,9 +119,9 @@ func (r *EventDrivenReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		r.Coordinator.SetError(key, m.Generation, err)
 		return ctrl.Result{}, nil
 	}
-	ik, err := r.informerKey(m)
+	ik, err := r.informerKey(m, conn)
 	if err == nil {
-		err = r.Access.Authorize(ctx, accessRequest(m, ik.GVR, ik.Namespace))
+		err = r.authorize(ctx, conn, m, ik)
 	}
 	if errors.Is(err, access.ErrPending) {
 		// The Checker sends the metric back once its access is decided;
@@ -126,7 +136,8 @@ func (r *EventDrivenReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		r.Coordinator.SetError(key, m.Generation, err)
 		return ctrl.Result{RequeueAfter: recheckInterval}, nil
 	}
-	sub := r.subscription(m, e)
+	sub := r.subscription(m, e, conn.Name)
+	r.conns.Store(key, conn)
 	_, old, _ := r.Registry.Lookup(key.String())
 	if previous, moved := r.Registry.Register(ik, sub); moved {
 		r.Informers.Release(previous)
@@ -143,23 +154,44 @@ func (r *EventDrivenReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 }
 
 // informerKey resolves the metric's target to the watch it needs.
-func (r *EventDrivenReconciler) informerKey(m *v1alpha1.Metric) (registry.InformerKey, error) {
-	mapping, err := r.Lister.Mapping(m.Spec.Target.GVK())
+func (r *EventDrivenReconciler) informerKey(m *v1alpha1.Metric, conn *clusters.Connection) (registry.InformerKey, error) {
+	mapping, err := conn.Lister.Mapping(m.Spec.Target.GVK())
 	if err != nil {
 		return registry.InformerKey{}, err
 	}
-	k := registry.InformerKey{Cluster: r.ClusterName, GVR: mapping.Resource}
+	k := registry.InformerKey{Cluster: conn.Key, GVR: mapping.Resource}
 	if mapping.Scope.Name() == meta.RESTScopeNameNamespace {
 		k.Namespace = m.Spec.Namespace
 	}
 	return k, nil
 }
 
-func (r *EventDrivenReconciler) subscription(m *v1alpha1.Metric, e *evaluation.Evaluator) *registry.Subscription {
+// authorize asks the local API server whether the metric may read ik; a
+// remote cluster's own RBAC decides what its identity may read there.
+func (r *EventDrivenReconciler) authorize(ctx context.Context, conn *clusters.Connection, m *v1alpha1.Metric, ik registry.InformerKey) error {
+	if conn.Remote {
+		return nil
+	}
+	return r.Access.Authorize(ctx, accessRequest(m, ik.GVR, ik.Namespace))
+}
+
+// sameConnection reports whether the metric was registered through conn.
+func (r *EventDrivenReconciler) sameConnection(key coordinator.Key, conn *clusters.Connection) bool {
+	if conn.Key == r.ClusterName && !conn.Remote {
+		return true // the local connection never changes
+	}
+	old, ok := r.conns.Load(key)
+	return ok && old.(*clusters.Connection) == conn
+}
+
+// eventsUser names an event-driven metric as a user of a cluster connection.
+func eventsUser(key coordinator.Key) string { return "events/" + key.String() }
+
+func (r *EventDrivenReconciler) subscription(m *v1alpha1.Metric, e *evaluation.Evaluator, cluster string) *registry.Subscription {
 	key := coordinator.Key{Kind: metricKind, Namespace: m.Namespace, Name: m.Name}
 	agg := r.Guard.Aggregate(e, m.Spec.MaxSeries)
 	update := metricUpdate(m, v1alpha1.ModeEventDriven, intervalOf(m), r.DefaultSink,
-		coordinator.AggregateSource{Cluster: r.ClusterName, Aggregate: agg}, e)
+		coordinator.AggregateSource{Cluster: cluster, Aggregate: agg}, e)
 	gen := m.Generation
 	limits := &limitReporter{coordinator: r.Coordinator, update: update, agg: agg}
 	return &registry.Subscription{
@@ -185,6 +217,8 @@ func (r *EventDrivenReconciler) drop(key coordinator.Key) {
 	if sub != nil {
 		sub.Aggregate.Close() // gives its series back to the budget
 	}
+	r.conns.Delete(key)
+	releaseConnection(r.Clusters, eventsUser(key))
 }
 
 // SetupWithManager registers the reconciler under its own name beside the
@@ -197,6 +231,9 @@ func (r *EventDrivenReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Access != nil {
 		// A granted or revoked access takes effect at once.
 		b = b.WatchesRawSource(r.Access.Source(metricKind))
+	}
+	if r.Clusters != nil {
+		b = b.WatchesRawSource(clusterSource(r.Clusters, mgr.GetClient()))
 	}
 	return b.Complete(r)
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/SAP/metrics-operator/api/v1alpha1"
 	"github.com/SAP/metrics-operator/internal/access"
+	"github.com/SAP/metrics-operator/internal/clusters"
 	"github.com/SAP/metrics-operator/internal/coordinator"
 	"github.com/SAP/metrics-operator/internal/evaluation"
 	"github.com/SAP/metrics-operator/internal/events"
@@ -54,6 +55,9 @@ type MetricReconciler struct {
 	Workers int
 	// Access authorizes each metric's reads and references; nil allows all.
 	Access *access.Checker
+	// Clusters holds the connections to the clusters metrics read; nil:
+	// only the local one, through Lister.
+	Clusters *clusters.Set
 
 	mu         sync.Mutex
 	aggregates map[types.NamespacedName]*compiled
@@ -82,6 +86,7 @@ func (r *MetricReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	if err := r.Client.Get(ctx, req.NamespacedName, m); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.forget(req.NamespacedName)
+			releaseConnection(r.Clusters, pollUser(key))
 			r.Access.Forget(metricKind, req.NamespacedName)
 			r.Coordinator.Remove(key)
 			return ctrl.Result{}, nil
@@ -92,6 +97,7 @@ func (r *MetricReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		// The EventDrivenReconciler publishes this metric under the same
 		// key: its series stay exported while it takes over.
 		r.forget(req.NamespacedName)
+		releaseConnection(r.Clusters, pollUser(key))
 		return ctrl.Result{}, nil
 	}
 	interval := intervalOf(m)
@@ -100,10 +106,10 @@ func (r *MetricReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		r.Coordinator.SetError(key, m.Generation, err)
 		return ctrl.Result{}, nil
 	}
-	if m.Spec.RemoteClusterAccessRef != nil {
-		r.Coordinator.SetError(key, m.Generation, reason.New(v1alpha1.ReasonClusterUnreachable,
-			"spec.remoteClusterAccessRef is not supported by this operator version yet; remove it to read the local cluster"))
-		return ctrl.Result{}, nil
+	conn, err := metricConnection(r.Clusters, pollUser(key), m, r.Lister, r.ClusterName)
+	if err != nil {
+		r.Coordinator.SetError(key, m.Generation, err)
+		return ctrl.Result{RequeueAfter: min(interval, notFoundRetry)}, nil
 	}
 	c, err := r.aggregate(m)
 	if err != nil {
@@ -117,8 +123,9 @@ func (r *MetricReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	}
 	agg := c.agg
 	changed := false
-	mapping, err := r.Lister.Mapping(m.Spec.Target.GVK())
-	if err == nil {
+	mapping, err := conn.Lister.Mapping(m.Spec.Target.GVK())
+	if err == nil && !conn.Remote {
+		// A remote cluster's own RBAC decides what its identity may read.
 		err = r.Access.Authorize(ctx, accessRequest(m, mapping.Resource, scopeNamespace(mapping, m.Spec.Namespace)))
 	}
 	if errors.Is(err, access.ErrPending) {
@@ -128,9 +135,9 @@ func (r *MetricReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	if err == nil {
 		var objs []map[string]any
 		start := time.Now()
-		if objs, err = r.Lister.List(ctx, mapping, m.Spec.Namespace, m.Spec.LabelSelector); err == nil {
+		if objs, err = conn.Lister.List(ctx, mapping, m.Spec.Namespace, m.Spec.LabelSelector); err == nil {
 			changed, err = replace(key, c, objs)
-			ctrl.LoggerFrom(ctx).V(1).Info("Metric polled", "metric", key.String(), "cluster", r.ClusterName,
+			ctrl.LoggerFrom(ctx).V(1).Info("Metric polled", "metric", key.String(), "cluster", conn.Name,
 				"resource", mapping.Resource.GroupResource().String(), "namespace", m.Spec.Namespace,
 				"objects", len(objs), "changed", changed, "duration", time.Since(start).String())
 		}
@@ -151,7 +158,7 @@ func (r *MetricReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		r.Coordinator.SetError(key, m.Generation, err)
 		return ctrl.Result{RequeueAfter: interval}, nil
 	}
-	if !r.publish(r.update(m, agg, interval), changed) {
+	if !r.publish(r.update(m, agg, interval, conn.Name), changed) {
 		// The metric is still registered for events: the event-driven
 		// reconciler drops it soon, then polling takes over.
 		return ctrl.Result{RequeueAfter: time.Second}, nil
@@ -218,10 +225,13 @@ func (r *MetricReconciler) forget(name types.NamespacedName) {
 	}
 }
 
-func (r *MetricReconciler) update(m *v1alpha1.Metric, agg *evaluation.Aggregate, interval time.Duration) coordinator.Update {
+func (r *MetricReconciler) update(m *v1alpha1.Metric, agg *evaluation.Aggregate, interval time.Duration, cluster string) coordinator.Update {
 	return metricUpdate(m, v1alpha1.ModePolling, interval, r.DefaultSink,
-		coordinator.AggregateSource{Cluster: r.ClusterName, Aggregate: agg}, agg.Evaluator())
+		coordinator.AggregateSource{Cluster: cluster, Aggregate: agg}, agg.Evaluator())
 }
+
+// pollUser names a polling metric as a user of a cluster connection.
+func pollUser(key coordinator.Key) string { return "poll/" + key.String() }
 
 // SetupWithManager registers the reconciler. Status patches do not change
 // the generation, so the operator's own writes never trigger a reconcile;
@@ -236,6 +246,9 @@ func (r *MetricReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		// A granted or revoked access takes effect without waiting for
 		// the next interval.
 		b = b.WatchesRawSource(r.Access.Source(metricKind))
+	}
+	if r.Clusters != nil {
+		b = b.WatchesRawSource(clusterSource(r.Clusters, mgr.GetClient()))
 	}
 	return b.Complete(r)
 }

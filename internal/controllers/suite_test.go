@@ -38,7 +38,9 @@ func TestMain(m *testing.M) {
 		opts := operator.Options{MetricsAddr: addr, MetricsSecure: false, ProbeAddr: "0",
 			MinExportInterval: minExportInterval, StatusInterval: time.Second,
 			ExportTimeout: exportTimeout, ExportBackoffBase: backoffBase, ExportBackoffMax: backoffCap,
-			DataSinkRecheckInterval: time.Second}
+			DataSinkRecheckInterval: time.Second,
+			// Tokens of RemoteClusterAccesses (1 h) are renewed every 11 s.
+			TokenRenewFraction: 0.003}
 		if err := opts.Complete(); err != nil {
 			return nil, err
 		}

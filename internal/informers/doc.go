@@ -13,6 +13,14 @@
 // while the watch's events are held back so it never sees them out of
 // order.
 //
+// Watches of remote clusters (internal/clusters) differ in two ways: a
+// watch that cannot reach its API server, or is refused its credentials,
+// withdraws its metrics with ClusterUnreachable until it can again (then a
+// list refills them), while the local cluster's metrics keep their values
+// through an outage of the operator's own API server; and RestartCluster
+// moves every watch of a cluster to its rebuilt connection, ReleaseCluster
+// stops them when the connection closes.
+//
 // The Manager is a manager Runnable that needs leader election; every
 // watch stops with the manager's context.
 package informers

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -31,6 +32,13 @@ import (
 type Clients struct {
 	Dynamic  dynamic.Interface
 	Metadata metadata.Interface
+	// ReportUnreachable makes a watch that cannot reach its API server
+	// withdraw its metrics (ClusterUnreachable; Forbidden for a 401) until
+	// it can again, and name the remote cluster's RBAC when a resource is
+	// refused. For remote
+	// clusters: the operator's own API server being down is not a metric's
+	// problem, and its metrics keep their last values meanwhile.
+	ReportUnreachable bool
 }
 
 // Options configures a Manager.
@@ -181,6 +189,52 @@ func (m *Manager) Release(key registry.InformerKey) {
 	}
 }
 
+// RestartCluster starts every watch of cluster again through the
+// cluster's current clients (its connection was rebuilt with new
+// credentials or a new endpoint). Each restarted watch's initial list
+// replaces what its metrics hold, so none shows a gap.
+func (m *Manager) RestartCluster(cluster string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.ctx == nil {
+		return
+	}
+	for key, inf := range m.informers {
+		if key.Cluster != cluster {
+			continue
+		}
+		inf.cancel()
+		delete(m.informers, key)
+		if len(m.opts.Registry.Interested(key)) == 0 {
+			continue
+		}
+		if err := m.ensureLocked(key, inf.gvk, nil); err != nil {
+			m.opts.Handler.Fail(key, err)
+		}
+	}
+	activeInformers.Set(float64(len(m.informers)))
+}
+
+// ReleaseCluster stops every watch of cluster, subscribed or not: its
+// connection was closed. Metrics still subscribed learn it from their
+// reconciler, which can no longer acquire the connection.
+func (m *Manager) ReleaseCluster(cluster string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for key, inf := range m.informers {
+		if key.Cluster == cluster {
+			inf.cancel()
+			delete(m.informers, key)
+		}
+	}
+	for key := range m.pending {
+		if key.Cluster == cluster {
+			delete(m.pending, key)
+		}
+	}
+	activeInformers.Set(float64(len(m.informers)))
+}
+
 // Active returns the keys of the running watches.
 func (m *Manager) Active() []registry.InformerKey {
 	m.mu.Lock()
@@ -220,6 +274,10 @@ type informer struct {
 	failErr   error
 	stopped   bool
 	listedAt  time.Time // the last successful list of the watch (under mu)
+
+	// unreachable is set while the watch's metrics are withdrawn because
+	// a remote API server cannot be reached (Clients.ReportUnreachable).
+	unreachable atomic.Bool
 }
 
 func newInformer(key registry.InformerKey, gvk schema.GroupVersionKind, full bool, c *Clients, h *events.Handler, r *registry.Registry) *informer {
@@ -325,7 +383,7 @@ func (i *informer) fillOnce() {
 	if err != nil {
 		log.Error(err, "Listing for joining metrics failed", "metrics", len(subs))
 		for _, s := range subs {
-			s.Fail(classify(i.key, err))
+			s.Fail(classify(i.key, err, i.clients.ReportUnreachable))
 		}
 		return
 	}
@@ -409,8 +467,12 @@ func (lw listWatch) ListWithContext(ctx context.Context, _ metav1.ListOptions) (
 	start := time.Now()
 	n, rv, err := i.streamLocked(ctx, i.registry.Interested(i.key), false)
 	if err != nil {
+		i.checkReachable(err)
 		return nil, err
 	}
+	// The list gave every metric its objects anew: withdrawn ones are
+	// published again by its Finish.
+	i.unreachable.Store(false)
 	first := !i.synced
 	i.synced = true
 	i.listedAt = time.Now()
@@ -440,8 +502,46 @@ func (lw listWatch) ListWithContext(ctx context.Context, _ metav1.ListOptions) (
 }
 
 func (lw listWatch) WatchWithContext(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-	return lw.i.watch(ctx, o)
+	w, err := lw.i.watch(ctx, o)
+	if err != nil {
+		lw.i.checkReachable(err)
+	} else if lw.i.unreachable.Swap(false) {
+		// The Reflector resumes its watch without a list after an outage;
+		// the withdrawn metrics get their objects from a list of their own.
+		lw.i.requestFill()
+	}
+	return w, err
 }
+
+// checkReachable withdraws the watch's metrics, once per outage, when err
+// says the remote API server cannot be reached or refuses the
+// credentials. Errors about the resource itself (not served, forbidden,
+// expired) are handled where the watch ends.
+func (i *informer) checkReachable(err error) {
+	if !i.clients.ReportUnreachable || ctxDone(i.ctx) {
+		return
+	}
+	switch {
+	case apierrors.IsNotFound(err), apierrors.IsForbidden(err), apierrors.IsGone(err),
+		apierrors.IsResourceExpired(err), apierrors.IsMethodNotSupported(err), apierrors.IsInvalid(err):
+		return
+	}
+	if i.unreachable.Swap(true) {
+		return
+	}
+	ctrl.Log.WithName("informers").WithValues(i.key.LogValues()...).Info(
+		"Remote cluster unreachable; its metrics are withdrawn until it answers")
+	// The same reasons as a poll of the cluster gets (clusters.Classify).
+	what, why := "cannot be reached", v1alpha1.ReasonClusterUnreachable
+	if apierrors.IsUnauthorized(err) {
+		what, why = "refuses the credentials (401 Unauthorized)", v1alpha1.ReasonForbidden
+	}
+	i.handler.Fail(i.key, reason.New(why,
+		"the API server of cluster %s %s while watching %s; the metric comes back by itself when it answers",
+		i.key.Cluster, what, i.key.GVR.GroupResource().String()))
+}
+
+func ctxDone(ctx context.Context) bool { return ctx.Err() != nil }
 
 // List is ListWithContext without a context of the caller.
 func (lw listWatch) List(o metav1.ListOptions) (runtime.Object, error) {
@@ -494,7 +594,7 @@ func (i *informer) run(parent context.Context) {
 		}
 		if err != nil && (apierrors.IsNotFound(err) || apierrors.IsForbidden(err) || apierrors.IsMethodNotSupported(err)) {
 			log.Info("Informer failing: its resource cannot be watched", "reason", err.Error())
-			i.fail(classify(i.key, err))
+			i.fail(classify(i.key, err, i.clients.ReportUnreachable))
 			return
 		}
 		delay := delays.next(i.ranHealthy(started), err)
@@ -526,8 +626,10 @@ func (i *informer) fail(err error) {
 }
 
 // classify turns a watch error into the condition a metric reports.
-func classify(key registry.InformerKey, err error) error {
+func classify(key registry.InformerKey, err error, remote bool) error {
 	switch {
+	case remote && apierrors.IsForbidden(err):
+		return reason.ForbiddenRemoteTarget(key.GVR.GroupResource(), "list", "watch")
 	case apierrors.IsNotFound(err):
 		return reason.New(v1alpha1.ReasonTargetNotFound,
 			"resource %s is not served (any more): its CRD may have been deleted; the metric recovers when it returns", key.GVR.String())

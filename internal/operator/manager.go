@@ -10,9 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/dynamic"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -26,6 +24,7 @@ import (
 
 	"github.com/SAP/metrics-operator/api/v1alpha1"
 	"github.com/SAP/metrics-operator/internal/access"
+	"github.com/SAP/metrics-operator/internal/clusters"
 	"github.com/SAP/metrics-operator/internal/controllers"
 	"github.com/SAP/metrics-operator/internal/coordinator"
 	"github.com/SAP/metrics-operator/internal/datasink"
@@ -35,7 +34,6 @@ import (
 	promexport "github.com/SAP/metrics-operator/internal/export/prometheus"
 	"github.com/SAP/metrics-operator/internal/informers"
 	"github.com/SAP/metrics-operator/internal/registry"
-	"github.com/SAP/metrics-operator/internal/targets"
 )
 
 // leaderElectionID names the Lease replicas compete for.
@@ -65,6 +63,8 @@ type Operator struct {
 	Collector *promexport.Collector
 	// Informers runs the shared watches of event-driven metrics.
 	Informers *informers.Manager
+	// Clusters holds the connections to the clusters metrics read.
+	Clusters *clusters.Set
 }
 
 // New builds the manager with every controller registered. opts must have
@@ -155,15 +155,19 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 	}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setting up DataSink controller: %w", err)
 	}
-	dyn, err := dynamic.NewForConfig(mgr.GetConfig())
+	// Every cluster metrics read is a connection; informers is set below,
+	// before anything can rebuild or close one.
+	var infs *informers.Manager
+	conns, err := clusters.New(clusters.Options{
+		Local: mgr.GetConfig(), LocalName: opts.ClusterName, LocalMapper: mgr.GetRESTMapper(),
+		QPS: opts.QPS, Burst: opts.Burst,
+		Restart: func(key string) { infs.RestartCluster(key) },
+		Closed:  func(key string) { infs.ReleaseCluster(key) },
+	})
 	if err != nil {
 		return nil, err
 	}
-	meta, err := metadata.NewForConfig(mgr.GetConfig())
-	if err != nil {
-		return nil, err
-	}
-	lister := targets.NewLister(mgr.GetRESTMapper(), dyn)
+	lister := conns.Local().Lister
 	reviews, err := reviewClient(mgr, opts)
 	if err != nil {
 		return nil, err
@@ -195,20 +199,25 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 		Guard:              guard,
 		Workers:            opts.PollingWorkers,
 		Access:             checker,
+		Clusters:           conns,
 	}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setting up Metric controller: %w", err)
 	}
+	if err := (&controllers.RemoteClusterAccessReconciler{
+		Client:        mgr.GetClient(),
+		Recorder:      recorder,
+		Clusters:      conns,
+		Access:        checker,
+		Recheck:       opts.DataSinkRecheckInterval,
+		RenewFraction: opts.TokenRenewFraction,
+	}).SetupWithManager(mgr); err != nil {
+		return nil, fmt.Errorf("setting up RemoteClusterAccess controller: %w", err)
+	}
 
-	local := &informers.Clients{Dynamic: dyn, Metadata: meta}
-	infs := informers.New(informers.Options{
+	infs = informers.New(informers.Options{
 		Registry: reg,
 		Handler:  &events.Handler{Registry: reg},
-		Clients: func(cluster string) (*informers.Clients, error) {
-			if cluster != opts.ClusterName {
-				return nil, fmt.Errorf("unknown cluster %q", cluster)
-			}
-			return local, nil
-		},
+		Clients:  conns.Clients,
 	})
 	if err := mgr.Add(infs); err != nil {
 		return nil, err
@@ -224,10 +233,11 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 		EventDrivenDefault: opts.EventDrivenDefault,
 		Access:             checker,
 		Guard:              guard,
+		Clusters:           conns,
 	}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setting up event-driven Metric controller: %w", err)
 	}
-	return &Operator{Manager: mgr, Sinks: sinks, Coordinator: coord, Collector: collector, Informers: infs}, nil
+	return &Operator{Manager: mgr, Sinks: sinks, Coordinator: coord, Collector: collector, Informers: infs, Clusters: conns}, nil
 }
 
 // Run builds the manager and runs it until ctx is done.

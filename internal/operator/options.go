@@ -85,6 +85,10 @@ type Options struct {
 	// AllowSeveralInProcess lets tests run more than one operator in one
 	// process (controller names are otherwise unique per process).
 	AllowSeveralInProcess bool
+	// TokenRenewFraction is the share of a requested token's lifetime
+	// after which a RemoteClusterAccess renews it (zero: 0.8). No flag:
+	// tests shorten it to see renewals within seconds.
+	TokenRenewFraction float64
 
 	// MaxSeriesPerMetric is the most series one metric may have; its
 	// spec.maxSeries may lower it. Zero means the default, a negative
@@ -178,7 +182,7 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 			return err
 		})
 	fs.DurationVar(&o.DataSinkRecheckInterval, "datasink-recheck-interval", time.Minute,
-		"How often every DataSink is resolved again: Secrets are read, not watched (that would need list on all Secrets), "+
+		"How often every DataSink and RemoteClusterAccess is resolved again: Secrets are read, not watched (that would need list on all Secrets), "+
 			"so a changed Secret or endpoint address applies within this period.")
 }
 

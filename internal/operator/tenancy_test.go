@@ -284,7 +284,7 @@ func TestCrossNamespaceReferences(t *testing.T) {
 				!strings.Contains(c.Message, "--no-cross-namespace-refs")) {
 				t.Errorf("message %q should name the field and the flag", c.Message)
 			}
-			// Not supported yet, but not refused as a cross-namespace one.
+			// No such RemoteClusterAccess, but not refused as a cross-namespace reference.
 			waitReason(t, here, v1alpha1.ReasonClusterUnreachable)
 			waitReason(t, local, v1alpha1.ReasonReady)
 			if tc.flag {

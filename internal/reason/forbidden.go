@@ -19,3 +19,13 @@ func ForbiddenTarget(gr schema.GroupResource, verbs ...string) *Error {
 			"with the rule {apiGroups: [%q], resources: [%s], verbs: [get, list, watch]}",
 		strings.Join(verbs, " and "), gr.String(), v1alpha1.AggregateToOperatorLabel, gr.Group, gr.Resource)}
 }
+
+// ForbiddenRemoteTarget is the Forbidden error of a target of a remote
+// cluster: what the operator may read there is decided by that cluster's
+// RBAC for the identity of the RemoteClusterAccess, not by the local
+// ClusterRole.
+func ForbiddenRemoteTarget(gr schema.GroupResource, verbs ...string) *Error {
+	return &Error{Reason: v1alpha1.ReasonForbidden, Message: fmt.Sprintf(
+		"the remote cluster does not let the RemoteClusterAccess's identity %s %s: grant it get, list and watch on it in the remote cluster's RBAC",
+		strings.Join(verbs, " and "), gr.String())}
+}

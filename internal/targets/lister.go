@@ -3,6 +3,8 @@ package targets
 import (
 	"context"
 	"fmt"
+	"strings"
+	"sync"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -22,29 +24,80 @@ const PageSize = 500
 
 // Lister lists objects of one cluster.
 type Lister struct {
-	mapper meta.RESTMapper
-	client dynamic.Interface
+	mapper   meta.RESTMapper
+	client   dynamic.Interface
+	classify func(error) error
+
+	// aliases remembers the kind each target written otherwise than the
+	// API server spells it ("pod", "ConfigMaps") resolved to, so that only
+	// the first resolution costs a discovery request.
+	aliases sync.Map // schema.GroupVersionKind -> schema.GroupVersionKind
+}
+
+// Option configures a Lister.
+type Option func(*Lister)
+
+// WithErrors makes the Lister pass every error it cannot name a reason
+// for through classify: a remote cluster's errors become conditions
+// (ClusterUnreachable, Forbidden) instead of retries of a passing fault.
+func WithErrors(classify func(error) error) Option {
+	return func(l *Lister) { l.classify = classify }
 }
 
 // NewLister returns a Lister that maps kinds with mapper and lists with
 // client.
-func NewLister(mapper meta.RESTMapper, client dynamic.Interface) *Lister {
-	return &Lister{mapper: mapper, client: client}
+func NewLister(mapper meta.RESTMapper, client dynamic.Interface, opts ...Option) *Lister {
+	l := &Lister{mapper: mapper, client: client}
+	for _, o := range opts {
+		o(l)
+	}
+	return l
 }
 
-// Mapping resolves a kind to its resource. A kind the cluster does not
-// serve is a TargetNotFound error.
+// Mapping resolves a kind to its resource, matching as kubectl does: the
+// kind as written, else case-insensitively as a kind or a singular or
+// plural resource name ("pod", "Pods", "configmap"). A kind the cluster
+// does not serve is a TargetNotFound error.
 func (l *Lister) Mapping(gvk schema.GroupVersionKind) (*meta.RESTMapping, error) {
+	if alias, ok := l.aliases.Load(gvk); ok {
+		m, err := l.mapper.RESTMapping(alias.(schema.GroupVersionKind).GroupKind(), gvk.Version)
+		if err == nil {
+			return m, nil
+		}
+		l.aliases.Delete(gvk) // its CRD may be gone: resolve anew
+	}
 	m, err := l.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+	if meta.IsNoMatchError(err) || apierrors.IsNotFound(err) {
+		var canonical schema.GroupVersionKind
+		canonical, err = l.mapper.KindFor(gvk.GroupVersion().WithResource(strings.ToLower(gvk.Kind)))
+		if err == nil && canonical.Group != gvk.Group {
+			// An empty group is a wildcard to the mapper, but means the
+			// core group in a target.
+			err = &meta.NoKindMatchError{GroupKind: gvk.GroupKind(), SearchedVersions: []string{gvk.Version}}
+		}
+		if err == nil {
+			if m, err = l.mapper.RESTMapping(canonical.GroupKind(), gvk.Version); err == nil {
+				l.aliases.Store(gvk, canonical)
+				return m, nil
+			}
+		}
+	}
 	if meta.IsNoMatchError(err) || apierrors.IsNotFound(err) {
 		return nil, reason.New(v1alpha1.ReasonTargetNotFound,
 			"the cluster serves no kind %s in version %q of group %q: check spec.target, or install the CRD that defines it",
 			gvk.Kind, gvk.Version, gvk.Group)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("resolving %s: %w", gvk, err)
+		return nil, l.wrap(fmt.Errorf("resolving %s: %w", gvk, err))
 	}
 	return m, nil
+}
+
+func (l *Lister) wrap(err error) error {
+	if l.classify != nil && !reason.Is(err) {
+		return l.classify(err)
+	}
+	return err
 }
 
 // List returns the objects of mapping's resource in namespace ("" for all)
@@ -69,13 +122,15 @@ func (l *Lister) List(ctx context.Context, m *meta.RESTMapping, namespace, label
 		return nil
 	})
 	switch {
+	case apierrors.IsForbidden(err) && l.classify != nil:
+		return nil, reason.ForbiddenRemoteTarget(m.Resource.GroupResource(), "list")
 	case apierrors.IsForbidden(err):
 		return nil, reason.ForbiddenTarget(m.Resource.GroupResource(), "list")
 	case apierrors.IsNotFound(err):
 		return nil, reason.New(v1alpha1.ReasonTargetNotFound,
 			"resource %s is no longer served: its CRD may have been deleted", m.Resource.GroupResource().String())
 	case err != nil:
-		return nil, fmt.Errorf("listing %s: %w", m.Resource.GroupResource().String(), err)
+		return nil, l.wrap(fmt.Errorf("listing %s: %w", m.Resource.GroupResource().String(), err))
 	}
 	return objs, nil
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -262,26 +263,39 @@ func (s *APIServer) CountRequests(user, verb, namespace string) (int, error) {
 }
 
 // apiServerArgs returns the command line of the control plane's
-// kube-apiserver, a child process of this test binary.
+// kube-apiserver, a child process of this test binary: the one serving
+// e.Config.Host, since a test may run several control planes.
 func (e *Env) apiServerArgs() ([]string, error) {
-	pid, err := childPID("kube-apiserver")
+	u, err := url.Parse(e.Config.Host)
 	if err != nil {
 		return nil, err
 	}
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	port := "--secure-port=" + u.Port()
+	pids, err := childPIDs("kube-apiserver")
 	if err != nil {
 		return nil, err
 	}
-	return strings.Split(strings.TrimRight(string(raw), "\x00"), "\x00"), nil
+	for _, pid := range pids {
+		raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if err != nil {
+			continue
+		}
+		args := strings.Split(strings.TrimRight(string(raw), "\x00"), "\x00")
+		if slices.Contains(args, port) {
+			return args, nil
+		}
+	}
+	return nil, fmt.Errorf("no kube-apiserver started by this test binary serves %s", e.Config.Host)
 }
 
-// childPID finds the child process of this process named comm.
-func childPID(comm string) (int, error) {
+// childPIDs finds the child processes of this process named comm.
+func childPIDs(comm string) ([]int, error) {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	self := os.Getpid()
+	var out []int
 	for _, d := range entries {
 		pid, err := strconv.Atoi(d.Name())
 		if err != nil {
@@ -302,10 +316,13 @@ func childPID(comm string) (int, error) {
 			continue
 		}
 		if ppid, _ := strconv.Atoi(fields[1]); ppid == self {
-			return pid, nil
+			out = append(out, pid)
 		}
 	}
-	return 0, fmt.Errorf("no %s process started by this test binary", comm)
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no %s process started by this test binary", comm)
+	}
+	return out, nil
 }
 
 // overrideFlags sets --k=v for every k in over, replacing the flag where

@@ -1,0 +1,20 @@
+// Package clusters holds the connections to the clusters metrics read: the
+// local one the operator runs in, and every remote cluster a
+// RemoteClusterAccess describes. A connection is a transport (one HTTP
+// client per cluster and set of credentials), the dynamic and metadata
+// clients the shared watches use, a discovery REST mapper that refreshes
+// on a miss, and the targets.Lister polling metrics read through.
+//
+// The RemoteClusterAccess controller Defines how to reach a cluster; the
+// metric reconcilers Acquire its connection for each metric that reads it
+// and Release it when the metric goes or reads elsewhere. A connection is
+// made at the first Acquire and closed at the last Release, when its
+// watches are released too. A new Definition rebuilds the connection (and
+// restarts its watches) only when the endpoint or the TLS identity
+// changed, which a fingerprint tells; a new bearer token is swapped into
+// the running transport, which reads the current token on every request,
+// so a renewed or rotated token never restarts a watch.
+//
+// The package never logs, and no error it returns quotes a kubeconfig:
+// they name the field at fault, not its value.
+package clusters

@@ -1,0 +1,415 @@
+package clusters
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/metadata"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
+
+	"github.com/SAP/metrics-operator/api/v1alpha1"
+	"github.com/SAP/metrics-operator/internal/informers"
+	"github.com/SAP/metrics-operator/internal/reason"
+	"github.com/SAP/metrics-operator/internal/targets"
+)
+
+// Connection is what metrics read one cluster through. It is shared and
+// must not be changed.
+type Connection struct {
+	// Key identifies the connection: the informers' InformerKey.Cluster.
+	// The local cluster's key is its name; a remote cluster's is the
+	// namespace/name of its RemoteClusterAccess, which no two accesses
+	// share (their cluster names may clash).
+	Key string
+	// Name is the "cluster" dimension of what is read through it.
+	Name string
+	// Clients are what the shared watches use.
+	Clients *informers.Clients
+	// Lister is what polling metrics read through.
+	Lister *targets.Lister
+	// Remote is true for every cluster but the local one.
+	Remote bool
+}
+
+// Options configures a Set.
+type Options struct {
+	// Local reaches the cluster the operator runs in.
+	Local *rest.Config
+	// LocalName is the local cluster's name (the --cluster-name flag).
+	LocalName string
+	// LocalMapper is the local cluster's REST mapper (the manager's).
+	LocalMapper meta.RESTMapper
+	// QPS and Burst are the request budget of each remote cluster.
+	QPS   float32
+	Burst int
+	// Restart, if set, is called with a connection's key after it was
+	// rebuilt, so that its watches start again through the new clients.
+	Restart func(key string)
+	// Closed, if set, is called with a connection's key when its last
+	// user released it, so that its watches are released too.
+	Closed func(key string)
+}
+
+// Set holds the connections. Safe for concurrent use.
+type Set struct {
+	opts  Options
+	local *Connection
+
+	mu      sync.Mutex
+	entries map[string]*entry
+	// users maps each user to the key of the remote connection it holds.
+	users       map[string]string
+	subscribers []func(key string)
+}
+
+// entry is one remote cluster: its definition, and its connection while
+// some user holds it.
+type entry struct {
+	name        string
+	def         Definition
+	fingerprint string
+	err         error
+	token       *Token
+	http        *http.Client
+	conn        *Connection
+	users       map[string]bool
+}
+
+// New returns a Set with the local connection.
+func New(opts Options) (*Set, error) {
+	dyn, err := dynamic.NewForConfig(opts.Local)
+	if err != nil {
+		return nil, fmt.Errorf("local dynamic client: %w", err)
+	}
+	md, err := metadata.NewForConfig(opts.Local)
+	if err != nil {
+		return nil, fmt.Errorf("local metadata client: %w", err)
+	}
+	local := &Connection{Key: opts.LocalName, Name: opts.LocalName,
+		Clients: &informers.Clients{Dynamic: dyn, Metadata: md},
+		Lister:  targets.NewLister(opts.LocalMapper, dyn)}
+	return &Set{opts: opts, local: local, entries: map[string]*entry{}, users: map[string]string{}}, nil
+}
+
+// Local returns the local cluster's connection.
+func (s *Set) Local() *Connection { return s.local }
+
+// Subscribe registers f to be called with a cluster's key whenever its
+// definition changed in a way its metrics must see: it became usable or
+// unusable, its name changed, or it was rebuilt. f must not block.
+func (s *Set) Subscribe(f func(key string)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.subscribers = append(s.subscribers, f)
+}
+
+// Define sets how to reach the cluster key, named name; a definition whose
+// TLS settings cannot be used is an InvalidKubeConfig error. A definition that
+// differs from the current one only in its token swaps the token into
+// the running connection; one whose endpoint or TLS identity differs
+// rebuilds the connection, if one is open, and restarts its watches.
+func (s *Set) Define(key, name string, d Definition) error {
+	fp := d.Fingerprint()
+	s.mu.Lock()
+	e := s.entries[key]
+	if e != nil && e.err == nil && e.fingerprint == fp {
+		e.token.Set(d.Token)
+		renamed := e.name != name
+		if renamed {
+			e.name = name
+			if e.conn != nil {
+				c := *e.conn
+				c.Name = name
+				e.conn = &c
+			}
+		}
+		s.mu.Unlock()
+		if renamed {
+			s.notify(key)
+		}
+		return nil
+	}
+	token := &Token{}
+	token.Set(d.Token)
+	cfg := rest.CopyConfig(d.Config)
+	cfg.QPS, cfg.Burst = s.opts.QPS, s.opts.Burst
+	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { return &bearer{token: token, next: rt} })
+	hc, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		s.mu.Unlock()
+		// The TLS library's message may describe the key material.
+		err := reason.New(v1alpha1.ReasonInvalidKubeConfig, "its TLS settings cannot be used: check the CA, certificate and key data")
+		s.Fail(key, err)
+		return err
+	}
+	if e == nil {
+		e = &entry{users: map[string]bool{}}
+		s.entries[key] = e
+	}
+	old := e.http
+	rebuild := e.conn != nil
+	e.name, e.def, e.fingerprint, e.err, e.token, e.http = name, Definition{Config: cfg}, fp, nil, token, hc
+	if rebuild {
+		conn, err := s.connect(key, e)
+		if err != nil {
+			e.err, e.conn = err, nil
+		} else {
+			e.conn = conn
+		}
+	}
+	s.mu.Unlock()
+	if old != nil {
+		old.CloseIdleConnections()
+	}
+	if rebuild && s.opts.Restart != nil {
+		s.opts.Restart(key)
+	}
+	s.notify(key)
+	return nil
+}
+
+// Fail records that the cluster key cannot be reached as defined (its
+// Secret is gone, say): its connection is closed and its watches
+// released; metrics that Acquire it get a ClusterUnreachable error
+// mentioning err's reason.
+func (s *Set) Fail(key string, err error) {
+	s.mu.Lock()
+	e := s.entries[key]
+	if e == nil {
+		e = &entry{users: map[string]bool{}}
+		s.entries[key] = e
+	}
+	same := e.err != nil && e.err.Error() == err.Error()
+	e.err, e.fingerprint = err, ""
+	closed := s.closeLocked(e)
+	s.mu.Unlock()
+	if closed && s.opts.Closed != nil {
+		s.opts.Closed(key)
+	}
+	if !same {
+		s.notify(key)
+	}
+}
+
+// Remove forgets the cluster key (its RemoteClusterAccess was deleted).
+func (s *Set) Remove(key string) {
+	s.mu.Lock()
+	e := s.entries[key]
+	if e == nil {
+		s.mu.Unlock()
+		return
+	}
+	closed := s.closeLocked(e)
+	for u := range e.users {
+		delete(s.users, u)
+	}
+	delete(s.entries, key)
+	s.mu.Unlock()
+	if closed && s.opts.Closed != nil {
+		s.opts.Closed(key)
+	}
+	s.notify(key)
+}
+
+// closeLocked closes e's connection, if open, and reports whether it was.
+func (s *Set) closeLocked(e *entry) bool {
+	if e.http != nil {
+		e.http.CloseIdleConnections()
+	}
+	if e.conn == nil {
+		return false
+	}
+	e.conn = nil
+	return true
+}
+
+// Acquire returns the connection of cluster key for user, connecting if
+// it is the first user. A user holds one remote connection at a time:
+// acquiring another releases the one it held. The local cluster's key
+// returns the local connection. A cluster not defined, or failed, is a
+// ClusterUnreachable error.
+func (s *Set) Acquire(key, user string) (*Connection, error) {
+	if key == s.local.Key {
+		s.Release(user)
+		return s.local, nil
+	}
+	s.mu.Lock()
+	e := s.entries[key]
+	var conn *Connection
+	var err error
+	switch {
+	case e == nil:
+		err = reason.New(v1alpha1.ReasonClusterUnreachable,
+			"the RemoteClusterAccess %s does not exist (yet): create it, or fix spec.remoteClusterAccessRef", key)
+	case e.err != nil:
+		err = reason.New(v1alpha1.ReasonClusterUnreachable,
+			"the RemoteClusterAccess %s is not ready (%s): see its status", key, reason.Of(e.err, v1alpha1.ReasonClusterUnreachable))
+	case e.conn == nil:
+		if conn, err = s.connect(key, e); err == nil {
+			e.conn = conn
+		}
+	default:
+		conn = e.conn
+	}
+	if err != nil {
+		s.mu.Unlock()
+		s.Release(user)
+		return nil, err
+	}
+	prev, held := s.users[user]
+	s.users[user] = key
+	e.users[user] = true
+	s.mu.Unlock()
+	if held && prev != key {
+		s.releaseFrom(prev, user)
+	}
+	return conn, nil
+}
+
+// Release gives back the remote connection user holds, if any; the last
+// user's release closes it.
+func (s *Set) Release(user string) {
+	s.mu.Lock()
+	key, ok := s.users[user]
+	s.mu.Unlock()
+	if ok {
+		s.releaseFrom(key, user)
+	}
+}
+
+func (s *Set) releaseFrom(key, user string) {
+	s.mu.Lock()
+	if s.users[user] == key {
+		delete(s.users, user)
+	}
+	e := s.entries[key]
+	closed := false
+	if e != nil {
+		delete(e.users, user)
+		if len(e.users) == 0 {
+			closed = s.closeLocked(e)
+		}
+	}
+	s.mu.Unlock()
+	if closed && s.opts.Closed != nil {
+		s.opts.Closed(key)
+	}
+}
+
+// Clients returns the clients of the open connection key, for the shared
+// watches (informers.Options.Clients).
+func (s *Set) Clients(key string) (*informers.Clients, error) {
+	if key == s.local.Key {
+		return s.local.Clients, nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e := s.entries[key]; e != nil && e.conn != nil {
+		return e.conn.Clients, nil
+	}
+	return nil, reason.New(v1alpha1.ReasonClusterUnreachable, "no open connection to cluster %s", key)
+}
+
+// Open reports the keys of the open remote connections and their users.
+func (s *Set) Open() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]int{}
+	for k, e := range s.entries {
+		if e.conn != nil {
+			out[k] = len(e.users)
+		}
+	}
+	return out
+}
+
+// connect builds e's connection over its transport.
+func (s *Set) connect(key string, e *entry) (*Connection, error) {
+	cfg := e.def.Config
+	dyn, err := dynamic.NewForConfigAndClient(cfg, e.http)
+	if err == nil {
+		var md metadata.Interface
+		if md, err = metadata.NewForConfigAndClient(cfg, e.http); err == nil {
+			var mapper meta.RESTMapper
+			if mapper, err = apiutil.NewDynamicRESTMapper(cfg, e.http); err == nil {
+				return &Connection{Key: key, Name: e.name, Remote: true,
+					Clients: &informers.Clients{Dynamic: dyn, Metadata: md, ReportUnreachable: true},
+					Lister:  targets.NewLister(mapper, dyn, targets.WithErrors(Classify))}, nil
+			}
+		}
+	}
+	return nil, reason.New(v1alpha1.ReasonInvalidKubeConfig, "clients for cluster %s cannot be built: check its kubeconfig", key)
+}
+
+// Probe asks the cluster key's API server for its API discovery, through
+// the transport its metrics use, and classifies the answer: nil, a
+// Forbidden error (the credentials are refused) or a ClusterUnreachable
+// one. The API server's own message is not quoted: it is not the
+// operator's to repeat, and an endpoint that is not an API server may
+// answer anything.
+func (s *Set) Probe(ctx context.Context, key string) error {
+	s.mu.Lock()
+	e := s.entries[key]
+	var hc *http.Client
+	var cfg *rest.Config
+	if e != nil && e.err == nil {
+		hc, cfg = e.http, e.def.Config
+	}
+	s.mu.Unlock()
+	if hc == nil {
+		return reason.New(v1alpha1.ReasonClusterUnreachable, "cluster %s is not defined", key)
+	}
+	dc, err := discovery.NewDiscoveryClientForConfigAndClient(cfg, hc)
+	if err != nil {
+		return reason.New(v1alpha1.ReasonInvalidKubeConfig, "a client for cluster %s cannot be built", key)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	err = dc.RESTClient().Get().AbsPath("/api").Do(ctx).Error()
+	return Classify(err)
+}
+
+// Classify turns an error of a request to a remote cluster into the
+// condition it causes, without quoting the API server's answer: nil for
+// nil, Forbidden for refused credentials or access, else
+// ClusterUnreachable.
+func Classify(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case reason.Is(err):
+		return err
+	case apierrors.IsUnauthorized(err):
+		return reason.New(v1alpha1.ReasonForbidden,
+			"the remote API server does not accept the credentials (401 Unauthorized): renew them, or check the token's audience")
+	case apierrors.IsForbidden(err):
+		return reason.New(v1alpha1.ReasonForbidden,
+			"the remote API server refuses the identity the credentials carry (403): grant it read access in the remote cluster's RBAC")
+	case apierrors.IsTimeout(err) || apierrors.IsServerTimeout(err) || apierrors.IsTooManyRequests(err):
+		return reason.New(v1alpha1.ReasonClusterUnreachable, "the remote API server does not answer in time")
+	}
+	var status apierrors.APIStatus
+	if errors.As(err, &status) {
+		return reason.New(v1alpha1.ReasonClusterUnreachable, "the remote API server answers with an error (HTTP %d)", status.Status().Code)
+	}
+	return reason.New(v1alpha1.ReasonClusterUnreachable,
+		"the remote API server cannot be reached (connection refused, DNS, TLS or timeout): check the server URL, its CA and the network")
+}
+
+func (s *Set) notify(key string) {
+	s.mu.Lock()
+	subs := append([]func(string){}, s.subscribers...)
+	s.mu.Unlock()
+	for _, f := range subs {
+		f(key)
+	}
+}
