@@ -1,0 +1,342 @@
+package controllers_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/SAP/metrics-operator/api/v1alpha1"
+	"github.com/SAP/metrics-operator/internal/registry"
+	"github.com/SAP/metrics-operator/internal/testing/otlpsink"
+	"github.com/SAP/metrics-operator/internal/testing/testenv"
+)
+
+// fakeKind describes a Crossplane-like CRD for the tests: two served
+// versions (v1beta1 stored, v1beta2 preferred by discovery).
+type fakeKind struct {
+	group, kind, plural string
+	categories          []string
+	namespaced          bool
+}
+
+func (k fakeKind) crdName() string { return k.plural + "." + k.group }
+
+func (k fakeKind) gvr(version string) schema.GroupVersionResource {
+	return schema.GroupVersionResource{Group: k.group, Version: version, Resource: k.plural}
+}
+
+func (k fakeKind) crd() *unstructured.Unstructured {
+	version := func(name string, storage bool) any {
+		return map[string]any{"name": name, "served": true, "storage": storage,
+			"schema": map[string]any{"openAPIV3Schema": map[string]any{
+				"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}
+	}
+	scope := "Cluster"
+	if k.namespaced {
+		scope = "Namespaced"
+	}
+	cats := make([]any, len(k.categories))
+	for i, c := range k.categories {
+		cats[i] = c
+	}
+	return &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "apiextensions.k8s.io/v1",
+		"kind":       "CustomResourceDefinition",
+		"metadata":   map[string]any{"name": k.crdName()},
+		"spec": map[string]any{
+			"group": k.group,
+			"names": map[string]any{"kind": k.kind, "listKind": k.kind + "List", "plural": k.plural,
+				"singular": strings.ToLower(k.kind), "categories": cats},
+			"scope":    scope,
+			"versions": []any{version("v1beta1", true), version("v1beta2", false)},
+		},
+	}}
+}
+
+// install creates the CRD and waits until its resource is served.
+func (k fakeKind) install(t *testing.T) {
+	t.Helper()
+	if err := env.Client.Create(t.Context(), k.crd()); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 30*time.Second, func() error {
+		list := &unstructured.UnstructuredList{}
+		list.SetGroupVersionKind(k.gvr("v1beta1").GroupVersion().WithKind(k.kind + "List"))
+		return env.Client.List(t.Context(), list)
+	})
+}
+
+// uninstall deletes the CRD and waits until it is gone. It runs in
+// cleanups too, after the test's context is done.
+func (k fakeKind) uninstall(t *testing.T) {
+	t.Helper()
+	ctx := context.Background()
+	if err := env.Client.Delete(ctx, k.crd()); err != nil && !apierrors.IsNotFound(err) {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 60*time.Second, func() error {
+		if err := env.Client.Get(ctx, clientKey("", k.crdName()), k.crd()); !apierrors.IsNotFound(err) {
+			return fmt.Errorf("CRD %s still there (%v)", k.crdName(), err)
+		}
+		return nil
+	})
+}
+
+// object returns a resource of the kind in version, with the given
+// condition statuses ("" leaves the condition out) and labels.
+func (k fakeKind) object(version, name, ready, synced string, labels map[string]string, spec map[string]any) *unstructured.Unstructured {
+	u := &unstructured.Unstructured{Object: map[string]any{"spec": spec}}
+	u.SetGroupVersionKind(k.gvr(version).GroupVersion().WithKind(k.kind))
+	u.SetName(name)
+	if k.namespaced {
+		u.SetNamespace("default")
+	}
+	u.SetLabels(labels)
+	setConditions(u, ready, synced)
+	return u
+}
+
+func setConditions(u *unstructured.Unstructured, ready, synced string) {
+	var conds []any
+	for typ, status := range map[string]string{"Ready": ready, "Synced": synced} {
+		if status != "" {
+			conds = append(conds, map[string]any{"type": typ, "status": status, "reason": "Test",
+				"lastTransitionTime": "2026-01-01T00:00:00Z"})
+		}
+	}
+	_ = unstructured.SetNestedSlice(u.Object, conds, "status", "conditions")
+}
+
+func managedMetric(ns, name string, spec v1alpha1.ManagedMetricSpec) *v1alpha1.ManagedMetric {
+	spec.EventDriven = ptr.To(true)
+	spec.Interval = metav1.Duration{Duration: time.Hour} // only events can pass the tests
+	return &v1alpha1.ManagedMetric{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, Spec: spec}
+}
+
+func managedConds(m *v1alpha1.ManagedMetric) func() []metav1.Condition {
+	return func() []metav1.Condition { return m.Status.Conditions }
+}
+
+var crossplane = []string{"crossplane", "managed", "all"}
+
+// TestManagedMetricCountsManagedResources is the acceptance test of
+// ManagedMetric on the local cluster: every kind whose CRD carries both
+// categories is counted, each object once although its CRD serves two
+// versions, by its Ready and Synced conditions; a managed CRD installed at
+// run time is picked up without a restart, a deleted one takes its series
+// and watch along; a CRD without the categories is never counted.
+func TestManagedMetricCountsManagedResources(t *testing.T) {
+	testenv.Require(t, env)
+	ctx := t.Context()
+	ns := "mm-all"
+	createNamespace(t, ns)
+	sink := otlpsink.Start(t)
+	create(t, &v1alpha1.DataSink{ObjectMeta: metav1.ObjectMeta{Name: "collector", Namespace: ns},
+		Spec: v1alpha1.DataSinkSpec{Connection: v1alpha1.Connection{Endpoint: sink.HTTPURL()}}})
+	buckets := fakeKind{group: "s3.mm.test", kind: "Bucket", plural: "buckets", categories: crossplane}
+	instances := fakeKind{group: "rds.mm.test", kind: "Instance", plural: "instances", categories: crossplane, namespaced: true}
+	plain := fakeKind{group: "plain.mm.test", kind: "Gadget", plural: "gadgets", categories: []string{"crossplane"}}
+	for _, k := range []fakeKind{buckets, instances, plain} {
+		k.install(t)
+		t.Cleanup(func() { k.uninstall(t) })
+	}
+	b3 := buckets.object("v1beta2", "b3", "False", "True", nil, nil)
+	create(t,
+		buckets.object("v1beta1", "b1", "True", "True", nil, nil),
+		buckets.object("v1beta2", "b2", "True", "True", nil, nil),
+		b3,
+		buckets.object("v1beta1", "b4", "", "", nil, nil),
+		instances.object("v1beta1", "i1", "True", "False", nil, nil),
+		plain.object("v1beta1", "g1", "True", "True", nil, nil),
+	)
+	m := managedMetric(ns, "all", v1alpha1.ManagedMetricSpec{Name: "mm_all",
+		DataSinkRef: &v1alpha1.DataSinkReference{Name: "collector"}})
+	create(t, m)
+
+	const bucket = "cluster=local,group=s3.mm.test,kind=Bucket"
+	const instance = "cluster=local,group=rds.mm.test,kind=Instance"
+	waitSamplesWithin(t, 30*time.Second, "mm_all",
+		"{"+bucket+",ready=False,synced=True,version=v1beta2} 1",
+		"{"+bucket+",ready=True,synced=True,version=v1beta2} 2",
+		"{"+bucket+",ready=Unknown,synced=Unknown,version=v1beta2} 1",
+		"{"+instance+",ready=True,synced=False,version=v1beta2} 1")
+	waitReadyWithin(t, 30*time.Second, m, managedConds(m), metav1.ConditionTrue, v1alpha1.ReasonReady)
+	testenv.Eventually(t, 10*time.Second, func() error {
+		if err := env.Client.Get(ctx, client.ObjectKeyFromObject(m), m); err != nil {
+			return err
+		}
+		if m.Status.Observation.Resources != 5 || m.Status.Observation.Series != 4 || m.Status.Mode != v1alpha1.ModeEventDriven {
+			return fmt.Errorf("status.observation = %+v, mode %q; want 5 resources in 4 series, EventDriven", m.Status.Observation, m.Status.Mode)
+		}
+		return nil
+	})
+	point := func(group, kind, ready, synced string) string {
+		return fmt.Sprint(map[string]string{"cluster": "local", "group": group, "kind": kind,
+			"ready": ready, "synced": synced, "version": "v1beta2"})
+	}
+	waitPoints(t, sink, "mm_all", map[string]int64{
+		point("s3.mm.test", "Bucket", "False", "True"):      1,
+		point("s3.mm.test", "Bucket", "True", "True"):       2,
+		point("s3.mm.test", "Bucket", "Unknown", "Unknown"): 1,
+		point("rds.mm.test", "Instance", "True", "False"):   1,
+	})
+	// One watch per managed resource, in one version; none on the CRD
+	// without the categories.
+	for _, k := range []fakeKind{buckets, instances} {
+		if !informerActive(registry.InformerKey{Cluster: "local", GVR: k.gvr("v1beta2")}) {
+			t.Errorf("no watch on %s; active: %v", k.gvr("v1beta2"), op.Informers.Active())
+		}
+	}
+	for _, ik := range op.Informers.Active() {
+		if ik.GVR.Group == plain.group || ik.GVR.Version == "v1beta1" && ik.GVR.Group != "" {
+			t.Errorf("unexpected watch %v", ik)
+		}
+	}
+
+	// A Ready flip moves one object between series, from the watch.
+	start := time.Now()
+	if err := env.Client.Get(ctx, client.ObjectKeyFromObject(b3), b3); err != nil {
+		t.Fatal(err)
+	}
+	setConditions(b3, "True", "True")
+	if err := env.Client.Update(ctx, b3); err != nil {
+		t.Fatal(err)
+	}
+	waitSamplesWithin(t, eventTimeout, "mm_all",
+		"{"+bucket+",ready=True,synced=True,version=v1beta2} 3",
+		"{"+bucket+",ready=Unknown,synced=Unknown,version=v1beta2} 1",
+		"{"+instance+",ready=True,synced=False,version=v1beta2} 1")
+	t.Logf("Ready flip on /metrics after %s", time.Since(start).Round(time.Millisecond))
+
+	// A managed CRD installed now is counted without a restart.
+	tables := fakeKind{group: "db.mm.test", kind: "Table", plural: "tables", categories: crossplane}
+	tables.install(t)
+	t.Cleanup(func() { tables.uninstall(t) })
+	create(t, tables.object("v1beta1", "t1", "False", "False", nil, nil))
+	const table = "cluster=local,group=db.mm.test,kind=Table"
+	waitSamplesWithin(t, 30*time.Second, "mm_all",
+		"{"+bucket+",ready=True,synced=True,version=v1beta2} 3",
+		"{"+bucket+",ready=Unknown,synced=Unknown,version=v1beta2} 1",
+		"{"+instance+",ready=True,synced=False,version=v1beta2} 1",
+		"{"+table+",ready=False,synced=False,version=v1beta2} 1")
+
+	// Its CRD deleted: its series and its watch go, the others stay.
+	tables.uninstall(t)
+	waitSamplesWithin(t, 30*time.Second, "mm_all",
+		"{"+bucket+",ready=True,synced=True,version=v1beta2} 3",
+		"{"+bucket+",ready=Unknown,synced=Unknown,version=v1beta2} 1",
+		"{"+instance+",ready=True,synced=False,version=v1beta2} 1")
+	testenv.Eventually(t, 30*time.Second, func() error {
+		if informerActive(registry.InformerKey{Cluster: "local", GVR: tables.gvr("v1beta2")}) {
+			return fmt.Errorf("the watch of the deleted CRD still runs")
+		}
+		return nil
+	})
+	waitReadyWithin(t, 10*time.Second, m, managedConds(m), metav1.ConditionTrue, v1alpha1.ReasonReady)
+
+	// Deleting the metric stops the watches only it used.
+	if err := env.Client.Delete(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	waitFamilyGone(t, eventTimeout, "mm_all")
+	testenv.Eventually(t, eventTimeout, func() error {
+		for _, ik := range op.Informers.Active() {
+			if ik.GVR.Group == buckets.group || ik.GVR.Group == instances.group {
+				return fmt.Errorf("watch %v still runs", ik)
+			}
+		}
+		return nil
+	})
+}
+
+// TestManagedMetricTargetDimensionsAndSelectors narrows a ManagedMetric by
+// a partial target, a kind named as kubectl names it, a label selector,
+// and replaces ready/synced by spec.dimensions, which merge kinds.
+func TestManagedMetricTargetDimensionsAndSelectors(t *testing.T) {
+	testenv.Require(t, env)
+	ns := "mm-target"
+	createNamespace(t, ns)
+	buckets := fakeKind{group: "aws.mm2.test", kind: "Bucket", plural: "buckets", categories: crossplane}
+	queues := fakeKind{group: "aws.mm2.test", kind: "Queue", plural: "queues", categories: crossplane}
+	disks := fakeKind{group: "gcp.mm2.test", kind: "Disk", plural: "disks", categories: crossplane}
+	for _, k := range []fakeKind{buckets, queues, disks} {
+		k.install(t)
+		t.Cleanup(func() { k.uninstall(t) })
+	}
+	eu, us := map[string]any{"region": "eu"}, map[string]any{"region": "us"}
+	a, b := map[string]string{"team": "a"}, map[string]string{"team": "b"}
+	create(t,
+		buckets.object("v1beta1", "b1", "True", "True", a, eu),
+		buckets.object("v1beta1", "b2", "False", "True", b, us),
+		queues.object("v1beta2", "q1", "True", "True", a, eu),
+		disks.object("v1beta1", "d1", "True", "True", a, eu),
+	)
+	group := managedMetric(ns, "group", v1alpha1.ManagedMetricSpec{Name: "mm_group",
+		Target: &v1alpha1.ManagedTarget{Group: "aws.mm2.test"}})
+	kind := managedMetric(ns, "kind", v1alpha1.ManagedMetricSpec{Name: "mm_kind",
+		Target: &v1alpha1.ManagedTarget{Group: "aws.mm2.test", Kind: "buckets", Version: "v1beta1"}})
+	regions := managedMetric(ns, "regions", v1alpha1.ManagedMetricSpec{Name: "mm_regions",
+		Target:     &v1alpha1.ManagedTarget{Group: "aws.mm2.test"},
+		Dimensions: []v1alpha1.Projection{{Name: "region", FieldPath: "spec.region"}}})
+	teamA := managedMetric(ns, "team-a", v1alpha1.ManagedMetricSpec{Name: "mm_team_a",
+		Target: &v1alpha1.ManagedTarget{Group: "aws.mm2.test"}, LabelSelector: "team=a"})
+	missing := managedMetric(ns, "missing", v1alpha1.ManagedMetricSpec{Name: "mm_missing",
+		Target: &v1alpha1.ManagedTarget{Group: "aws.mm2.test", Kind: "Table"}})
+	create(t, group, kind, regions, teamA, missing)
+
+	waitSamplesWithin(t, 30*time.Second, "mm_group",
+		"{cluster=local,group=aws.mm2.test,kind=Bucket,ready=False,synced=True,version=v1beta2} 1",
+		"{cluster=local,group=aws.mm2.test,kind=Bucket,ready=True,synced=True,version=v1beta2} 1",
+		"{cluster=local,group=aws.mm2.test,kind=Queue,ready=True,synced=True,version=v1beta2} 1")
+	waitSamplesWithin(t, 30*time.Second, "mm_kind",
+		"{cluster=local,group=aws.mm2.test,kind=Bucket,ready=False,synced=True,version=v1beta1} 1",
+		"{cluster=local,group=aws.mm2.test,kind=Bucket,ready=True,synced=True,version=v1beta1} 1")
+	// spec.dimensions replaces group, version, kind, ready and synced: a
+	// Bucket and a Queue in eu are one series.
+	waitSamplesWithin(t, 30*time.Second, "mm_regions",
+		"{cluster=local,region=eu} 2", "{cluster=local,region=us} 1")
+	waitSamplesWithin(t, 30*time.Second, "mm_team_a",
+		"{cluster=local,group=aws.mm2.test,kind=Bucket,ready=True,synced=True,version=v1beta2} 1",
+		"{cluster=local,group=aws.mm2.test,kind=Queue,ready=True,synced=True,version=v1beta2} 1")
+	waitReadyWithin(t, 30*time.Second, missing, managedConds(missing), metav1.ConditionFalse, v1alpha1.ReasonTargetNotFound)
+
+	// A Metric on the same resource joins the managed kind's watch. (Had
+	// it come first, its metadata-only watch would have been replaced by
+	// a full one when the ManagedMetrics, which read status, joined.)
+	create(t, eventDriven(ns, "plain-buckets", v1alpha1.MetricSpec{Name: "mm_plain_buckets",
+		Target: v1alpha1.GroupVersionKind{Group: buckets.group, Version: "v1beta2", Kind: "Bucket"}}))
+	waitSamplesWithin(t, 30*time.Second, "mm_plain_buckets", "{cluster=local,group=aws.mm2.test,kind=Bucket,version=v1beta2} 2")
+
+	// The Metric and three ManagedMetrics read buckets in v1beta2: one watch.
+	path := "/apis/aws.mm2.test/v1beta2/buckets"
+	if n := requests.Count("WATCH", path); n != 1 {
+		t.Errorf("%d watches on %s, want 1", n, path)
+	}
+	var watches []string
+	for _, ik := range op.Informers.Active() {
+		if ik.GVR.Group == "aws.mm2.test" || ik.GVR.Group == "gcp.mm2.test" {
+			watches = append(watches, ik.GVR.Version+"/"+ik.GVR.Resource)
+		}
+	}
+	slices.Sort(watches)
+	if want := []string{"v1beta1/buckets", "v1beta2/buckets", "v1beta2/queues"}; !slices.Equal(watches, want) {
+		t.Errorf("watches = %v, want %v", watches, want)
+	}
+	if err := env.Client.Get(t.Context(), client.ObjectKeyFromObject(regions), regions); err != nil {
+		t.Fatal(err)
+	}
+	if c := meta.FindStatusCondition(regions.Status.Conditions, v1alpha1.ConditionReady); c == nil || c.Status != metav1.ConditionTrue {
+		t.Errorf("mm_regions Ready = %+v", c)
+	}
+}
