@@ -26,20 +26,29 @@ import (
 	"github.com/SAP/metrics-operator/internal/managed"
 	"github.com/SAP/metrics-operator/internal/reason"
 	"github.com/SAP/metrics-operator/internal/registry"
+	"github.com/SAP/metrics-operator/internal/targets"
 )
 
 // +kubebuilder:rbac:groups=metrics.cloud.sap,resources=managedmetrics,verbs=get;list;watch
 // +kubebuilder:rbac:groups=metrics.cloud.sap,resources=managedmetrics/status,verbs=get;patch;update
 
-// ManagedMetricReconciler keeps ManagedMetrics current from watch events:
-// it matches the metric's spec.target against the managed kinds the
-// cluster serves (a managed.Watcher), and subscribes the metric to the
-// shared watch of each kind it may read, one subscription per kind. When
-// a managed kind appears or goes, the Watcher enqueues every ManagedMetric
-// and the kind's subscription is added or dropped; its watch starts or
-// stops with the last subscriber, and its series go with it.
+// ManagedMetricReconciler keeps ManagedMetrics current in both modes. It
+// matches the metric's spec.target against the managed kinds the cluster
+// serves (a managed.Watcher) and reads each kind it may read into an
+// aggregate of its own (a part). Event-driven, each part is a
+// subscription to the shared watch of its kind; polling, each part is
+// listed every spec.interval. When a managed kind appears or goes, the
+// Watcher enqueues every ManagedMetric and the kind's part is added or
+// dropped; its watch starts or stops with its last subscriber, and its
+// series go with it.
+//
+// Unlike Metric, one reconciler serves both modes: reconciles of one
+// object never overlap, so a poll can never publish over the
+// subscriptions of a metric that switched to events, or the reverse.
 type ManagedMetricReconciler struct {
-	Client      client.Client
+	Client client.Client
+	// Lister lists the managed kinds of polling metrics.
+	Lister      *targets.Lister
 	Registry    *registry.Registry
 	Informers   *informers.Manager
 	Coordinator *coordinator.Coordinator
@@ -74,11 +83,6 @@ func (r *ManagedMetricReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		}
 		return ctrl.Result{}, err
 	}
-	if !m.IsEventDriven(r.EventDrivenDefault) {
-		return r.fail(m, reason.New(v1alpha1.ReasonPending,
-			"polling ManagedMetrics are not supported by this operator version yet; "+
-				"set spec.eventDriven: true or the annotation %s: \"true\"", v1alpha1.EventDrivenAnnotation), 0)
-	}
 	if err := r.Access.CheckReferences(m.Namespace, access.ManagedMetricReferences(&m.Spec)...); err != nil {
 		return r.fail(m, err, 0)
 	}
@@ -99,8 +103,13 @@ func (r *ManagedMetricReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		}
 		return r.fail(m, err, recheckInterval)
 	}
-	if err := r.apply(m, cluster, want, skipped); err != nil {
+	eventDriven := m.IsEventDriven(r.EventDrivenDefault)
+	src, fresh, err := r.apply(m, cluster, want, skipped, eventDriven)
+	if err != nil {
 		return r.fail(m, err, 0)
+	}
+	if !eventDriven {
+		return r.poll(ctx, m, src, fresh)
 	}
 	return ctrl.Result{RequeueAfter: recheckInterval}, nil
 }
@@ -201,41 +210,43 @@ func resourcesOf(denied []error) string {
 // access checks.
 func partName(gk schema.GroupKind) string { return gk.Group + "/" + gk.Kind }
 
-// apply makes the metric's subscriptions match want: kinds it keeps keep
-// their subscription and aggregate, new kinds are subscribed (and the
-// metric is published once they are filled), kinds no longer wanted are
-// dropped. A new generation starts every subscription afresh.
-func (r *ManagedMetricReconciler) apply(m *v1alpha1.ManagedMetric, cluster string, want []wantedKind, skipped string) error {
+// apply makes the metric's parts match want: kinds it keeps keep their
+// part and aggregate, new kinds get a new part (event-driven: subscribed,
+// and the metric is published once all are filled), kinds no longer
+// wanted are dropped. A new generation or mode starts every part afresh.
+func (r *ManagedMetricReconciler) apply(m *v1alpha1.ManagedMetric, cluster string, want []wantedKind, skipped string,
+	eventDriven bool) (src *managedSource, fresh bool, err error) {
 	name := types.NamespacedName{Namespace: m.Namespace, Name: m.Name}
+	mode := v1alpha1.ModeOf(eventDriven)
 	r.mu.Lock()
 	old := r.sources[name]
 	r.mu.Unlock()
-	src := old
-	fresh := old == nil || old.update.Generation != m.Generation || !old.update.Created.Equal(m.CreationTimestamp.Time) ||
-		old.cluster != cluster
+	src = old
+	fresh = old == nil || old.update.Generation != m.Generation || !old.update.Created.Equal(m.CreationTimestamp.Time) ||
+		old.cluster != cluster || old.update.Mode != mode
 	if fresh {
 		if _, err := r.Guard.CompileManagedMetric(m, schema.GroupKind{}); err != nil {
-			return err
+			return nil, false, err
 		}
 		src = &managedSource{cluster: cluster, maxSeries: r.Guard.maxSeries(m.Spec.MaxSeries), coord: r.Coordinator}
-		src.update = r.managedUpdate(m, src)
+		src.update = r.managedUpdate(m, src, mode)
 	}
 	previous := map[string]*managedPart{}
 	if old != nil {
 		for _, p := range old.current() {
-			previous[p.sub.ID] = p
+			previous[p.id] = p
 		}
 	}
 	interval := managedInterval(m)
 	var parts, started []*managedPart
 	for _, w := range want {
-		p, err := r.part(m, src, cluster, w)
+		p, err := r.part(m, src, cluster, w, eventDriven)
 		if err != nil {
-			return err
+			return nil, false, err
 		}
-		if prev := previous[p.sub.ID]; prev != nil && !fresh && prev.ik == p.ik && !limitRetryDue(prev.agg, interval) {
+		if prev := previous[p.id]; prev != nil && !fresh && prev.ik == p.ik && !limitRetryDue(prev.agg, interval) {
 			parts = append(parts, prev)
-			delete(previous, p.sub.ID)
+			delete(previous, p.id)
 			continue
 		}
 		parts = append(parts, p)
@@ -253,14 +264,20 @@ func (r *ManagedMetricReconciler) apply(m *v1alpha1.ManagedMetric, cluster strin
 	}
 	r.sources[name] = src
 	r.mu.Unlock()
+	if !eventDriven {
+		for _, p := range previous {
+			r.dropPart(p)
+		}
+		return src, fresh, nil
+	}
 
 	for _, p := range started {
 		if moved, ok := r.Registry.Register(p.ik, p.sub); ok {
 			r.Informers.Release(moved)
 		}
-		if prev := previous[p.sub.ID]; prev != nil {
+		if prev := previous[p.id]; prev != nil && prev.sub != nil {
 			prev.agg.Close() // its subscription was replaced by Register
-			delete(previous, p.sub.ID)
+			delete(previous, p.id)
 		}
 	}
 	for _, p := range previous {
@@ -268,24 +285,29 @@ func (r *ManagedMetricReconciler) apply(m *v1alpha1.ManagedMetric, cluster strin
 	}
 	for _, p := range parts {
 		if err := r.Informers.Ensure(p.ik, p.gvk, p.sub); err != nil {
-			return err
+			return nil, false, err
 		}
 	}
 	if len(started) == 0 && (fresh || len(previous) > 0 || changedWarning) {
 		src.evaluate(true)
 	}
-	return nil
+	return src, fresh, nil
 }
 
-// part builds the subscription of one managed kind.
-func (r *ManagedMetricReconciler) part(m *v1alpha1.ManagedMetric, src *managedSource, cluster string, w wantedKind) (*managedPart, error) {
+// part builds the part of one managed kind, with its subscription when
+// the metric is event-driven.
+func (r *ManagedMetricReconciler) part(m *v1alpha1.ManagedMetric, src *managedSource, cluster string, w wantedKind,
+	eventDriven bool) (*managedPart, error) {
 	gk := w.kind.GroupKind
 	e, err := r.Guard.CompileManagedMetric(m, gk)
 	if err != nil {
 		return nil, err
 	}
+	key, gen := src.update.Key, m.Generation
 	p := &managedPart{
-		gvk: gk.WithVersion(w.version),
+		id:         key.String() + "/" + partName(gk),
+		namespaced: w.kind.Namespaced,
+		gvk:        gk.WithVersion(w.version),
 		// Managed resources are read in all namespaces: a ManagedMetric
 		// has no namespace scope, and most managed kinds are cluster-wide.
 		ik:  registry.InformerKey{Cluster: cluster, GVR: w.kind.GVR(w.version)},
@@ -294,9 +316,11 @@ func (r *ManagedMetricReconciler) part(m *v1alpha1.ManagedMetric, src *managedSo
 	if _, defaults := managedDimensions(m); defaults {
 		p.prefix = []evaluation.Dimension{{Name: "group", Value: gk.Group}, {Name: "version", Value: w.version}, {Name: "kind", Value: gk.Kind}}
 	}
-	key, gen := src.update.Key, m.Generation
+	if !eventDriven {
+		return p, nil
+	}
 	p.sub = &registry.Subscription{
-		ID:           key.String() + "/" + partName(gk),
+		ID:           p.id,
 		Generation:   gen,
 		Aggregate:    p.agg,
 		MetadataOnly: e.MetadataOnly(),
@@ -314,7 +338,7 @@ func (r *ManagedMetricReconciler) part(m *v1alpha1.ManagedMetric, src *managedSo
 	return p, nil
 }
 
-func (r *ManagedMetricReconciler) managedUpdate(m *v1alpha1.ManagedMetric, src *managedSource) coordinator.Update {
+func (r *ManagedMetricReconciler) managedUpdate(m *v1alpha1.ManagedMetric, src *managedSource, mode v1alpha1.UpdateMode) coordinator.Update {
 	return coordinator.Update{
 		Key:            coordinator.Key{Kind: managedMetricKind, Namespace: m.Namespace, Name: m.Name},
 		Generation:     m.Generation,
@@ -322,7 +346,7 @@ func (r *ManagedMetricReconciler) managedUpdate(m *v1alpha1.ManagedMetric, src *
 		Name:           m.MetricName(),
 		Description:    m.Spec.Description,
 		Interval:       managedInterval(m),
-		Mode:           v1alpha1.ModeEventDriven,
+		Mode:           mode,
 		Sink:           sinkRef(m.Namespace, m.Spec.DataSinkRef, r.DefaultSink),
 		DimensionNames: managedDimensionNames(m),
 		Source:         src,
@@ -352,6 +376,10 @@ func (r *ManagedMetricReconciler) drop(name types.NamespacedName) {
 }
 
 func (r *ManagedMetricReconciler) dropPart(p *managedPart) {
+	if p.sub == nil {
+		p.agg.Close()
+		return
+	}
 	if ik, ok := r.Registry.Unregister(p.sub.ID); ok {
 		r.Informers.Release(ik)
 	}

@@ -28,9 +28,14 @@ import (
 
 // managedPart is what a ManagedMetric reads of one managed kind.
 type managedPart struct {
+	// id names the part among all subscriptions: the metric's key, the
+	// kind's group and kind.
+	id string
 	// gvk is the kind in the one version it is read in.
-	gvk schema.GroupVersionKind
-	ik  registry.InformerKey
+	gvk        schema.GroupVersionKind
+	namespaced bool
+	ik         registry.InformerKey
+	// sub is the part's subscription; nil in polling mode.
 	sub *registry.Subscription
 	agg *evaluation.Aggregate
 	// prefix names the kind in each of its series (group, version, kind)
@@ -52,6 +57,9 @@ type managedSource struct {
 	parts   atomic.Pointer[[]*managedPart]
 	skipped atomic.Pointer[string] // why some kinds are left out
 	limited atomic.Bool
+	// broken is set, in polling mode, when evaluating a list panicked:
+	// the parts may be inconsistent and are not evaluated again.
+	broken error
 }
 
 var _ coordinator.Source = (*managedSource)(nil)

@@ -340,3 +340,73 @@ func TestManagedMetricTargetDimensionsAndSelectors(t *testing.T) {
 		t.Errorf("mm_regions Ready = %+v", c)
 	}
 }
+
+// TestManagedMetricPollingAndEventDrivenAgree evaluates one spec in both
+// modes, and switches the polling one to events without a gap.
+func TestManagedMetricPollingAndEventDrivenAgree(t *testing.T) {
+	testenv.Require(t, env)
+	ctx := t.Context()
+	ns := "mm-modes"
+	createNamespace(t, ns)
+	clusters := fakeKind{group: "k8s.mm3.test", kind: "Cluster", plural: "clusters", categories: crossplane}
+	pools := fakeKind{group: "k8s.mm3.test", kind: "NodePool", plural: "nodepools", categories: crossplane, namespaced: true}
+	for _, k := range []fakeKind{clusters, pools} {
+		k.install(t)
+		t.Cleanup(func() { k.uninstall(t) })
+	}
+	create(t,
+		clusters.object("v1beta1", "c1", "True", "True", nil, nil),
+		clusters.object("v1beta2", "c2", "False", "True", nil, nil),
+		pools.object("v1beta1", "p1", "True", "True", nil, nil),
+	)
+	spec := func(name string) v1alpha1.ManagedMetricSpec {
+		return v1alpha1.ManagedMetricSpec{Name: name, Target: &v1alpha1.ManagedTarget{Group: clusters.group}}
+	}
+	ed := managedMetric(ns, "events", spec("mm_modes_events"))
+	polled := managedMetric(ns, "polled", spec("mm_modes_polled"))
+	polled.Spec.EventDriven = ptr.To(false)
+	polled.Spec.Interval = metav1.Duration{Duration: 10 * time.Second}
+	create(t, ed, polled)
+	want := []string{
+		"{cluster=local,group=k8s.mm3.test,kind=Cluster,ready=False,synced=True,version=v1beta2} 1",
+		"{cluster=local,group=k8s.mm3.test,kind=Cluster,ready=True,synced=True,version=v1beta2} 1",
+		"{cluster=local,group=k8s.mm3.test,kind=NodePool,ready=True,synced=True,version=v1beta2} 1",
+	}
+	waitSamplesWithin(t, 30*time.Second, "mm_modes_events", want...)
+	waitSamplesWithin(t, 30*time.Second, "mm_modes_polled", want...)
+	waitReadyWithin(t, 30*time.Second, polled, managedConds(polled), metav1.ConditionTrue, v1alpha1.ReasonReady)
+	if polled.Status.Mode != v1alpha1.ModePolling || polled.Status.Observation.Resources != 3 {
+		t.Errorf("polled status: mode %q, observation %+v; want Polling, 3 resources", polled.Status.Mode, polled.Status.Observation)
+	}
+
+	// A change reaches the polling metric at its next poll.
+	create(t, clusters.object("v1beta1", "c3", "True", "True", nil, nil))
+	want[1] = "{cluster=local,group=k8s.mm3.test,kind=Cluster,ready=True,synced=True,version=v1beta2} 2"
+	waitSamplesWithin(t, eventTimeout, "mm_modes_events", want...)
+	waitSamplesWithin(t, 30*time.Second, "mm_modes_polled", want...)
+
+	// Switched to events by the annotation: the same series, then live.
+	if err := env.Client.Get(ctx, client.ObjectKeyFromObject(polled), polled); err != nil {
+		t.Fatal(err)
+	}
+	polled.Annotations = map[string]string{v1alpha1.EventDrivenAnnotation: "true"}
+	if err := env.Client.Update(ctx, polled); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 30*time.Second, func() error {
+		if err := env.Client.Get(ctx, client.ObjectKeyFromObject(polled), polled); err != nil {
+			return err
+		}
+		if polled.Status.Mode != v1alpha1.ModeEventDriven {
+			return fmt.Errorf("status.mode = %q", polled.Status.Mode)
+		}
+		return nil
+	})
+	waitSamplesWithin(t, eventTimeout, "mm_modes_polled", want...)
+	if err := env.Client.Delete(ctx, clusters.object("v1beta1", "c1", "", "", nil, nil)); err != nil {
+		t.Fatal(err)
+	}
+	want[1] = "{cluster=local,group=k8s.mm3.test,kind=Cluster,ready=True,synced=True,version=v1beta2} 1"
+	waitSamplesWithin(t, eventTimeout, "mm_modes_polled", want...)
+	waitSamplesWithin(t, eventTimeout, "mm_modes_events", want...)
+}

@@ -227,6 +227,7 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 	}
 	if err := addManagedMetrics(mgr, &controllers.ManagedMetricReconciler{
 		Client:             mgr.GetClient(),
+		Lister:             lister,
 		Registry:           reg,
 		Informers:          infs,
 		Coordinator:        coord,
