@@ -3,11 +3,15 @@ package controllers_test
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -409,4 +413,98 @@ func TestManagedMetricPollingAndEventDrivenAgree(t *testing.T) {
 	want[1] = "{cluster=local,group=k8s.mm3.test,kind=Cluster,ready=True,synced=True,version=v1beta2} 1"
 	waitSamplesWithin(t, eventTimeout, "mm_modes_polled", want...)
 	waitSamplesWithin(t, eventTimeout, "mm_modes_events", want...)
+}
+
+// TestManagedMetricAccessAndLimits checks what a ManagedMetric may read and
+// hold: reading as a ServiceAccount, a managed kind it may not list and
+// watch is left out and named in the Ready message, and a metric that may
+// read none of its kinds is Forbidden; spec.maxSeries caps the merged
+// series; a remote cluster is refused for now.
+func TestManagedMetricAccessAndLimits(t *testing.T) {
+	testenv.Require(t, env)
+	ctx := t.Context()
+	ns := "mm-access"
+	createNamespace(t, ns)
+	buckets := fakeKind{group: "aws.mm4.test", kind: "Bucket", plural: "buckets", categories: crossplane}
+	queues := fakeKind{group: "aws.mm4.test", kind: "Queue", plural: "queues", categories: crossplane}
+	for _, k := range []fakeKind{buckets, queues} {
+		k.install(t)
+		t.Cleanup(func() { k.uninstall(t) })
+	}
+	eu, us := map[string]any{"region": "eu"}, map[string]any{"region": "us"}
+	create(t,
+		buckets.object("v1beta1", "b1", "True", "True", nil, eu),
+		buckets.object("v1beta1", "b2", "True", "True", nil, us),
+		queues.object("v1beta1", "q1", "False", "True", nil, eu),
+		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "reader", Namespace: ns}},
+		&rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "mm-access-buckets"},
+			Rules: []rbacv1.PolicyRule{{APIGroups: []string{buckets.group}, Resources: []string{"buckets"}, Verbs: []string{"list", "watch"}}}},
+		&rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "mm-access-buckets"},
+			RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "mm-access-buckets"},
+			Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Name: "reader", Namespace: ns}}},
+	)
+
+	partial := managedMetric(ns, "partial", v1alpha1.ManagedMetricSpec{Name: "mm_access_partial",
+		Target: &v1alpha1.ManagedTarget{Group: buckets.group}, ServiceAccountName: "reader"})
+	none := managedMetric(ns, "none", v1alpha1.ManagedMetricSpec{Name: "mm_access_none",
+		Target: &v1alpha1.ManagedTarget{Group: queues.group, Kind: "Queue"}, ServiceAccountName: "reader"})
+	capped := managedMetric(ns, "capped", v1alpha1.ManagedMetricSpec{Name: "mm_access_capped",
+		Target: &v1alpha1.ManagedTarget{Group: buckets.group}, MaxSeries: ptr.To[int32](1)})
+	merged := managedMetric(ns, "merged", v1alpha1.ManagedMetricSpec{Name: "mm_access_merged",
+		Target: &v1alpha1.ManagedTarget{Group: buckets.group}, MaxSeries: ptr.To[int32](2),
+		Dimensions: []v1alpha1.Projection{{Name: "region", FieldPath: "spec.region"}}})
+	remote := managedMetric(ns, "remote", v1alpha1.ManagedMetricSpec{Name: "mm_access_remote",
+		RemoteClusterAccessRef: &v1alpha1.NamespacedReference{Name: "elsewhere"}})
+	create(t, partial, none, capped, merged, remote)
+
+	waitSamplesWithin(t, 30*time.Second, "mm_access_partial",
+		"{cluster=local,group=aws.mm4.test,kind=Bucket,ready=True,synced=True,version=v1beta2} 2")
+	waitReadyWithin(t, 30*time.Second, partial, managedConds(partial), metav1.ConditionTrue, v1alpha1.ReasonReady)
+	if c := meta.FindStatusCondition(partial.Status.Conditions, v1alpha1.ConditionReady); !strings.Contains(c.Message, "1 selected managed kinds left out") ||
+		!strings.Contains(c.Message, "aws.mm4.test") || !strings.Contains(c.Message, "queues") {
+		t.Errorf("Ready message does not name the kind left out: %q", c.Message)
+	}
+	waitReadyWithin(t, 30*time.Second, none, managedConds(none), metav1.ConditionFalse, v1alpha1.ReasonForbidden)
+	if c := meta.FindStatusCondition(none.Status.Conditions, v1alpha1.ConditionReady); !strings.Contains(c.Message, "system:serviceaccount:"+ns+":reader") {
+		t.Errorf("Forbidden message does not name the ServiceAccount: %q", c.Message)
+	}
+	// Buckets and queues are two series by kind and state: over its cap of 1.
+	waitReadyWithin(t, 30*time.Second, capped, managedConds(capped), metav1.ConditionFalse, v1alpha1.ReasonSeriesLimitExceeded)
+	// Grouped by region they are two series (a bucket and a queue in eu),
+	// within the cap, although the kinds hold three between them.
+	waitSamplesWithin(t, 30*time.Second, "mm_access_merged", "{cluster=local,region=eu} 2", "{cluster=local,region=us} 1")
+	waitReadyWithin(t, 30*time.Second, merged, managedConds(merged), metav1.ConditionTrue, v1alpha1.ReasonReady)
+	waitReadyWithin(t, 30*time.Second, remote, managedConds(remote), metav1.ConditionFalse, v1alpha1.ReasonClusterUnreachable)
+	// Each transition is an event on the ManagedMetric.
+	testenv.Eventually(t, 30*time.Second, func() error {
+		var list eventsv1.EventList
+		if err := env.Client.List(ctx, &list, client.InNamespace(ns)); err != nil {
+			return err
+		}
+		got := map[string]string{}
+		for _, e := range list.Items {
+			if e.Regarding.Kind == "ManagedMetric" {
+				got[e.Regarding.Name] = e.Type + "/" + e.Reason
+			}
+		}
+		want := map[string]string{"partial": "Normal/Ready", "none": "Warning/Forbidden",
+			"capped": "Warning/SeriesLimitExceeded", "merged": "Normal/Ready", "remote": "Warning/ClusterUnreachable"}
+		if !maps.Equal(got, want) {
+			return fmt.Errorf("events %v, want %v", got, want)
+		}
+		return nil
+	})
+	for _, family := range []string{"mm_access_none", "mm_access_capped", "mm_access_remote"} {
+		if familyOnMetrics(t, family) {
+			t.Errorf("%s is on /metrics although it is not ready", family)
+		}
+	}
+
+	// The capped metric recovers once the queue goes: one series left.
+	if err := env.Client.Delete(ctx, queues.object("v1beta1", "q1", "", "", nil, nil)); err != nil {
+		t.Fatal(err)
+	}
+	waitReadyWithin(t, 30*time.Second, capped, managedConds(capped), metav1.ConditionTrue, v1alpha1.ReasonReady)
+	waitSamplesWithin(t, eventTimeout, "mm_access_capped",
+		"{cluster=local,group=aws.mm4.test,kind=Bucket,ready=True,synced=True,version=v1beta2} 2")
 }
