@@ -508,3 +508,72 @@ func TestManagedMetricAccessAndLimits(t *testing.T) {
 	waitSamplesWithin(t, eventTimeout, "mm_access_capped",
 		"{cluster=local,group=aws.mm4.test,kind=Bucket,ready=True,synced=True,version=v1beta2} 2")
 }
+
+// TestManagedMetricsShareWatches creates 50 ManagedMetrics of different
+// targets and selectors over two managed kinds: the operator holds one
+// watch per managed resource plus its one watch on CRDs, and changes make
+// no LIST.
+func TestManagedMetricsShareWatches(t *testing.T) {
+	testenv.Require(t, env)
+	ctx := t.Context()
+	ns := "mm-shared"
+	createNamespace(t, ns)
+	nets := fakeKind{group: "net.mm5.test", kind: "Network", plural: "networks", categories: crossplane}
+	subnets := fakeKind{group: "net.mm5.test", kind: "Subnet", plural: "subnets", categories: crossplane, namespaced: true}
+	for _, k := range []fakeKind{nets, subnets} {
+		k.install(t)
+		t.Cleanup(func() { k.uninstall(t) })
+	}
+	n1 := nets.object("v1beta1", "n1", "False", "True", map[string]string{"tier": "a"}, nil)
+	create(t, n1, subnets.object("v1beta1", "s1", "True", "True", map[string]string{"tier": "b"}, nil))
+	const metrics = 50
+	for i := range metrics {
+		spec := v1alpha1.ManagedMetricSpec{Name: fmt.Sprintf("mm_shared_%d", i), Target: &v1alpha1.ManagedTarget{Group: nets.group}}
+		switch i % 3 {
+		case 1:
+			spec.Target.Kind = "network"
+		case 2:
+			spec.LabelSelector = "tier=a"
+		}
+		create(t, managedMetric(ns, fmt.Sprintf("m%d", i), spec))
+	}
+	const network = "{cluster=local,group=net.mm5.test,kind=Network,ready=False,synced=True,version=v1beta2} 1"
+	for i := range metrics {
+		want := []string{network,
+			"{cluster=local,group=net.mm5.test,kind=Subnet,ready=True,synced=True,version=v1beta2} 1"}
+		if i%3 != 0 {
+			want = want[:1]
+		}
+		waitSamplesWithin(t, 30*time.Second, fmt.Sprintf("mm_shared_%d", i), want...)
+	}
+	paths := []string{"/apis/net.mm5.test/v1beta2/networks", "/apis/net.mm5.test/v1beta2/subnets",
+		"/apis/apiextensions.k8s.io/v1/customresourcedefinitions"}
+	lists := map[string]int{}
+	for _, p := range paths {
+		if n := requests.Count("WATCH", p); n != 1 {
+			t.Errorf("%d watches on %s, want 1", n, p)
+		}
+		lists[p] = requests.Count("LIST", p)
+	}
+	start := time.Now()
+	const flips = 11 // the last makes it Ready
+	for i := range flips {
+		if err := env.Client.Get(ctx, client.ObjectKeyFromObject(n1), n1); err != nil {
+			t.Fatal(err)
+		}
+		ready := []string{"True", "False"}[i%2]
+		setConditions(n1, ready, "True")
+		if err := env.Client.Update(ctx, n1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, name := range []string{"mm_shared_1", "mm_shared_2", "mm_shared_49"} {
+		waitSamplesWithin(t, eventTimeout, name, strings.Replace(network, "ready=False", "ready=True", 1))
+	}
+	t.Logf("%d Ready flips seen by 50 metrics after %s", flips, time.Since(start).Round(time.Millisecond))
+	for _, p := range paths {
+		if n := requests.Count("LIST", p) - lists[p]; n != 0 {
+			t.Errorf("%d LISTs of %s after the sync, want 0", n, p)
+		}
+	}
+}
