@@ -91,7 +91,7 @@ func (k fakeKind) uninstall(t *testing.T) {
 	}
 	testenv.Eventually(t, 60*time.Second, func() error {
 		if err := env.Client.Get(ctx, clientKey("", k.crdName()), k.crd()); !apierrors.IsNotFound(err) {
-			return fmt.Errorf("CRD %s still there (%v)", k.crdName(), err)
+			return fmt.Errorf("CRD %s still there (%w)", k.crdName(), err)
 		}
 		return nil
 	})
