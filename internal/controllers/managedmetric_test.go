@@ -235,6 +235,10 @@ func TestManagedMetricCountsManagedResources(t *testing.T) {
 		"{"+instance+",ready=True,synced=False,version=v1beta2} 1",
 		"{"+table+",ready=False,synced=False,version=v1beta2} 1")
 
+	if n := selfMetric(t, "metrics_operator_managed_kinds", "cluster", "local"); n != 3 {
+		t.Errorf("metrics_operator_managed_kinds = %v, want 3", n)
+	}
+
 	// Its CRD deleted: its series and its watch go, the others stay.
 	tables.uninstall(t)
 	waitSamplesWithin(t, 30*time.Second, "mm_all",

@@ -80,6 +80,7 @@ func (w *Watcher) Start(ctx context.Context) error {
 		}
 	}()
 	inf.RunWithContext(ctx)
+	kindsGauge.DeleteLabelValues(w.cluster)
 	return nil
 }
 
@@ -158,6 +159,7 @@ func (w *Watcher) notify() {
 	ev := event.GenericEvent{Object: &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Name: w.cluster}}}
 	w.mu.RLock()
 	defer w.mu.RUnlock()
+	kindsGauge.WithLabelValues(w.cluster).Set(float64(len(w.kinds)))
 	for _, ch := range w.subs {
 		select {
 		case ch <- ev:
