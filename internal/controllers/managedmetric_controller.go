@@ -106,7 +106,10 @@ func (r *ManagedMetricReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	eventDriven := m.IsEventDriven(r.EventDrivenDefault)
 	src, fresh, err := r.apply(m, cluster, want, skipped, eventDriven)
 	if err != nil {
-		return r.fail(m, err, 0)
+		if !reason.Is(err) {
+			return ctrl.Result{}, err
+		}
+		return r.fail(m, err, 0) // the spec must change first
 	}
 	if !eventDriven {
 		return r.poll(ctx, m, src, fresh)
@@ -240,14 +243,15 @@ func (r *ManagedMetricReconciler) apply(m *v1alpha1.ManagedMetric, cluster strin
 	interval := managedInterval(m)
 	var parts, started []*managedPart
 	for _, w := range want {
+		id, ik := partID(src.update.Key, w.kind.GroupKind), informerKey(cluster, w)
+		if prev := previous[id]; prev != nil && !fresh && prev.ik == ik && !limitRetryDue(prev.agg, interval) {
+			parts = append(parts, prev)
+			delete(previous, id)
+			continue
+		}
 		p, err := r.part(m, src, cluster, w, eventDriven)
 		if err != nil {
 			return nil, false, err
-		}
-		if prev := previous[p.id]; prev != nil && !fresh && prev.ik == p.ik && !limitRetryDue(prev.agg, interval) {
-			parts = append(parts, prev)
-			delete(previous, p.id)
-			continue
 		}
 		parts = append(parts, p)
 		started = append(started, p)
@@ -294,6 +298,17 @@ func (r *ManagedMetricReconciler) apply(m *v1alpha1.ManagedMetric, cluster strin
 	return src, fresh, nil
 }
 
+// partID names a metric's part of one managed kind among all
+// subscriptions: "ManagedMetric/<namespace>/<name>/<group>/<kind>".
+func partID(key coordinator.Key, gk schema.GroupKind) string { return key.String() + "/" + partName(gk) }
+
+// informerKey is the shared watch of a managed kind. Managed resources are
+// read in all namespaces: a ManagedMetric has no namespace scope, and most
+// managed kinds are cluster-wide.
+func informerKey(cluster string, w wantedKind) registry.InformerKey {
+	return registry.InformerKey{Cluster: cluster, GVR: w.kind.GVR(w.version)}
+}
+
 // part builds the part of one managed kind, with its subscription when
 // the metric is event-driven.
 func (r *ManagedMetricReconciler) part(m *v1alpha1.ManagedMetric, src *managedSource, cluster string, w wantedKind,
@@ -305,13 +320,11 @@ func (r *ManagedMetricReconciler) part(m *v1alpha1.ManagedMetric, src *managedSo
 	}
 	key, gen := src.update.Key, m.Generation
 	p := &managedPart{
-		id:         key.String() + "/" + partName(gk),
+		id:         partID(key, gk),
 		namespaced: w.kind.Namespaced,
 		gvk:        gk.WithVersion(w.version),
-		// Managed resources are read in all namespaces: a ManagedMetric
-		// has no namespace scope, and most managed kinds are cluster-wide.
-		ik:  registry.InformerKey{Cluster: cluster, GVR: w.kind.GVR(w.version)},
-		agg: r.Guard.Aggregate(e, m.Spec.MaxSeries),
+		ik:         informerKey(cluster, w),
+		agg:        r.Guard.Aggregate(e, m.Spec.MaxSeries),
 	}
 	if _, defaults := managedDimensions(m); defaults {
 		p.prefix = []evaluation.Dimension{{Name: "group", Value: gk.Group}, {Name: "version", Value: w.version}, {Name: "kind", Value: gk.Kind}}
