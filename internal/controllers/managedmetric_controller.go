@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -97,6 +98,11 @@ func (r *ManagedMetricReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		return ctrl.Result{RequeueAfter: time.Second}, nil
 	}
 	want, skipped, err := r.wanted(ctx, m, kinds.Kinds())
+	if errors.Is(err, access.ErrPending) {
+		// The Checker sends the metric back once every kind's access is
+		// decided; whatever it exports meanwhile stays as it is.
+		return ctrl.Result{RequeueAfter: recheckInterval}, nil
+	}
 	if err != nil {
 		if !reason.Is(err) {
 			return ctrl.Result{}, err
@@ -148,6 +154,7 @@ func (r *ManagedMetricReconciler) wanted(ctx context.Context, m *v1alpha1.Manage
 	want []wantedKind, skipped string, err error) {
 	name := types.NamespacedName{Namespace: m.Namespace, Name: m.Name}
 	var denied []error
+	pending := false
 	parts := map[string]bool{}
 	for _, k := range kinds {
 		v, ok := k.Match(m.Spec.Target)
@@ -161,6 +168,8 @@ func (r *ManagedMetricReconciler) wanted(ctx context.Context, m *v1alpha1.Manage
 		switch {
 		case err == nil:
 			want = append(want, wantedKind{kind: k, version: v})
+		case errors.Is(err, access.ErrPending):
+			pending = true // every kind is asked for before the metric waits
 		case reason.Is(err):
 			denied = append(denied, err)
 		default:
@@ -169,6 +178,8 @@ func (r *ManagedMetricReconciler) wanted(ctx context.Context, m *v1alpha1.Manage
 	}
 	r.Access.ForgetParts(managedMetricKind, name, func(part string) bool { return !parts[part] })
 	switch {
+	case pending:
+		return nil, "", access.ErrPending
 	case len(want) == 0 && len(denied) > 0:
 		msg := denied[0].Error()
 		if len(denied) > 1 {
@@ -300,7 +311,9 @@ func (r *ManagedMetricReconciler) apply(m *v1alpha1.ManagedMetric, cluster strin
 
 // partID names a metric's part of one managed kind among all
 // subscriptions: "ManagedMetric/<namespace>/<name>/<group>/<kind>".
-func partID(key coordinator.Key, gk schema.GroupKind) string { return key.String() + "/" + partName(gk) }
+func partID(key coordinator.Key, gk schema.GroupKind) string {
+	return key.String() + "/" + partName(gk)
+}
 
 // informerKey is the shared watch of a managed kind. Managed resources are
 // read in all namespaces: a ManagedMetric has no namespace scope, and most
