@@ -301,7 +301,10 @@ func TestManagedMetricTargetDimensionsAndSelectors(t *testing.T) {
 		Target: &v1alpha1.ManagedTarget{Group: "aws.mm2.test"}, LabelSelector: "team=a"})
 	missing := managedMetric(ns, "missing", v1alpha1.ManagedMetricSpec{Name: "mm_missing",
 		Target: &v1alpha1.ManagedTarget{Group: "aws.mm2.test", Kind: "Table"}})
-	create(t, group, kind, regions, teamA, missing)
+	inEU := managedMetric(ns, "in-eu", v1alpha1.ManagedMetricSpec{Name: "mm_in_eu",
+		Target: &v1alpha1.ManagedTarget{Group: "aws.mm2.test"}, FieldSelector: "spec.region=eu"})
+	reserved := managedMetric(ns, "reserved", v1alpha1.ManagedMetricSpec{Name: "go_goroutines"})
+	create(t, group, kind, regions, teamA, missing, inEU, reserved)
 
 	waitSamplesWithin(t, 30*time.Second, "mm_group",
 		"{cluster=local,group=aws.mm2.test,kind=Bucket,ready=False,synced=True,version=v1beta2} 1",
@@ -317,13 +320,24 @@ func TestManagedMetricTargetDimensionsAndSelectors(t *testing.T) {
 	waitSamplesWithin(t, 30*time.Second, "mm_team_a",
 		"{cluster=local,group=aws.mm2.test,kind=Bucket,ready=True,synced=True,version=v1beta2} 1",
 		"{cluster=local,group=aws.mm2.test,kind=Queue,ready=True,synced=True,version=v1beta2} 1")
+	waitSamplesWithin(t, 30*time.Second, "mm_in_eu",
+		"{cluster=local,group=aws.mm2.test,kind=Bucket,ready=True,synced=True,version=v1beta2} 1",
+		"{cluster=local,group=aws.mm2.test,kind=Queue,ready=True,synced=True,version=v1beta2} 1")
 	waitReadyWithin(t, 30*time.Second, missing, managedConds(missing), metav1.ConditionFalse, v1alpha1.ReasonTargetNotFound)
+	waitReadyWithin(t, 30*time.Second, reserved, managedConds(reserved), metav1.ConditionFalse, v1alpha1.ReasonReservedName)
 
 	// A Metric on the same resource joins the managed kind's watch. (Had
 	// it come first, its metadata-only watch would have been replaced by
 	// a full one when the ManagedMetrics, which read status, joined.)
-	create(t, eventDriven(ns, "plain-buckets", v1alpha1.MetricSpec{Name: "mm_plain_buckets",
-		Target: v1alpha1.GroupVersionKind{Group: buckets.group, Version: "v1beta2", Kind: "Bucket"}}))
+	plainBuckets := eventDriven(ns, "plain-buckets", v1alpha1.MetricSpec{Name: "mm_plain_buckets",
+		Target: v1alpha1.GroupVersionKind{Group: buckets.group, Version: "v1beta2", Kind: "Bucket"}})
+	create(t, plainBuckets)
+	// A younger ManagedMetric of the same exported name is not exported.
+	// Creation times have whole seconds: the twin must be a second younger.
+	time.Sleep(time.Until(plainBuckets.CreationTimestamp.Add(1100 * time.Millisecond)))
+	twin := managedMetric(ns, "twin", v1alpha1.ManagedMetricSpec{Name: "mm_plain_buckets"})
+	create(t, twin)
+	waitReadyWithin(t, 30*time.Second, twin, managedConds(twin), metav1.ConditionFalse, v1alpha1.ReasonDuplicateName)
 	waitSamplesWithin(t, 30*time.Second, "mm_plain_buckets", "{cluster=local,group=aws.mm2.test,kind=Bucket,version=v1beta2} 2")
 
 	// The Metric and three ManagedMetrics read buckets in v1beta2: one watch.
@@ -338,7 +352,8 @@ func TestManagedMetricTargetDimensionsAndSelectors(t *testing.T) {
 		}
 	}
 	slices.Sort(watches)
-	if want := []string{"v1beta1/buckets", "v1beta2/buckets", "v1beta2/queues"}; !slices.Equal(watches, want) {
+	// The twin reads every managed kind, hence the disks.
+	if want := []string{"v1beta1/buckets", "v1beta2/buckets", "v1beta2/disks", "v1beta2/queues"}; !slices.Equal(watches, want) {
 		t.Errorf("watches = %v, want %v", watches, want)
 	}
 	if err := env.Client.Get(t.Context(), client.ObjectKeyFromObject(regions), regions); err != nil {
