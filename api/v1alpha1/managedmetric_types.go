@@ -78,7 +78,10 @@ type ManagedMetricSpec struct {
 	// dimensions form one series, whose value is their number. Omitted: the
 	// dimensions group, version, kind and cluster plus "ready" and "synced",
 	// the statuses ("True", "False", "Unknown") of the resources' Ready and
-	// Synced conditions. Given: "cluster" plus exactly these dimensions.
+	// Synced conditions ("Unknown" also when a resource has no such
+	// condition). Given: "cluster" plus exactly these dimensions, so
+	// resources of different kinds with equal values form one series; the
+	// names group, version, kind and cluster are reserved.
 	// +optional
 	// +listType=map
 	// +listMapKey=name
