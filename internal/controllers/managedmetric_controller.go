@@ -303,6 +303,10 @@ func (r *ManagedMetricReconciler) apply(m *v1alpha1.ManagedMetric, cluster strin
 			return nil, false, err
 		}
 	}
+	for _, p := range started {
+		managedLog.Info("Metric registered for events",
+			append([]any{"metric", src.update.Key.String(), "metadataOnly", p.sub.MetadataOnly}, p.ik.LogValues()...)...)
+	}
 	if len(started) == 0 && (fresh || len(previous) > 0 || changedWarning) {
 		src.evaluate(true)
 	}
@@ -334,6 +338,7 @@ func (r *ManagedMetricReconciler) part(m *v1alpha1.ManagedMetric, src *managedSo
 	key, gen := src.update.Key, m.Generation
 	p := &managedPart{
 		id:         partID(key, gk),
+		metric:     key.String(),
 		namespaced: w.kind.Namespaced,
 		gvk:        gk.WithVersion(w.version),
 		ik:         informerKey(cluster, w),
@@ -408,9 +413,14 @@ func (r *ManagedMetricReconciler) dropPart(p *managedPart) {
 	}
 	if ik, ok := r.Registry.Unregister(p.sub.ID); ok {
 		r.Informers.Release(ik)
+		managedLog.Info("Metric dropped from events", append([]any{"metric", p.metric}, ik.LogValues()...)...)
 	}
 	p.agg.Close() // gives its series back to the budget
 }
+
+// managedLog carries the lifecycle lines of ManagedMetrics' kinds, with
+// the keys every component uses (metric; cluster, resource, namespace).
+var managedLog = ctrl.Log.WithName("managedmetric")
 
 // SetupWithManager registers the reconciler. Besides ManagedMetrics it
 // watches the managed kinds: a kind that appears or goes enqueues every

@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -23,6 +24,7 @@ func (r *ManagedMetricReconciler) poll(ctx context.Context, m *v1alpha1.ManagedM
 	}
 	changed := fresh
 	for _, p := range src.current() {
+		start := time.Now()
 		objs, err := r.Lister.List(ctx, p.mapping(), "", m.Spec.LabelSelector)
 		if reason.Of(err, "") == v1alpha1.ReasonTargetNotFound {
 			// The kind's CRD went away: the Watcher enqueues the metric,
@@ -42,6 +44,8 @@ func (r *ManagedMetricReconciler) poll(ctx context.Context, m *v1alpha1.ManagedM
 			r.Coordinator.SetError(key, m.Generation, err)
 			return ctrl.Result{}, nil
 		}
+		ctrl.LoggerFrom(ctx).V(1).Info("Metric polled", append([]any{"metric", key.String(),
+			"objects", len(objs), "changed", c, "duration", time.Since(start).String()}, p.ik.LogValues()...)...)
 		changed = changed || c
 	}
 	if err := src.limitErr(src.current()); err != nil {

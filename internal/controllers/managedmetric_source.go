@@ -31,6 +31,8 @@ type managedPart struct {
 	// id names the part among all subscriptions: the metric's key, the
 	// kind's group and kind.
 	id string
+	// metric is the metric's key, for logs.
+	metric string
 	// gvk is the kind in the one version it is read in.
 	gvk        schema.GroupVersionKind
 	namespaced bool
