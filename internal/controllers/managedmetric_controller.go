@@ -93,8 +93,11 @@ func (r *ManagedMetricReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	}
 	kinds := r.kindsOf(cluster)
 	if !kinds.Synced() {
-		// The CRD watch has not listed yet (or this replica is not the
-		// leader yet); its sync enqueues every ManagedMetric.
+		if err := kinds.Err(); err != nil {
+			return r.fail(m, err, recheckInterval)
+		}
+		// The CRD watch has not listed yet; its sync enqueues every
+		// ManagedMetric.
 		return ctrl.Result{RequeueAfter: time.Second}, nil
 	}
 	want, skipped, err := r.wanted(ctx, m, kinds.Kinds())

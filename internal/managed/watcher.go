@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -17,6 +18,9 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
+
+	"github.com/SAP/metrics-operator/api/v1alpha1"
+	"github.com/SAP/metrics-operator/internal/reason"
 )
 
 // +kubebuilder:rbac:groups=apiextensions.k8s.io,resources=customresourcedefinitions,verbs=get;list;watch
@@ -34,6 +38,8 @@ type Watcher struct {
 	kinds  map[string]Kind // by CRD name
 	subs   []chan event.GenericEvent
 	synced atomic.Bool
+	// err is why the first list has not succeeded yet.
+	err atomic.Pointer[error]
 }
 
 var (
@@ -55,6 +61,12 @@ func (w *Watcher) Start(ctx context.Context) error {
 	log := ctrl.LoggerFrom(ctx).WithValues("cluster", w.cluster)
 	inf := dynamicinformer.NewFilteredDynamicInformer(w.dyn, crdResource, metav1.NamespaceAll, 0, cache.Indexers{}, nil).Informer()
 	if err := inf.SetTransform(strip); err != nil {
+		return fmt.Errorf("watching CustomResourceDefinitions: %w", err)
+	}
+	if err := inf.SetWatchErrorHandlerWithContext(func(ctx context.Context, r *cache.Reflector, err error) {
+		w.err.Store(&err)
+		cache.DefaultWatchErrorHandler(ctx, r, err)
+	}); err != nil {
 		return fmt.Errorf("watching CustomResourceDefinitions: %w", err)
 	}
 	if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
@@ -87,6 +99,21 @@ func (w *Watcher) Start(ctx context.Context) error {
 // Synced reports whether the watch has listed the cluster's CRDs once:
 // before, Kinds is not the whole truth.
 func (w *Watcher) Synced() bool { return w.synced.Load() }
+
+// Err returns why the watch has not synced yet, as a reason error
+// (Forbidden when the operator may not list and watch CRDs, else
+// ClusterUnreachable), or nil when it synced or has not failed.
+func (w *Watcher) Err() error {
+	p := w.err.Load()
+	if w.Synced() || p == nil {
+		return nil
+	}
+	if apierrors.IsForbidden(*p) {
+		return reason.ForbiddenTarget(crdResource.GroupResource(), "list", "watch")
+	}
+	return reason.New(v1alpha1.ReasonClusterUnreachable,
+		"the managed resource kinds cannot be read yet: listing CustomResourceDefinitions failed; retrying")
+}
 
 // Kinds returns the managed kinds the cluster serves, sorted by group and
 // kind.
