@@ -358,15 +358,24 @@ func (r *ManagedMetricReconciler) part(m *v1alpha1.ManagedMetric, src *managedSo
 		Generation:   gen,
 		Aggregate:    p.agg,
 		MetadataOnly: e.MetadataOnly(),
-		OnSynced:     src.synced,
-		OnChange:     src.changed,
+		OnSynced: func() {
+			p.setFailure(nil)
+			src.synced()
+		},
+		OnChange: src.changed,
 		OnError: func(err error) {
-			if reason.Of(err, "") == v1alpha1.ReasonTargetNotFound {
+			switch reason.Of(err, "") {
+			case v1alpha1.ReasonTargetNotFound:
 				// The kind's CRD went away: the Watcher enqueues the
 				// metric, which drops the kind; the other kinds go on.
-				return
+			case v1alpha1.ReasonForbidden:
+				// The operator may not read this kind: the others go on,
+				// and the Ready message names it until it may.
+				p.setFailure(err)
+				src.evaluate(true)
+			default:
+				r.Coordinator.SetError(key, gen, err)
 			}
-			r.Coordinator.SetError(key, gen, err)
 		},
 	}
 	return p, nil

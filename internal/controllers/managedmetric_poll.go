@@ -26,9 +26,16 @@ func (r *ManagedMetricReconciler) poll(ctx context.Context, m *v1alpha1.ManagedM
 	for _, p := range src.current() {
 		start := time.Now()
 		objs, err := r.Lister.List(ctx, p.mapping(), "", m.Spec.LabelSelector)
-		if reason.Of(err, "") == v1alpha1.ReasonTargetNotFound {
+		switch reason.Of(err, "") {
+		case v1alpha1.ReasonTargetNotFound:
 			// The kind's CRD went away: the Watcher enqueues the metric,
 			// which drops the kind; the other kinds go on.
+			continue
+		case v1alpha1.ReasonForbidden:
+			// The operator may not read this kind: the others go on, and
+			// the Ready message names it until it may.
+			changed = changed || p.failure() == nil
+			p.setFailure(err)
 			continue
 		}
 		if err != nil {
@@ -38,6 +45,8 @@ func (r *ManagedMetricReconciler) poll(ctx context.Context, m *v1alpha1.ManagedM
 			r.Coordinator.SetError(key, m.Generation, err)
 			return ctrl.Result{RequeueAfter: min(interval, notFoundRetry)}, nil
 		}
+		changed = changed || p.failure() != nil
+		p.setFailure(nil)
 		c, err := replaceAll(key.String(), p.agg, objs)
 		if err != nil {
 			src.broken = err
@@ -47,6 +56,10 @@ func (r *ManagedMetricReconciler) poll(ctx context.Context, m *v1alpha1.ManagedM
 		ctrl.LoggerFrom(ctx).V(1).Info("Metric polled", append([]any{"metric", key.String(),
 			"objects", len(objs), "changed", c, "duration", time.Since(start).String()}, p.ik.LogValues()...)...)
 		changed = changed || c
+	}
+	if parts, forbidden := readable(src.current()); len(parts) == 0 && forbidden != nil {
+		r.Coordinator.SetError(key, m.Generation, forbidden)
+		return ctrl.Result{RequeueAfter: min(interval, notFoundRetry)}, nil
 	}
 	if err := src.limitErr(src.current()); err != nil {
 		// Over its limits: the next poll tries again from scratch.

@@ -1,8 +1,11 @@
 package controllers
 
 import (
+	"cmp"
+	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -40,9 +43,42 @@ type managedPart struct {
 	// sub is the part's subscription; nil in polling mode.
 	sub *registry.Subscription
 	agg *evaluation.Aggregate
+
+	mu sync.Mutex
+	// forbidden is set while the operator itself may not read the kind:
+	// the kind is left out (and named in the Ready message) rather than
+	// withdrawing the kinds it may read.
+	forbidden error
 	// prefix names the kind in each of its series (group, version, kind)
 	// when the metric uses the default dimensions; nil otherwise.
 	prefix []evaluation.Dimension
+}
+
+// failure returns why the operator may not read the part's kind, or nil.
+func (p *managedPart) failure() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.forbidden
+}
+
+func (p *managedPart) setFailure(err error) {
+	p.mu.Lock()
+	p.forbidden = err
+	p.mu.Unlock()
+}
+
+// readable returns the parts whose kind the operator may read, and the
+// first Forbidden error of the others.
+func readable(parts []*managedPart) (ok []*managedPart, forbidden error) {
+	ok = make([]*managedPart, 0, len(parts))
+	for _, p := range parts {
+		if err := p.failure(); err != nil {
+			forbidden = cmp.Or(forbidden, err)
+			continue
+		}
+		ok = append(ok, p)
+	}
+	return ok, forbidden
 }
 
 // managedSource is the coordinator Source of one ManagedMetric generation:
@@ -78,7 +114,7 @@ func (s *managedSource) current() []*managedPart {
 // spec.dimensions, objects of different kinds with equal dimension values
 // are one series, whose value is their total.
 func (s *managedSource) Snapshot() []coordinator.ClusterSeries {
-	parts := s.current()
+	parts, _ := readable(s.current())
 	var out []evaluation.Series
 	var index map[string]int // merge key -> position in out
 	for _, p := range parts {
@@ -121,13 +157,33 @@ func seriesKey(dims []evaluation.Dimension) string {
 	return b.String()
 }
 
-// Warning names the managed kinds left out because the metric may not
-// read them.
+// Warning names the managed kinds left out because the metric's
+// ServiceAccount or the operator itself may not read them.
 func (s *managedSource) Warning() string {
-	if p := s.skipped.Load(); p != nil {
-		return *p
+	var out []string
+	if p := s.skipped.Load(); p != nil && *p != "" {
+		out = append(out, *p)
 	}
-	return ""
+	var names []string
+	for _, p := range s.current() {
+		if p.failure() != nil {
+			names = append(names, p.ik.GVR.GroupResource().String())
+		}
+	}
+	if len(names) > 0 {
+		out = append(out, fmt.Sprintf("%d managed kinds left out because the operator may not list and watch them "+
+			"(grant it with a ClusterRole labelled %s: \"true\"): %s", len(names), v1alpha1.AggregateToOperatorLabel, shortList(names)))
+	}
+	return strings.Join(out, "; ")
+}
+
+// shortList joins at most three names.
+func shortList(names []string) string {
+	s := strings.Join(names[:min(len(names), 3)], ", ")
+	if len(names) > 3 {
+		s += fmt.Sprintf(" and %d more", len(names)-3)
+	}
+	return s
 }
 
 // synced is every part's OnSynced: once all parts hold their objects the
@@ -141,11 +197,16 @@ func (s *managedSource) changed() { s.evaluate(false) }
 // a limit is broken, a publish when all parts are filled for the first
 // time or come back within the limits, else a change.
 func (s *managedSource) evaluate(publish bool) {
-	parts := s.current()
+	all := s.current()
+	parts, forbidden := readable(all)
 	for _, p := range parts {
 		if !p.sub.Synced() {
 			return
 		}
+	}
+	if len(parts) == 0 && forbidden != nil {
+		s.coord.SetError(s.update.Key, s.update.Generation, forbidden)
+		return
 	}
 	if err := s.limitErr(parts); err != nil {
 		if !s.limited.Swap(true) || publish {
@@ -165,6 +226,7 @@ func (s *managedSource) evaluate(publish bool) {
 // merged series are only counted when the parts together hold more than
 // the cap, which is rare.
 func (s *managedSource) limitErr(parts []*managedPart) error {
+	parts, _ = readable(parts)
 	total := 0
 	for _, p := range parts {
 		if err := p.agg.Err(); err != nil {
