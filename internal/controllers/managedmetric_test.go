@@ -398,9 +398,16 @@ func TestManagedMetricPollingAndEventDrivenAgree(t *testing.T) {
 	waitSamplesWithin(t, 30*time.Second, "mm_modes_events", want...)
 	waitSamplesWithin(t, 30*time.Second, "mm_modes_polled", want...)
 	waitReadyWithin(t, 30*time.Second, polled, managedConds(polled), metav1.ConditionTrue, v1alpha1.ReasonReady)
-	if polled.Status.Mode != v1alpha1.ModePolling || polled.Status.Observation.Resources != 3 {
-		t.Errorf("polled status: mode %q, observation %+v; want Polling, 3 resources", polled.Status.Mode, polled.Status.Observation)
-	}
+	// The observation may trail the condition by a status interval.
+	testenv.Eventually(t, 10*time.Second, func() error {
+		if err := env.Client.Get(ctx, client.ObjectKeyFromObject(polled), polled); err != nil {
+			return err
+		}
+		if polled.Status.Mode != v1alpha1.ModePolling || polled.Status.Observation.Resources != 3 {
+			return fmt.Errorf("polled status: mode %q, observation %+v; want Polling, 3 resources", polled.Status.Mode, polled.Status.Observation)
+		}
+		return nil
+	})
 
 	// A change reaches the polling metric at its next poll.
 	create(t, clusters.object("v1beta1", "c3", "True", "True", nil, nil))
