@@ -18,13 +18,17 @@ type ManagedMetricSpec struct {
 	// +optional
 	// +kubebuilder:validation:MaxLength=1024
 	Description string `json:"description,omitempty"`
-	// target limits the metric to one managed resource kind, for example
-	// {group: "s3.aws.upbound.io", version: "v1beta1", kind: "Bucket"}.
-	// Omitted: every managed resource kind the cluster serves, that is every
-	// CRD with both categories "crossplane" and "managed", including kinds
-	// whose CRDs are installed after the metric was created.
+	// target limits the metric to some managed resource kinds. Every part
+	// is optional: {group: "s3.aws.upbound.io"} counts every managed kind of
+	// that group, {group: "s3.aws.upbound.io", kind: "Bucket"} one kind, and
+	// a version reads the kinds in that version. Omitted: every managed
+	// resource kind the cluster serves, that is every CRD with both
+	// categories "crossplane" and "managed", including kinds whose CRDs are
+	// installed after the metric was created. Each resource is counted once,
+	// in one version of its kind: the given version, else the CRD's
+	// preferred one.
 	// +optional
-	Target *GroupVersionKind `json:"target,omitempty"`
+	Target *ManagedTarget `json:"target,omitempty"`
 	// labelSelector keeps only resources whose labels match, in Kubernetes
 	// selector syntax: "app=web,tier!=db", "env in (prod,stage)", "!legacy".
 	// +optional
@@ -74,7 +78,10 @@ type ManagedMetricSpec struct {
 	// dimensions form one series, whose value is their number. Omitted: the
 	// dimensions group, version, kind and cluster plus "ready" and "synced",
 	// the statuses ("True", "False", "Unknown") of the resources' Ready and
-	// Synced conditions. Given: "cluster" plus exactly these dimensions.
+	// Synced conditions ("Unknown" also when a resource has no such
+	// condition). Given: "cluster" plus exactly these dimensions, so
+	// resources of different kinds with equal values form one series; the
+	// names group, version, kind and cluster are reserved.
 	// +optional
 	// +listType=map
 	// +listMapKey=name
@@ -90,6 +97,26 @@ type ManagedMetricSpec struct {
 	// RemoteClusterAccess describes instead of the local cluster.
 	// +optional
 	RemoteClusterAccessRef *NamespacedReference `json:"remoteClusterAccessRef,omitempty"`
+}
+
+// ManagedTarget selects managed resource kinds; every part is optional.
+type ManagedTarget struct {
+	// group of the managed kinds, for example "s3.aws.upbound.io".
+	// Empty: every group.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	Group string `json:"group,omitempty"`
+	// version to read the kinds in, for example "v1beta1"; kinds that do not
+	// serve it are left out. Empty: each kind's preferred version.
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	Version string `json:"version,omitempty"`
+	// kind of the managed resources, matched as kubectl matches it: the kind
+	// ("Bucket"), its plural, singular or a short name, in any case.
+	// Empty: every kind.
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	Kind string `json:"kind,omitempty"`
 }
 
 // ManagedObservation is the latest result of a ManagedMetric.

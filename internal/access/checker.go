@@ -75,6 +75,10 @@ type Request struct {
 	// Namespace is the namespace it reads; empty: all namespaces, or a
 	// cluster-scoped resource.
 	Namespace string
+	// Part tells apart the resources of a metric that reads several (a
+	// ManagedMetric reads one per managed kind), so that each is
+	// re-checked; empty for metrics that read one.
+	Part string
 }
 
 // scope is what one decision is about.
@@ -98,9 +102,9 @@ type Checker struct {
 	mu sync.Mutex
 	// decisions holds, per scope, nil when allowed or the Forbidden error.
 	decisions map[scope]error
-	// metrics records the scope each metric last asked for; a scope no
-	// metric asks for any more is dropped at the next re-check.
-	metrics     map[metricID]scope
+	// metrics records the scope each metric last asked for, per part; a
+	// scope no metric asks for any more is dropped at the next re-check.
+	metrics     map[metricID]map[string]scope
 	subscribers map[string][]chan event.GenericEvent
 	// queue holds the scopes waiting for a review, taken in turns per
 	// tenant namespace; wake tells a reviewer that it is not empty.
@@ -119,7 +123,7 @@ func New(opts Options) *Checker {
 	return &Checker{
 		opts:        opts,
 		decisions:   map[scope]error{},
-		metrics:     map[metricID]scope{},
+		metrics:     map[metricID]map[string]scope{},
 		subscribers: map[string][]chan event.GenericEvent{},
 		queue:       newFairQueue(),
 		wake:        make(chan struct{}, reviewers),
@@ -142,14 +146,17 @@ func (c *Checker) Authorize(_ context.Context, r Request) error {
 		sa = c.opts.DefaultServiceAccount
 	}
 	if sa == "" {
-		c.Forget(r.Kind, r.Metric)
+		c.ForgetParts(r.Kind, r.Metric, func(part string) bool { return part == r.Part })
 		return nil
 	}
 	s := scope{serviceAccount: types.NamespacedName{Namespace: r.Metric.Namespace, Name: sa},
 		resource: r.Resource, namespace: r.Namespace}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.metrics[id] = s
+	if c.metrics[id] == nil {
+		c.metrics[id] = map[string]scope{}
+	}
+	c.metrics[id][r.Part] = s
 	if denied, known := c.decisions[s]; known {
 		return denied
 	}
@@ -175,6 +182,25 @@ func (c *Checker) Forget(kind string, metric types.NamespacedName) {
 	c.mu.Lock()
 	delete(c.metrics, metricID{kind: kind, name: metric})
 	c.mu.Unlock()
+}
+
+// ForgetParts drops the parts of a metric for which drop returns true: the
+// resources it no longer reads.
+func (c *Checker) ForgetParts(kind string, metric types.NamespacedName, drop func(part string) bool) {
+	if c == nil {
+		return
+	}
+	id := metricID{kind: kind, name: metric}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for part := range c.metrics[id] {
+		if drop(part) {
+			delete(c.metrics[id], part)
+		}
+	}
+	if len(c.metrics[id]) == 0 {
+		delete(c.metrics, id)
+	}
 }
 
 // Source returns a controller source that enqueues the metrics of kind
@@ -217,8 +243,10 @@ func (c *Checker) recheck() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	inUse := map[scope]bool{}
-	for _, s := range c.metrics {
-		inUse[s] = true
+	for _, parts := range c.metrics {
+		for _, s := range parts {
+			inUse[s] = true
+		}
 	}
 	for s := range c.decisions {
 		if !inUse[s] {
@@ -277,9 +305,12 @@ func (c *Checker) decide(ctx context.Context, q queued) {
 	c.decisions[q.scope] = denied
 	var ids []metricID
 	if !known || (old == nil) != (denied == nil) {
-		for id, s := range c.metrics {
-			if s == q.scope {
-				ids = append(ids, id)
+		for id, parts := range c.metrics {
+			for _, s := range parts {
+				if s == q.scope {
+					ids = append(ids, id)
+					break
+				}
 			}
 		}
 	}

@@ -213,3 +213,99 @@ func TestReviewsTakeTurnsPerTenant(t *testing.T) {
 		t.Fatalf("victim after its review: %v, want Forbidden", err)
 	}
 }
+
+// TestCheckerRechecksEveryPart authorizes one metric that reads two
+// resources (as a ManagedMetric reads several kinds): a grant of the first
+// one it asked about is noticed at the re-check, a part it forgets is no
+// longer reviewed, and a forgotten metric not at all.
+func TestCheckerRechecksEveryPart(t *testing.T) {
+	testenv.Require(t, env)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	tenant := "access-parts"
+	if err := env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: tenant}}); err != nil {
+		t.Fatal(err)
+	}
+	requests := testenv.NewRequestCounter()
+	cfg := rest.CopyConfig(env.Config)
+	cfg.Wrap(requests.Wrap)
+	c, err := client.New(cfg, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const period = 500 * time.Millisecond
+	checker := access.New(access.Options{Client: c, DefaultServiceAccount: "metrics", RecheckPeriod: period})
+	queue := workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[reconcile.Request]())
+	defer queue.ShutDown()
+	if err := checker.Source("ManagedMetric").Start(ctx, queue); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = checker.Start(ctx) }()
+	metric := types.NamespacedName{Namespace: tenant, Name: "mm"}
+	part := func(group, resource string) access.Request {
+		return access.Request{Kind: "ManagedMetric", Metric: metric, Part: group + "/" + resource,
+			Resource: schema.GroupResource{Group: group, Resource: resource}}
+	}
+	widgets, gadgets := part("a.parts.test", "widgets"), part("b.parts.test", "gadgets")
+	drain := func() {
+		for queue.Len() > 0 {
+			item, _ := queue.Get()
+			queue.Done(item)
+			queue.Forget(item)
+		}
+	}
+	testenv.Eventually(t, 30*time.Second, func() error {
+		for _, r := range []access.Request{widgets, gadgets} {
+			if err := checker.Authorize(ctx, r); reason.Of(err, "") != v1alpha1.ReasonForbidden {
+				return fmt.Errorf("%s: %w, want Forbidden", r.Part, err)
+			}
+		}
+		return nil
+	})
+	drain()
+	grant := func(name, group, resource string) {
+		for _, obj := range []client.Object{
+			&rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: name},
+				Rules: []rbacv1.PolicyRule{{APIGroups: []string{group}, Resources: []string{resource}, Verbs: []string{"list", "watch"}}}},
+			&rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: name},
+				RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: name},
+				Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Name: "metrics", Namespace: tenant}}},
+		} {
+			if err := env.Client.Create(ctx, obj); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	grant("access-parts-widgets", "a.parts.test", "widgets")
+	testenv.Eventually(t, 30*time.Second, func() error {
+		if queue.Len() == 0 {
+			return fmt.Errorf("the grant of the first part did not enqueue the metric")
+		}
+		return nil
+	})
+	if err := checker.Authorize(ctx, widgets); err != nil {
+		t.Fatalf("widgets after the grant: %v", err)
+	}
+	if err := checker.Authorize(ctx, gadgets); reason.Of(err, "") != v1alpha1.ReasonForbidden {
+		t.Fatalf("gadgets: %v, want still Forbidden", err)
+	}
+
+	// A forgotten part is not reviewed any more: granting it now flips
+	// nothing the checker tracks, so the metric is not enqueued.
+	drain()
+	checker.ForgetParts("ManagedMetric", metric, func(p string) bool { return p == gadgets.Part })
+	time.Sleep(2 * period) // the next re-check drops the gadgets decision
+	grant("access-parts-gadgets", "b.parts.test", "gadgets")
+	time.Sleep(4 * period)
+	if queue.Len() != 0 {
+		t.Fatalf("a grant of a forgotten part enqueued the metric")
+	}
+
+	checker.Forget("ManagedMetric", metric)
+	time.Sleep(2 * period)
+	before := requests.Count("POST", reviews)
+	time.Sleep(3 * period)
+	if n := requests.Count("POST", reviews) - before; n != 0 {
+		t.Fatalf("%d reviews after the metric was forgotten, want none", n)
+	}
+}

@@ -293,6 +293,13 @@ func (a *Aggregate) Series() []Series {
 	return out
 }
 
+// SeriesLen returns the number of series, without rendering them.
+func (a *Aggregate) SeriesLen() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.series)
+}
+
 // Len returns the number of matching objects held, including those that
 // are in no series (valueFrom missing or unreadable).
 func (a *Aggregate) Len() int {

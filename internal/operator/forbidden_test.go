@@ -2,6 +2,7 @@ package operator_test
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -49,6 +50,10 @@ func TestForbiddenTargetIsReportedAndIsolated(t *testing.T) {
 	for _, m := range metrics {
 		mustCreate(t, m)
 	}
+	// A ManagedMetric needs the CRDs to find the managed kinds.
+	managed := &v1alpha1.ManagedMetric{ObjectMeta: metav1.ObjectMeta{Name: "managed", Namespace: ns},
+		Spec: v1alpha1.ManagedMetricSpec{EventDriven: ptr.To(true), Interval: metav1.Duration{Duration: time.Hour}}}
+	mustCreate(t, managed)
 
 	run(t, user.Config(), operator.Options{MetricsAddr: "0", ProbeAddr: "0", Namespace: ns, MinExportInterval: time.Second})
 
@@ -71,4 +76,15 @@ func TestForbiddenTargetIsReportedAndIsolated(t *testing.T) {
 			return nil
 		})
 	}
+	testenv.Eventually(t, 60*time.Second, func() error {
+		if err := env.Client.Get(ctx, client.ObjectKeyFromObject(managed), managed); err != nil {
+			return err
+		}
+		c := meta.FindStatusCondition(managed.Status.Conditions, v1alpha1.ConditionReady)
+		if c == nil || c.Reason != v1alpha1.ReasonForbidden || !strings.Contains(c.Message, "customresourcedefinitions.apiextensions.k8s.io") {
+			return fmt.Errorf("ManagedMetric: Ready condition %+v, want Forbidden naming the CRDs", c)
+		}
+		t.Logf("ManagedMetric: %s: %s", c.Reason, c.Message)
+		return nil
+	})
 }

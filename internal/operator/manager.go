@@ -33,6 +33,7 @@ import (
 	"github.com/SAP/metrics-operator/internal/export/otlp"
 	promexport "github.com/SAP/metrics-operator/internal/export/prometheus"
 	"github.com/SAP/metrics-operator/internal/informers"
+	"github.com/SAP/metrics-operator/internal/managed"
 	"github.com/SAP/metrics-operator/internal/registry"
 )
 
@@ -134,7 +135,8 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 		ExportBackoff:         coordinator.Backoff{Base: opts.ExportBackoffBase, Cap: opts.ExportBackoffMax},
 		Prometheus:            collector,
 		StatusWriters: map[string]coordinator.StatusWriter{
-			"Metric": &controllers.MetricStatusWriter{Client: mgr.GetClient(), Recorder: recorder},
+			"Metric":        &controllers.MetricStatusWriter{Client: mgr.GetClient(), Recorder: recorder},
+			"ManagedMetric": &controllers.ManagedMetricStatusWriter{Client: mgr.GetClient(), Recorder: recorder},
 		},
 	})
 	if err := mgr.Add(coord); err != nil {
@@ -237,7 +239,34 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 	}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setting up event-driven Metric controller: %w", err)
 	}
+	if err := addManagedMetrics(mgr, &controllers.ManagedMetricReconciler{
+		Client:             mgr.GetClient(),
+		Lister:             lister,
+		Registry:           reg,
+		Informers:          infs,
+		Coordinator:        coord,
+		Kinds:              managed.NewWatcher(opts.ClusterName, conns.Local().Clients.Dynamic),
+		ClusterName:        opts.ClusterName,
+		DefaultSink:        defaultSink,
+		EventDrivenDefault: opts.EventDrivenDefault,
+		Access:             checker,
+		Guard:              guard,
+	}); err != nil {
+		return nil, err
+	}
 	return &Operator{Manager: mgr, Sinks: sinks, Coordinator: coord, Collector: collector, Informers: infs, Clusters: conns}, nil
+}
+
+// addManagedMetrics runs the managed kinds' watch and the ManagedMetric
+// reconciler.
+func addManagedMetrics(mgr manager.Manager, r *controllers.ManagedMetricReconciler) error {
+	if err := mgr.Add(r.Kinds); err != nil {
+		return err
+	}
+	if err := r.SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("setting up ManagedMetric controller: %w", err)
+	}
+	return nil
 }
 
 // Run builds the manager and runs it until ctx is done.

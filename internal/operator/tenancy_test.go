@@ -267,6 +267,11 @@ func TestCrossNamespaceReferences(t *testing.T) {
 			Spec: v1alpha1.MetricSpec{Name: "xref_" + strings.ReplaceAll(key.Name, "-", "_"), Target: configMaps,
 				Namespace: tenant, RemoteClusterAccessRef: ref, Interval: metav1.Duration{Duration: 10 * time.Second}}})
 	}
+	managedElsewhere := &v1alpha1.ManagedMetric{ObjectMeta: metav1.ObjectMeta{Name: "managed-elsewhere", Namespace: tenant},
+		Spec: v1alpha1.ManagedMetricSpec{EventDriven: ptr.To(true), Interval: metav1.Duration{Duration: time.Minute},
+			RemoteClusterAccessRef: &v1alpha1.NamespacedReference{Name: "cluster", Namespace: other}}}
+	mustCreate(t, managedElsewhere)
+	t.Cleanup(func() { _ = env.Client.Delete(context.Background(), managedElsewhere) })
 
 	for _, tc := range []struct {
 		flag          bool
@@ -284,6 +289,17 @@ func TestCrossNamespaceReferences(t *testing.T) {
 				!strings.Contains(c.Message, "--no-cross-namespace-refs")) {
 				t.Errorf("message %q should name the field and the flag", c.Message)
 			}
+			// A ManagedMetric's reference is refused alike.
+			testenv.Eventually(t, 60*time.Second, func() error {
+				if err := env.Client.Get(t.Context(), client.ObjectKeyFromObject(managedElsewhere), managedElsewhere); err != nil {
+					return err
+				}
+				c := meta.FindStatusCondition(managedElsewhere.Status.Conditions, v1alpha1.ConditionReady)
+				if c == nil || c.Reason != tc.elsewhereWant {
+					return fmt.Errorf("ManagedMetric: Ready condition %+v, want reason %s", c, tc.elsewhereWant)
+				}
+				return nil
+			})
 			// No such RemoteClusterAccess, but not refused as a cross-namespace reference.
 			waitReason(t, here, v1alpha1.ReasonClusterUnreachable)
 			waitReason(t, local, v1alpha1.ReasonReady)

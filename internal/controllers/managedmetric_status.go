@@ -1,0 +1,67 @@
+package controllers
+
+import (
+	"context"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/SAP/metrics-operator/api/v1alpha1"
+	"github.com/SAP/metrics-operator/internal/coordinator"
+)
+
+// ManagedMetricStatusWriter records the coordinator's view of a
+// ManagedMetric in its status, with a merge patch, and emits an event when
+// Ready transitions. status.observation.resources is the number of
+// managed resources over all series and kinds.
+type ManagedMetricStatusWriter struct {
+	Client   client.Client
+	Recorder events.EventRecorder
+}
+
+var _ coordinator.StatusWriter = (*ManagedMetricStatusWriter)(nil)
+
+// WriteStatus patches the ManagedMetric's status; one that is gone is fine.
+func (w *ManagedMetricStatusWriter) WriteStatus(ctx context.Context, key coordinator.Key, s coordinator.Status) error {
+	m := &v1alpha1.ManagedMetric{}
+	if err := w.Client.Get(ctx, types.NamespacedName{Namespace: key.Namespace, Name: key.Name}, m); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	before := m.DeepCopy()
+	st := &m.Status
+	st.ObservedGeneration = s.Generation
+	if s.Mode != "" {
+		st.Mode = s.Mode
+	}
+	if s.Observed {
+		st.Observation = v1alpha1.ManagedObservation{
+			Timestamp: metav1.NewTime(s.Timestamp),
+			Resources: s.Total,
+			Series:    int32(min(s.Series, 1<<31-1)),
+		}
+	}
+	st.Ready = string(s.Ready.Status)
+	transition := setCondition(&st.Conditions, s.Ready)
+	if equality.Semantic.DeepEqual(before.Status, m.Status) {
+		return nil
+	}
+	if err := w.Client.Status().Patch(ctx, m, client.MergeFrom(before)); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return err
+	}
+	if transition && w.Recorder != nil {
+		typ := corev1.EventTypeNormal
+		if s.Ready.Status != metav1.ConditionTrue {
+			typ = corev1.EventTypeWarning
+		}
+		w.Recorder.Eventf(m, nil, typ, s.Ready.Reason, "Evaluate", "%s", eventMessage(st.Conditions, s.Ready))
+	}
+	return nil
+}
