@@ -8,6 +8,7 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -107,7 +108,11 @@ func (r *EventDrivenReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 			r.Coordinator.SetError(key, m.Generation, err)
 			return ctrl.Result{RequeueAfter: recheckInterval}, nil
 		}
-		if err := r.Informers.Ensure(ik, m.Spec.Target.GVK(), sub); err != nil {
+		gvk := m.Spec.Target.GVK()
+		if mapping, err := conn.Lister.Mapping(gvk); err == nil {
+			gvk = mapping.GroupVersionKind
+		}
+		if err := r.Informers.Ensure(ik, gvk, sub); err != nil {
 			return ctrl.Result{}, err
 		}
 		return ctrl.Result{RequeueAfter: recheckInterval}, nil
@@ -119,7 +124,7 @@ func (r *EventDrivenReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		r.Coordinator.SetError(key, m.Generation, err)
 		return ctrl.Result{}, nil
 	}
-	ik, err := r.informerKey(m, conn)
+	ik, gvk, err := r.informerKey(m, conn)
 	if err == nil {
 		err = r.authorize(ctx, conn, m, ik)
 	}
@@ -136,6 +141,10 @@ func (r *EventDrivenReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		r.Coordinator.SetError(key, m.Generation, err)
 		return ctrl.Result{RequeueAfter: recheckInterval}, nil
 	}
+	// The series and the objects of a metadata-only watch carry the kind
+	// as the API server names it, however the spec wrote it (pod, Pods),
+	// as a poll's objects do.
+	m.Spec.Target.Kind = gvk.Kind
 	sub := r.subscription(m, e, conn.Name)
 	r.conns.Store(key, conn)
 	_, old, _ := r.Registry.Lookup(key.String())
@@ -145,7 +154,7 @@ func (r *EventDrivenReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	if old != nil {
 		old.Aggregate.Close()
 	}
-	if err := r.Informers.Ensure(ik, m.Spec.Target.GVK(), sub); err != nil {
+	if err := r.Informers.Ensure(ik, gvk, sub); err != nil {
 		return ctrl.Result{}, err
 	}
 	ctrl.LoggerFrom(ctx).Info("Metric registered for events",
@@ -153,17 +162,18 @@ func (r *EventDrivenReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	return ctrl.Result{RequeueAfter: recheckInterval}, nil
 }
 
-// informerKey resolves the metric's target to the watch it needs.
-func (r *EventDrivenReconciler) informerKey(m *v1alpha1.Metric, conn *clusters.Connection) (registry.InformerKey, error) {
+// informerKey resolves the metric's target to the watch it needs and to
+// the kind as the API server names it.
+func (r *EventDrivenReconciler) informerKey(m *v1alpha1.Metric, conn *clusters.Connection) (registry.InformerKey, schema.GroupVersionKind, error) {
 	mapping, err := conn.Lister.Mapping(m.Spec.Target.GVK())
 	if err != nil {
-		return registry.InformerKey{}, err
+		return registry.InformerKey{}, schema.GroupVersionKind{}, err
 	}
 	k := registry.InformerKey{Cluster: conn.Key, GVR: mapping.Resource}
 	if mapping.Scope.Name() == meta.RESTScopeNameNamespace {
 		k.Namespace = m.Spec.Namespace
 	}
-	return k, nil
+	return k, mapping.GroupVersionKind, nil
 }
 
 // authorize asks the local API server whether the metric may read ik; a

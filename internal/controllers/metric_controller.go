@@ -158,6 +158,9 @@ func (r *MetricReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		r.Coordinator.SetError(key, m.Generation, err)
 		return ctrl.Result{RequeueAfter: interval}, nil
 	}
+	// Series carry the kind as the API server names it, however the spec
+	// wrote it (pod, Pods), as event-driven ones do.
+	m.Spec.Target.Kind = mapping.GroupVersionKind.Kind
 	if !r.publish(r.update(m, agg, interval, conn.Name), changed) {
 		// The metric is still registered for events: the event-driven
 		// reconciler drops it soon, then polling takes over.

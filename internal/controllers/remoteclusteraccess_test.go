@@ -116,7 +116,8 @@ func TestRemoteMetricReadsTheRemoteCluster(t *testing.T) {
 	}
 
 	ref := &v1alpha1.NamespacedReference{Name: "blue-access"}
-	// "configmap" and "configmaps": kinds match as kubectl matches them.
+	// "configmap" and "configmaps": kinds match as kubectl matches them, and
+	// the series name the kind as the API server does.
 	polled := newMetric(ns, "remote-polled", v1alpha1.MetricSpec{Name: "remote_polled",
 		Target: v1alpha1.GroupVersionKind{Version: "v1", Kind: "configmap"}, Namespace: ns, RemoteClusterAccessRef: ref})
 	events := eventDriven(ns, "remote-events", v1alpha1.MetricSpec{Name: "remote_events",
@@ -132,9 +133,9 @@ func TestRemoteMetricReadsTheRemoteCluster(t *testing.T) {
 		FieldSelector: "metadata.name=r0"})
 	create(t, polled, events, local, byTeam, named)
 
-	polledSample := func(n int) string { return fmt.Sprintf("{cluster=blue,kind=configmap,version=v1} %d", n) }
+	polledSample := func(n int) string { return fmt.Sprintf("{cluster=blue,kind=ConfigMap,version=v1} %d", n) }
 	eventsSample := func(n int) string { return fmt.Sprintf("{cluster=blue,kind=ConfigMap,version=v1} %d", n) }
-	localSample := func(n int) string { return fmt.Sprintf("{cluster=local,kind=configmaps,version=v1} %d", n) }
+	localSample := func(n int) string { return fmt.Sprintf("{cluster=local,kind=ConfigMap,version=v1} %d", n) }
 	waitSamples(t, "remote_polled", polledSample(3))
 	waitSamples(t, "remote_events", eventsSample(3))
 	waitSamples(t, "remote_test_local", localSample(1))
@@ -209,7 +210,7 @@ func TestRemoteMetricReadsTheRemoteCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitSamplesWithin(t, 10*time.Second, "remote_events", "{cluster=navy,kind=ConfigMap,version=v1} 2")
-	waitSamplesWithin(t, 10*time.Second, "remote_polled", "{cluster=navy,kind=configmap,version=v1} 2")
+	waitSamplesWithin(t, 10*time.Second, "remote_polled", "{cluster=navy,kind=ConfigMap,version=v1} 2")
 
 	// Without its access, the metrics are withdrawn and the watch stops.
 	if err := env.Client.Delete(ctx, rca); err != nil {

@@ -159,6 +159,7 @@ func (e *Evaluator) Preview(ctx context.Context, lister *targets.Lister, obj *un
 	if err != nil {
 		return res.failWith(err), nil
 	}
+	m.Spec.Target.Kind = mapping.GroupVersionKind.Kind // as the operator's series name it
 	key := registry.InformerKey{Cluster: e.ClusterName, GVR: mapping.Resource}
 	if mapping.Scope.Name() == meta.RESTScopeNameNamespace {
 		key.Namespace = m.Spec.Namespace
