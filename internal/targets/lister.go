@@ -59,6 +59,22 @@ func NewLister(mapper meta.RESTMapper, client dynamic.Interface, opts ...Option)
 // plural resource name ("pod", "Pods", "configmap"). A kind the cluster
 // does not serve is a TargetNotFound error.
 func (l *Lister) Mapping(gvk schema.GroupVersionKind) (*meta.RESTMapping, error) {
+	m, err := l.mapping(gvk)
+	if err != nil {
+		return nil, err
+	}
+	// The mapper may echo the kind as it was asked for (configmap): the
+	// mapping names it as the API server does (ConfigMap), so that series
+	// and objects carry one spelling whatever the spec wrote.
+	if k, err := l.mapper.KindFor(m.Resource); err == nil && k.Kind != m.GroupVersionKind.Kind {
+		c := *m
+		c.GroupVersionKind = k
+		return &c, nil
+	}
+	return m, nil
+}
+
+func (l *Lister) mapping(gvk schema.GroupVersionKind) (*meta.RESTMapping, error) {
 	if alias, ok := l.aliases.Load(gvk); ok {
 		m, err := l.mapper.RESTMapping(alias.(schema.GroupVersionKind).GroupKind(), gvk.Version)
 		if err == nil {

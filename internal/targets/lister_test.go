@@ -1,6 +1,7 @@
 package targets
 
 import (
+	"strings"
 	"testing"
 
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -90,6 +91,45 @@ func TestMappingMatchesKindsAsKubectlDoes(t *testing.T) {
 		}
 		if m.Resource.Resource != tt.want || m.Resource.Group != tt.group {
 			t.Errorf("%s: resource %s, want %s", gvk, m.Resource, tt.want)
+		}
+		if want := kindOf[tt.want]; m.GroupVersionKind.Kind != want {
+			t.Errorf("%s: mapping names the kind %q, want %q", gvk, m.GroupVersionKind.Kind, want)
+		}
+	}
+}
+
+var kindOf = map[string]string{"pods": "Pod", "configmaps": "ConfigMap", "namespaces": "Namespace", "widgetsets": "WidgetSet"}
+
+// echoMapper matches kinds regardless of case and names the kind in its
+// mapping as it was asked for, as controller-runtime's mapper does.
+type echoMapper struct{ meta.RESTMapper }
+
+func (m echoMapper) RESTMapping(gk schema.GroupKind, versions ...string) (*meta.RESTMapping, error) {
+	for _, canonical := range kindOf {
+		if strings.EqualFold(canonical, gk.Kind) {
+			r, err := m.RESTMapper.RESTMapping(schema.GroupKind{Group: gk.Group, Kind: canonical}, versions...)
+			if err == nil {
+				c := *r
+				c.GroupVersionKind.Kind = gk.Kind
+				return &c, nil
+			}
+			return nil, err
+		}
+	}
+	return m.RESTMapper.RESTMapping(gk, versions...)
+}
+
+// TestMappingNamesTheKindAsTheAPIServerDoes: whatever spelling the mapper
+// echoes, the mapping carries the kind as discovery names it.
+func TestMappingNamesTheKindAsTheAPIServerDoes(t *testing.T) {
+	l := NewLister(echoMapper{discoveryMapper()}, nil)
+	for _, kind := range []string{"configmap", "CONFIGMAP", "ConfigMap"} {
+		m, err := l.Mapping(schema.GroupVersionKind{Version: "v1", Kind: kind})
+		if err != nil {
+			t.Fatalf("%s: %v", kind, err)
+		}
+		if m.GroupVersionKind.Kind != "ConfigMap" {
+			t.Errorf("%s: mapping names the kind %q, want ConfigMap", kind, m.GroupVersionKind.Kind)
 		}
 	}
 }
