@@ -110,7 +110,7 @@ func TestFederatedClusterAccessInline(t *testing.T) {
 		clusterConfigMap(ns, "blue", "inline", map[string]string{"kubeconfig": string(adminKubeconfig(t, remote, "fed-blue"))}),
 		clusterConfigMap(ns, "garbled", "inline", map[string]string{"kubeconfig": garbled}),
 		clusterConfigMap(ns, "unrelated", "other", map[string]string{"kubeconfig": garbled}))
-	fca := federatedAccess(ns, "planes", v1alpha1.FederatedClusterAccessSpec{KubeConfigPath: "data.kubeconfig", LabelSelector: "fed=inline"})
+	fca := federatedAccess(ns, "planes", v1alpha1.FederatedClusterAccessSpec{KubeConfigPath: "data.kubeconfig", LabelSelector: "fed=inline", Namespace: ns})
 	create(t, fca)
 	waitClusters(t, 30*time.Second, fca, "blue=Ready,garbled=InvalidKubeConfig")
 	waitAccess := func(status metav1.ConditionStatus, reason string) {
@@ -160,6 +160,17 @@ func TestFederatedClusterAccessInline(t *testing.T) {
 	}
 	waitClusters(t, 10*time.Second, fca, "blue=Ready,garbled=Ready,local=Ready")
 	waitAccess(metav1.ConditionTrue, v1alpha1.ReasonReady)
+
+	// Reconciles (every second here) read the watch's store: no LIST.
+	path := "/api/v1/namespaces/" + ns + "/configmaps"
+	lists := requests.Count("LIST", path)
+	time.Sleep(3 * time.Second)
+	if n := requests.Count("LIST", path) - lists; n != 0 {
+		t.Errorf("%d LISTs of the target during three rechecks, want 0", n)
+	}
+	if n := requests.Count("WATCH", path); n != 1 {
+		t.Errorf("%d WATCHes of the target, want 1", n)
+	}
 
 	// Deleting the object closes its cluster's connection.
 	if err := env.Client.Delete(ctx, configMap(ns, "blue", nil)); err != nil {
@@ -255,7 +266,7 @@ func TestFederatedClusterAccessSecrets(t *testing.T) {
 		}
 		_, err := c.Clients.Dynamic.Resource(namespaces).Get(ctx, "only-on-remote", metav1.GetOptions{})
 		if !apierrors.IsNotFound(err) {
-			return fmt.Errorf("green still reads the remote cluster (%v)", err)
+			return fmt.Errorf("green still reads the remote cluster: %w", err)
 		}
 		return nil
 	})
@@ -274,7 +285,8 @@ func TestFederatedClusterAccessSecrets(t *testing.T) {
 
 // TestFederatedClusterAccessSameName: objects of the same name in two
 // namespaces are named "<namespace>/<name>" while both exist; a name
-// discovered once stays the object's name.
+// discovered once stays the object's name. Two accesses on the same
+// objects share one discovery watch but not their connections.
 func TestFederatedClusterAccessSameName(t *testing.T) {
 	testenv.Require(t, env)
 	ctx := t.Context()
@@ -298,11 +310,29 @@ func TestFederatedClusterAccessSameName(t *testing.T) {
 	if got := memberNames(nn); !slices.Equal(got, []string{"solo", "twin"}) {
 		t.Errorf("members %v", got)
 	}
-	// Each access has its own connection to the same object's cluster.
-	if k := op.Federated.Clusters(nn)[1].Key; k != controllers.FederatedClusterKey(nn, "fed-twin-a", "twin") {
-		t.Errorf("key %q", k)
+	// A second access on the same objects shares the discovery watch, and
+	// has its own connection to each cluster.
+	other := federatedAccess("fed-twin-b", "twins", fca.Spec)
+	create(t, other)
+	waitClusters(t, 30*time.Second, other, "solo=Ready,twin=Ready")
+	otherNN := types.NamespacedName{Namespace: "fed-twin-b", Name: "twins"}
+	if a, b := op.Federated.Clusters(nn)[1].Key, op.Federated.Clusters(otherNN)[1].Key; a == b ||
+		a != controllers.FederatedClusterKey(nn, "fed-twin-a", "twin") {
+		t.Errorf("keys %q and %q", a, b)
+	}
+	watches := 0
+	for _, k := range op.Discovery.Active() {
+		if k.LabelSelector == "fed=twin" {
+			watches++
+		}
+	}
+	if watches != 1 {
+		t.Errorf("%d discovery watches for two accesses on the same objects, want 1", watches)
 	}
 	if err := env.Client.Delete(ctx, fca); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.Client.Delete(ctx, other); err != nil {
 		t.Fatal(err)
 	}
 }
