@@ -106,8 +106,14 @@ func (r *FederatedClusterAccessReconciler) Reconcile(ctx context.Context, req ct
 		// The Checker sends the access back once its access is decided.
 		return ctrl.Result{RequeueAfter: next}, nil
 	case errors.Is(err, federation.ErrNotSynced):
-		// The watch sends the access back once it has synced.
-		return ctrl.Result{RequeueAfter: next}, nil
+		var failed *federation.NotSyncedError
+		if !errors.As(err, &failed) {
+			// The watch sends the access back once it has synced.
+			return ctrl.Result{RequeueAfter: next}, nil
+		}
+		// It keeps retrying; meanwhile the status says why it waits.
+		r.keep(nn, nil)
+		return ctrl.Result{RequeueAfter: next}, r.writeStatus(ctx, fca, nil, discoveryError(failed.Err))
 	case err != nil && !reason.Is(err):
 		return ctrl.Result{}, err
 	}
@@ -177,6 +183,20 @@ func (r *FederatedClusterAccessReconciler) discover(ctx context.Context, fca *v1
 		return cmp.Or(cmp.Compare(a.obj.GetNamespace(), b.obj.GetNamespace()), cmp.Compare(a.obj.GetName(), b.obj.GetName()))
 	})
 	return out, nil
+}
+
+// discoveryError turns the failure of a discovery watch's list into the
+// access's condition, without quoting the API server.
+func discoveryError(err error) error {
+	switch {
+	case apierrors.IsForbidden(err):
+		return reason.New(v1alpha1.ReasonForbidden,
+			"the operator may not list and watch spec.target: grant its ServiceAccount list and watch on it")
+	case apierrors.IsNotFound(err):
+		return reason.New(v1alpha1.ReasonTargetNotFound, "the API server does not serve spec.target any more")
+	}
+	return reason.New(v1alpha1.ReasonClusterUnreachable,
+		"the discovery watch on spec.target cannot list its objects yet; it retries by itself")
 }
 
 // clusterName is the "cluster" dimension of a cluster discovered from the

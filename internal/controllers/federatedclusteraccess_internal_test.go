@@ -1,11 +1,14 @@
 package controllers
 
 import (
+	"errors"
 	"strings"
 	"testing"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/SAP/metrics-operator/api/v1alpha1"
 	"github.com/SAP/metrics-operator/internal/access"
@@ -108,5 +111,22 @@ func TestFederatedResolve(t *testing.T) {
 				t.Errorf("the message quotes the kubeconfig: %v", err)
 			}
 		})
+	}
+}
+
+func TestFederatedDiscoveryError(t *testing.T) {
+	gr := schema.GroupResource{Resource: "configmaps"}
+	tests := []struct {
+		err  error
+		want string
+	}{
+		{apierrors.NewForbidden(gr, "", errors.New("no")), v1alpha1.ReasonForbidden},
+		{apierrors.NewNotFound(gr, ""), v1alpha1.ReasonTargetNotFound},
+		{errors.New("connection refused"), v1alpha1.ReasonClusterUnreachable},
+	}
+	for _, tt := range tests {
+		if got := reason.Of(discoveryError(tt.err), ""); got != tt.want {
+			t.Errorf("discoveryError(%v): %q, want %q", tt.err, got, tt.want)
+		}
 	}
 }

@@ -209,8 +209,8 @@ func TestFederatedClusterAccessInline(t *testing.T) {
 }
 
 // TestFederatedClusterAccessSecrets discovers clusters whose kubeconfigs
-// are in Secrets the objects name: a missing Secret and a missing key are
-// reported for their cluster alone, and pointing one cluster's Secret at
+// are in Secrets the objects name: a missing Secret, a missing key and an
+// API server that does not answer are reported for their cluster alone, and pointing one cluster's Secret at
 // another API server reconnects that cluster and no other.
 func TestFederatedClusterAccessSecrets(t *testing.T) {
 	testenv.Require(t, env)
@@ -229,10 +229,18 @@ func TestFederatedClusterAccessSecrets(t *testing.T) {
 		clusterConfigMap(ns, "green", "secret", map[string]string{"name": "green-kc"}),
 		clusterConfigMap(ns, "teal", "secret", map[string]string{"name": "teal-kc", "namespace": ns, "key": "kubeconfig"}),
 		clusterConfigMap(ns, "absent", "secret", map[string]string{"name": "no-such-secret"}),
-		clusterConfigMap(ns, "wrongkey", "secret", map[string]string{"name": "other-key"}))
+		clusterConfigMap(ns, "wrongkey", "secret", map[string]string{"name": "other-key"}),
+		kubeconfigSecret(ns, "nowhere-kc", []byte(`apiVersion: v1
+kind: Config
+current-context: c
+contexts: [{name: c, context: {cluster: k, user: u}}]
+clusters: [{name: k, cluster: {server: "https://127.0.0.1:1"}}]
+users: [{name: u, user: {token: abc}}]
+`)),
+		clusterConfigMap(ns, "nowhere", "secret", map[string]string{"name": "nowhere-kc"}))
 	fca := federatedAccess(ns, "by-secret", v1alpha1.FederatedClusterAccessSpec{SecretRefPath: "data", LabelSelector: "fed=secret"})
 	create(t, fca)
-	waitClusters(t, 30*time.Second, fca, "absent=SecretNotFound,green=Ready,teal=Ready,wrongkey=SecretKeyMissing")
+	waitClusters(t, 30*time.Second, fca, "absent=SecretNotFound,green=Ready,nowhere=ClusterUnreachable,teal=Ready,wrongkey=SecretKeyMissing")
 
 	nn := types.NamespacedName{Namespace: ns, Name: "by-secret"}
 	namespaces := schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}
@@ -274,7 +282,7 @@ func TestFederatedClusterAccessSecrets(t *testing.T) {
 	if acquire("teal") != teal {
 		t.Errorf("teal's connection was rebuilt by a change of green's Secret")
 	}
-	waitClusters(t, 10*time.Second, fca, "absent=SecretNotFound,green=Ready,teal=Ready,wrongkey=SecretKeyMissing")
+	waitClusters(t, 10*time.Second, fca, "absent=SecretNotFound,green=Ready,nowhere=ClusterUnreachable,teal=Ready,wrongkey=SecretKeyMissing")
 	for _, n := range []string{"green", "teal"} {
 		op.Clusters.Release("test/fed-secrets/" + n)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -41,6 +42,9 @@ type watch struct {
 	users    map[string]func()
 	// notify calls every user's onChange.
 	notify func()
+	// lastErr is the last error of the watch's list or watch, until it
+	// syncs.
+	lastErr atomic.Pointer[error]
 }
 
 // NewWatches returns Watches reading the local cluster through client.
@@ -120,6 +124,18 @@ func (w *Watches) releaseLocked(user string, key WatchKey) {
 // objects once.
 var ErrNotSynced = errors.New("the discovery watch has not listed its objects yet")
 
+// NotSyncedError is returned by Objects when the watch has not listed its
+// objects yet and its last attempt failed; it matches ErrNotSynced.
+type NotSyncedError struct {
+	// Err is the API server's answer.
+	Err error
+}
+
+func (e *NotSyncedError) Error() string { return ErrNotSynced.Error() + ": " + e.Err.Error() }
+
+// Unwrap returns ErrNotSynced and the cause.
+func (e *NotSyncedError) Unwrap() []error { return []error{ErrNotSynced, e.Err} }
+
 // Objects returns the current objects of the watch user holds, from the
 // watch's store; they must not be modified.
 func (w *Watches) Objects(user string) ([]*unstructured.Unstructured, error) {
@@ -127,7 +143,13 @@ func (w *Watches) Objects(user string) ([]*unstructured.Unstructured, error) {
 	key, ok := w.users[user]
 	wt := w.watches[key]
 	w.mu.Unlock()
-	if !ok || wt == nil || !wt.informer.HasSynced() {
+	if !ok || wt == nil {
+		return nil, ErrNotSynced
+	}
+	if !wt.informer.HasSynced() {
+		if err := wt.lastErr.Load(); err != nil {
+			return nil, &NotSyncedError{Err: *err}
+		}
 		return nil, ErrNotSynced
 	}
 	items := wt.informer.GetStore().List()
@@ -175,6 +197,15 @@ func (w *Watches) newWatch(key WatchKey) *watch {
 		DeleteFunc: func(any) { notify() },
 	})
 	wt.notify = notify
+	_ = inf.SetWatchErrorHandlerWithContext(func(_ context.Context, _ *cache.Reflector, err error) {
+		if !inf.HasSynced() {
+			first := wt.lastErr.Swap(&err) == nil
+			if first {
+				// Its users report it rather than wait for the sync.
+				notify()
+			}
+		}
+	})
 	return wt
 }
 
