@@ -55,7 +55,7 @@ func TestFederatedClusterAccessTenancy(t *testing.T) {
 		return fca
 	}
 	foreign, own := access("foreign", other), access("own", tenant)
-	run(t, env.Config, operator.Options{MetricsAddr: "0", ProbeAddr: "0", Namespace: tenant,
+	op := run(t, env.Config, operator.Options{MetricsAddr: "0", ProbeAddr: "0", Namespace: tenant,
 		DefaultServiceAccount: "metrics", NoCrossNamespaceRefs: true, AccessRecheckPeriod: recheck,
 		DataSinkRecheckInterval: time.Second})
 
@@ -83,4 +83,17 @@ func TestFederatedClusterAccessTenancy(t *testing.T) {
 	wait(own, v1alpha1.ReasonCrossNamespaceReference, "elsewhere=CrossNamespaceReference,own=Ready")
 	t.Logf("grant -> clusters discovered after %v; access: %s", time.Since(granted).Round(time.Millisecond),
 		meta.FindStatusCondition(own.Status.Conditions, v1alpha1.ConditionReady).Message)
+
+	// Deleted while the operator runs: its connections are removed.
+	for _, fca := range []*v1alpha1.FederatedClusterAccess{foreign, own} {
+		if err := env.Client.Delete(ctx, fca); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testenv.Eventually(t, 30*time.Second, func() error {
+		if c := op.Federated.Clusters(client.ObjectKeyFromObject(own)); len(c) != 0 {
+			return fmt.Errorf("clusters %v remain", c)
+		}
+		return nil
+	})
 }
