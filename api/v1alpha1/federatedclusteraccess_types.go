@@ -65,6 +65,11 @@ type DiscoveredCluster struct {
 	// cluster-scoped objects.
 	// +optional
 	Namespace string `json:"namespace,omitempty"`
+	// clusterName is the "cluster" dimension of what is read from the
+	// cluster: the object's name, or "<namespace>/<name>" while another
+	// discovered object in another namespace has the same name.
+	// +optional
+	ClusterName string `json:"clusterName,omitempty"`
 	// ready is true when the cluster's kubeconfig was found and a client
 	// could be built from it.
 	Ready bool `json:"ready"`

@@ -183,8 +183,14 @@ func (r *RemoteClusterAccessReconciler) resolve(ctx context.Context, rca *v1alph
 
 // secretKey reads one key of a Secret.
 func (r *RemoteClusterAccessReconciler) secretKey(ctx context.Context, name types.NamespacedName, key, field string) ([]byte, error) {
+	return readSecretKey(ctx, r.Client, name, key, field)
+}
+
+// readSecretKey reads one key of a Secret with get; field names what
+// named the Secret, for messages.
+func readSecretKey(ctx context.Context, c client.Client, name types.NamespacedName, key, field string) ([]byte, error) {
 	s := &corev1.Secret{}
-	if err := r.Client.Get(ctx, name, s); err != nil {
+	if err := c.Get(ctx, name, s); err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil, reason.New(v1alpha1.ReasonSecretNotFound, "the Secret %s named by %s does not exist", name, field)
 		}

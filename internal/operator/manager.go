@@ -32,6 +32,7 @@ import (
 	"github.com/SAP/metrics-operator/internal/events"
 	"github.com/SAP/metrics-operator/internal/export/otlp"
 	promexport "github.com/SAP/metrics-operator/internal/export/prometheus"
+	"github.com/SAP/metrics-operator/internal/federation"
 	"github.com/SAP/metrics-operator/internal/informers"
 	"github.com/SAP/metrics-operator/internal/managed"
 	"github.com/SAP/metrics-operator/internal/registry"
@@ -66,6 +67,10 @@ type Operator struct {
 	Informers *informers.Manager
 	// Clusters holds the connections to the clusters metrics read.
 	Clusters *clusters.Set
+	// Federated holds the clusters each FederatedClusterAccess discovered.
+	Federated *federation.Members
+	// Discovery runs the FederatedClusterAccesses' discovery watches.
+	Discovery *federation.Watches
 }
 
 // New builds the manager with every controller registered. opts must have
@@ -215,6 +220,19 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 	}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setting up RemoteClusterAccess controller: %w", err)
 	}
+	federated, discovery := federation.NewMembers(), federation.NewWatches(conns.Local().Clients.Dynamic)
+	if err := (&controllers.FederatedClusterAccessReconciler{
+		Client:   mgr.GetClient(),
+		Recorder: recorder,
+		Clusters: conns,
+		Lister:   lister,
+		Watches:  discovery,
+		Members:  federated,
+		Access:   checker,
+		Recheck:  opts.DataSinkRecheckInterval,
+	}).SetupWithManager(mgr); err != nil {
+		return nil, fmt.Errorf("setting up FederatedClusterAccess controller: %w", err)
+	}
 
 	infs = informers.New(informers.Options{
 		Registry: reg,
@@ -254,7 +272,8 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 	}); err != nil {
 		return nil, err
 	}
-	return &Operator{Manager: mgr, Sinks: sinks, Coordinator: coord, Collector: collector, Informers: infs, Clusters: conns}, nil
+	return &Operator{Manager: mgr, Sinks: sinks, Coordinator: coord, Collector: collector, Informers: infs, Clusters: conns,
+		Federated: federated, Discovery: discovery}, nil
 }
 
 // addManagedMetrics runs the managed kinds' watch and the ManagedMetric
