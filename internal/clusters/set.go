@@ -100,6 +100,26 @@ func New(opts Options) (*Set, error) {
 	return &Set{opts: opts, local: local, entries: map[string]*entry{}, users: map[string]string{}}, nil
 }
 
+// Start, as a manager Runnable, waits for the manager to stop and then
+// closes every remote cluster's idle HTTP connections, so that a stopped
+// operator leaves no connection goroutine behind. It runs outside leader
+// election and so stops after the watches, which let go of their
+// connections first.
+func (s *Set) Start(ctx context.Context) error {
+	<-ctx.Done()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, e := range s.entries {
+		if e.http != nil {
+			e.http.CloseIdleConnections()
+		}
+	}
+	return nil
+}
+
+// NeedLeaderElection is false: every replica holds connections.
+func (s *Set) NeedLeaderElection() bool { return false }
+
 // Local returns the local cluster's connection.
 func (s *Set) Local() *Connection { return s.local }
 

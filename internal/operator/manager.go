@@ -174,6 +174,9 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := mgr.Add(conns); err != nil {
+		return nil, err
+	}
 	lister := conns.Local().Lister
 	reviews, err := reviewClient(mgr, opts)
 	if err != nil {
