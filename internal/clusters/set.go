@@ -100,11 +100,11 @@ func New(opts Options) (*Set, error) {
 	return &Set{opts: opts, local: local, entries: map[string]*entry{}, users: map[string]string{}}, nil
 }
 
-// Start, as a manager Runnable, waits for the manager to stop and then
-// closes every remote cluster's idle HTTP connections, so that a stopped
-// operator leaves no connection goroutine behind. It runs outside leader
-// election and so stops after the watches, which let go of their
-// connections first.
+// Start waits for the manager to stop and then closes every remote
+// cluster's idle HTTP connections, so that a stopped operator leaves no
+// connection goroutine behind. As a manager Runnable outside leader
+// election it stops after the watches, which let go of their connections
+// first.
 func (s *Set) Start(ctx context.Context) error {
 	<-ctx.Done()
 	s.mu.Lock()
