@@ -3,9 +3,7 @@ package controllers
 import (
 	"context"
 
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
@@ -47,21 +45,6 @@ func (w *ManagedMetricStatusWriter) WriteStatus(ctx context.Context, key coordin
 	}
 	st.Ready = string(s.Ready.Status)
 	transition := setCondition(&st.Conditions, s.Ready)
-	if equality.Semantic.DeepEqual(before.Status, m.Status) {
-		return nil
-	}
-	if err := w.Client.Status().Patch(ctx, m, client.MergeFrom(before)); err != nil {
-		if apierrors.IsNotFound(err) {
-			return nil
-		}
-		return err
-	}
-	if transition && w.Recorder != nil {
-		typ := corev1.EventTypeNormal
-		if s.Ready.Status != metav1.ConditionTrue {
-			typ = corev1.EventTypeWarning
-		}
-		w.Recorder.Eventf(m, nil, typ, s.Ready.Reason, "Evaluate", "%s", eventMessage(st.Conditions, s.Ready))
-	}
-	return nil
+	return patchStatus(ctx, w.Client, w.Recorder, m, before,
+		equality.Semantic.DeepEqual(before.Status, m.Status), transition, st.Conditions, s.Ready)
 }

@@ -6,7 +6,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -48,21 +47,27 @@ func (w *MetricStatusWriter) WriteStatus(ctx context.Context, key coordinator.Ke
 	}
 	st.Ready = string(s.Ready.Status)
 	transition := setCondition(&st.Conditions, s.Ready)
-	if equality.Semantic.DeepEqual(before.Status, m.Status) {
+	return patchStatus(ctx, w.Client, w.Recorder, m, before,
+		equality.Semantic.DeepEqual(before.Status, m.Status), transition, st.Conditions, s.Ready)
+}
+
+// patchStatus merge-patches obj's status, which the caller changed from
+// before, unless unchanged; an object that is gone is fine. A Ready
+// transition is recorded as an event, Warning unless it is to True.
+func patchStatus(ctx context.Context, c client.Client, rec events.EventRecorder, obj, before client.Object,
+	unchanged, transition bool, conds []metav1.Condition, ready metav1.Condition) error {
+	if unchanged {
 		return nil
 	}
-	if err := w.Client.Status().Patch(ctx, m, client.MergeFrom(before)); err != nil {
-		if apierrors.IsNotFound(err) {
-			return nil
-		}
-		return err
+	if err := c.Status().Patch(ctx, obj, client.MergeFrom(before)); err != nil {
+		return client.IgnoreNotFound(err)
 	}
-	if transition && w.Recorder != nil {
+	if transition && rec != nil {
 		typ := corev1.EventTypeNormal
-		if s.Ready.Status != metav1.ConditionTrue {
+		if ready.Status != metav1.ConditionTrue {
 			typ = corev1.EventTypeWarning
 		}
-		w.Recorder.Eventf(m, nil, typ, s.Ready.Reason, "Evaluate", "%s", eventMessage(st.Conditions, s.Ready))
+		rec.Eventf(obj, nil, typ, ready.Reason, "Evaluate", "%s", eventMessage(conds, ready))
 	}
 	return nil
 }
