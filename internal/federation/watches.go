@@ -10,8 +10,9 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/dynamic/dynamicinformer"
 	"k8s.io/client-go/tools/cache"
+
+	"github.com/SAP/metrics-operator/internal/informers"
 )
 
 // WatchKey names one discovery watch.
@@ -177,8 +178,8 @@ func (w *Watches) Active() []WatchKey {
 
 func (w *Watches) newWatch(key WatchKey) *watch {
 	sel := key.LabelSelector
-	inf := dynamicinformer.NewFilteredDynamicInformer(w.client, key.GVR, key.Namespace, 0, cache.Indexers{},
-		func(o *metav1.ListOptions) { o.LabelSelector = sel }).Informer()
+	inf := informers.NewDynamicInformer(w.client, key.GVR, key.Namespace,
+		func(o *metav1.ListOptions) { o.LabelSelector = sel })
 	wt := &watch{informer: inf, cancel: func() {}, users: map[string]func(){}}
 	notify := func() {
 		w.mu.Lock()

@@ -13,13 +13,13 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/dynamic/dynamicinformer"
 	"k8s.io/client-go/tools/cache"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	"github.com/SAP/metrics-operator/api/v1alpha1"
+	"github.com/SAP/metrics-operator/internal/informers"
 	"github.com/SAP/metrics-operator/internal/reason"
 )
 
@@ -59,7 +59,7 @@ func (w *Watcher) NeedLeaderElection() bool { return true }
 // Start runs the watch until ctx is done.
 func (w *Watcher) Start(ctx context.Context) error {
 	log := ctrl.LoggerFrom(ctx).WithValues("cluster", w.cluster)
-	inf := dynamicinformer.NewFilteredDynamicInformer(w.dyn, crdResource, metav1.NamespaceAll, 0, cache.Indexers{}, nil).Informer()
+	inf := informers.NewDynamicInformer(w.dyn, crdResource, metav1.NamespaceAll, nil)
 	if err := inf.SetTransform(strip); err != nil {
 		return fmt.Errorf("watching CustomResourceDefinitions: %w", err)
 	}
