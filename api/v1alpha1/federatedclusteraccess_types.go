@@ -105,7 +105,7 @@ type FederatedClusterAccessStatus struct {
 // Objects that appear or disappear are picked up without a restart.
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
-// +kubebuilder:resource:categories=metrics
+// +kubebuilder:resource:categories=metrics,shortName=fca
 // +kubebuilder:printcolumn:name="Target",type=string,JSONPath=`.spec.target.kind`
 // +kubebuilder:printcolumn:name="Clusters",type=integer,JSONPath=`.status.clusterCount`
 // +kubebuilder:printcolumn:name="Ready Clusters",type=integer,JSONPath=`.status.readyClusterCount`

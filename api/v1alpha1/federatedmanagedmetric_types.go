@@ -84,7 +84,7 @@ type FederatedManagedMetricSpec struct {
 // Ready and Synced conditions); its value is its number of resources.
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
-// +kubebuilder:resource:categories=metrics
+// +kubebuilder:resource:categories=metrics,shortName=fmmt
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.ready`
 // +kubebuilder:printcolumn:name="Active",type=integer,JSONPath=`.status.observation.activeCount`
 // +kubebuilder:printcolumn:name="Failed",type=integer,JSONPath=`.status.observation.failedCount`

@@ -137,7 +137,7 @@ type FederatedMetricStatus struct {
 // OTLP.
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
-// +kubebuilder:resource:categories=metrics
+// +kubebuilder:resource:categories=metrics,shortName=fmt
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.ready`
 // +kubebuilder:printcolumn:name="Active",type=integer,JSONPath=`.status.observation.activeCount`
 // +kubebuilder:printcolumn:name="Failed",type=integer,JSONPath=`.status.observation.failedCount`

@@ -154,7 +154,7 @@ type ManagedMetricStatus struct {
 // to Prometheus and over OTLP.
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
-// +kubebuilder:resource:categories=metrics
+// +kubebuilder:resource:categories=metrics,shortName=mmt
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.ready`
 // +kubebuilder:printcolumn:name="Value",type=integer,JSONPath=`.status.observation.resources`
 // +kubebuilder:printcolumn:name="Observed",type=date,JSONPath=`.status.observation.timestamp`

@@ -143,7 +143,7 @@ type MetricStatus struct {
 // projections, and exports the result to Prometheus and over OTLP.
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
-// +kubebuilder:resource:categories=metrics
+// +kubebuilder:resource:categories=metrics,shortName=mt
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.ready`
 // +kubebuilder:printcolumn:name="Value",type=string,JSONPath=`.status.observation.latestValue`
 // +kubebuilder:printcolumn:name="Observed",type=date,JSONPath=`.status.observation.timestamp`
