@@ -49,11 +49,13 @@ fmt:
 vet:
 	$(GO) vet ./...
 	cd $(DEPLOYTEST) && $(GO) vet ./...
+	cd $(PLOT) && $(GO) vet ./...
 
 .PHONY: lint
 lint: $(GOLANGCI_LINT) ## Run golangci-lint with .golangci.yml.
 	$(GOLANGCI_LINT) run ./...
 	cd $(DEPLOYTEST) && $(CURDIR)/$(GOLANGCI_LINT) run ./...
+	cd $(PLOT) && $(CURDIR)/$(GOLANGCI_LINT) run ./...
 
 $(GOLANGCI_LINT):
 	mkdir -p $(TOOLS_DIR)
@@ -84,6 +86,7 @@ test: verify-generated vet ## Unit and envtest integration tests against a real 
 	export KUBEBUILDER_ASSETS="$$(hack/controlplane.sh)"; \
 	$(GO) test $(RACE) $(TEST_FLAGS) $$($(GO) list ./... | grep -v $(foreach p,$(LATENCY_PKGS),-e '$(p:./%=/%)$$')); \
 	$(GO) test $(TEST_FLAGS) $(LATENCY_PKGS); \
+	(cd $(PLOT) && $(GO) test $(TEST_FLAGS) ./...); \
 	cd $(DEPLOYTEST) && $(GO) test $(TEST_FLAGS) ./...
 
 # The chart, alert and dashboard tests are a module of their own (Helm and
@@ -108,9 +111,18 @@ demo: build ## Local control plane, sample objects and metrics, the operator and
 	KUBEBUILDER_ASSETS="$$(hack/controlplane.sh)" bin/demo-env $(DEMO_FLAGS)
 
 .PHONY: bench
-bench: build ## Benchmark polling vs event-driven against a local control plane; writes docs/benchmarks.md.
+bench: build ## Benchmark polling vs event-driven against a local control plane; writes docs/benchmarks.md, docs/bench/ and the plots.
 	$(GO) build -o bin/bench ./hack/bench
 	KUBEBUILDER_ASSETS="$$(hack/controlplane.sh)" bin/bench $(BENCH_FLAGS)
+	@$(MAKE) --no-print-directory plots
+
+# The plots are drawn by a module of their own (the plotting library stays
+# out of the operator's go.mod).
+PLOT := hack/plot
+
+.PHONY: plots
+plots: ## Draw docs/bench-*.svg from the benchmark data in docs/bench.
+	cd $(PLOT) && $(GO) run . -data $(CURDIR)/docs/bench -out $(CURDIR)/docs
 
 .PHONY: bench-quick
 bench-quick: build ## A small benchmark (under 3 minutes) for catching regressions; prints the table only.

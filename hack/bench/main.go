@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -63,7 +64,7 @@ func main() {
 	flag.IntVar(&cfg.objects, "objects", 10000, "number of target ConfigMaps (N)")
 	flag.IntVar(&cfg.writesPerSecond, "writes-per-second", 500, "background writes per second to the target ConfigMaps during the steady window (W)")
 	flag.IntVar(&cfg.writers, "writers", 16, "concurrent background writers")
-	flag.StringVar(&metrics, "metrics", "1,100,1000", "comma-separated numbers of metrics (M) on the ConfigMaps, one scenario per number and mode")
+	flag.StringVar(&metrics, "metrics", "1,10,100,1000", "comma-separated numbers of metrics (M) on the ConfigMaps, one scenario per number and mode")
 	flag.StringVar(&modes, "modes", modePolling+","+modeEventDriven, "comma-separated modes to run: polling, event-driven")
 	flag.StringVar(&cfg.out, "out", "docs/benchmarks.md", "Markdown file to merge this run into (a section keyed by --objects); empty: print only")
 	flag.DurationVar(&cfg.duration, "duration", 60*time.Second, "length of each scenario's steady window")
@@ -192,6 +193,11 @@ func run(ctx context.Context, cfg config) error {
 			return fmt.Errorf("writing %s: %w", cfg.out, err)
 		}
 		logf("wrote %s (section for %d objects)", cfg.out, cfg.objects)
+		path, err := writeData(filepath.Join(filepath.Dir(cfg.out), "bench"), rep.data(time.Now()))
+		if err != nil {
+			return fmt.Errorf("writing the run's data: %w", err)
+		}
+		logf("wrote %s (plots: make plots)", path)
 	}
 	return nil
 }

@@ -472,11 +472,20 @@ what a run could not measure says so.
 ## How to reproduce
 
 ` + "```sh" + `
-make bench                                          # N = 10,000, M = 1, 100, 1,000, W = 500/s; writes this file
-make bench BENCH_FLAGS=--objects=100000             # the large run (add --metrics=10 for the memory goal)
-make bench BENCH_FLAGS="--objects=100000 --metrics=10"
+make bench                                          # N = 10,000, M = 1, 10, 100, 1,000, W = 500/s; writes this file
+make bench BENCH_FLAGS="--objects=100000 --metrics=10"  # the large run, for the memory goal
+make bench BENCH_FLAGS="--objects=1000 --metrics=10"    # a small one: with the two above, memory against N
 make bench-quick                                    # N = 1,000, M = 1, 10, W = 100/s; prints the table only
+make plots                                          # redraws the plots below from docs/bench/*.json
 ` + "```" + `
+
+Each run also writes its numbers as data (` + "`docs/bench/objects-N.json`" + `), from which ` + "`make bench`" + ` draws
+(` + "`hack/plot`" + `, gonum/plot) write → /metrics latency and CPU against M at the run with the most values of M,
+and peak RSS against N at the M most runs share:
+
+![write → /metrics latency against the number of metrics](bench-freshness.svg)
+![operator CPU against the number of metrics](bench-cpu.svg)
+![operator peak RSS against the number of objects](bench-memory.svg)
 
 Flags (` + "`go run ./hack/bench -h`" + `): ` + "`--objects`, `--writes-per-second`, `--metrics`, `--modes`, `--duration`, `--probes`, `--out`" + `
 (empty: print only), ` + "`--push-all`" + ` (the M metrics push over OTLP too). The machine has 2 cores shared with the
