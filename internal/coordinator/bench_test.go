@@ -22,7 +22,7 @@ func BenchmarkScrape(b *testing.B) {
 	for _, metrics := range []int{1, 100} {
 		b.Run(fmt.Sprintf("metrics=%d", metrics), func(b *testing.B) {
 			collector := promexport.NewCollector()
-			c := New(Options{Sinks: datasink.NewStore(), Exporter: &recorder{}, Prometheus: collector})
+			c := newCoordinator(b, Options{Sinks: datasink.NewStore(), Exporter: &recorder{}, Prometheus: collector})
 			e, err := evaluation.Compile(evaluation.Spec{Projections: []v1alpha1.Projection{
 				{Name: "name", FieldPath: "metadata.name"}}})
 			if err != nil {

@@ -2,6 +2,8 @@ package coordinator
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -136,22 +138,14 @@ type state struct {
 }
 
 // New returns a Coordinator; add it to the manager to start its workers.
-func New(opts Options) *Coordinator {
-	if opts.ExportTimeout <= 0 {
-		opts.ExportTimeout = DefaultExportTimeout
+// It defaults the durations and rates left zero and refuses options it
+// cannot work with (a missing collaborator, a negative duration), so no
+// caller's mistake turns into a panic or a busy loop later.
+func New(opts Options) (*Coordinator, error) {
+	if err := opts.validate(); err != nil {
+		return nil, fmt.Errorf("coordinator options: %w", err)
 	}
-	if opts.ExportBackoff.Base <= 0 {
-		opts.ExportBackoff.Base = DefaultExportBackoffBase
-	}
-	if opts.ExportBackoff.Cap < opts.ExportBackoff.Base {
-		opts.ExportBackoff.Cap = max(DefaultExportBackoffCap, opts.ExportBackoff.Base)
-	}
-	if opts.StatusInterval <= 0 {
-		opts.StatusInterval = 10 * time.Second
-	}
-	if opts.StatusWritesPerSecond <= 0 {
-		opts.StatusWritesPerSecond = DefaultStatusWritesPerSecond
-	}
+	opts.defaults()
 	c := &Coordinator{
 		opts:    opts,
 		metrics: map[Key]*state{},
@@ -164,7 +158,59 @@ func New(opts Options) *Coordinator {
 		writes: rate.NewLimiter(rate.Limit(opts.StatusWritesPerSecond), max(1, int(2*opts.StatusWritesPerSecond))),
 	}
 	opts.Prometheus.OnOwnerChange = c.ownersChanged
-	return c
+	return c, nil
+}
+
+func (o *Options) validate() error {
+	var errs []error
+	if o.Sinks == nil {
+		errs = append(errs, errors.New("Sinks is nil"))
+	}
+	if o.Exporter == nil {
+		errs = append(errs, errors.New("Exporter is nil"))
+	}
+	if o.Prometheus == nil {
+		errs = append(errs, errors.New("Prometheus is nil"))
+	}
+	for _, d := range []struct {
+		name string
+		d    time.Duration
+	}{
+		{"MinExportInterval", o.MinExportInterval}, {"StatusInterval", o.StatusInterval},
+		{"ExportTimeout", o.ExportTimeout}, {"ExportBackoff.Base", o.ExportBackoff.Base}, {"ExportBackoff.Cap", o.ExportBackoff.Cap},
+	} {
+		if d.d < 0 {
+			errs = append(errs, fmt.Errorf("%s is negative (%s)", d.name, d.d))
+		}
+	}
+	if o.StatusWritesPerSecond < 0 {
+		errs = append(errs, fmt.Errorf("StatusWritesPerSecond is negative (%g)", o.StatusWritesPerSecond))
+	}
+	for kind, w := range o.StatusWriters {
+		if w == nil {
+			errs = append(errs, fmt.Errorf("StatusWriters[%q] is nil", kind))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// defaults fills the durations and rates left zero.
+func (o *Options) defaults() {
+	if o.ExportTimeout == 0 {
+		o.ExportTimeout = DefaultExportTimeout
+	}
+	if o.ExportBackoff.Base == 0 {
+		o.ExportBackoff.Base = DefaultExportBackoffBase
+	}
+	if o.ExportBackoff.Cap < o.ExportBackoff.Base {
+		o.ExportBackoff.Cap = max(DefaultExportBackoffCap, o.ExportBackoff.Base)
+	}
+	if o.StatusInterval == 0 {
+		o.StatusInterval = 10 * time.Second
+	}
+	if o.StatusWritesPerSecond == 0 {
+		o.StatusWritesPerSecond = DefaultStatusWritesPerSecond
+	}
 }
 
 // Publish records a metric's description and the Source of its series:

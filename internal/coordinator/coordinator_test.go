@@ -58,7 +58,7 @@ func start(t *testing.T, minInterval time.Duration) (*Coordinator, *recorder) {
 	sinks := datasink.NewStore()
 	sinks.Set(types.NamespacedName{Namespace: "ns", Name: "sink"}, &datasink.Target{Fingerprint: "x"}, nil)
 	rec := &recorder{}
-	c := New(Options{MinExportInterval: minInterval, Sinks: sinks, Exporter: rec, Prometheus: promexport.NewCollector()})
+	c := newCoordinator(t, Options{MinExportInterval: minInterval, Sinks: sinks, Exporter: rec, Prometheus: promexport.NewCollector()})
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan struct{})
 	go func() { _ = c.Start(ctx); close(done) }()

@@ -93,7 +93,7 @@ func bubble(t *testing.T, opts Options, sinks ...string) (*Coordinator, *fakeExp
 	}
 	exp := newFakeExporter()
 	opts.Sinks, opts.Exporter, opts.Prometheus = store, exp, promexport.NewCollector()
-	c := New(opts)
+	c := newCoordinator(t, opts)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { _ = c.Start(ctx); close(done) }()
@@ -295,7 +295,7 @@ func TestDeletedSinkClosesExporter(t *testing.T) {
 		store := datasink.NewStore()
 		store.Set(sinkName("gone"), &datasink.Target{Fingerprint: "x"}, nil)
 		exp := removingExporter{newFakeExporter(), make(chan string, 10)}
-		c := New(Options{MinExportInterval: 100 * time.Millisecond, Sinks: store, Exporter: exp, Prometheus: promexport.NewCollector()})
+		c := newCoordinator(t, Options{MinExportInterval: 100 * time.Millisecond, Sinks: store, Exporter: exp, Prometheus: promexport.NewCollector()})
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
 		go func() { _ = c.Start(ctx); close(done) }()

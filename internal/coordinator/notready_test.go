@@ -24,7 +24,7 @@ func TestNotReadyGaugeFollowsWrittenStatus(t *testing.T) {
 		const kind = "NotReadyTest" // a kind of its own: the gauge is process-wide
 		sinks := datasink.NewStore()
 		sinks.Set(types.NamespacedName{Namespace: "ns", Name: "sink"}, &datasink.Target{Fingerprint: "x"}, nil)
-		c := New(Options{MinExportInterval: time.Millisecond, Sinks: sinks, Exporter: &recorder{},
+		c := newCoordinator(t, Options{MinExportInterval: time.Millisecond, Sinks: sinks, Exporter: &recorder{},
 			Prometheus: promexport.NewCollector(), StatusWriters: map[string]StatusWriter{
 				kind: StatusWriterFunc(func(context.Context, Key, Status) error { return nil }),
 			}})

@@ -22,7 +22,7 @@ func TestStatusWritesStayWithinTheBudget(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var writes atomic.Int64
 		sinks := datasink.NewStore()
-		c := New(Options{MinExportInterval: time.Hour, StatusInterval: time.Hour, Sinks: sinks, Exporter: &recorder{},
+		c := newCoordinator(t, Options{MinExportInterval: time.Hour, StatusInterval: time.Hour, Sinks: sinks, Exporter: &recorder{},
 			Prometheus: promexport.NewCollector(), StatusWritesPerSecond: 10,
 			StatusWriters: map[string]StatusWriter{"Metric": StatusWriterFunc(func(context.Context, Key, Status) error {
 				writes.Add(1)

@@ -30,8 +30,11 @@ func BenchmarkEvent(b *testing.B) {
 			var changes atomic.Int64
 			// The real coordinator, not started: Changed does its
 			// bookkeeping and queueing as in the operator.
-			coord := coordinator.New(coordinator.Options{MinExportInterval: time.Second, Sinks: datasink.NewStore(),
+			coord, err := coordinator.New(coordinator.Options{MinExportInterval: time.Second, Sinks: datasink.NewStore(),
 				Exporter: otlp.NewPool(otlp.Options{}), Prometheus: promexport.NewCollector()})
+			if err != nil {
+				b.Fatal(err)
+			}
 			for i := range metrics {
 				e, err := evaluation.Compile(evaluation.Spec{
 					LabelSelector: "team!=" + strconv.Itoa(i%10),

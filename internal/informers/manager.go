@@ -73,15 +73,34 @@ var (
 )
 
 // New returns a Manager; add it to the controller-runtime manager.
-func New(opts Options) *Manager {
-	if opts.RetryAfterFailure <= 0 {
+func New(opts Options) (*Manager, error) {
+	var errs []error
+	if opts.Registry == nil {
+		errs = append(errs, errors.New("Registry is nil"))
+	}
+	if opts.Handler == nil {
+		errs = append(errs, errors.New("Handler is nil"))
+	}
+	if opts.Clients == nil {
+		errs = append(errs, errors.New("Clients is nil"))
+	}
+	if opts.RetryAfterFailure < 0 {
+		errs = append(errs, fmt.Errorf("RetryAfterFailure is negative (%s)", opts.RetryAfterFailure))
+	}
+	if opts.ListPageSize < 0 {
+		errs = append(errs, fmt.Errorf("ListPageSize is negative (%d)", opts.ListPageSize))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("informer manager options: %w", err)
+	}
+	if opts.RetryAfterFailure == 0 {
 		opts.RetryAfterFailure = 10 * time.Second
 	}
-	if opts.ListPageSize <= 0 {
+	if opts.ListPageSize == 0 {
 		opts.ListPageSize = defaultListPageSize
 	}
 	return &Manager{opts: opts, informers: map[registry.InformerKey]*informer{},
-		pending: map[registry.InformerKey]schema.GroupVersionKind{}}
+		pending: map[registry.InformerKey]schema.GroupVersionKind{}}, nil
 }
 
 // NeedLeaderElection is true: only the leader watches and exports.

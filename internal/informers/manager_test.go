@@ -58,8 +58,11 @@ func TestEnsureBeforeStartQueues(t *testing.T) {
 		t.Fatal(err)
 	}
 	reg := registry.New()
-	m := informers.New(informers.Options{Registry: reg, Handler: &events.Handler{Registry: reg},
+	m, err := informers.New(informers.Options{Registry: reg, Handler: &events.Handler{Registry: reg},
 		Clients: func(string) (*informers.Clients, error) { return &informers.Clients{Dynamic: dyn, Metadata: md}, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	e, err := evaluation.Compile(evaluation.Spec{})
 	if err != nil {
@@ -139,8 +142,11 @@ func TestJoinListStopsWhenItsMetricsAreGone(t *testing.T) {
 		t.Fatal(err)
 	}
 	reg := registry.New()
-	m := informers.New(informers.Options{Registry: reg, Handler: &events.Handler{Registry: reg}, ListPageSize: page,
+	m, err := informers.New(informers.Options{Registry: reg, Handler: &events.Handler{Registry: reg}, ListPageSize: page,
 		Clients: func(string) (*informers.Clients, error) { return &informers.Clients{Dynamic: dyn, Metadata: md}, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- m.Start(runCtx) }()

@@ -73,9 +73,14 @@ type Operator struct {
 	Discovery *federation.Watches
 }
 
-// New builds the manager with every controller registered. opts must have
-// been completed.
+// New builds the manager with every controller registered. It completes
+// opts itself (Complete is idempotent): options set in code get the same
+// defaults and checks as flags, and an invalid one is an error here, not
+// a misbehaving component later.
 func New(cfg *rest.Config, opts Options) (*Operator, error) {
+	if err := opts.Complete(); err != nil {
+		return nil, fmt.Errorf("invalid options: %w", err)
+	}
 	// Polling LISTs page by page and every metric writes status: the
 	// client-go default of 5 requests/s would throttle a few hundred
 	// metrics to minutes.
@@ -130,7 +135,7 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 	if err := mgr.Add(clearOnStop{collector}); err != nil {
 		return nil, err
 	}
-	coord := coordinator.New(coordinator.Options{
+	coord, err := coordinator.New(coordinator.Options{
 		MinExportInterval:     opts.MinExportInterval,
 		StatusInterval:        opts.StatusInterval,
 		StatusWritesPerSecond: opts.StatusWritesPerSecond,
@@ -144,6 +149,9 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 			"ManagedMetric": &controllers.ManagedMetricStatusWriter{Client: mgr.GetClient(), Recorder: recorder},
 		},
 	})
+	if err != nil {
+		return nil, err
+	}
 	if err := mgr.Add(coord); err != nil {
 		return nil, err
 	}
@@ -237,11 +245,14 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 		return nil, fmt.Errorf("setting up FederatedClusterAccess controller: %w", err)
 	}
 
-	infs = informers.New(informers.Options{
+	infs, err = informers.New(informers.Options{
 		Registry: reg,
 		Handler:  &events.Handler{Registry: reg},
 		Clients:  conns.Clients,
 	})
+	if err != nil {
+		return nil, err
+	}
 	if err := mgr.Add(infs); err != nil {
 		return nil, err
 	}

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/client-go/rest"
+
 	"github.com/SAP/metrics-operator/internal/coordinator"
 )
 
@@ -78,5 +80,15 @@ func TestLimitFlags(t *testing.T) {
 				t.Errorf("limits = %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestNewRefusesInvalidOptions checks that New completes and validates
+// options set in code as the flags are: a negative duration is an error
+// naming its flag, before any connection is made.
+func TestNewRefusesInvalidOptions(t *testing.T) {
+	_, err := New(&rest.Config{Host: "http://127.0.0.1:1"}, Options{MinExportInterval: -time.Second})
+	if err == nil || !strings.Contains(err.Error(), "--min-export-interval") {
+		t.Fatalf("New with a negative MinExportInterval: %v, want an error naming --min-export-interval", err)
 	}
 }
