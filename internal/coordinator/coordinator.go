@@ -164,13 +164,13 @@ func New(opts Options) (*Coordinator, error) {
 func (o *Options) validate() error {
 	var errs []error
 	if o.Sinks == nil {
-		errs = append(errs, errors.New("Sinks is nil"))
+		errs = append(errs, errors.New("the Sinks option is nil"))
 	}
 	if o.Exporter == nil {
-		errs = append(errs, errors.New("Exporter is nil"))
+		errs = append(errs, errors.New("the Exporter option is nil"))
 	}
 	if o.Prometheus == nil {
-		errs = append(errs, errors.New("Prometheus is nil"))
+		errs = append(errs, errors.New("the Prometheus option is nil"))
 	}
 	for _, d := range []struct {
 		name string

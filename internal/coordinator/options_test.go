@@ -30,7 +30,7 @@ func TestNewValidatesOptions(t *testing.T) {
 	}{
 		{"valid", func(*Options) {}, nil},
 		{"missing collaborators", func(o *Options) { o.Sinks, o.Exporter, o.Prometheus = nil, nil, nil },
-			[]string{"Sinks is nil", "Exporter is nil", "Prometheus is nil"}},
+			[]string{"the Sinks option is nil", "the Exporter option is nil", "the Prometheus option is nil"}},
 		{"negative durations", func(o *Options) { o.MinExportInterval, o.ExportBackoff.Cap = -time.Second, -time.Minute },
 			[]string{"MinExportInterval is negative", "ExportBackoff.Cap is negative"}},
 		{"negative write budget", func(o *Options) { o.StatusWritesPerSecond = -1 }, []string{"StatusWritesPerSecond is negative"}},

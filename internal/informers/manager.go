@@ -76,13 +76,13 @@ var (
 func New(opts Options) (*Manager, error) {
 	var errs []error
 	if opts.Registry == nil {
-		errs = append(errs, errors.New("Registry is nil"))
+		errs = append(errs, errors.New("the Registry option is nil"))
 	}
 	if opts.Handler == nil {
-		errs = append(errs, errors.New("Handler is nil"))
+		errs = append(errs, errors.New("the Handler option is nil"))
 	}
 	if opts.Clients == nil {
-		errs = append(errs, errors.New("Clients is nil"))
+		errs = append(errs, errors.New("the Clients option is nil"))
 	}
 	if opts.RetryAfterFailure < 0 {
 		errs = append(errs, fmt.Errorf("RetryAfterFailure is negative (%s)", opts.RetryAfterFailure))
