@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -41,6 +43,8 @@ type scenarioData struct {
 	CPUPer1000Events float64 `json:"cpuPer1000Events"`
 	PeakRSSMiB       float64 `json:"peakRSSMiB"`
 	HeapMaxMiB       float64 `json:"heapMaxMiB"`
+	// Load is the machine's 1-minute load average at the window's end.
+	Load float64 `json:"load"`
 }
 
 // quantileData is a latency quantile; Censored says Ms is only a lower
@@ -70,7 +74,7 @@ func (r *report) data(now time.Time) runData {
 			Mode: x.mode, Metrics: x.m,
 			MetricsP50: quantileOf(x.metricsLat, 0.5), MetricsP99: quantileOf(x.metricsLat, 0.99),
 			OTLPP50: quantileOf(x.otlpLat, 0.5), OTLPP99: quantileOf(x.otlpLat, 0.99),
-			PeakRSSMiB: float64(x.peakRSS) / mib, HeapMaxMiB: x.heapMax / mib,
+			PeakRSSMiB: float64(x.peakRSS) / mib, HeapMaxMiB: x.heapMax / mib, Load: x.load,
 		}
 		if x.window > 0 {
 			s.CPUCores = x.cpu / x.window.Seconds()
@@ -98,4 +102,28 @@ func writeData(dir string, d runData) (string, error) {
 		return "", err
 	}
 	return path, os.Rename(tmp, path)
+}
+
+// loadAverage returns the 1-minute load average, -1 when unknown.
+func loadAverage() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return -1
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return -1
+	}
+	v, err := strconv.ParseFloat(f[0], 64)
+	if err != nil {
+		return -1
+	}
+	return v
+}
+
+func fmtLoad(v float64) string {
+	if v < 0 {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.1f", v)
 }

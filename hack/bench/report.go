@@ -134,6 +134,7 @@ func (r *report) table() string {
 			return fmt.Sprintf("%d/%d / %d/%d", len(x.metricsLat.samples), x.metricsLat.n(), len(x.otlpLat.samples), x.otlpLat.n())
 		}},
 		{"background writes achieved", func(x *result) string { return fmt.Sprintf("%.0f/s", rate(float64(x.writes), x.window)) }},
+		{"machine load (1-min load average at the window's end)", func(x *result) string { return fmtLoad(x.load) }},
 		{"LIST configmaps in window (per 10 s)", func(x *result) string {
 			l := x.api["LIST configmaps"]
 			return fmt.Sprintf("%g (%.1f)", l, rate(l, x.window)*10)

@@ -31,7 +31,11 @@ type result struct {
 	scrapes    int
 	scrapeP50  time.Duration
 
-	window      time.Duration
+	window time.Duration
+	// load is the machine's 1-minute load average at the window's end
+	// (about the window's own, which lasts a minute): on a shared
+	// machine it says how much else competed for the CPUs; -1 unknown.
+	load        float64
 	writes      int64 // background writes completed in the window
 	writeErrors int64
 	dropped     int64 // writes the writers could not start in time
@@ -171,6 +175,7 @@ func (h *harness) runScenario(ctx context.Context, mode string, m int) *result {
 	h.writeProbes(ctx, plog, sc, h.cfg.duration)
 
 	r.window = time.Since(windowStart)
+	r.load = loadAverage()
 	apiAfter, err := h.apiMetrics.snapshot(ctx)
 	if err != nil {
 		r.errorf("API server metrics: %v", err)
