@@ -199,7 +199,7 @@ func eventsUser(key coordinator.Key) string { return "events/" + key.String() }
 
 func (r *EventDrivenReconciler) subscription(m *v1alpha1.Metric, e *evaluation.Evaluator, cluster string) *registry.Subscription {
 	key := coordinator.Key{Kind: metricKind, Namespace: m.Namespace, Name: m.Name}
-	agg := r.Guard.Aggregate(e, m.Spec.MaxSeries)
+	agg := r.Guard.Aggregate(m.Namespace, e, m.Spec.MaxSeries)
 	update := metricUpdate(m, v1alpha1.ModeEventDriven, intervalOf(m), r.DefaultSink,
 		coordinator.AggregateSource{Cluster: cluster, Aggregate: agg}, e)
 	gen := m.Generation

@@ -2,6 +2,7 @@ package controllers_test
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -98,4 +99,78 @@ func TestMaxSeries(t *testing.T) {
 	waitSamplesWithin(t, eventTimeout, "limits_retried")
 	waitSamplesWithin(t, eventTimeout, "limits_events", all...)
 	waitSamplesWithin(t, eventTimeout, "limits_neighbour", "{cluster=local,kind=ConfigMap,version=v1} 6")
+}
+
+// namespaceBudget is the suite operator's --max-series-per-namespace:
+// more than any other test holds in one namespace.
+const namespaceBudget = 200
+
+// TestNamespaceBudget has one namespace's metrics ask for more series
+// than its budget: some of them report SeriesBudgetExceeded naming
+// --max-series-per-namespace and the namespace never holds more than its
+// budget on /metrics, while a metric of another namespace, created after
+// them, gets all its series.
+func TestNamespaceBudget(t *testing.T) {
+	testenv.Require(t, env)
+	const greedy, other = "budget-greedy", "budget-other"
+	const objects, metrics = 25, 9 // 225 series wanted, 200 allowed
+	createNamespace(t, greedy)
+	createNamespace(t, other)
+	cm := v1alpha1.GroupVersionKind{Version: "v1", Kind: "ConfigMap"}
+	byName := []v1alpha1.Projection{{Name: "name", FieldPath: "metadata.name"}}
+	var names []string
+	for i := range objects {
+		names = append(names, fmt.Sprint("cm-", i))
+		create(t, configMap(greedy, names[i], nil), configMap(other, names[i], nil))
+	}
+	var ms []*v1alpha1.Metric
+	for i := range metrics {
+		m := eventDriven(greedy, fmt.Sprint("greedy-", i), v1alpha1.MetricSpec{
+			Name: fmt.Sprint("budget_greedy_", i), Target: cm, Namespace: greedy, Projections: byName})
+		ms = append(ms, m)
+		create(t, m)
+	}
+	// Every greedy metric settles, Ready or over the budget, and at
+	// least one is over it.
+	var over *metav1.Condition
+	testenv.Eventually(t, 2*time.Minute, func() error {
+		over = nil
+		for _, m := range ms {
+			if err := env.Client.Get(t.Context(), client.ObjectKeyFromObject(m), m); err != nil {
+				return err
+			}
+			c := findReady(m)
+			switch {
+			case c == nil || (c.Reason != v1alpha1.ReasonReady && c.Reason != v1alpha1.ReasonSeriesBudgetExceeded):
+				return fmt.Errorf("%s not settled: %v", m.Name, c)
+			case c.Reason == v1alpha1.ReasonSeriesBudgetExceeded:
+				over = c
+			}
+		}
+		if over == nil {
+			return fmt.Errorf("no greedy metric over the namespace budget yet")
+		}
+		return nil
+	})
+	t.Logf("SeriesBudgetExceeded: %s", over.Message)
+	if !strings.Contains(over.Message, "--max-series-per-namespace") {
+		t.Errorf("message %q does not name --max-series-per-namespace", over.Message)
+	}
+	fams, err := scrape.Families(metricsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := 0
+	for i := range metrics {
+		held += len(scrape.Samples(fams, fmt.Sprint("budget_greedy_", i)))
+	}
+	if held > namespaceBudget {
+		t.Errorf("namespace %s serves %d series, over its budget of %d", greedy, held, namespaceBudget)
+	}
+
+	// Another tenant is not affected.
+	neighbour := eventDriven(other, "neighbour", v1alpha1.MetricSpec{Name: "budget_other", Target: cm, Namespace: other,
+		Projections: byName})
+	create(t, neighbour)
+	waitSamplesWithin(t, eventTimeout, "budget_other", namesOf(names...)...)
 }

@@ -345,7 +345,7 @@ func (r *ManagedMetricReconciler) part(m *v1alpha1.ManagedMetric, src *managedSo
 		namespaced: w.kind.Namespaced,
 		gvk:        gk.WithVersion(w.version),
 		ik:         informerKey(cluster, w),
-		agg:        r.Guard.Aggregate(e, m.Spec.MaxSeries),
+		agg:        r.Guard.Aggregate(m.Namespace, e, m.Spec.MaxSeries),
 	}
 	if _, defaults := managedDimensions(m); defaults {
 		p.prefix = []evaluation.Dimension{{Name: "group", Value: gk.Group}, {Name: "version", Value: w.version}, {Name: "kind", Value: gk.Kind}}

@@ -214,7 +214,7 @@ func (r *MetricReconciler) aggregate(m *v1alpha1.Metric) (*compiled, error) {
 	if r.aggregates == nil {
 		r.aggregates = map[types.NamespacedName]*compiled{}
 	}
-	c := &compiled{generation: m.Generation, agg: r.Guard.Aggregate(e, m.Spec.MaxSeries)}
+	c := &compiled{generation: m.Generation, agg: r.Guard.Aggregate(m.Namespace, e, m.Spec.MaxSeries)}
 	r.aggregates[name] = c
 	return c, nil
 }

@@ -32,14 +32,21 @@ type Guard struct {
 	// Limits bound the series and dimension values of every metric; a
 	// metric's spec.maxSeries may lower Limits.MaxSeries.
 	Limits evaluation.Limits
+	// Budgets, when set, give each namespace's metrics their series
+	// budget (in place of Limits.Budget).
+	Budgets *evaluation.Budgets
 }
 
-// Aggregate returns an empty aggregate for e within the operator's limits,
-// lowered by the metric's spec.maxSeries.
-func (g Guard) Aggregate(e *evaluation.Evaluator, maxSeries *int32) *evaluation.Aggregate {
+// Aggregate returns an empty aggregate for e of a metric in namespace,
+// within the operator's limits lowered by the metric's spec.maxSeries,
+// and within the namespace's series budget.
+func (g Guard) Aggregate(namespace string, e *evaluation.Evaluator, maxSeries *int32) *evaluation.Aggregate {
 	limits := g.Limits
 	if maxSeries != nil {
 		limits = limits.Lower(int(*maxSeries))
+	}
+	if g.Budgets != nil {
+		limits.Budget = g.Budgets.For(namespace)
 	}
 	return evaluation.NewLimitedAggregate(e, limits)
 }

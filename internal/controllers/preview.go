@@ -18,7 +18,7 @@ func (g Guard) EvaluateMetric(m *v1alpha1.Metric, cluster string, objs []map[str
 	if err != nil {
 		return coordinator.Update{}, nil, err
 	}
-	c := &compiled{generation: m.Generation, agg: g.Aggregate(e, m.Spec.MaxSeries)}
+	c := &compiled{generation: m.Generation, agg: g.Aggregate(m.Namespace, e, m.Spec.MaxSeries)}
 	key := coordinator.Key{Kind: metricKind, Namespace: m.Namespace, Name: m.Name}
 	if _, err := replace(key, c, objs); err != nil {
 		return coordinator.Update{}, e, err

@@ -39,6 +39,7 @@ func TestMain(m *testing.M) {
 			MinExportInterval: minExportInterval, StatusInterval: time.Second,
 			ExportTimeout: exportTimeout, ExportBackoffBase: backoffBase, ExportBackoffMax: backoffCap,
 			DataSinkRecheckInterval: time.Second,
+			MaxSeriesPerNamespace:   namespaceBudget,
 			// Tokens of RemoteClusterAccesses (1 h) are renewed every 11 s.
 			TokenRenewFraction: 0.003}
 		if err := opts.Complete(); err != nil {

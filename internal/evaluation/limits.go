@@ -1,6 +1,7 @@
 package evaluation
 
 import (
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -30,23 +31,30 @@ func (l Limits) Lower(maxSeries int) Limits {
 	return l
 }
 
-// Budget is a number of series shared by all aggregates. It is safe for
-// concurrent use; a nil *Budget is unlimited.
+// Budget is a number of series shared by aggregates: the operator's
+// (--max-series-total) by all of them, a namespace's
+// (--max-series-per-namespace) by the metrics of one namespace, within
+// the operator's (its parent). It is safe for concurrent use; a nil
+// *Budget is unlimited.
 type Budget struct {
-	limit int64
-	used  atomic.Int64
+	limit  int64
+	used   atomic.Int64
+	parent *Budget
+	// flag names the operator flag that sets the limit and scope whose
+	// series it counts, for messages.
+	flag, scope string
 }
 
-// NewBudget returns a budget of limit series; limit <= 0 returns nil
-// (unlimited).
+// NewBudget returns a budget of limit series for all metrics together;
+// limit <= 0 returns nil (unlimited).
 func NewBudget(limit int) *Budget {
 	if limit <= 0 {
 		return nil
 	}
-	return &Budget{limit: int64(limit)}
+	return &Budget{limit: int64(limit), flag: "--max-series-total", scope: "all metrics together"}
 }
 
-// Used returns the number of series held by all aggregates.
+// Used returns the number of series held by the budget's aggregates.
 func (b *Budget) Used() int {
 	if b == nil {
 		return 0
@@ -62,32 +70,74 @@ func (b *Budget) Limit() int {
 	return int(b.limit)
 }
 
-// take reserves one series and reports whether the budget had it.
-func (b *Budget) take() bool {
-	if b == nil {
-		return true
+// take reserves one series from b and every budget above it; when one of
+// them has none left it takes nothing and returns that budget.
+func (b *Budget) take() (refused *Budget) {
+	for x := b; x != nil; x = x.parent {
+		if x.used.Add(1) > x.limit {
+			x.used.Add(-1)
+			for y := b; y != x; y = y.parent {
+				y.used.Add(-1)
+			}
+			return x
+		}
 	}
-	if b.used.Add(1) > b.limit {
-		b.used.Add(-1)
-		return false
-	}
-	return true
+	return nil
 }
 
-// takeAnyway reserves one series even beyond the budget: for an object
+// takeAnyway reserves one series even beyond the budgets: for an object
 // moving out of a series it alone held, whose series is given back at
 // once.
 func (b *Budget) takeAnyway() {
-	if b != nil {
-		b.used.Add(1)
+	for x := b; x != nil; x = x.parent {
+		x.used.Add(1)
 	}
 }
 
 func (b *Budget) give(n int) {
-	if b != nil && n > 0 {
-		b.used.Add(-int64(n))
+	if n <= 0 {
+		return
+	}
+	for x := b; x != nil; x = x.parent {
+		x.used.Add(-int64(n))
 	}
 }
+
+// Budgets hands out one Budget per namespace, each within the operator's
+// budget, so that the metrics of one namespace (one tenant) cannot use up
+// the series of all the others. It is safe for concurrent use.
+type Budgets struct {
+	perNamespace int
+	total        *Budget
+	mu           sync.Mutex
+	namespaces   map[string]*Budget
+}
+
+// NewBudgets returns the budgets of perNamespace series for each
+// namespace within total series for all; a limit <= 0 is no limit.
+func NewBudgets(perNamespace, total int) *Budgets {
+	return &Budgets{perNamespace: perNamespace, total: NewBudget(total), namespaces: map[string]*Budget{}}
+}
+
+// For returns the budget of the metrics in namespace; nil when neither
+// limit is set.
+func (b *Budgets) For(namespace string) *Budget {
+	if b.perNamespace <= 0 {
+		return b.total
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	nb := b.namespaces[namespace]
+	if nb == nil {
+		nb = &Budget{limit: int64(b.perNamespace), parent: b.total, flag: "--max-series-per-namespace",
+			scope: "the metrics of namespace " + namespace}
+		b.namespaces[namespace] = nb
+	}
+	return nb
+}
+
+// Total returns the budget of all metrics together (nil: unlimited).
+func (b *Budgets) Total() *Budget { return b.total }
 
 // admit checks whether the aggregate may start a new series with key for
 // an object whose current entry is old (zero when it has none), and takes
@@ -123,10 +173,11 @@ func (a *Aggregate) admit(key []byte, old entry) error {
 		l.Budget.takeAnyway()
 		return nil
 	}
-	if !l.Budget.take() {
+	if refused := l.Budget.take(); refused != nil {
 		return reason.New(v1alpha1.ReasonSeriesBudgetExceeded,
-			"the operator's budget of %d series for all metrics together (--max-series-total) is used up; "+
-				"nothing is exported for this metric until series are freed or the budget is raised", l.Budget.Limit())
+			"the operator's budget of %d series for %s (%s) is used up; "+
+				"nothing is exported for this metric until series are freed or the budget is raised",
+			refused.Limit(), refused.scope, refused.flag)
 	}
 	return nil
 }

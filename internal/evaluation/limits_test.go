@@ -128,6 +128,52 @@ func TestSeriesBudget(t *testing.T) {
 	}
 }
 
+// TestNamespaceBudgets checks that one namespace's metrics cannot use up
+// the series of the others: a namespace over its budget is refused
+// (naming --max-series-per-namespace) while another namespace still gets
+// series from the operator's budget, which counts both; and that a
+// refusal by the operator's budget takes nothing from the namespace's.
+func TestNamespaceBudgets(t *testing.T) {
+	bs := NewBudgets(5, 8)
+	greedy := NewLimitedAggregate(byName(t), Limits{Budget: bs.For("greedy")})
+	for i := range 6 {
+		greedy.Upsert(fmt.Sprint("uid-", i), named(i, nil))
+	}
+	wantLimit(t, greedy, v1alpha1.ReasonSeriesBudgetExceeded)
+	if msg := greedy.Err().Error(); !strings.Contains(msg, "--max-series-per-namespace") || !strings.Contains(msg, "greedy") {
+		t.Errorf("message %q should name the namespace budget", msg)
+	}
+	if got := bs.Total().Used(); got != 0 {
+		t.Errorf("operator budget used = %d after the greedy namespace went over, want 0", got)
+	}
+	other := NewLimitedAggregate(byName(t), Limits{Budget: bs.For("other")})
+	for i := range 5 {
+		other.Upsert(fmt.Sprint("uid-", i), named(i, nil))
+	}
+	wantLimit(t, other, "")
+	third := NewLimitedAggregate(byName(t), Limits{Budget: bs.For("third")})
+	for i := range 4 {
+		third.Upsert(fmt.Sprint("uid-", i), named(i, nil))
+	}
+	// 5 + 3 fill the operator's 8: the fourth is refused by it.
+	wantLimit(t, third, v1alpha1.ReasonSeriesBudgetExceeded)
+	if msg := third.Err().Error(); !strings.Contains(msg, "--max-series-total") {
+		t.Errorf("message %q should name the operator's budget", msg)
+	}
+	if got, want := bs.For("third").Used(), 0; got != want {
+		t.Errorf("namespace budget used = %d after the operator's refused, want %d (all given back)", got, want)
+	}
+	if got := bs.Total().Used(); got != 5 {
+		t.Errorf("operator budget used = %d, want 5 (the other namespace's)", got)
+	}
+	if NewBudgets(0, 0).For("x") != nil {
+		t.Error("no limits should be an unlimited (nil) budget")
+	}
+	if b := NewBudgets(0, 10).For("x"); b == nil || b.Limit() != 10 {
+		t.Error("without a namespace limit a namespace should share the operator's budget")
+	}
+}
+
 func TestLimitsLower(t *testing.T) {
 	for _, tt := range []struct{ operator, spec, want int }{
 		{10000, 0, 10000}, {10000, 50, 50}, {10000, 20000, 10000}, {0, 50, 50}, {0, 0, 0},

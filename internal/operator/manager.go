@@ -203,8 +203,7 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 	guard := controllers.Guard{Names: collector, Limits: evaluation.Limits{
 		MaxSeries:      opts.MaxSeriesPerMetric,
 		MaxValueLength: opts.MaxLabelValueLength,
-		Budget:         evaluation.NewBudget(opts.MaxSeriesTotal),
-	}}
+	}, Budgets: evaluation.NewBudgets(opts.MaxSeriesPerNamespace, opts.MaxSeriesTotal)}
 	reg := registry.New()
 	if err := (&controllers.MetricReconciler{
 		Client:             mgr.GetClient(),

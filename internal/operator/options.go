@@ -99,6 +99,10 @@ type Options struct {
 	// MaxSeriesTotal is the operator-wide series budget of all metrics
 	// together.
 	MaxSeriesTotal int
+	// MaxSeriesPerNamespace is the series budget of the metrics of one
+	// namespace, within MaxSeriesTotal: one tenant cannot use up the
+	// others' series.
+	MaxSeriesPerNamespace int
 }
 
 // BindFlags registers the operator's flags on fs, following kubebuilder's
@@ -172,6 +176,9 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 		"Longest dimension value in bytes; a metric with a longer one exports nothing and reports LabelValueTooLong. -1 turns the limit off.")
 	fs.IntVar(&o.MaxSeriesTotal, "max-series-total", DefaultMaxSeriesTotal,
 		"Series budget of all metrics together; a metric that would go beyond it exports nothing and reports SeriesBudgetExceeded. -1 turns the limit off.")
+	fs.IntVar(&o.MaxSeriesPerNamespace, "max-series-per-namespace", DefaultMaxSeriesPerNamespace,
+		"Series budget of the metrics of one namespace, within --max-series-total, so that one tenant cannot use up the others' series; "+
+			"a metric that would go beyond it exports nothing and reports SeriesBudgetExceeded. -1 turns the limit off.")
 	fs.Func("datasink-allowed-endpoints",
 		"Comma-separated hosts (collector.monitoring.svc), host globs (*.example.com), IP addresses and CIDRs (10.0.0.0/8) "+
 			"DataSinks may send to; a host name is also admitted when every address it resolves to is inside a CIDR. "+
@@ -191,6 +198,9 @@ const (
 	DefaultMaxSeriesPerMetric  = 10000
 	DefaultMaxLabelValueLength = 1024
 	DefaultMaxSeriesTotal      = 1000000
+	// DefaultMaxSeriesPerNamespace is a tenth of the total: ten tenants
+	// at their limit fill it.
+	DefaultMaxSeriesPerNamespace = 100000
 )
 
 // Complete fills defaults from the environment and validates the options.
@@ -278,6 +288,9 @@ func (o *Options) completeLimits() {
 	}
 	if o.MaxSeriesTotal == 0 {
 		o.MaxSeriesTotal = DefaultMaxSeriesTotal
+	}
+	if o.MaxSeriesPerNamespace == 0 {
+		o.MaxSeriesPerNamespace = DefaultMaxSeriesPerNamespace
 	}
 }
 
