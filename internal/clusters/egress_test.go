@@ -1,6 +1,7 @@
 package clusters
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -13,11 +14,14 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"go.uber.org/zap/zapcore"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/SAP/metrics-operator/api/v1alpha1"
 	"github.com/SAP/metrics-operator/internal/egress"
@@ -217,6 +221,33 @@ func TestUnreachableSaysTheSameWhateverTheCause(t *testing.T) {
 			first = err.Error()
 		} else if err.Error() != first {
 			t.Errorf("%v reads %q, %v read %q", cause, err, causes[0], first)
+		}
+	}
+}
+
+// TestProbeLogsTheCauseOnlyAtV1: a probe of a closed port reports the
+// fixed ClusterUnreachable message; the cause (connection refused) is in
+// the operator's log at verbosity 1 and not at verbosity 0.
+func TestProbeLogsTheCauseOnlyAtV1(t *testing.T) {
+	closed := listen(t)
+	addr := closed.Addr().String()
+	_ = closed.Close()
+	s := newSet(t, nil, nil)
+	if err := s.Define("ns/closed", "closed", Definition{Config: &rest.Config{Host: "http://" + addr}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, verbose := range []bool{false, true} {
+		var out bytes.Buffer
+		logger := zap.New(zap.WriteTo(&out), zap.Level(zapcore.InfoLevel))
+		if verbose {
+			logger = zap.New(zap.WriteTo(&out), zap.Level(zapcore.DebugLevel))
+		}
+		err := s.Probe(log.IntoContext(t.Context(), logger), "ns/closed")
+		if reason.Of(err, "") != v1alpha1.ReasonClusterUnreachable || err.Error() != unreachable {
+			t.Fatalf("Probe: %v, want the fixed %s message", err, v1alpha1.ReasonClusterUnreachable)
+		}
+		if logged := strings.Contains(out.String(), "connection refused"); logged != verbose {
+			t.Errorf("verbose %v: cause logged %v: %s", verbose, logged, out.String())
 		}
 	}
 }
