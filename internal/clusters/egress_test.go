@@ -41,16 +41,19 @@ func (f fixedDNS) LookupNetIP(context.Context, string, string) ([]netip.Addr, er
 	return out, nil
 }
 
-// counting is a TCP listener on 127.0.0.1 that counts and closes the
-// connections it accepts.
+// counting is a TCP listener that counts and closes the connections it
+// accepts.
 type counting struct {
 	net.Listener
 	accepted atomic.Int64
 }
 
-func listen(t *testing.T) *counting {
+// listen is a counting listener on 127.0.0.1.
+func listen(t *testing.T) *counting { return listenOn(t, "127.0.0.1:0") }
+
+func listenOn(t *testing.T, addr string) *counting {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -249,5 +252,26 @@ func TestProbeLogsTheCauseOnlyAtV1(t *testing.T) {
 		if logged := strings.Contains(out.String(), "connection refused"); logged != verbose {
 			t.Errorf("verbose %v: cause logged %v: %s", verbose, logged, out.String())
 		}
+	}
+}
+
+// TestRedirectOutsideTheListIsNotFollowed: an admitted server that
+// redirects to an address outside the list (as a tenant's own API server
+// could, towards 169.254.169.254) leads nowhere: the redirect's
+// connection is refused when dialled, and its listener sees nothing.
+func TestRedirectOutsideTheListIsNotFollowed(t *testing.T) {
+	inner := listenOn(t, "127.0.0.2:0")
+	srv := httptest.NewServer(http.RedirectHandler("http://"+inner.Addr().String()+"/api", http.StatusFound))
+	defer srv.Close()
+	s := newSet(t, []string{"127.0.0.1/32"}, nil)
+	if err := s.Define("ns/redirects", "r", Definition{Config: &rest.Config{Host: srv.URL}}); err != nil {
+		t.Fatal(err)
+	}
+	err := s.Probe(t.Context(), "ns/redirects")
+	if reason.Of(err, "") != v1alpha1.ReasonEndpointNotAllowed {
+		t.Fatalf("Probe: %v, want %s", err, v1alpha1.ReasonEndpointNotAllowed)
+	}
+	if n := inner.accepted.Load(); n != 0 {
+		t.Fatalf("the redirect's target saw %d connections", n)
 	}
 }
