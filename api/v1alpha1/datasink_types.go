@@ -5,8 +5,12 @@ import (
 )
 
 // ReasonEndpointNotAllowed is the Ready reason of a DataSink whose endpoint
-// the operator's --datasink-allowed-endpoints does not admit; nothing is
-// sent to it.
+// the operator's --datasink-allowed-endpoints does not admit (nothing is
+// sent to it), and of a RemoteClusterAccess, or a cluster in a
+// FederatedClusterAccess's status.clusters, whose API server
+// --cluster-allowed-endpoints does not admit (nothing connects to it).
+// The metrics that push to such a DataSink or read such a cluster report
+// it too.
 const ReasonEndpointNotAllowed = "EndpointNotAllowed"
 
 // SecretKeySelector names one key of a Secret in the DataSink's namespace.

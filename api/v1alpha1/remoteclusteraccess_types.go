@@ -17,10 +17,12 @@ const ReasonInvalidKubeConfig = "InvalidKubeConfig"
 // Other Ready reasons of a RemoteClusterAccess are shared with the metrics:
 // ReasonSecretNotFound and ReasonSecretKeyMissing (the Secret or its key is
 // missing), ReasonForbidden (the remote API server refuses the credentials,
-// or the operator may not request a token for the ServiceAccount) and
-// ReasonClusterUnreachable (the remote API server does not answer). A
-// Metric that reads through an access that is not Ready reports
-// ReasonClusterUnreachable.
+// or the operator may not request a token for the ServiceAccount),
+// ReasonEndpointNotAllowed (the operator's --cluster-allowed-endpoints
+// does not admit the API server) and ReasonClusterUnreachable (the remote
+// API server does not answer). A Metric that reads through an access
+// that is not Ready reports ReasonClusterUnreachable, or
+// ReasonEndpointNotAllowed for that reason.
 
 // KubeConfigSecretReference names the Secret key holding a kubeconfig.
 type KubeConfigSecretReference struct {

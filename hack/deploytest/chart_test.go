@@ -64,6 +64,7 @@ tenancy: {defaultServiceAccount: metrics-reader, accessRecheckPeriod: 30s, acces
 limits: {maxSeriesPerMetric: 500, maxLabelValueLength: -1, maxSeriesTotal: 2000000}
 export: {minInterval: 10s, timeout: 3s, backoffBase: 2s, backoffMax: 1m, statusUpdateInterval: 1m, statusWriteQPS: 7.5}
 datasinks: {allowedEndpoints: ["*.live.dynatrace.com", "10.0.0.0/8"], recheckInterval: 2m}
+clusters: {allowedEndpoints: ["*.k8s.example.com", "10.20.0.0/16"]}
 defaultDataSink:
   enabled: true
   endpoint: https://abc12345.live.dynatrace.com/api/v2/otlp/v1/metrics
@@ -328,7 +329,7 @@ func TestChartDeploymentRunsTheOperatorAsValuesSay(t *testing.T) {
 				o.DefaultServiceAccount, "", o.NoCrossNamespaceRefs, false,
 				o.MaxSeriesPerMetric, operator.DefaultMaxSeriesPerMetric, o.MaxSeriesTotal, operator.DefaultMaxSeriesTotal,
 				o.MinExportInterval, 5*time.Second, o.ExportBackoffMax, 5*time.Minute,
-				len(o.DataSinkAllowedEndpoints), 0)
+				len(o.DataSinkAllowedEndpoints), 0, len(o.ClusterAllowedEndpoints), 0)
 		}},
 		{customRelease, func(o *operator.Options) []string {
 			return check(
@@ -340,7 +341,8 @@ func TestChartDeploymentRunsTheOperatorAsValuesSay(t *testing.T) {
 				o.MaxSeriesPerMetric, 500, o.MaxLabelValueLength, -1, o.MaxSeriesTotal, 2000000,
 				o.MinExportInterval, 10*time.Second, o.ExportTimeout, 3*time.Second, o.ExportBackoffBase, 2*time.Second,
 				o.ExportBackoffMax, time.Minute, o.StatusInterval, time.Minute, o.DataSinkRecheckInterval, 2*time.Minute,
-				strings.Join(o.DataSinkAllowedEndpoints, ","), "*.live.dynatrace.com,10.0.0.0/8", o.PprofAddr, ":6060")
+				strings.Join(o.DataSinkAllowedEndpoints, ","), "*.live.dynatrace.com,10.0.0.0/8", o.PprofAddr, ":6060",
+				strings.Join(o.ClusterAllowedEndpoints, ","), "*.k8s.example.com,10.20.0.0/16")
 		}},
 	} {
 		objs, err := render(t, c.release)

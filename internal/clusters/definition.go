@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"slices"
 
@@ -33,13 +34,25 @@ func (d Definition) Server() string { return d.Config.Host }
 func (d Definition) Fingerprint() string {
 	c := d.Config
 	h := sha256.New()
-	for _, s := range []string{c.Host, c.APIPath, c.ServerName, fmt.Sprint(c.Insecure),
+	for _, s := range []string{c.Host, proxyOf(c), c.APIPath, c.ServerName, fmt.Sprint(c.Insecure),
 		string(c.CAData), string(c.CertData), string(c.KeyData),
 		c.Username, c.Password, c.Impersonate.UserName, c.Impersonate.UID, fmt.Sprint(c.Impersonate.Groups),
 		fmt.Sprint(c.Impersonate.Extra)} {
 		fmt.Fprintf(h, "%d:%s;", len(s), s)
 	}
 	return hex.EncodeToString(h.Sum(nil))
+}
+
+// proxyOf is the proxy URL c's kubeconfig names (proxy-url), "" for none.
+func proxyOf(c *rest.Config) string {
+	if c.Proxy == nil {
+		return ""
+	}
+	p, err := c.Proxy(&http.Request{URL: serverURL(c.Host)})
+	if err != nil || p == nil {
+		return ""
+	}
+	return p.String()
 }
 
 // FromKubeConfig parses a kubeconfig (YAML or JSON) and returns the

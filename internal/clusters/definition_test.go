@@ -3,6 +3,7 @@ package clusters
 import (
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -105,6 +106,7 @@ func TestFingerprintIgnoresTheTokenOnly(t *testing.T) {
 		"client cert": func(c *rest.Config) { c.CertData = []byte("cert") },
 		"insecure":    func(c *rest.Config) { c.Insecure = true },
 		"password":    func(c *rest.Config) { c.Password = "p" },
+		"proxy":       func(c *rest.Config) { c.Proxy = http.ProxyURL(&url.URL{Scheme: "http", Host: "proxy:3128"}) },
 	} {
 		d := Definition{Config: rest.CopyConfig(base.Config)}
 		change(d.Config)

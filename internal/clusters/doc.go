@@ -15,6 +15,17 @@
 // the running transport, which reads the current token on every request,
 // so a renewed or rotated token never restarts a watch.
 //
-// The package never logs, and no error it returns quotes a kubeconfig:
-// they name the field at fault, not its value.
+// With an egress.List (--cluster-allowed-endpoints), a server the list
+// does not admit is refused with EndpointNotAllowed before anything
+// connects to it, and every connection is checked again when it is
+// dialled, its address too when the server was admitted by address, so
+// that DNS rebinding reaches nothing outside the list. This is the one
+// place remote connections are made, so RemoteClusterAccesses, the
+// clusters FederatedClusterAccesses discover and whatever reads them all
+// go through it.
+//
+// No error it returns quotes a kubeconfig, a server's answer or an
+// address: they name the field at fault and the kind of failure, one
+// fixed message per kind, so that status cannot be used to scan ports.
+// The one thing it logs is the cause of a failed probe, at V(1).
 package clusters

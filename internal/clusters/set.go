@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -15,8 +18,10 @@ import (
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/SAP/metrics-operator/api/v1alpha1"
+	"github.com/SAP/metrics-operator/internal/egress"
 	"github.com/SAP/metrics-operator/internal/informers"
 	"github.com/SAP/metrics-operator/internal/reason"
 	"github.com/SAP/metrics-operator/internal/targets"
@@ -28,7 +33,9 @@ type Connection struct {
 	// Key identifies the connection: the informers' InformerKey.Cluster.
 	// The local cluster's key is its name; a remote cluster's is the
 	// namespace/name of its RemoteClusterAccess, which no two accesses
-	// share (their cluster names may clash).
+	// share (their cluster names may clash), or, for a cluster a
+	// FederatedClusterAccess discovered from an object, the access's
+	// namespace/name followed by the object's namespace/name.
 	Key string
 	// Name is the "cluster" dimension of what is read through it.
 	Name string
@@ -51,6 +58,9 @@ type Options struct {
 	// QPS and Burst are the request budget of each remote cluster.
 	QPS   float32
 	Burst int
+	// Egress admits the hosts remote clusters' API servers (and proxies)
+	// may be reached at (--cluster-allowed-endpoints); nil admits any.
+	Egress *egress.List
 	// Restart, if set, is called with a connection's key after it was
 	// rebuilt, so that its watches start again through the new clients.
 	Restart func(key string)
@@ -133,11 +143,17 @@ func (s *Set) Subscribe(f func(key string)) {
 }
 
 // Define sets how to reach the cluster key, named name; a definition whose
-// TLS settings cannot be used is an InvalidKubeConfig error. A definition that
-// differs from the current one only in its token swaps the token into
-// the running connection; one whose endpoint or TLS identity differs
-// rebuilds the connection, if one is open, and restarts its watches.
+// TLS settings cannot be used is an InvalidKubeConfig error, one whose
+// server Options.Egress does not admit an EndpointNotAllowed error (and
+// the cluster fails, without a connection). A definition that differs
+// from the current one only in its token swaps the token into the running
+// connection; one whose endpoint or TLS identity differs rebuilds the
+// connection, if one is open, and restarts its watches.
 func (s *Set) Define(key, name string, d Definition) error {
+	if err := s.admit(d.Config); err != nil {
+		s.Fail(key, err)
+		return err
+	}
 	fp := d.Fingerprint()
 	s.mu.Lock()
 	e := s.entries[key]
@@ -162,6 +178,9 @@ func (s *Set) Define(key, name string, d Definition) error {
 	token.Set(d.Token)
 	cfg := rest.CopyConfig(d.Config)
 	cfg.QPS, cfg.Burst = s.opts.QPS, s.opts.Burst
+	if s.opts.Egress != nil {
+		cfg.Dial = s.dial
+	}
 	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { return &bearer{token: token, next: rt} })
 	hc, err := rest.HTTPClientFor(cfg)
 	if err != nil {
@@ -200,7 +219,8 @@ func (s *Set) Define(key, name string, d Definition) error {
 // Fail records that the cluster key cannot be reached as defined (its
 // Secret is gone, say): its connection is closed and its watches
 // released; metrics that Acquire it get a ClusterUnreachable error
-// mentioning err's reason.
+// mentioning err's reason, or an EndpointNotAllowed one when that is
+// err's reason.
 func (s *Set) Fail(key string, err error) {
 	s.mu.Lock()
 	e := s.entries[key]
@@ -256,7 +276,8 @@ func (s *Set) closeLocked(e *entry) bool {
 // it is the first user. A user holds one remote connection at a time:
 // acquiring another releases the one it held. The local cluster's key
 // returns the local connection. A cluster not defined, or failed, is a
-// ClusterUnreachable error.
+// ClusterUnreachable error (EndpointNotAllowed when it failed for that);
+// its message names the object that defines the cluster.
 func (s *Set) Acquire(key, user string) (*Connection, error) {
 	if key == s.local.Key {
 		s.Release(user)
@@ -268,11 +289,15 @@ func (s *Set) Acquire(key, user string) (*Connection, error) {
 	var err error
 	switch {
 	case e == nil:
-		err = reason.New(v1alpha1.ReasonClusterUnreachable,
-			"the RemoteClusterAccess %s does not exist (yet): create it, or fix spec.remoteClusterAccessRef", key)
+		err = undefined(key)
+	case reason.Of(e.err, "") == v1alpha1.ReasonEndpointNotAllowed:
+		err = reason.New(v1alpha1.ReasonEndpointNotAllowed,
+			"%s reaches its API server at or through an endpoint the operator's --cluster-allowed-endpoints does not admit, "+
+				"so nothing is read from it: "+
+				"ask the platform admin which cluster endpoints are allowed", owner(key))
 	case e.err != nil:
 		err = reason.New(v1alpha1.ReasonClusterUnreachable,
-			"the RemoteClusterAccess %s is not ready (%s): see its status", key, reason.Of(e.err, v1alpha1.ReasonClusterUnreachable))
+			"%s is not ready (%s): see its status", owner(key), reason.Of(e.err, v1alpha1.ReasonClusterUnreachable))
 	case e.conn == nil:
 		if conn, err = s.connect(key, e); err == nil {
 			e.conn = conn
@@ -395,17 +420,30 @@ func (s *Set) Probe(ctx context.Context, key string) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	err = dc.RESTClient().Get().AbsPath("/api").Do(ctx).Error()
+	if err != nil {
+		// The status says only what kind of failure it was; the cause,
+		// which may name resolved addresses, is for the platform's eyes.
+		log.FromContext(ctx).V(1).Info("Remote cluster probe failed", "cluster", key, "error", err.Error())
+	}
 	return Classify(err)
 }
 
 // Classify turns an error of a request to a remote cluster into the
 // condition it causes, without quoting the API server's answer: nil for
-// nil, Forbidden for refused credentials or access, else
-// ClusterUnreachable.
+// nil, EndpointNotAllowed for a connection the allow-list refused when
+// dialling, Forbidden for refused credentials or access, else
+// ClusterUnreachable. A ClusterUnreachable message is the same whatever
+// the failure (refused, timed out, no route, not an API server, an error
+// status): a tenant who may point a kubeconfig anywhere must not learn
+// from it whether a port is open.
 func Classify(err error) error {
 	switch {
 	case err == nil:
 		return nil
+	case errors.Is(err, egress.ErrAddrNotAllowed):
+		return reason.New(v1alpha1.ReasonEndpointNotAllowed,
+			"the cluster's API server now resolves to an address the operator's --cluster-allowed-endpoints does not admit, "+
+				"so the operator does not connect to it: ask the platform admin which cluster endpoints are allowed")
 	case reason.Is(err):
 		return err
 	case apierrors.IsUnauthorized(err):
@@ -414,15 +452,94 @@ func Classify(err error) error {
 	case apierrors.IsForbidden(err):
 		return reason.New(v1alpha1.ReasonForbidden,
 			"the remote API server refuses the identity the credentials carry (403): grant it read access in the remote cluster's RBAC")
-	case apierrors.IsTimeout(err) || apierrors.IsServerTimeout(err) || apierrors.IsTooManyRequests(err):
-		return reason.New(v1alpha1.ReasonClusterUnreachable, "the remote API server does not answer in time")
 	}
-	var status apierrors.APIStatus
-	if errors.As(err, &status) {
-		return reason.New(v1alpha1.ReasonClusterUnreachable, "the remote API server answers with an error (HTTP %d)", status.Status().Code)
+	return reason.New(v1alpha1.ReasonClusterUnreachable, unreachable)
+}
+
+// unreachable is the one message of every ClusterUnreachable failure of a
+// request (see Classify).
+const unreachable = "the remote API server cannot be reached or does not answer as a Kubernetes API server " +
+	"(refused, timed out, DNS, TLS or an error status): check the server URL, its CA and the network; " +
+	"the operator logs the cause at verbosity 1"
+
+// admit refuses, with EndpointNotAllowed, a server (or the proxy requests
+// to it would go through) that Options.Egress does not admit. Neither the
+// server nor the proxy is named: they may come from a Secret, and the
+// proxy from the operator's own environment.
+func (s *Set) admit(cfg *rest.Config) error {
+	if s.opts.Egress == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	server := serverURL(cfg.Host)
+	if _, err := s.opts.Egress.Check(ctx, server.Hostname()); err != nil {
+		return reason.New(v1alpha1.ReasonEndpointNotAllowed,
+			"the cluster's API server (the server of its kubeconfig, or the host of its cluster Secret) is not among the endpoints "+
+				"the operator's --cluster-allowed-endpoints admits, so the operator does not connect to it: "+
+				"ask the platform admin which cluster endpoints are allowed")
+	}
+	proxy := cfg.Proxy
+	if proxy == nil {
+		proxy = http.ProxyFromEnvironment
+	}
+	if p, err := proxy(&http.Request{URL: server}); err == nil && p != nil {
+		if _, err := s.opts.Egress.Check(ctx, p.Hostname()); err != nil {
+			return reason.New(v1alpha1.ReasonEndpointNotAllowed,
+				"the proxy the cluster's API server would be reached through is not among the endpoints "+
+					"the operator's --cluster-allowed-endpoints admits, so the operator does not connect to it: "+
+					"ask the platform admin which cluster endpoints are allowed")
+		}
+	}
+	return nil
+}
+
+// serverURL parses a rest.Config's Host, which may lack a scheme.
+func serverURL(host string) *url.URL {
+	if u, err := url.Parse(host); err == nil && u.Host != "" {
+		return u
+	}
+	return &url.URL{Scheme: "https", Host: host}
+}
+
+// dial opens every connection to a remote cluster's API server, or to the
+// proxy in between, when Options.Egress restricts them: the host is
+// checked again, and when it was admitted by address rather than by name
+// so is the address of the connection, just before connecting, so that a
+// name that resolves elsewhere by now (DNS rebinding) reaches nothing.
+func (s *Set) dial(ctx context.Context, network, address string) (net.Conn, error) {
+	host, _, err := net.SplitHostPort(address)
+	if err != nil {
+		return nil, fmt.Errorf("dialling a remote cluster: %w", err)
+	}
+	allow, err := s.opts.Egress.Check(ctx, host)
+	if err != nil {
+		return nil, egress.ErrAddrNotAllowed
+	}
+	// client-go's own dialer settings.
+	d := net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second, Control: egress.Control(allow)}
+	return d.DialContext(ctx, network, address)
+}
+
+// owner names the object that defines the cluster key, for messages to
+// the metrics that read it (see Connection.Key).
+func owner(key string) string {
+	parts := strings.SplitN(key, "/", 3)
+	if len(parts) == 3 {
+		return fmt.Sprintf("the cluster that FederatedClusterAccess %s/%s discovered from object %s",
+			parts[0], parts[1], strings.TrimPrefix(parts[2], "/"))
+	}
+	return "the RemoteClusterAccess " + key
+}
+
+// undefined is the error of acquiring a cluster that is not defined.
+func undefined(key string) error {
+	if strings.Count(key, "/") > 1 {
+		return reason.New(v1alpha1.ReasonClusterUnreachable,
+			"%s is not known (yet, or any more): see the access's status.clusters", owner(key))
 	}
 	return reason.New(v1alpha1.ReasonClusterUnreachable,
-		"the remote API server cannot be reached (connection refused, DNS, TLS or timeout): check the server URL, its CA and the network")
+		"%s does not exist (yet): create it, or fix spec.remoteClusterAccessRef", owner(key))
 }
 
 func (s *Set) notify(key string) {

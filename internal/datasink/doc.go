@@ -4,8 +4,9 @@
 // does, so exporters are rebuilt only when they must be.
 //
 // Egress is the platform's list of endpoints DataSinks may send to
-// (--datasink-allowed-endpoints), checked before a DataSink resolves and,
-// for endpoints admitted by address, on every connection an exporter opens.
+// (--datasink-allowed-endpoints, an egress.List), checked before a
+// DataSink resolves and, for endpoints admitted by address, on every
+// connection an exporter opens.
 //
 // It reads through a client.Reader and never writes; failures are
 // *reason.Error values carrying the condition reason a user sees.

@@ -11,6 +11,10 @@ import (
 	"github.com/SAP/metrics-operator/internal/reason"
 )
 
+// The matching of hosts against the rules is tested in internal/egress;
+// these tests cover what DataSinks add: endpoints parsed into hosts, and
+// refusals as EndpointNotAllowed conditions naming the flag.
+
 // hosts is a fixed name → addresses table; any other name fails to resolve.
 type hosts map[string][]string
 
@@ -70,6 +74,9 @@ func TestEgressCheck(t *testing.T) {
 			if !tc.allowed {
 				if reason.Of(err, "") != v1alpha1.ReasonEndpointNotAllowed {
 					t.Fatalf("err = %v, want reason %s", err, v1alpha1.ReasonEndpointNotAllowed)
+				}
+				if !strings.Contains(err.Error(), "--datasink-allowed-endpoints") {
+					t.Errorf("message %q does not name the flag", err)
 				}
 				// Resolved addresses and resolver details never reach the message.
 				for _, leak := range []string{"10.1.2.3", "10.96.0.10", "203.0.113.8"} {

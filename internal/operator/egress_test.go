@@ -109,7 +109,13 @@ func (c *countingListener) addr() string { return c.l.Addr().String() }
 
 func listenCounting(t *testing.T) *countingListener {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	return listenCountingOn(t, "127.0.0.1:0")
+}
+
+// listenCountingOn is listenCounting at addr.
+func listenCountingOn(t *testing.T, addr string) *countingListener {
+	t.Helper()
+	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,6 +28,7 @@ import (
 	"github.com/SAP/metrics-operator/internal/controllers"
 	"github.com/SAP/metrics-operator/internal/coordinator"
 	"github.com/SAP/metrics-operator/internal/datasink"
+	"github.com/SAP/metrics-operator/internal/egress"
 	"github.com/SAP/metrics-operator/internal/evaluation"
 	"github.com/SAP/metrics-operator/internal/events"
 	"github.com/SAP/metrics-operator/internal/export/otlp"
@@ -156,7 +157,7 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 		return nil, err
 	}
 
-	egress, err := datasink.ParseEgress(opts.DataSinkAllowedEndpoints, nil)
+	sinkEgress, err := datasink.ParseEgress(opts.DataSinkAllowedEndpoints, nil)
 	if err != nil {
 		return nil, fmt.Errorf("--datasink-allowed-endpoints: %w", err)
 	}
@@ -165,17 +166,21 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 		Recorder: recorder,
 		Store:    sinks,
 		OnChange: coord.SinkChanged,
-		Egress:   egress,
+		Egress:   sinkEgress,
 		Recheck:  opts.DataSinkRecheckInterval,
 	}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setting up DataSink controller: %w", err)
+	}
+	clusterEgress, err := egress.Parse(opts.ClusterAllowedEndpoints, nil)
+	if err != nil {
+		return nil, fmt.Errorf("--cluster-allowed-endpoints: %w", err)
 	}
 	// Every cluster metrics read is a connection; informers is set below,
 	// before anything can rebuild or close one.
 	var infs *informers.Manager
 	conns, err := clusters.New(clusters.Options{
 		Local: mgr.GetConfig(), LocalName: opts.ClusterName, LocalMapper: mgr.GetRESTMapper(),
-		QPS: opts.QPS, Burst: opts.Burst,
+		QPS: opts.QPS, Burst: opts.Burst, Egress: clusterEgress,
 		Restart: func(key string) { infs.RestartCluster(key) },
 		Closed:  func(key string) { infs.ReleaseCluster(key) },
 	})

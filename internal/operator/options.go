@@ -11,6 +11,7 @@ import (
 
 	"github.com/SAP/metrics-operator/internal/coordinator"
 	"github.com/SAP/metrics-operator/internal/datasink"
+	"github.com/SAP/metrics-operator/internal/egress"
 )
 
 // Options configures the operator. Bind them to flags with BindFlags and
@@ -79,6 +80,11 @@ type Options struct {
 	// DataSinkAllowedEndpoints are the hosts, host globs and CIDRs DataSinks
 	// may send to (see datasink.Egress); empty allows any endpoint.
 	DataSinkAllowedEndpoints []string
+	// ClusterAllowedEndpoints are the hosts, host globs and CIDRs the API
+	// servers of remote clusters (RemoteClusterAccess,
+	// FederatedClusterAccess) may be reached at (see egress.List); empty
+	// allows any.
+	ClusterAllowedEndpoints []string
 	// DataSinkRecheckInterval is how often every DataSink is resolved again,
 	// picking up changes of its Secrets and of its endpoint's addresses.
 	DataSinkRecheckInterval time.Duration
@@ -188,6 +194,16 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 			_, err := datasink.ParseEgress(o.DataSinkAllowedEndpoints, nil)
 			return err
 		})
+	fs.Func("cluster-allowed-endpoints",
+		"Comma-separated hosts, host globs (*.example.com), IP addresses and CIDRs the API servers of remote clusters "+
+			"(RemoteClusterAccess, FederatedClusterAccess) may be reached at; a host name is also admitted when every address it resolves to is inside a CIDR. "+
+			"Other servers are refused with reason EndpointNotAllowed and never connected to. Default: any server; "+
+			"platforms whose tenants may create cluster accesses must set it, or tenants can make the operator connect to internal addresses.",
+		func(v string) error {
+			o.ClusterAllowedEndpoints = append(o.ClusterAllowedEndpoints, strings.Split(v, ",")...)
+			_, err := egress.Parse(o.ClusterAllowedEndpoints, nil)
+			return err
+		})
 	fs.DurationVar(&o.DataSinkRecheckInterval, "datasink-recheck-interval", time.Minute,
 		"How often every DataSink and RemoteClusterAccess is resolved again: Secrets are read, not watched (that would need list on all Secrets), "+
 			"so a changed Secret or endpoint address applies within this period.")
@@ -241,6 +257,9 @@ func (o *Options) Complete() error {
 	}
 	if _, err := datasink.ParseEgress(o.DataSinkAllowedEndpoints, nil); err != nil {
 		errs = append(errs, fmt.Errorf("--datasink-allowed-endpoints: %w", err))
+	}
+	if _, err := egress.Parse(o.ClusterAllowedEndpoints, nil); err != nil {
+		errs = append(errs, fmt.Errorf("--cluster-allowed-endpoints: %w", err))
 	}
 	if o.MinExportInterval < 0 {
 		errs = append(errs, fmt.Errorf("--min-export-interval must not be negative, got %s", o.MinExportInterval))

@@ -3,6 +3,8 @@ package otlp
 import (
 	"errors"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"strings"
 	"sync"
@@ -80,5 +82,26 @@ func TestExportDialsOnlyAdmittedAddresses(t *testing.T) {
 			}
 			waitForValue(t, sink, 7)
 		})
+	}
+}
+
+// TestExportDoesNotFollowRedirects: a sink admitted by name (no address
+// check) that answers with a redirect to another address, as a tenant's
+// own collector could towards 169.254.169.254, does not make the
+// exporter connect there: redirects are not followed.
+func TestExportDoesNotFollowRedirects(t *testing.T) {
+	target := countAccepts(t)
+	for _, code := range []int{http.StatusTemporaryRedirect, http.StatusPermanentRedirect, http.StatusFound} {
+		srv := httptest.NewServer(http.RedirectHandler("http://"+target.l.Addr().String()+metricsPath, code))
+		pool := newPool(t, Options{Timeout: 2 * time.Second})
+		tgt := &datasink.Target{Protocol: datasink.ProtocolHTTP, Insecure: true,
+			Endpoint: srv.Listener.Addr().String(), URLPath: metricsPath, Fingerprint: "redirects"}
+		if err := pool.Export(t.Context(), "ns/redirects", tgt, onePoint(1)); err == nil {
+			t.Errorf("HTTP %d: the export succeeded", code)
+		}
+		srv.Close()
+	}
+	if n := target.accepted.Load(); n != 0 {
+		t.Fatalf("the redirect's target saw %d connections", n)
 	}
 }

@@ -88,7 +88,7 @@ func newHTTPExporter(ctx context.Context, t *datasink.Target, headers map[string
 		// Our own client, so that its connections can be closed on
 		// shutdown. It takes precedence over the SDK's TLS and timeout
 		// options; both are set on it below.
-		otlpmetrichttp.WithHTTPClient(&http.Client{Transport: transport, Timeout: timeout}),
+		otlpmetrichttp.WithHTTPClient(&http.Client{Transport: transport, Timeout: timeout, CheckRedirect: noRedirects}),
 		// Clears a TLS config the SDK may have read from the environment,
 		// which it would otherwise refuse to combine with WithInsecure.
 		otlpmetrichttp.WithTLSClientConfig(nil),
@@ -137,6 +137,11 @@ func newGRPCExporter(ctx context.Context, t *datasink.Target, headers map[string
 	}
 	return &exporter{sdk: sdk, fingerprint: t.Fingerprint}, nil
 }
+
+// noRedirects makes a redirect the answer: an OTLP receiver has no reason
+// to send one, and following it would let a sink admitted by name by
+// --datasink-allowed-endpoints send the exporter to any other address.
+func noRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
 // dialer opens the sink's connections. When the DataSink was admitted by
 // address (datasink.Egress), every address is checked again just before
