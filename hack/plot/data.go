@@ -13,6 +13,7 @@ type run struct {
 	Objects int        `json:"objects"`
 	Run     string     `json:"run"`
 	Commit  string     `json:"commit"`
+	CPUs    int        `json:"cpus"`
 	Results []scenario `json:"results"`
 }
 
@@ -23,6 +24,7 @@ type scenario struct {
 	MetricsP99 quantile `json:"metricsP99"`
 	CPUCores   float64  `json:"cpuCores"`
 	PeakRSSMiB float64  `json:"peakRSSMiB"`
+	Load       float64  `json:"load"`
 }
 
 // quantile is a latency in milliseconds; Censored: a lower bound (the
@@ -106,4 +108,22 @@ func find(r run, mode string, m int) (scenario, bool) {
 		}
 	}
 	return scenario{}, false
+}
+
+// loadRange returns the lowest and highest machine load of r's
+// scenarios; ok is false when the run did not record it.
+func loadRange(r run) (lo, hi float64, ok bool) {
+	for _, s := range r.Results {
+		if s.Load <= 0 {
+			continue
+		}
+		if !ok || s.Load < lo {
+			lo = s.Load
+		}
+		if !ok || s.Load > hi {
+			hi = s.Load
+		}
+		ok = true
+	}
+	return lo, hi, ok
 }

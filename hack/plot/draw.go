@@ -60,7 +60,7 @@ func drawAll(runs []run, dir string) ([]string, error) {
 }
 
 func freshness(r run) (*plot.Plot, error) {
-	p := newPlot(fmt.Sprintf("write → /metrics latency, %s objects, 500 writes/s", thousands(r.Objects)), r,
+	p := newPlot(fmt.Sprintf("write → /metrics latency, %s objects, writes at a 500/s target", thousands(r.Objects)), r,
 		"metrics on the watch (M)", "latency (ms)")
 	p.X.Scale, p.X.Tick.Marker = plot.LogScale{}, plot.LogTicks{Prec: -1}
 	p.Y.Scale, p.Y.Tick.Marker = plot.LogScale{}, plot.LogTicks{Prec: -1}
@@ -110,7 +110,7 @@ func freshness(r run) (*plot.Plot, error) {
 }
 
 func cpu(r run) (*plot.Plot, error) {
-	p := newPlot(fmt.Sprintf("operator CPU, %s objects, 500 writes/s", thousands(r.Objects)), r,
+	p := newPlot(fmt.Sprintf("operator CPU, %s objects, writes at a 500/s target", thousands(r.Objects)), r,
 		"metrics on the watch (M)", "CPU (average cores)")
 	p.X.Scale, p.X.Tick.Marker = plot.LogScale{}, plot.LogTicks{Prec: -1}
 	p.Y.Min = 0
@@ -160,7 +160,11 @@ func newPlot(title string, r run, x, y string) *plot.Plot {
 	p := plot.New()
 	p.Title.Text = title
 	if r.Commit != "" {
-		p.Title.Text += fmt.Sprintf("\n(run %s, commit %.12s)", r.Run, r.Commit)
+		p.Title.Text += fmt.Sprintf("\n(run %s, commit %.12s", r.Run, r.Commit)
+		if lo, hi, ok := loadRange(r); ok && r.CPUs > 0 {
+			p.Title.Text += fmt.Sprintf(", machine load %.1f–%.1f on %d CPUs", lo, hi, r.CPUs)
+		}
+		p.Title.Text += ")"
 	}
 	p.X.Label.Text, p.Y.Label.Text = x, y
 	p.Legend.Top, p.Legend.Left = true, true
