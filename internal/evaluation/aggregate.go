@@ -39,8 +39,9 @@ type Series struct {
 // specs on one watch may share (see Attach): each Aggregate is then one
 // metric's view of it, with its own limits, error and budget share.
 type Aggregate struct {
-	e      *Evaluator
-	limits Limits
+	e        *Evaluator
+	shareKey string
+	limits   Limits
 
 	// core is the state the aggregate reads; it changes only while the
 	// old core's mu is held (see lock), when the aggregate attaches to
@@ -104,7 +105,7 @@ func NewAggregate(e *Evaluator) *Aggregate {
 // NewLimitedAggregate returns an empty aggregate for e that stays within
 // limits.
 func NewLimitedAggregate(e *Evaluator, limits Limits) *Aggregate {
-	a := &Aggregate{e: e, limits: limits, fresh: true}
+	a := &Aggregate{e: e, shareKey: e.ShareKey(), limits: limits, fresh: true}
 	c := newShared(e)
 	c.views, c.live = []*Aggregate{a}, 1
 	a.core.Store(c)
@@ -137,6 +138,10 @@ func (a *Aggregate) live() bool { return !a.closed && a.limitErr == nil }
 
 // Evaluator returns the evaluator the aggregate was made with.
 func (a *Aggregate) Evaluator() *Evaluator { return a.e }
+
+// ShareKey returns the evaluator's ShareKey: aggregates with the same one
+// may share their state on one watch.
+func (a *Aggregate) ShareKey() string { return a.shareKey }
 
 // Shared returns the state the aggregate currently reads. It changes when
 // the aggregate attaches to another's, goes over its limits or closes

@@ -208,7 +208,7 @@ var attachMu sync.Mutex
 // objects (held or refused by its limits); false when a is not fresh,
 // the specs differ, or host takes no objects (closed or over its limits).
 func (a *Aggregate) Attach(host *Aggregate) bool {
-	if a == host || a.e.ShareKey() != host.e.ShareKey() {
+	if a == host || a.shareKey != host.shareKey {
 		return false
 	}
 	attachMu.Lock()

@@ -69,7 +69,7 @@ func (h *Handler) BeginRelist(key registry.InformerKey, subs []*registry.Subscri
 		if i == len(r.parts) {
 			g := -1
 			if r.idx != nil {
-				if pos, ok := r.idx.GroupOf(s.Aggregate.Evaluator().ShareKey()); ok {
+				if pos, ok := r.idx.GroupOf(s.Aggregate.ShareKey()); ok {
 					g = pos
 				}
 			}
@@ -95,7 +95,7 @@ func (r *Relist) share() {
 		if s.Synced() {
 			continue
 		}
-		sk := s.Aggregate.Evaluator().ShareKey()
+		sk := s.Aggregate.ShareKey()
 		attached := false
 		if r.idx != nil {
 			if g, ok := r.idx.GroupOf(sk); ok {

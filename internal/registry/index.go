@@ -167,7 +167,7 @@ func buildIndex(subs []*Subscription, ids *groupIDs) *Index {
 	for _, s := range subs {
 		key := "\x00" + s.ID // a subscription without an aggregate is a group of its own
 		if s.Aggregate != nil {
-			key = s.Aggregate.Evaluator().ShareKey()
+			key = s.Aggregate.ShareKey()
 		}
 		g, ok := x.byShareKey[key]
 		if !ok {
