@@ -116,3 +116,32 @@ func TestAttachRefused(t *testing.T) {
 		t.Fatal("identical specs compiled twice have different share keys")
 	}
 }
+
+// TestSharedNamespaceBudgets: metrics of two namespaces sharing a state
+// each take their series from their own namespace's budget; the one whose
+// namespace has none left goes over its limits, the other goes on.
+func TestSharedNamespaceBudgets(t *testing.T) {
+	budgets := NewBudgets(2, 10)
+	a := NewLimitedAggregate(byTeam(t), Limits{Budget: budgets.For("a")})
+	b := NewLimitedAggregate(byTeam(t), Limits{Budget: budgets.For("b")})
+	a.Replace([]map[string]any{teamObj(1, "x")})
+	if !b.Attach(a) || b.Shared() != a.Shared() {
+		t.Fatal("b did not share a's state")
+	}
+	// b's namespace spends its second series elsewhere.
+	other := NewLimitedAggregate(byTeam(t), Limits{Budget: budgets.For("b")})
+	other.Replace([]map[string]any{teamObj(9, "z")})
+	a.Upsert("u2", teamObj(2, "y"))
+	if reason.Of(b.Err(), "") != v1alpha1.ReasonSeriesBudgetExceeded || a.Err() != nil || a.SeriesLen() != 2 {
+		t.Fatalf("b: err %v; a: err %v, %d series; want b over namespace b's budget, a with 2", b.Err(), a.Err(), a.SeriesLen())
+	}
+	if got := budgets.For("a").Used(); got != 2 {
+		t.Fatalf("namespace a's budget used %d, want 2", got)
+	}
+	if got := budgets.For("b").Used(); got != 1 {
+		t.Fatalf("namespace b's budget used %d, want 1 (other's)", got)
+	}
+	if got := budgets.Total().Used(); got != 3 {
+		t.Fatalf("total budget used %d, want 3", got)
+	}
+}
