@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/SAP/metrics-operator/api/v1alpha1"
@@ -33,24 +34,51 @@ type Series struct {
 // An aggregate made with Limits goes over them as soon as a new series
 // would break one: it then drops everything, has no series, reports the
 // reason through Err and ignores objects until the next Replace.
+//
+// The per-object state lives in a Shared, which aggregates of identical
+// specs on one watch may share (see Attach): each Aggregate is then one
+// metric's view of it, with its own limits, error and budget share.
 type Aggregate struct {
-	e      *Evaluator
-	limits Limits
+	e        *Evaluator
+	shareKey string
+	limits   Limits
 
-	mu        sync.Mutex
-	limitErr  error                  // set while over the limits
-	limitedAt time.Time              // when limitErr was set
-	closed    bool                   // after Close: ignore everything
-	entries   map[string]entry       // by UID: every matching object
-	series    map[string]*series     // by series key; only series with objects
-	errs      map[string]*valueError // by UID: objects with a value error
-	lastErr   string                 // UID of the latest value error
-	buf       []byte                 // scratch for series keys
-	sorted    []*series              // series in Series order, nil when stale
+	// core is the state the aggregate reads; it changes only while the
+	// old core's mu is held (see lock), when the aggregate attaches to
+	// another core or leaves a shared one.
+	core atomic.Pointer[Shared]
+
+	// Guarded by core's mu.
+	limitErr  error     // set while over the limits
+	limitedAt time.Time // when limitErr was set
+	closed    bool      // after Close: ignore everything
+	fresh     bool      // never given objects nor attached: may Attach
+	held      int       // series taken from the budget
 }
 
-// entry is all that is kept per object and metric; it is small because
-// there are objects × metrics of them.
+// Shared is the per-object state of one compiled spec on one watch: the
+// objects' entries and the series. Aggregates of identical specs share
+// one (Attach); each holds its own limits. Upsert, Delete and BeginReplace
+// change it for every aggregate attached, and report one changed for all
+// of them: an aggregate attached when the call began saw its series change
+// (or went over its limits, which also drops its series) exactly when
+// changed is true.
+type Shared struct {
+	e *Evaluator
+
+	mu      sync.Mutex
+	views   []*Aggregate           // attached aggregates
+	live    int                    // attached aggregates neither closed nor over their limits
+	entries map[string]entry       // by UID: every matching object
+	series  map[string]*series     // by series key; only series with objects
+	errs    map[string]*valueError // by UID: objects with a value error
+	lastErr string                 // UID of the latest value error
+	buf     []byte                 // scratch for series keys
+	sorted  []*series              // series in Series order, nil when stale
+}
+
+// entry is all that is kept per object and spec; it is small because
+// there are objects × specs of them.
 type entry struct {
 	s     *series // nil when the object has no value (missing or an error)
 	value int64
@@ -77,17 +105,48 @@ func NewAggregate(e *Evaluator) *Aggregate {
 // NewLimitedAggregate returns an empty aggregate for e that stays within
 // limits.
 func NewLimitedAggregate(e *Evaluator, limits Limits) *Aggregate {
-	return &Aggregate{
+	a := &Aggregate{e: e, shareKey: e.ShareKey(), limits: limits, fresh: true}
+	c := newShared(e)
+	c.views, c.live = []*Aggregate{a}, 1
+	a.core.Store(c)
+	return a
+}
+
+func newShared(e *Evaluator) *Shared {
+	return &Shared{
 		e:       e,
-		limits:  limits,
 		entries: make(map[string]entry),
 		series:  make(map[string]*series),
 		errs:    make(map[string]*valueError),
 	}
 }
 
+// lock locks the aggregate's current core and returns it.
+func (a *Aggregate) lock() *Shared {
+	for {
+		c := a.core.Load()
+		c.mu.Lock()
+		if a.core.Load() == c {
+			return c
+		}
+		c.mu.Unlock()
+	}
+}
+
+// live reports whether the aggregate takes objects; its core's mu is held.
+func (a *Aggregate) live() bool { return !a.closed && a.limitErr == nil }
+
 // Evaluator returns the evaluator the aggregate was made with.
 func (a *Aggregate) Evaluator() *Evaluator { return a.e }
+
+// ShareKey returns the evaluator's ShareKey: aggregates with the same one
+// may share their state on one watch.
+func (a *Aggregate) ShareKey() string { return a.shareKey }
+
+// Shared returns the state the aggregate currently reads. It changes when
+// the aggregate attaches to another's, goes over its limits or closes
+// while shared: read it anew for every event.
+func (a *Aggregate) Shared() *Shared { return a.core.Load() }
 
 // Upsert evaluates obj (unstructured content) under uid (use UID(obj) so
 // that Replace agrees). An object that no longer Matches is removed.
@@ -96,16 +155,19 @@ func (a *Aggregate) Evaluator() *Evaluator { return a.e }
 // The aggregate keeps uid, not obj; pass the same uid string to every
 // aggregate the object feeds, so that they share it.
 func (a *Aggregate) Upsert(uid string, obj map[string]any) (changed bool) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.upsert(uid, obj)
+	c := a.lock()
+	defer c.mu.Unlock()
+	a.fresh = false
+	changed, _ = c.upsert(uid, obj)
+	return changed
 }
 
 // Delete removes the object with uid; changed as for Upsert.
 func (a *Aggregate) Delete(uid string) (changed bool) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.remove(uid)
+	c := a.lock()
+	defer c.mu.Unlock()
+	a.fresh = false
+	return c.remove(uid)
 }
 
 // Replace makes the aggregate hold exactly objs, keyed by UID(obj), as a
@@ -117,58 +179,95 @@ func (a *Aggregate) Replace(objs []map[string]any) (changed bool) {
 	return r.Finish()
 }
 
+// Upsert is Aggregate.Upsert for every aggregate attached; held reports
+// whether the object is held afterwards (it matches).
+func (c *Shared) Upsert(uid string, obj map[string]any) (changed, held bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.upsert(uid, obj)
+}
+
+// Delete is Aggregate.Delete for every aggregate attached.
+func (c *Shared) Delete(uid string) (changed bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.remove(uid)
+}
+
 // Replacement is a Replace applied in pieces, for lists read page by page:
 // only the UIDs seen so far are kept, never the pages. Nothing else may
 // change the aggregate between BeginReplace and Finish. A Replace is also
 // how an aggregate over its limits tries again: it starts from nothing.
 type Replacement struct {
-	a       *Aggregate
+	c       *Shared
 	seen    map[string]struct{}
 	changed bool
 }
 
 // BeginReplace starts a Replace whose objects come through Add.
 func (a *Aggregate) BeginReplace() *Replacement {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	r := &Replacement{a: a}
-	if a.limitErr != nil && !a.closed {
-		a.limitErr, a.limitedAt = nil, time.Time{}
-		r.changed = true
+	c := a.lock()
+	defer c.mu.Unlock()
+	a.fresh = false
+	return c.beginReplace()
+}
+
+// BeginReplace is Aggregate.BeginReplace for every aggregate attached.
+func (c *Shared) BeginReplace() *Replacement {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.beginReplace()
+}
+
+func (c *Shared) beginReplace() *Replacement {
+	r := &Replacement{c: c}
+	for _, v := range c.views {
+		if v.limitErr != nil && !v.closed {
+			v.limitErr, v.limitedAt = nil, time.Time{}
+			c.live++
+			r.changed = true
+		}
 	}
-	if len(a.entries) > 0 {
-		r.seen = make(map[string]struct{}, len(a.entries))
+	if len(c.entries) > 0 {
+		r.seen = make(map[string]struct{}, len(c.entries))
 	}
 	return r
 }
 
 // Add applies some of the objects.
 func (r *Replacement) Add(objs ...map[string]any) {
-	r.a.mu.Lock()
-	defer r.a.mu.Unlock()
 	for _, obj := range objs {
-		if r.a.limitErr != nil || r.a.closed {
-			r.seen = nil // nothing is kept over the limits
-			return
-		}
-		uid := UID(obj)
-		if r.seen != nil {
-			r.seen[uid] = struct{}{}
-		}
-		if r.a.upsert(uid, obj) {
-			r.changed = true
-		}
+		r.Put(UID(obj), obj)
 	}
+}
+
+// Put applies one object under uid (UID(obj)) and reports whether it is
+// held afterwards (it matches).
+func (r *Replacement) Put(uid string, obj map[string]any) (held bool) {
+	r.c.mu.Lock()
+	defer r.c.mu.Unlock()
+	if r.c.live == 0 {
+		r.seen = nil // nothing is kept over the limits
+		return false
+	}
+	if r.seen != nil {
+		r.seen[uid] = struct{}{}
+	}
+	changed, held := r.c.upsert(uid, obj)
+	if changed {
+		r.changed = true
+	}
+	return held
 }
 
 // Finish removes the objects that no Add named and reports whether the
 // series changed.
 func (r *Replacement) Finish() (changed bool) {
-	r.a.mu.Lock()
-	defer r.a.mu.Unlock()
+	r.c.mu.Lock()
+	defer r.c.mu.Unlock()
 	if r.seen != nil {
-		for uid := range r.a.entries {
-			if _, ok := r.seen[uid]; !ok && r.a.remove(uid) {
+		for uid := range r.c.entries {
+			if _, ok := r.seen[uid]; !ok && r.c.remove(uid) {
 				r.changed = true
 			}
 		}
@@ -177,58 +276,58 @@ func (r *Replacement) Finish() (changed bool) {
 	return r.changed
 }
 
-func (a *Aggregate) upsert(uid string, obj map[string]any) bool {
-	if a.limitErr != nil || a.closed {
-		return false
+// upsert applies obj; held reports whether the core holds it afterwards.
+func (c *Shared) upsert(uid string, obj map[string]any) (changed, held bool) {
+	if c.live == 0 {
+		return false, false
 	}
-	if !a.e.Matches(obj) {
-		return a.remove(uid)
+	if !c.e.Matches(obj) {
+		return c.remove(uid), false
 	}
-	key, value, state, verr := a.e.appendKey(a.buf[:0], obj)
-	a.buf = key
+	key, value, state, verr := c.e.appendKey(c.buf[:0], obj)
+	c.buf = key
 	var s *series
 	if state == stateValued {
-		if s = a.series[string(key)]; s == nil {
-			if err := a.admit(key, a.entries[uid]); err != nil {
-				a.trip(err)
-				return true
+		if s = c.series[string(key)]; s == nil {
+			if !c.admit(key, c.entries[uid]) {
+				return true, false // every aggregate went over its limits
 			}
-			s = a.newSeries(string(key))
+			s = c.newSeries(string(key))
 		}
 	} else {
 		value = 0
 	}
 	if verr != nil {
-		a.errs[uid] = verr
-		a.lastErr = uid
-	} else if len(a.errs) > 0 {
-		delete(a.errs, uid)
+		c.errs[uid] = verr
+		c.lastErr = uid
+	} else if len(c.errs) > 0 {
+		delete(c.errs, uid)
 	}
-	old, had := a.entries[uid]
+	old, had := c.entries[uid]
 	if had && old.s == s && old.value == value {
-		return false
+		return false, true
 	}
-	a.entries[uid] = entry{s: s, value: value}
-	return a.move(old.s, old.value, s, value)
+	c.entries[uid] = entry{s: s, value: value}
+	return c.move(old.s, old.value, s, value), true
 }
 
-func (a *Aggregate) remove(uid string) bool {
-	old, had := a.entries[uid]
+func (c *Shared) remove(uid string) bool {
+	old, had := c.entries[uid]
 	if !had {
 		return false
 	}
-	delete(a.entries, uid)
-	if len(a.errs) > 0 {
-		delete(a.errs, uid)
+	delete(c.entries, uid)
+	if len(c.errs) > 0 {
+		delete(c.errs, uid)
 	}
-	return a.move(old.s, old.value, nil, 0)
+	return c.move(old.s, old.value, nil, 0)
 }
 
 // move moves one object's contribution from one series to another (either
 // may be nil) and reports whether a series appeared, disappeared or
 // changed its value.
-func (a *Aggregate) move(from *series, fromValue int64, to *series, toValue int64) bool {
-	agg := a.e.agg
+func (c *Shared) move(from *series, fromValue int64, to *series, toValue int64) bool {
+	agg := c.e.agg
 	var beforeFrom, beforeTo int64
 	if from != nil {
 		beforeFrom = from.value(agg)
@@ -242,17 +341,17 @@ func (a *Aggregate) move(from *series, fromValue int64, to *series, toValue int6
 	if to != nil {
 		to.add(toValue, agg)
 		if toIsNew {
-			a.series[to.key] = to
-			a.sorted = nil
+			c.series[to.key] = to
+			c.sorted = nil
 		}
 	}
 	changed := toIsNew
 	if from != nil {
 		from.remove(fromValue, agg)
 		if from.n == 0 {
-			delete(a.series, from.key)
-			a.limits.Budget.give(1)
-			a.sorted = nil
+			delete(c.series, from.key)
+			c.released()
+			c.sorted = nil
 			changed = true
 		} else if from.value(agg) != beforeFrom {
 			changed = true
@@ -266,10 +365,10 @@ func (a *Aggregate) move(from *series, fromValue int64, to *series, toValue int6
 
 // newSeries returns an empty series for key; it is added to the index by
 // move when its first object arrives.
-func (a *Aggregate) newSeries(key string) *series {
+func (c *Shared) newSeries(key string) *series {
 	key = strings.Clone(key)
-	s := &series{key: key, dims: a.e.decodeKey(key)}
-	if a.e.agg == v1alpha1.AggregationMax || a.e.agg == v1alpha1.AggregationMin {
+	s := &series{key: key, dims: c.e.decodeKey(key)}
+	if c.e.agg == v1alpha1.AggregationMax || c.e.agg == v1alpha1.AggregationMin {
 		s.counts = make(map[int64]int32, 1)
 	}
 	return s
@@ -277,35 +376,35 @@ func (a *Aggregate) newSeries(key string) *series {
 
 // Series returns a snapshot of all series, ordered by dimension values.
 func (a *Aggregate) Series() []Series {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.sorted == nil {
-		a.sorted = make([]*series, 0, len(a.series))
-		for _, s := range a.series {
-			a.sorted = append(a.sorted, s)
+	c := a.lock()
+	defer c.mu.Unlock()
+	if c.sorted == nil {
+		c.sorted = make([]*series, 0, len(c.series))
+		for _, s := range c.series {
+			c.sorted = append(c.sorted, s)
 		}
-		slices.SortFunc(a.sorted, func(x, y *series) int { return compareKeys(x.key, y.key) })
+		slices.SortFunc(c.sorted, func(x, y *series) int { return compareKeys(x.key, y.key) })
 	}
-	out := make([]Series, len(a.sorted))
-	for i, s := range a.sorted {
-		out[i] = Series{Dimensions: s.dims, Value: s.value(a.e.agg)}
+	out := make([]Series, len(c.sorted))
+	for i, s := range c.sorted {
+		out[i] = Series{Dimensions: s.dims, Value: s.value(c.e.agg)}
 	}
 	return out
 }
 
 // SeriesLen returns the number of series, without rendering them.
 func (a *Aggregate) SeriesLen() int {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return len(a.series)
+	c := a.lock()
+	defer c.mu.Unlock()
+	return len(c.series)
 }
 
 // Len returns the number of matching objects held, including those that
 // are in no series (valueFrom missing or unreadable).
 func (a *Aggregate) Len() int {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return len(a.entries)
+	c := a.lock()
+	defer c.mu.Unlock()
+	return len(c.entries)
 }
 
 // ObjectErrors returns how many objects are currently left out because
@@ -314,23 +413,23 @@ func (a *Aggregate) Len() int {
 // message names the path and the kind of value found, never the value or
 // the object.
 func (a *Aggregate) ObjectErrors() (count int, lastMessage string) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if len(a.errs) == 0 {
+	c := a.lock()
+	defer c.mu.Unlock()
+	if len(c.errs) == 0 {
 		return 0, ""
 	}
-	if verr, ok := a.errs[a.lastErr]; ok {
-		return len(a.errs), a.e.valueErrorMessage(verr)
+	if verr, ok := c.errs[c.lastErr]; ok {
+		return len(c.errs), c.e.valueErrorMessage(verr)
 	}
 	// The latest error went away; pick any remaining one, deterministically.
 	uid := ""
-	for u := range a.errs {
+	for u := range c.errs {
 		if uid == "" || u < uid {
 			uid = u
 		}
 	}
-	a.lastErr = uid
-	return len(a.errs), a.e.valueErrorMessage(a.errs[uid])
+	c.lastErr = uid
+	return len(c.errs), c.e.valueErrorMessage(c.errs[uid])
 }
 
 func (s *series) add(v int64, agg v1alpha1.Aggregation) {

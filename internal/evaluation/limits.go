@@ -3,10 +3,6 @@ package evaluation
 import (
 	"sync"
 	"sync/atomic"
-	"time"
-
-	"github.com/SAP/metrics-operator/api/v1alpha1"
-	"github.com/SAP/metrics-operator/internal/reason"
 )
 
 // Limits bound what one metric's Aggregate may hold, so that a metric
@@ -138,95 +134,3 @@ func (b *Budgets) For(namespace string) *Budget {
 
 // Total returns the budget of all metrics together (nil: unlimited).
 func (b *Budgets) Total() *Budget { return b.total }
-
-// admit checks whether the aggregate may start a new series with key for
-// an object whose current entry is old (zero when it has none), and takes
-// it from the budget.
-func (a *Aggregate) admit(key []byte, old entry) error {
-	l := &a.limits
-	if l.MaxValueLength > 0 {
-		for i, off := 0, 0; off < len(key); i++ {
-			v, present, next := keyPart(string(key), off)
-			if present && len(v) > l.MaxValueLength {
-				return reason.New(v1alpha1.ReasonLabelValueTooLong,
-					"a value of dimension %q is longer than %d bytes, the operator's limit (--max-label-value-length); "+
-						"nothing is exported until no value is: project a shorter field, or a map or list with fewer entries",
-					a.e.dims[i].name, l.MaxValueLength)
-			}
-			off = next
-		}
-	}
-	alone := old.s != nil && old.s.n == 1 // its old series goes when it moves
-	if l.MaxSeries > 0 {
-		n := len(a.series)
-		if alone {
-			n--
-		}
-		if n >= l.MaxSeries {
-			return reason.New(v1alpha1.ReasonSeriesLimitExceeded,
-				"the metric has more than %d series, its limit (the lower of spec.maxSeries and the operator's --max-series-per-metric); "+
-					"nothing is exported until it has fewer: group by fewer or coarser projections, or narrow the selectors",
-				l.MaxSeries)
-		}
-	}
-	if alone {
-		l.Budget.takeAnyway()
-		return nil
-	}
-	if refused := l.Budget.take(); refused != nil {
-		return reason.New(v1alpha1.ReasonSeriesBudgetExceeded,
-			"the operator's budget of %d series for %s (%s) is used up; "+
-				"nothing is exported for this metric until series are freed or the budget is raised",
-			refused.Limit(), refused.scope, refused.flag)
-	}
-	return nil
-}
-
-// trip puts the aggregate over its limits: it drops every object and
-// series (a partial count would be wrong, and the state is what the limit
-// bounds) and ignores objects until the next Replace.
-func (a *Aggregate) trip(err error) {
-	a.limits.Budget.give(len(a.series))
-	a.entries = make(map[string]entry)
-	a.series = make(map[string]*series)
-	a.errs = make(map[string]*valueError)
-	a.sorted = nil
-	a.buf = nil // may hold the rendering of a large object
-	a.limitErr, a.limitedAt = err, time.Now()
-}
-
-// Err returns why the aggregate is over its limits (a reason error:
-// SeriesLimitExceeded, LabelValueTooLong or SeriesBudgetExceeded), or nil.
-// While it is over them it holds nothing and has no series; the next
-// Replace tries again.
-func (a *Aggregate) Err() error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.limitErr
-}
-
-// LimitedSince returns when the aggregate went over its limits, and
-// whether it is.
-func (a *Aggregate) LimitedSince() (time.Time, bool) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.limitedAt, a.limitErr != nil
-}
-
-// Close releases the aggregate's series from the budget and drops its
-// per-object state; later changes are ignored. Call it when the metric no
-// longer uses the aggregate. The series themselves stay readable, frozen:
-// during a switch of modes the coordinator serves them until the new
-// producer publishes, so /metrics shows no gap; they go with the last
-// reference to the aggregate.
-func (a *Aggregate) Close() {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.closed {
-		return
-	}
-	a.limits.Budget.give(len(a.series))
-	a.entries = map[string]entry{}
-	a.errs = map[string]*valueError{}
-	a.closed = true
-}

@@ -3,15 +3,27 @@
 // after the watch started or relisted) into changes of the interested
 // metrics' aggregates, and tells each metric whose series changed.
 //
-// The cost of an event is one evaluation per interested metric: never a
-// LIST, never a walk over the other objects. The handler keeps no objects;
-// it must be called with events of one watch in order (the informers
-// package serialises them).
+// The cost of an event does not depend on the metrics that cannot want
+// its object: the registry's Index names the groups of metrics that may
+// (by namespace and label selector terms), and the handler adds the
+// groups that held the object before, so an update that relabels an
+// object out of a selector still removes it. Metrics of identical
+// compiled specs form one group and share one state
+// (evaluation.Aggregate.Attach): an event is evaluated once per group,
+// then each metric of it whose series changed is told. Never a LIST,
+// never a walk over the other objects.
+//
+// The handler keeps no objects. Per watch it keeps, per object, its UID
+// (interned: every aggregate holding the object shares the string) and
+// the IDs of the groups that hold it; this lives in the registry beside
+// the watch's subscriptions and goes with them. It must be called with
+// events of one watch in order (the informers package serialises them).
 //
 // Each metric's evaluation is guarded on its own: a panic (a bug met by
-// some user's spec and object) disables that metric's subscription, which
-// reports InvalidProjection without quoting the object and is counted in
+// some user's spec and object) disables the metrics that read the state
+// being evaluated (those of one spec), which report InvalidProjection
+// without quoting the object and are counted in
 // metrics_operator_evaluation_panics_total; the watch and the other
-// metrics on it go on. The metric is evaluated again when its spec
-// changes (a new subscription).
+// metrics on it go on. A metric is evaluated again when its spec changes
+// (a new subscription).
 package events

@@ -66,3 +66,6 @@ func runTestHook(id string, obj map[string]any) {
 		(*f)(id, obj)
 	}
 }
+
+// hooked reports whether a test hook is installed.
+func hooked() bool { return testHook.Load() != nil }

@@ -143,12 +143,32 @@ type Registry struct {
 	byID  map[string]InformerKey
 	// snapshots hold, per key, the subscriptions as an immutable slice,
 	// replaced on every change, for lock-free reads on the event path.
-	snapshots sync.Map // InformerKey -> *[]*Subscription
+	snapshots sync.Map // InformerKey -> *snapshot
+	// watches hold, per key with subscriptions, what outlives snapshots.
+	watches map[InformerKey]*watch
+}
+
+// snapshot is one key's subscriptions and, built when first asked for,
+// their Index.
+type snapshot struct {
+	subs  []*Subscription
+	watch *watch
+	once  sync.Once
+	index *Index
+}
+
+// watch is what the registry keeps for a key while it has subscriptions.
+type watch struct {
+	ids      groupIDs
+	stateMu  sync.Mutex
+	state    any
+	hasState bool
 }
 
 // New returns an empty Registry.
 func New() *Registry {
-	return &Registry{byKey: map[InformerKey]map[string]*Subscription{}, byID: map[string]InformerKey{}}
+	return &Registry{byKey: map[InformerKey]map[string]*Subscription{}, byID: map[string]InformerKey{},
+		watches: map[InformerKey]*watch{}}
 }
 
 // Register subscribes sub to key, replacing (and retiring) the metric's
@@ -216,9 +236,40 @@ func (r *Registry) UnlessRegistered(id string, f func()) bool {
 // must not be modified.
 func (r *Registry) Interested(key InformerKey) []*Subscription {
 	if p, ok := r.snapshots.Load(key); ok {
-		return *p.(*[]*Subscription)
+		return p.(*snapshot).subs
 	}
 	return nil
+}
+
+// Index returns the Index of key's subscriptions (nil when it has none):
+// the same subscriptions as Interested, grouped and indexed. It is built
+// once per change of the subscriptions, by the first caller after it.
+func (r *Registry) Index(key InformerKey) *Index {
+	p, ok := r.snapshots.Load(key)
+	if !ok {
+		return nil
+	}
+	sn := p.(*snapshot)
+	sn.once.Do(func() { sn.index = buildIndex(sn.subs, &sn.watch.ids) })
+	return sn.index
+}
+
+// WatchState returns the value kept for key while it has subscriptions,
+// made by mk on first use; nil when key has none. The events handler
+// keeps its per-object bookkeeping of a watch there, so that it goes when
+// the watch's last metric does.
+func (r *Registry) WatchState(key InformerKey, mk func() any) any {
+	p, ok := r.snapshots.Load(key)
+	if !ok {
+		return nil
+	}
+	w := p.(*snapshot).watch
+	w.stateMu.Lock()
+	defer w.stateMu.Unlock()
+	if !w.hasState {
+		w.state, w.hasState = mk(), true
+	}
+	return w.state
 }
 
 // NeedsFullObjects reports whether any subscription of key reads more than
@@ -250,11 +301,17 @@ func (r *Registry) publishLocked(key InformerKey) {
 	subs := r.byKey[key]
 	if len(subs) == 0 {
 		r.snapshots.Delete(key)
+		delete(r.watches, key)
 		return
 	}
 	list := make([]*Subscription, 0, len(subs))
 	for _, s := range subs {
 		list = append(list, s)
 	}
-	r.snapshots.Store(key, &list)
+	w := r.watches[key]
+	if w == nil {
+		w = &watch{ids: groupIDs{ids: map[string]uint32{}}}
+		r.watches[key] = w
+	}
+	r.snapshots.Store(key, &snapshot{subs: list, watch: w})
 }

@@ -1,0 +1,184 @@
+package events
+
+import (
+	"slices"
+	"sync"
+
+	"github.com/SAP/metrics-operator/internal/evaluation"
+	"github.com/SAP/metrics-operator/internal/registry"
+)
+
+// watch is the handler's bookkeeping of one watch, kept in the registry
+// for as long as the watch has metrics: per object, which groups of
+// metrics (registry.Group) hold it, so that an update re-evaluates the
+// groups that may want the object now (the index's candidates for its
+// new labels) and those that held it (which must drop it if it no longer
+// matches), and no others. The object's UID is interned here and shared
+// by every aggregate that holds it.
+type watch struct {
+	mu      sync.Mutex
+	objects map[string]*object
+
+	// Scratch space of one event at a time.
+	scratch  registry.Scratch
+	cands    []int
+	holders  []uint32
+	cores    []coreResult
+	subCores []*evaluation.Shared
+}
+
+// object is what the handler keeps of one object of a watch.
+type object struct {
+	uid string
+	// groups are the IDs of the groups whose aggregates may hold the
+	// object: every group that does, and perhaps some that no longer do.
+	groups []uint32
+}
+
+func (o *object) has(id uint32) bool {
+	return o != nil && slices.Contains(o.groups, id)
+}
+
+func (h *Handler) watch(key registry.InformerKey) *watch {
+	w := h.Registry.WatchState(key, func() any { return &watch{objects: map[string]*object{}} })
+	if w == nil {
+		return nil
+	}
+	return w.(*watch)
+}
+
+// candidates returns the groups that may want obj or held it as o.
+func (w *watch) candidates(idx *registry.Index, obj map[string]any, o *object) []int {
+	md, _ := obj["metadata"].(map[string]any)
+	ns, _ := md["namespace"].(string)
+	labels, _ := md["labels"].(map[string]any)
+	w.scratch.Begin(idx)
+	cands := idx.Candidates(w.cands[:0], &w.scratch, ns, labels)
+	if o != nil {
+		for _, id := range o.groups {
+			if g, ok := idx.Position(id); ok && w.scratch.Add(g) {
+				cands = append(cands, g)
+			}
+		}
+	}
+	w.cands = cands
+	return cands
+}
+
+// coreResult is what one event did to one shared state.
+type coreResult struct {
+	c             *evaluation.Shared
+	changed, held bool
+}
+
+// groupResult is what one event did to one group.
+type groupResult struct {
+	subs, changed int
+	// touched: some aggregate of the group evaluated the object; held:
+	// one holds it afterwards.
+	touched, held bool
+}
+
+// applyGroup applies one event to a group of identical metrics: once per
+// state their aggregates read (one, unless some went over their limits),
+// telling each synced metric whose series changed.
+func (w *watch) applyGroup(key registry.InformerKey, grp *registry.Group, uid string, obj map[string]any, del bool) groupResult {
+	var res groupResult
+	// The state each metric reads is taken before any is evaluated: a
+	// metric that goes over its limits leaves the shared state during the
+	// evaluation, and must be told of the change all the same.
+	subCores := w.subCores[:0]
+	for _, s := range grp.Subs {
+		var c *evaluation.Shared
+		if s.Synced() && s.Active() {
+			if !del && hooked() {
+				hook(key, s, obj, "upsert")
+			}
+			if s.Active() {
+				c = s.Aggregate.Shared()
+			}
+		}
+		subCores = append(subCores, c)
+	}
+	cores := w.cores[:0]
+	for i, s := range grp.Subs {
+		c := subCores[i]
+		if c == nil {
+			continue
+		}
+		res.subs++
+		j := 0
+		for j < len(cores) && cores[j].c != c {
+			j++
+		}
+		if j == len(cores) {
+			r := coreResult{c: c}
+			r.changed, r.held = evaluate(key, grp, c, uid, obj, del)
+			cores = append(cores, r)
+		}
+		r := cores[j]
+		res.touched = true
+		res.held = res.held || r.held
+		if r.changed && s.Active() {
+			s.Changed()
+			res.changed++
+		}
+	}
+	clear(subCores)
+	w.subCores = subCores[:0]
+	w.cores = cores[:0]
+	return res
+}
+
+// evaluate applies the event to one state, guarded: a panic disables
+// every metric of the group that reads that state (it may be half
+// updated), and the others go on.
+func evaluate(key registry.InformerKey, grp *registry.Group, c *evaluation.Shared, uid string, obj map[string]any, del bool) (changed, held bool) {
+	path := "upsert"
+	if del {
+		path = "delete"
+	}
+	defer recoveredShared(key, grp.Subs, c, path, &changed)
+	if del {
+		return c.Delete(uid), false
+	}
+	return c.Upsert(uid, obj)
+}
+
+// recoveredShared is recovered for a state that several metrics read.
+func recoveredShared(key registry.InformerKey, subs []*registry.Subscription, c *evaluation.Shared, path string, changed *bool) {
+	r := recover()
+	if r == nil {
+		return
+	}
+	*changed = false
+	var err error
+	for _, s := range subs {
+		if s.Aggregate.Shared() != c {
+			continue
+		}
+		if err == nil {
+			err = PanicError(s.ID, path, r, "informer", key.String())
+		}
+		s.Disable(err)
+	}
+}
+
+// hook runs the test hook for one metric, guarded like its evaluation.
+func hook(key registry.InformerKey, s *registry.Subscription, obj map[string]any, path string) {
+	var changed bool
+	defer recovered(key, s, path, &changed)
+	runTestHook(s.ID, obj)
+}
+
+// hold records that the group id holds the object uid.
+func (w *watch) hold(uid string, id uint32) {
+	o := w.objects[uid]
+	if o == nil {
+		o = &object{uid: uid}
+		w.objects[uid] = o
+	}
+	if !slices.Contains(o.groups, id) {
+		o.groups = append(o.groups, id)
+	}
+}
