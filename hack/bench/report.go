@@ -491,7 +491,7 @@ and peak RSS against N at the M most runs share:
 Flags (` + "`go run ./hack/bench -h`" + `): ` + "`--objects`, `--writes-per-second`, `--metrics`, `--modes`, `--duration`, `--probes`, `--out`" + `
 (empty: print only), ` + "`--push-all`" + ` (the M metrics push over OTLP too). The machine has 2 cores shared with the
 control plane, the benchmark's writers and receiver, and other work: compare runs on one machine, not
-across machines.
+across machines. The event path's own microbenchmarks are in [event-path.md](event-path.md).
 `
 
 var sectionRe = regexp.MustCompile(`(?s)<!-- bench objects=(\d+) -->\n.*?<!-- /bench -->\n?`)
