@@ -3,9 +3,7 @@ package controllers
 import (
 	"context"
 
-	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -31,26 +29,16 @@ var _ coordinator.StatusWriter = (*FederatedMetricStatusWriter)(nil)
 // fine.
 func (w *FederatedMetricStatusWriter) WriteStatus(ctx context.Context, key coordinator.Key, s coordinator.Status) error {
 	m := &v1alpha1.FederatedMetric{}
-	if err := w.Client.Get(ctx, types.NamespacedName{Namespace: key.Namespace, Name: key.Name}, m); err != nil {
-		return client.IgnoreNotFound(err)
-	}
-	before := m.DeepCopy()
 	st := &m.Status
-	st.ObservedGeneration = s.Generation
-	if s.Mode != "" {
-		st.Mode = s.Mode
-	}
-	if w.Observe != nil {
-		if o, ok := w.Observe(key); ok {
-			st.Observation = o
+	return writeStatus(ctx, w.Client, w.Recorder, key, s, m, statusFields{&st.CommonStatus, &st.Mode, &st.Ready}, func() {
+		if w.Observe != nil {
+			if o, ok := w.Observe(key); ok {
+				st.Observation = o
+			}
 		}
-	}
-	if s.Observed {
-		t := metav1.NewTime(s.Timestamp)
-		st.LastReconcileTime = &t
-	}
-	st.Ready = string(s.Ready.Status)
-	transition := setCondition(&st.Conditions, s.Ready)
-	return patchStatus(ctx, w.Client, w.Recorder, m, before,
-		equality.Semantic.DeepEqual(before.Status, m.Status), transition, st.Conditions, s.Ready)
+		if s.Observed {
+			t := metav1.NewTime(s.Timestamp)
+			st.LastReconcileTime = &t
+		}
+	})
 }

@@ -34,18 +34,18 @@ func federatedMetric(ns, name string, eventDriven bool, spec v1alpha1.FederatedM
 }
 
 // waitFederated waits until the metric's status has the cluster counts
-// active/failed/pending and a Ready condition of reason, for its
+// active/failed (none pending) and a Ready condition of reason, for its
 // generation.
-func waitFederated(t *testing.T, timeout time.Duration, fm *v1alpha1.FederatedMetric, active, failed, pending int32, reason string) {
+func waitFederated(t *testing.T, fm *v1alpha1.FederatedMetric, active, failed int32, reason string) {
 	t.Helper()
-	testenv.Eventually(t, timeout, func() error {
+	testenv.Eventually(t, 30*time.Second, func() error {
 		if err := env.Client.Get(t.Context(), client.ObjectKeyFromObject(fm), fm); err != nil {
 			return err
 		}
 		o := fm.Status.Observation
-		if o.ActiveCount != active || o.FailedCount != failed || o.PendingCount != pending {
-			return fmt.Errorf("active/failed/pending %d/%d/%d, want %d/%d/%d",
-				o.ActiveCount, o.FailedCount, o.PendingCount, active, failed, pending)
+		if o.ActiveCount != active || o.FailedCount != failed || o.PendingCount != 0 {
+			return fmt.Errorf("active/failed/pending %d/%d/%d, want %d/%d/0",
+				o.ActiveCount, o.FailedCount, o.PendingCount, active, failed)
 		}
 		c := meta.FindStatusCondition(fm.Status.Conditions, v1alpha1.ConditionReady)
 		if c == nil || c.Reason != reason || c.ObservedGeneration != fm.Generation {
@@ -162,8 +162,8 @@ func TestFederatedMetricOverClusters(t *testing.T) {
 	}
 	waitSamplesWithin(t, 60*time.Second, "fed_events", sample("blue", "web", 2), sample("green", "web", 3))
 	waitSamplesWithin(t, 60*time.Second, "fed_polled", sample("blue", "web", 2), sample("green", "web", 3))
-	waitFederated(t, 30*time.Second, events, 2, 0, 0, v1alpha1.ReasonReady)
-	waitFederated(t, 30*time.Second, polled, 2, 0, 0, v1alpha1.ReasonReady)
+	waitFederated(t, events, 2, 0, v1alpha1.ReasonReady)
+	waitFederated(t, polled, 2, 0, v1alpha1.ReasonReady)
 	if events.Status.Mode != v1alpha1.ModeEventDriven || polled.Status.Mode != v1alpha1.ModePolling {
 		t.Errorf("modes %q and %q", events.Status.Mode, polled.Status.Mode)
 	}
@@ -194,13 +194,13 @@ func TestFederatedMetricOverClusters(t *testing.T) {
 	t.Logf("third cluster on /metrics (event-driven) after %v", time.Since(start).Round(time.Millisecond))
 	waitSamples(t, "fed_polled",
 		sample("blue", "web", 2), sample("green", "db", 1), sample("green", "web", 3), sample("red", "ops", 1))
-	waitFederated(t, 30*time.Second, events, 3, 0, 0, v1alpha1.ReasonReady)
+	waitFederated(t, events, 3, 0, v1alpha1.ReasonReady)
 	if err := env.Client.Delete(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "red"}}); err != nil {
 		t.Fatal(err)
 	}
 	waitSamplesWithin(t, 10*time.Second, "fed_events", sample("blue", "web", 2), sample("green", "db", 1), sample("green", "web", 3))
 	waitSamples(t, "fed_polled", sample("blue", "web", 2), sample("green", "db", 1), sample("green", "web", 3))
-	waitFederated(t, 30*time.Second, events, 2, 0, 0, v1alpha1.ReasonReady)
+	waitFederated(t, events, 2, 0, v1alpha1.ReasonReady)
 
 	// Blue's API server stops: blue is the one failed cluster, exported
 	// for the grace period, then withdrawn; green goes on live.
@@ -209,9 +209,12 @@ func TestFederatedMetricOverClusters(t *testing.T) {
 	if err := blueSrv.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	waitFederated(t, 30*time.Second, events, 1, 1, 0, v1alpha1.ReasonClusterUnreachable)
+	waitFederated(t, events, 1, 1, v1alpha1.ReasonClusterUnreachable)
 	if got := familySamples(t, "fed_events"); time.Now().Before(stopped.Add(clusterGrace)) && !slices.Contains(got, sample("blue", "web", 2)) {
 		t.Errorf("blue withdrawn within the grace period: %v", got)
+	}
+	if up := selfMetric(t, "metrics_operator_cluster_up", "cluster", "blue"); up != 0 || selfMetric(t, "metrics_operator_cluster_up", "cluster", "green") != 1 {
+		t.Errorf("cluster_up{blue} %v while its API server is down, or green not up", up)
 	}
 	t.Logf("one cluster down: %s", meta.FindStatusCondition(events.Status.Conditions, v1alpha1.ConditionReady).Message)
 	waitSamplesWithin(t, 30*time.Second, "fed_events", sample("green", "db", 1), sample("green", "web", 3))
@@ -225,7 +228,7 @@ func TestFederatedMetricOverClusters(t *testing.T) {
 	}
 	waitSamplesWithin(t, 5*time.Second, "fed_events", sample("green", "db", 2), sample("green", "web", 3))
 	waitSamples(t, "fed_polled", sample("green", "db", 2), sample("green", "web", 3))
-	waitFederated(t, 30*time.Second, polled, 1, 1, 0, v1alpha1.ReasonClusterUnreachable)
+	waitFederated(t, polled, 1, 1, v1alpha1.ReasonClusterUnreachable)
 
 	// Written through blue's other API server while this one is down;
 	// blue comes back by itself with its current count.
@@ -239,8 +242,11 @@ func TestFederatedMetricOverClusters(t *testing.T) {
 	waitSamplesWithin(t, 40*time.Second, "fed_events", sample("blue", "web", 3), sample("green", "db", 2), sample("green", "web", 3))
 	t.Logf("blue back on /metrics (event-driven) %v after its API server answered", time.Since(start).Round(time.Millisecond))
 	waitSamplesWithin(t, 40*time.Second, "fed_polled", sample("blue", "web", 3), sample("green", "db", 2), sample("green", "web", 3))
-	waitFederated(t, 30*time.Second, events, 2, 0, 0, v1alpha1.ReasonReady)
-	waitFederated(t, 30*time.Second, polled, 2, 0, 0, v1alpha1.ReasonReady)
+	waitFederated(t, events, 2, 0, v1alpha1.ReasonReady)
+	waitFederated(t, polled, 2, 0, v1alpha1.ReasonReady)
+	if up := selfMetric(t, "metrics_operator_cluster_up", "cluster", "blue"); up != 1 {
+		t.Errorf("cluster_up{blue} %v after it recovered, want 1", up)
+	}
 }
 
 // TestFederatedMetricRefusals: a FederatedMetric is checked as a Metric
@@ -289,7 +295,7 @@ func TestFederatedMetricRefusals(t *testing.T) {
 			t.Cleanup(func() { _ = env.Client.Delete(context.Background(), fm) })
 			waitReadyWithin(t, 40*time.Second, fm, func() []metav1.Condition { return fm.Status.Conditions }, metav1.ConditionFalse, c.reason)
 			if c.active+c.failed > 0 {
-				waitFederated(t, 30*time.Second, fm, c.active, c.failed, 0, c.reason)
+				waitFederated(t, fm, c.active, c.failed, c.reason)
 			}
 			t.Logf("%s: %s", name, meta.FindStatusCondition(fm.Status.Conditions, v1alpha1.ConditionReady).Message)
 			if got := familySamples(t, strings.ReplaceAll(fm.MetricName(), "-", "_")); len(got) > 0 && c.reason != v1alpha1.ReasonTargetNotFound {

@@ -15,12 +15,12 @@ import (
 type State int
 
 const (
-	// Pending: connecting, or its objects are not read yet.
+	// Pending is a cluster connecting, or whose objects are not read yet.
 	Pending State = iota
-	// Active: its objects are read and its series exported.
+	// Active is a cluster whose objects are read and series exported.
 	Active
-	// Failed: it cannot be read now (unreachable, forbidden, kind not
-	// served); see Member.Err.
+	// Failed is a cluster that cannot be read now (unreachable,
+	// forbidden, kind not served); see Member.Err.
 	Failed
 )
 
@@ -83,6 +83,14 @@ type member[P any] struct {
 	// keepUntil is when a failed cluster's series stop being exported.
 	keepUntil time.Time
 	timer     *time.Timer
+	// said is what the member last told clusterHealth.
+	said opinion
+}
+
+// say tells clusterHealth what the member now says about its cluster.
+func (m *member[P]) say(o opinion) {
+	clusterHealth.move(m.Cluster.Name, m.said, o)
+	m.said = o
 }
 
 // NewFanOut returns a FanOut with no clusters. grace is how long an
@@ -111,6 +119,7 @@ func (f *FanOut[P]) Sync(clusters []Cluster, start func(Cluster) P, stop func(Cl
 	for k, m := range f.members {
 		if c, ok := want[k]; !ok || c != m.Cluster {
 			m.stopTimer()
+			m.say(noOpinion)
 			delete(f.members, k)
 			gone = append(gone, m)
 		}
@@ -147,6 +156,7 @@ func (f *FanOut[P]) Synced(key string) bool {
 	}
 	m.stopTimer()
 	m.State, m.Err, m.keepUntil = Active, nil, time.Time{}
+	m.say(up)
 	return true
 }
 
@@ -158,6 +168,7 @@ func (f *FanOut[P]) Restart(key string) {
 	if m := f.members[key]; m != nil {
 		m.stopTimer()
 		m.State, m.Err, m.keepUntil = Pending, nil, time.Time{}
+		m.say(noOpinion)
 	}
 }
 
@@ -174,6 +185,11 @@ func (f *FanOut[P]) Fail(key string, err error) bool {
 		return false
 	}
 	unreachable := reason.Of(err, v1alpha1.ReasonClusterUnreachable) == v1alpha1.ReasonClusterUnreachable
+	if unreachable {
+		m.say(down)
+	} else {
+		m.say(noOpinion)
+	}
 	if m.State == Failed {
 		same := reason.Of(m.Err, "") == reason.Of(err, "") && m.Err.Error() == err.Error()
 		m.Err = err
@@ -301,6 +317,7 @@ func (f *FanOut[P]) Close(stop func(Cluster, P)) {
 	f.members, f.closed = map[string]*member[P]{}, true
 	for _, m := range members {
 		m.stopTimer()
+		m.say(noOpinion)
 	}
 	f.mu.Unlock()
 	for _, m := range members {

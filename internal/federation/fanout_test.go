@@ -7,9 +7,26 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
 	"github.com/SAP/metrics-operator/api/v1alpha1"
 	"github.com/SAP/metrics-operator/internal/reason"
 )
+
+// clusterUpValue returns cluster_up of cluster, -1 when it has none.
+func clusterUpValue(cluster string) float64 {
+	ch := make(chan prometheus.Metric, 64)
+	clusterUp.Collect(ch)
+	close(ch)
+	for pm := range ch {
+		m := &dto.Metric{}
+		if pm.Write(m) == nil && m.GetLabel()[0].GetValue() == cluster {
+			return m.GetGauge().GetValue()
+		}
+	}
+	return -1
+}
 
 func exportedNames(f *FanOut[string]) []string {
 	var out []string
@@ -77,6 +94,9 @@ func TestFanOutGracePeriod(t *testing.T) {
 			t.Error("Fail reports no change")
 		}
 		f.Fail("c", down) // never synced: nothing to keep
+		if v := clusterUpValue("blue"); v != 0 {
+			t.Errorf("cluster_up{blue} %v while unreachable, want 0", v)
+		}
 		time.Sleep(30 * time.Second)
 		if f.Fail("a", down) {
 			t.Error("the same failure again reports a change")
@@ -107,6 +127,9 @@ func TestFanOutGracePeriod(t *testing.T) {
 		if got := exportedNames(f); !slices.Equal(got, []string{"blue", "green"}) {
 			t.Errorf("exported %v after recovery", got)
 		}
+		if v := clusterUpValue("blue"); v != 1 {
+			t.Errorf("cluster_up{blue} %v after recovery, want 1", v)
+		}
 		f.Fail("b", reason.New(v1alpha1.ReasonForbidden, "the remote cluster refuses"))
 		if got := exportedNames(f); !slices.Equal(got, []string{"blue"}) {
 			t.Errorf("exported %v after green was forbidden, want blue only", got)
@@ -121,5 +144,8 @@ func TestFanOutGracePeriod(t *testing.T) {
 			t.Errorf("expired called %d times, want 1", expired.Load())
 		}
 		f.Close(func(Cluster, string) {})
+		if v := clusterUpValue("blue"); v != -1 {
+			t.Errorf("cluster_up{blue} %v after the last FanOut closed, want none", v)
+		}
 	})
 }
