@@ -30,7 +30,10 @@ var _ coordinator.StatusWriter = (*FederatedMetricStatusWriter)(nil)
 func (w *FederatedMetricStatusWriter) WriteStatus(ctx context.Context, key coordinator.Key, s coordinator.Status) error {
 	m := &v1alpha1.FederatedMetric{}
 	st := &m.Status
-	return writeStatus(ctx, w.Client, w.Recorder, key, s, m, statusFields{&st.CommonStatus, &st.Mode, &st.Ready}, func() {
+	return writeStatus(ctx, w.Client, w.Recorder, key, s, m, statusFields{common: &st.CommonStatus, mode: &st.Mode, ready: &st.Ready,
+		patchAll: func(before client.Object) {
+			before.(*v1alpha1.FederatedMetric).Status.Observation = v1alpha1.FederatedObservation{ActiveCount: -1, FailedCount: -1, PendingCount: -1}
+		}}, func() {
 		if w.Observe != nil {
 			if o, ok := w.Observe(key); ok {
 				st.Observation = o

@@ -13,6 +13,7 @@ import (
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
@@ -164,6 +165,17 @@ func TestFederatedMetricOverClusters(t *testing.T) {
 	waitSamplesWithin(t, 60*time.Second, "fed_polled", sample("blue", "web", 2), sample("green", "web", 3))
 	waitFederated(t, events, 2, 0, v1alpha1.ReasonReady)
 	waitFederated(t, polled, 2, 0, v1alpha1.ReasonReady)
+	// Zero counts are written too, for kubectl's FAILED and PENDING columns.
+	raw := &unstructured.Unstructured{}
+	raw.SetGroupVersionKind(v1alpha1.GroupVersion.WithKind("FederatedMetric"))
+	if err := env.Client.Get(ctx, client.ObjectKeyFromObject(events), raw); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"activeCount", "failedCount", "pendingCount"} {
+		if _, found, _ := unstructured.NestedInt64(raw.Object, "status", "observation", f); !found {
+			t.Errorf("status.observation.%s not written", f)
+		}
+	}
 	if events.Status.Mode != v1alpha1.ModeEventDriven || polled.Status.Mode != v1alpha1.ModePolling {
 		t.Errorf("modes %q and %q", events.Status.Mode, polled.Status.Mode)
 	}

@@ -28,7 +28,7 @@ var _ coordinator.StatusWriter = (*MetricStatusWriter)(nil)
 // WriteStatus patches the Metric's status; a Metric that is gone is fine.
 func (w *MetricStatusWriter) WriteStatus(ctx context.Context, key coordinator.Key, s coordinator.Status) error {
 	m := &v1alpha1.Metric{}
-	return writeStatus(ctx, w.Client, w.Recorder, key, s, m, statusFields{&m.Status.CommonStatus, &m.Status.Mode, &m.Status.Ready},
+	return writeStatus(ctx, w.Client, w.Recorder, key, s, m, statusFields{common: &m.Status.CommonStatus, mode: &m.Status.Mode, ready: &m.Status.Ready},
 		func() {
 			if s.Observed {
 				m.Status.Observation = v1alpha1.Observation{
@@ -46,6 +46,11 @@ type statusFields struct {
 	common *v1alpha1.CommonStatus
 	mode   *v1alpha1.UpdateMode
 	ready  *string
+	// patchAll, if set, changes the copy the status is diffed against, so
+	// that fields it sets are in every patch: a merge patch leaves out what
+	// is equal before and after, and a zero count never written shows as
+	// blank in kubectl's columns.
+	patchAll func(before client.Object)
 }
 
 // writeStatus is a metric kind's WriteStatus: it reads obj (whose status
@@ -64,7 +69,11 @@ func writeStatus(ctx context.Context, c client.Client, rec events.EventRecorder,
 	own()
 	*f.ready = string(s.Ready.Status)
 	transition := setCondition(&f.common.Conditions, s.Ready)
-	return patchStatus(ctx, c, rec, obj, before, equality.Semantic.DeepEqual(before, obj), transition, f.common.Conditions, s.Ready)
+	unchanged := equality.Semantic.DeepEqual(before, obj)
+	if f.patchAll != nil {
+		f.patchAll(before)
+	}
+	return patchStatus(ctx, c, rec, obj, before, unchanged, transition, f.common.Conditions, s.Ready)
 }
 
 // patchStatus merge-patches obj's status, which the caller changed from

@@ -9,7 +9,7 @@ import (
 
 var clusterUp = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 	Name: "metrics_operator_cluster_up",
-	Help: "1 while the federated metrics reading a cluster read it, 0 while none does and it cannot be reached; " +
+	Help: "1 when the federated metrics reading a cluster last read it, 0 when they last found it unreachable; " +
 		"by cluster name (the series' cluster dimension). Absent while no federated metric has read or tried to read it.",
 }, []string{"cluster"})
 
@@ -27,8 +27,9 @@ const (
 )
 
 // health counts, per cluster name, the members of all FanOuts that read
-// the cluster and those that find it unreachable: several federated
-// metrics read one cluster, and it is up while any of them reads it.
+// the cluster and those that find it unreachable. Several federated
+// metrics read one cluster, some polling, so they learn of an outage or a
+// recovery at different times: the latest one to learn has the last word.
 type health struct {
 	mu   sync.Mutex
 	up   map[string]int
@@ -53,10 +54,13 @@ func (h *health) move(cluster string, from, to opinion) {
 		}
 	}
 	switch {
-	case h.up[cluster] > 0:
+	case to == up || to == noOpinion && h.down[cluster] == 0 && h.up[cluster] > 0:
 		clusterUp.WithLabelValues(cluster).Set(1)
-	case h.down[cluster] > 0:
+	case to == down || to == noOpinion && h.up[cluster] == 0 && h.down[cluster] > 0:
 		clusterUp.WithLabelValues(cluster).Set(0)
+	case h.up[cluster] > 0 || h.down[cluster] > 0:
+		// Readers disagree and the one that changed says nothing: the
+		// last word stands.
 	default:
 		delete(h.up, cluster)
 		delete(h.down, cluster)
