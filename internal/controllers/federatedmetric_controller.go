@@ -226,17 +226,17 @@ func (r *FederatedMetricReconciler) drop(name types.NamespacedName) {
 }
 
 // Observation counts the clusters of a FederatedMetric by state, for its
-// status; false when the metric is not spread over clusters (it failed
-// before, or is gone).
-func (r *FederatedMetricReconciler) Observation(key coordinator.Key) (v1alpha1.FederatedObservation, bool) {
+// status: none while it is not spread over clusters (it failed as a
+// whole, or is gone).
+func (r *FederatedMetricReconciler) Observation(key coordinator.Key) v1alpha1.FederatedObservation {
 	r.mu.Lock()
 	src := r.sources[types.NamespacedName{Namespace: key.Namespace, Name: key.Name}]
 	r.mu.Unlock()
 	if src == nil {
-		return v1alpha1.FederatedObservation{}, false
+		return v1alpha1.FederatedObservation{}
 	}
 	c := src.fan.Counts()
-	return v1alpha1.FederatedObservation{ActiveCount: int32(c.Active), FailedCount: int32(c.Failed), PendingCount: int32(c.Pending)}, true
+	return v1alpha1.FederatedObservation{ActiveCount: int32(c.Active), FailedCount: int32(c.Failed), PendingCount: int32(c.Pending)}
 }
 
 // fedLog carries the lifecycle lines of FederatedMetrics' clusters, with

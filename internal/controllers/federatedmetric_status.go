@@ -18,9 +18,8 @@ import (
 type FederatedMetricStatusWriter struct {
 	Client   client.Client
 	Recorder events.EventRecorder
-	// Observe returns the metric's cluster counts; false keeps the last
-	// ones written (the metric failed as a whole, or is gone).
-	Observe func(coordinator.Key) (v1alpha1.FederatedObservation, bool)
+	// Observe returns the metric's cluster counts.
+	Observe func(coordinator.Key) v1alpha1.FederatedObservation
 }
 
 var _ coordinator.StatusWriter = (*FederatedMetricStatusWriter)(nil)
@@ -35,9 +34,7 @@ func (w *FederatedMetricStatusWriter) WriteStatus(ctx context.Context, key coord
 			before.(*v1alpha1.FederatedMetric).Status.Observation = v1alpha1.FederatedObservation{ActiveCount: -1, FailedCount: -1, PendingCount: -1}
 		}}, func() {
 		if w.Observe != nil {
-			if o, ok := w.Observe(key); ok {
-				st.Observation = o
-			}
+			st.Observation = w.Observe(key)
 		}
 		if s.Observed {
 			t := metav1.NewTime(s.Timestamp)
