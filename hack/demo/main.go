@@ -19,6 +19,10 @@ import (
 	"syscall"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
 	"github.com/SAP/metrics-operator/internal/testing/otlpsink"
 	"github.com/SAP/metrics-operator/internal/testing/testenv"
 )
@@ -74,9 +78,21 @@ func run(ctx context.Context, operatorBin, metricsAddr, otlpHTTP, otlpGRPC, work
 		return err
 	}
 
+	planes, err := startPlanes(ctx, env, workDir)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		for _, p := range planes {
+			if err := p.Stop(); err != nil {
+				fmt.Fprintln(os.Stderr, "demo: stopping a control plane:", err)
+			}
+		}
+	}()
+
 	step("Creating the sample objects, Metrics and the default DataSink (config/samples)")
 	samples := filepath.Join(testenv.RepoRoot(), "config", "samples")
-	for _, f := range []string{"00_demo_objects.yaml", "datasink_default.yaml", "metric_*.yaml"} {
+	for _, f := range []string{"00_demo_objects.yaml", "datasink_default.yaml", "metric_*.yaml", "federatedmetric_*.yaml"} {
 		files, _ := filepath.Glob(filepath.Join(samples, f))
 		for _, file := range files {
 			if out, err := kubectl(env, kubeconfig, "apply", "-f", file).CombinedOutput(); err != nil {
@@ -111,14 +127,66 @@ The demo is running. Try, in another terminal:
   %[2]s --kubeconfig %[3]s get metrics,datasinks -A
   %[2]s --kubeconfig %[3]s label configmap -n demo unowned-config team=web
   bin/metrics-operator preview -f config/samples/metric_deployment_replicas.yaml --kubeconfig %[3]s
+  %[2]s --kubeconfig %[3]s get federatedmetrics,federatedclusteraccesses -A
+  %[2]s --kubeconfig %[4]s label configmap -n demo settings team=db --overwrite
 
 demo_configmaps is event-driven: the label change shows on /metrics at once
 and is pushed within 2s. The other metrics poll every 30s.
+demo_federated_configmaps counts the ConfigMaps of two more control planes
+(plane-a, plane-b), each under its own cluster label; the last command
+changes one on plane-a.
 OTLP pushes arrive below as they come. Press Ctrl-C to stop everything.
 
-`, metricsAddr, env.KubectlPath, kubeconfig)
+`, metricsAddr, env.KubectlPath, kubeconfig, filepath.Join(workDir, "plane-a", "kubeconfig"))
 	<-ctx.Done()
 	return nil
+}
+
+// startPlanes starts two more control planes, plane-a and plane-b, with
+// ConfigMaps in namespace demo, and creates in env the ConfigMaps through
+// which the sample FederatedClusterAccess discovers them.
+func startPlanes(ctx context.Context, env *testenv.Env, workDir string) ([]*testenv.Env, error) {
+	step("Starting two more control planes, plane-a and plane-b, for the FederatedMetric")
+	var planes []*testenv.Env
+	teams := map[string][]string{"plane-a": {"web", "web"}, "plane-b": {"web", "db", "db"}}
+	for _, name := range []string{"plane-a", "plane-b"} {
+		p, err := testenv.Start()
+		if err != nil {
+			return planes, err
+		}
+		planes = append(planes, p)
+		dir := filepath.Join(workDir, name)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return planes, err
+		}
+		path, err := p.WriteAdminKubeconfig(dir, "demo-"+name)
+		if err != nil {
+			return planes, err
+		}
+		kc, err := os.ReadFile(path)
+		if err != nil {
+			return planes, err
+		}
+		objs := []client.Object{&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "demo"}},
+			&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "settings", Namespace: "demo"}}}
+		for i, team := range teams[name] {
+			objs = append(objs, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("config-%d", i),
+				Namespace: "demo", Labels: map[string]string{"team": team}}})
+		}
+		for _, o := range objs {
+			if err := p.Client.Create(ctx, o); err != nil {
+				return planes, fmt.Errorf("%s: %w", name, err)
+			}
+		}
+		// The demo's own cluster stands for an inventory of clusters.
+		if err := env.Client.Create(ctx, &corev1.ConfigMap{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default", Labels: map[string]string{"metrics.cloud.sap/demo-plane": "true"}},
+			Data:       map[string]string{"kubeconfig": string(kc)},
+		}); err != nil {
+			return planes, err
+		}
+	}
+	return planes, nil
 }
 
 func step(format string, args ...any) {

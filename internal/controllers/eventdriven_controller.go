@@ -124,7 +124,7 @@ func (r *EventDrivenReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		r.Coordinator.SetError(key, m.Generation, err)
 		return ctrl.Result{}, nil
 	}
-	ik, gvk, err := r.informerKey(m, conn)
+	ik, gvk, err := metricInformerKey(m, conn)
 	if err == nil {
 		err = r.authorize(ctx, conn, m, ik)
 	}
@@ -162,9 +162,9 @@ func (r *EventDrivenReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	return ctrl.Result{RequeueAfter: recheckInterval}, nil
 }
 
-// informerKey resolves the metric's target to the watch it needs and to
-// the kind as the API server names it.
-func (r *EventDrivenReconciler) informerKey(m *v1alpha1.Metric, conn *clusters.Connection) (registry.InformerKey, schema.GroupVersionKind, error) {
+// metricInformerKey resolves the metric's target to the watch it needs
+// and to the kind as the API server names it.
+func metricInformerKey(m *v1alpha1.Metric, conn *clusters.Connection) (registry.InformerKey, schema.GroupVersionKind, error) {
 	mapping, err := conn.Lister.Mapping(m.Spec.Target.GVK())
 	if err != nil {
 		return registry.InformerKey{}, schema.GroupVersionKind{}, err

@@ -28,27 +28,52 @@ var _ coordinator.StatusWriter = (*MetricStatusWriter)(nil)
 // WriteStatus patches the Metric's status; a Metric that is gone is fine.
 func (w *MetricStatusWriter) WriteStatus(ctx context.Context, key coordinator.Key, s coordinator.Status) error {
 	m := &v1alpha1.Metric{}
-	if err := w.Client.Get(ctx, types.NamespacedName{Namespace: key.Namespace, Name: key.Name}, m); err != nil {
+	return writeStatus(ctx, w.Client, w.Recorder, key, s, m, statusFields{common: &m.Status.CommonStatus, mode: &m.Status.Mode, ready: &m.Status.Ready},
+		func() {
+			if s.Observed {
+				m.Status.Observation = v1alpha1.Observation{
+					Timestamp:   metav1.NewTime(s.Timestamp),
+					LatestValue: strconv.FormatInt(s.Total, 10),
+					Dimensions:  s.Dimensions,
+					Series:      int32(min(s.Series, 1<<31-1)),
+				}
+			}
+		})
+}
+
+// statusFields are the status fields every metric kind shares.
+type statusFields struct {
+	common *v1alpha1.CommonStatus
+	mode   *v1alpha1.UpdateMode
+	ready  *string
+	// patchAll, if set, changes the copy the status is diffed against, so
+	// that fields it sets are in every patch: a merge patch leaves out what
+	// is equal before and after, and a zero count never written shows as
+	// blank in kubectl's columns.
+	patchAll func(before client.Object)
+}
+
+// writeStatus is a metric kind's WriteStatus: it reads obj (whose status
+// f points into), records s in the shared fields, lets own record the
+// kind's own fields, and patches the status.
+func writeStatus(ctx context.Context, c client.Client, rec events.EventRecorder, key coordinator.Key, s coordinator.Status,
+	obj client.Object, f statusFields, own func()) error {
+	if err := c.Get(ctx, types.NamespacedName{Namespace: key.Namespace, Name: key.Name}, obj); err != nil {
 		return client.IgnoreNotFound(err)
 	}
-	before := m.DeepCopy()
-	st := &m.Status
-	st.ObservedGeneration = s.Generation
+	before := obj.DeepCopyObject().(client.Object)
+	f.common.ObservedGeneration = s.Generation
 	if s.Mode != "" {
-		st.Mode = s.Mode
+		*f.mode = s.Mode
 	}
-	if s.Observed {
-		st.Observation = v1alpha1.Observation{
-			Timestamp:   metav1.NewTime(s.Timestamp),
-			LatestValue: strconv.FormatInt(s.Total, 10),
-			Dimensions:  s.Dimensions,
-			Series:      int32(min(s.Series, 1<<31-1)),
-		}
+	own()
+	*f.ready = string(s.Ready.Status)
+	transition := setCondition(&f.common.Conditions, s.Ready)
+	unchanged := equality.Semantic.DeepEqual(before, obj)
+	if f.patchAll != nil {
+		f.patchAll(before)
 	}
-	st.Ready = string(s.Ready.Status)
-	transition := setCondition(&st.Conditions, s.Ready)
-	return patchStatus(ctx, w.Client, w.Recorder, m, before,
-		equality.Semantic.DeepEqual(before.Status, m.Status), transition, st.Conditions, s.Ready)
+	return patchStatus(ctx, c, rec, obj, before, unchanged, transition, f.common.Conditions, s.Ready)
 }
 
 // patchStatus merge-patches obj's status, which the caller changed from

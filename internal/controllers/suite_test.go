@@ -16,6 +16,9 @@ import (
 	"github.com/SAP/metrics-operator/internal/testing/testenv"
 )
 
+// clusterGrace is the operator's --cluster-grace-period in these tests.
+const clusterGrace = 6 * time.Second
+
 var (
 	env        *testenv.Env
 	op         *operator.Operator
@@ -41,7 +44,8 @@ func TestMain(m *testing.M) {
 			DataSinkRecheckInterval: time.Second,
 			MaxSeriesPerNamespace:   namespaceBudget,
 			// Tokens of RemoteClusterAccesses (1 h) are renewed every 11 s.
-			TokenRenewFraction: 0.003}
+			TokenRenewFraction: 0.003,
+			ClusterGracePeriod: clusterGrace}
 		if err := opts.Complete(); err != nil {
 			return nil, err
 		}

@@ -125,6 +125,9 @@ func computeStatus(st *state, owner bool, ownerKey string) Status {
 	case st.exportErr != nil:
 		c.Reason = v1alpha1.ReasonExportFailed
 		c.Message = "pushing to DataSink " + st.update.Sink.String() + " failed (retrying with backoff): " + st.exportErr.Error()
+	case degraded(st.update) != nil:
+		err := degraded(st.update)
+		c.Reason, c.Message = reason.Of(err, v1alpha1.ReasonClusterUnreachable), err.Error()
 	case st.update != nil:
 		c.Status, c.Reason = metav1.ConditionTrue, v1alpha1.ReasonReady
 		c.Message = "exporting " + strconv.Itoa(s.Series) + " series"
@@ -136,4 +139,15 @@ func computeStatus(st *state, owner bool, ownerKey string) Status {
 	}
 	s.Ready = c
 	return s
+}
+
+// degraded returns why u's Source is exported in part, if it says so.
+func degraded(u *Update) error {
+	if u == nil {
+		return nil
+	}
+	if d, ok := u.Source.(DegradedSource); ok {
+		return d.Degraded()
+	}
+	return nil
 }

@@ -74,6 +74,16 @@ type Source interface {
 	Warning() string
 }
 
+// DegradedSource is a Source that may be exported in part: while Degraded
+// returns an error, the Ready condition is False with its reason and
+// message, yet the series the Source has are exported (a federated metric
+// some of whose clusters cannot be read). Errors that withdraw the whole
+// metric go through SetError instead.
+type DegradedSource interface {
+	Source
+	Degraded() error
+}
+
 // AggregateSource is the Source of a metric read from one cluster.
 type AggregateSource struct {
 	Cluster   string

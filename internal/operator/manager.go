@@ -126,6 +126,8 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 	}
 
 	recorder := mgr.GetEventRecorder("metrics-operator")
+	// Its fields are set below; the status writer only needs its method.
+	fedMetrics := &controllers.FederatedMetricReconciler{}
 	sinks := datasink.NewStore()
 	collector, err := promexport.Shared(ctrlmetrics.Registry)
 	if err != nil {
@@ -148,6 +150,8 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 		StatusWriters: map[string]coordinator.StatusWriter{
 			"Metric":        &controllers.MetricStatusWriter{Client: mgr.GetClient(), Recorder: recorder},
 			"ManagedMetric": &controllers.ManagedMetricStatusWriter{Client: mgr.GetClient(), Recorder: recorder},
+			"FederatedMetric": &controllers.FederatedMetricStatusWriter{Client: mgr.GetClient(), Recorder: recorder,
+				Observe: fedMetrics.Observation},
 		},
 	})
 	if err != nil {
@@ -289,6 +293,13 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 		Guard:              guard,
 	}); err != nil {
 		return nil, err
+	}
+	fedMetrics.Client, fedMetrics.Registry, fedMetrics.Informers, fedMetrics.Coordinator = mgr.GetClient(), reg, infs, coord
+	fedMetrics.Clusters, fedMetrics.Members, fedMetrics.DefaultSink, fedMetrics.Guard = conns, federated, defaultSink, guard
+	fedMetrics.EventDrivenDefault, fedMetrics.Access, fedMetrics.GracePeriod = opts.EventDrivenDefault, checker, opts.ClusterGracePeriod
+	fedMetrics.Workers = opts.PollingWorkers
+	if err := fedMetrics.SetupWithManager(mgr); err != nil {
+		return nil, fmt.Errorf("setting up FederatedMetric controller: %w", err)
 	}
 	return &Operator{Manager: mgr, Sinks: sinks, Coordinator: coord, Collector: collector, Informers: infs, Clusters: conns,
 		Federated: federated, Discovery: discovery}, nil

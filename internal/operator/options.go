@@ -88,6 +88,9 @@ type Options struct {
 	// DataSinkRecheckInterval is how often every DataSink is resolved again,
 	// picking up changes of its Secrets and of its endpoint's addresses.
 	DataSinkRecheckInterval time.Duration
+	// ClusterGracePeriod is how long the series of a federated metric's
+	// cluster that became unreachable stay exported.
+	ClusterGracePeriod time.Duration
 	// AllowSeveralInProcess lets tests run more than one operator in one
 	// process (controller names are otherwise unique per process).
 	AllowSeveralInProcess bool
@@ -204,6 +207,9 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 			_, err := egress.Parse(o.ClusterAllowedEndpoints, nil)
 			return err
 		})
+	fs.DurationVar(&o.ClusterGracePeriod, "cluster-grace-period", time.Minute,
+		"How long the series of a FederatedMetric's cluster that became unreachable stay exported with their last values; "+
+			"after it they are withdrawn until the cluster answers again. The other clusters' series are never held up.")
 	fs.DurationVar(&o.DataSinkRecheckInterval, "datasink-recheck-interval", time.Minute,
 		"How often every DataSink and RemoteClusterAccess is resolved again: Secrets are read, not watched (that would need list on all Secrets), "+
 			"so a changed Secret or endpoint address applies within this period.")
@@ -250,6 +256,9 @@ func (o *Options) Complete() error {
 	}
 	if o.DataSinkRecheckInterval <= 0 {
 		o.DataSinkRecheckInterval = time.Minute
+	}
+	if o.ClusterGracePeriod <= 0 {
+		o.ClusterGracePeriod = time.Minute
 	}
 	var errs []error
 	if o.AccessRecheckPeriod < 0 {

@@ -1,0 +1,144 @@
+package controllers
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	ctrl "sigs.k8s.io/controller-runtime"
+
+	"github.com/SAP/metrics-operator/internal/clusters"
+	"github.com/SAP/metrics-operator/internal/registry"
+)
+
+// pollTimeout bounds one cluster's LIST in polling mode, so that a
+// cluster that never answers frees its worker; the other clusters are
+// listed beside it and are not held up.
+const pollTimeout = 30 * time.Second
+
+// watch makes every part of an event-driven metric subscribe to its
+// cluster's shared watch, and keeps the watches running (a watch that
+// failed is started again). It reports whether a cluster's state changed.
+func (r *FederatedMetricReconciler) watch(src *fedSource) (changed bool) {
+	interval := intervalOf(src.metric)
+	for _, mb := range src.fan.Members() {
+		p, key := mb.Part, mb.Cluster.Key
+		conn, err := r.connect(src, p)
+		if err != nil {
+			r.retire(p, p.cur.Swap(nil))
+			changed = src.fan.Fail(key, err) || changed
+			continue
+		}
+		cur := p.reading()
+		if cur == nil || cur.sub == nil || cur.conn != conn || limitRetryDue(cur.agg, interval) {
+			src.fan.Restart(key)
+			if cur, err = r.register(src, p, conn); err != nil {
+				changed = src.fan.Fail(key, err) || changed
+				continue
+			}
+			changed = true
+		}
+		if err := r.Informers.Ensure(cur.ik, cur.gvk, cur.sub); err != nil {
+			changed = src.fan.Fail(key, clusters.Classify(err)) || changed
+		}
+	}
+	return changed
+}
+
+// register subscribes a part to the shared watch of its cluster's target
+// with a new aggregate, replacing its previous reading.
+func (r *FederatedMetricReconciler) register(src *fedSource, p *fedPart, conn *clusters.Connection) (*fedReading, error) {
+	ik, gvk, err := metricInformerKey(src.metric, conn)
+	if err != nil {
+		return nil, err
+	}
+	src.setKind(gvk.Kind)
+	key := p.cluster.Key
+	agg := r.Guard.Aggregate(src.metric.Namespace, src.eval, src.metric.Spec.MaxSeries)
+	sub := &registry.Subscription{
+		ID:           p.id,
+		Generation:   src.metric.Generation,
+		Aggregate:    agg,
+		MetadataOnly: src.eval.MetadataOnly(),
+		OnSynced:     func() { src.evaluate(src.fan.Synced(key)) },
+		OnChange:     func() { src.evaluate(false) },
+		OnError: func(err error) {
+			if src.fan.Fail(key, err) {
+				src.evaluate(true)
+			}
+		},
+	}
+	next := &fedReading{agg: agg, sub: sub, ik: ik, gvk: gvk, conn: conn}
+	old := p.cur.Swap(next)
+	if previous, moved := r.Registry.Register(ik, sub); moved {
+		r.Informers.Release(previous)
+	}
+	if old != nil {
+		old.agg.Close() // its subscription was replaced by Register
+	}
+	fedLog.Info("Metric registered for events", append([]any{"metric", p.id, "metadataOnly", sub.MetadataOnly}, ik.LogValues()...)...)
+	return next, nil
+}
+
+// poll reads every cluster of a polling metric once, side by side, and
+// publishes the result.
+func (r *FederatedMetricReconciler) poll(ctx context.Context, src *fedSource) (ctrl.Result, error) {
+	interval := intervalOf(src.metric)
+	if src.broken.Load() == nil {
+		var wg sync.WaitGroup
+		sem := make(chan struct{}, probeParallelism)
+		for _, mb := range src.fan.Members() {
+			wg.Go(func() {
+				sem <- struct{}{}
+				defer func() { <-sem }()
+				r.pollCluster(ctx, src, mb.Part, min(interval, pollTimeout))
+			})
+		}
+		wg.Wait()
+	}
+	src.evaluate(true)
+	if src.broken.Load() != nil {
+		return ctrl.Result{}, nil // the spec must change first
+	}
+	return ctrl.Result{RequeueAfter: interval}, nil
+}
+
+// pollCluster lists one cluster's objects into its part.
+func (r *FederatedMetricReconciler) pollCluster(ctx context.Context, src *fedSource, p *fedPart, timeout time.Duration) {
+	key := p.cluster.Key
+	conn, err := r.connect(src, p)
+	if err != nil {
+		r.retire(p, p.cur.Swap(nil))
+		src.fan.Fail(key, err)
+		return
+	}
+	cur := p.reading()
+	if cur == nil || cur.conn != conn {
+		src.fan.Restart(key)
+		cur = &fedReading{agg: r.Guard.Aggregate(src.metric.Namespace, src.eval, src.metric.Spec.MaxSeries), conn: conn}
+		r.retire(p, p.cur.Swap(cur))
+	}
+	m := src.metric
+	mapping, err := conn.Lister.Mapping(m.Spec.Target.GVK())
+	var objs []map[string]any
+	start := time.Now()
+	if err == nil {
+		lctx, cancel := context.WithTimeout(ctx, timeout)
+		objs, err = conn.Lister.List(lctx, mapping, "", m.Spec.LabelSelector)
+		cancel()
+	}
+	if err != nil {
+		src.fan.Fail(key, clusters.Classify(err))
+		return
+	}
+	src.setKind(mapping.GroupVersionKind.Kind)
+	changed, err := replaceAll(p.id, cur.agg, objs)
+	if err != nil {
+		src.broken.Store(&err)
+		return
+	}
+	src.fan.Synced(key)
+	ctrl.LoggerFrom(ctx).V(1).Info("Metric polled", "metric", p.id, "cluster", p.cluster.Name,
+		"resource", mapping.Resource.GroupResource().String(), "objects", len(objs), "changed", changed,
+		"duration", time.Since(start).String())
+}
