@@ -279,6 +279,10 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 	}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setting up event-driven Metric controller: %w", err)
 	}
+	remoteKinds := managed.NewWatchers()
+	if err := mgr.Add(remoteKinds); err != nil {
+		return nil, err
+	}
 	if err := addManagedMetrics(mgr, &controllers.ManagedMetricReconciler{
 		Client:             mgr.GetClient(),
 		Lister:             lister,
@@ -286,6 +290,8 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 		Informers:          infs,
 		Coordinator:        coord,
 		Kinds:              managed.NewWatcher(opts.ClusterName, conns.Local().Clients.Dynamic),
+		Clusters:           conns,
+		RemoteKinds:        remoteKinds,
 		ClusterName:        opts.ClusterName,
 		DefaultSink:        defaultSink,
 		EventDrivenDefault: opts.EventDrivenDefault,
