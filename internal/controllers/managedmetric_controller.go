@@ -252,7 +252,7 @@ func (r *ManagedMetricReconciler) apply(m *v1alpha1.ManagedMetric, conn *cluster
 		}
 		key := coordinator.Key{Kind: managedMetricKind, Namespace: m.Namespace, Name: m.Name}
 		src = newManagedSource(key.String(), conn, r.Guard.maxSeries(m.Spec.MaxSeries))
-		src.update = r.managedUpdate(m, src, mode)
+		src.update = managedUpdate(m, key, src, mode, r.DefaultSink)
 		src.report = coordinatorReport{coord: r.Coordinator, src: src}
 	}
 	err = r.reader().apply(m, old, src, want, skipped, eventDriven, func(src *managedSource) {
@@ -270,16 +270,19 @@ func (r *ManagedMetricReconciler) reader() managedReader {
 	return managedReader{registry: r.Registry, informers: r.Informers, guard: r.Guard}
 }
 
-func (r *ManagedMetricReconciler) managedUpdate(m *v1alpha1.ManagedMetric, src *managedSource, mode v1alpha1.UpdateMode) coordinator.Update {
+// managedUpdate describes a managed metric (of the coordinator's key) to
+// the coordinator.
+func managedUpdate(m *v1alpha1.ManagedMetric, key coordinator.Key, src coordinator.Source, mode v1alpha1.UpdateMode,
+	defaultSink types.NamespacedName) coordinator.Update {
 	return coordinator.Update{
-		Key:            coordinator.Key{Kind: managedMetricKind, Namespace: m.Namespace, Name: m.Name},
+		Key:            key,
 		Generation:     m.Generation,
 		Created:        m.CreationTimestamp.Time,
 		Name:           m.MetricName(),
 		Description:    m.Spec.Description,
 		Interval:       managedInterval(m),
 		Mode:           mode,
-		Sink:           sinkRef(m.Namespace, m.Spec.DataSinkRef, r.DefaultSink),
+		Sink:           sinkRef(m.Namespace, m.Spec.DataSinkRef, defaultSink),
 		DimensionNames: managedDimensionNames(m),
 		Source:         src,
 	}

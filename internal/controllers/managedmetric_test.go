@@ -68,16 +68,23 @@ func (k fakeKind) crd() *unstructured.Unstructured {
 	}}
 }
 
-// install creates the CRD and waits until its resource is served.
+// install creates the CRD in the operator's cluster and waits until its
+// resource is served.
 func (k fakeKind) install(t *testing.T) {
 	t.Helper()
-	if err := env.Client.Create(t.Context(), k.crd()); err != nil {
+	k.installIn(t, env.Client)
+}
+
+// installIn is install in the cluster c reaches.
+func (k fakeKind) installIn(t *testing.T, c client.Client) {
+	t.Helper()
+	if err := c.Create(t.Context(), k.crd()); err != nil {
 		t.Fatal(err)
 	}
 	testenv.Eventually(t, 30*time.Second, func() error {
 		list := &unstructured.UnstructuredList{}
 		list.SetGroupVersionKind(k.gvr("v1beta1").GroupVersion().WithKind(k.kind + "List"))
-		return env.Client.List(t.Context(), list)
+		return c.List(t.Context(), list)
 	})
 }
 
@@ -445,7 +452,7 @@ func TestManagedMetricPollingAndEventDrivenAgree(t *testing.T) {
 // hold: reading as a ServiceAccount, a managed kind it may not list and
 // watch is left out and named in the Ready message, and a metric that may
 // read none of its kinds is Forbidden; spec.maxSeries caps the merged
-// series; a remote cluster is refused for now.
+// series; a RemoteClusterAccess that does not exist is ClusterUnreachable.
 func TestManagedMetricAccessAndLimits(t *testing.T) {
 	testenv.Require(t, env)
 	ctx := t.Context()
