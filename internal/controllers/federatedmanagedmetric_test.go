@@ -3,6 +3,7 @@ package controllers_test
 import (
 	"fmt"
 	"maps"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -214,5 +215,81 @@ func TestFederatedManagedMetric(t *testing.T) {
 	})
 	if err := env.Client.Delete(ctx, fca); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestFederatedManagedMetricClusterOutage stops the API server of one of
+// two clusters: it is counted failed and its series are left out, in both
+// modes, while the other cluster's series stay exported and change live;
+// started again, it is read again by itself with the resources created
+// meanwhile.
+func TestFederatedManagedMetricClusterOutage(t *testing.T) {
+	testenv.Require(t, env)
+	ctx := t.Context()
+	blue, green := startRemote(t), startRemote(t)
+	dir := t.TempDir()
+	srv, err := blue.StartAPIServer(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path, err := srv.WriteKubeconfig(blue, dir, "fmm-outage")
+	if err != nil {
+		t.Fatal(err)
+	}
+	blueKC, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns := "fmm-outage"
+	createNamespace(t, ns)
+	buckets := fakeKind{group: "s3.fmmo.test", kind: "Bucket", plural: "buckets", categories: crossplane}
+	for _, c := range []client.Client{blue.Client, green.Client} {
+		buckets.installIn(t, c)
+		createIn(t, c, buckets.object("v1beta1", "b1", "True", "True", nil, nil))
+	}
+	create(t,
+		clusterConfigMap(ns, "blue", "fmmo", map[string]string{"kubeconfig": string(blueKC)}),
+		clusterConfigMap(ns, "green", "fmmo", map[string]string{"kubeconfig": string(adminKubeconfig(t, green, "fmmo-green"))}),
+		federatedAccess(ns, "planes", v1alpha1.FederatedClusterAccessSpec{KubeConfigPath: "data.kubeconfig", LabelSelector: "fed=fmmo", Namespace: ns}))
+	events := federatedManagedMetric(ns, "events", "fmmo_events", "planes", true)
+	polled := federatedManagedMetric(ns, "polled", "fmmo_polled", "planes", false)
+	create(t, events, polled)
+	sample := func(cluster string, n int) string {
+		return fmt.Sprintf("{cluster=%s,group=s3.fmmo.test,kind=Bucket,ready=True,synced=True,version=v1beta2} %d", cluster, n)
+	}
+	waitSamplesWithin(t, 30*time.Second, "fmmo_events", sample("blue", 1), sample("green", 1))
+	waitSamplesWithin(t, 30*time.Second, "fmmo_polled", sample("blue", 1), sample("green", 1))
+
+	if err := srv.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	waitSamplesWithin(t, 40*time.Second, "fmmo_events", sample("green", 1))
+	t.Logf("unreachable cluster's series withdrawn after %s", time.Since(start).Round(time.Millisecond))
+	waitSamplesWithin(t, 40*time.Second, "fmmo_polled", sample("green", 1))
+	oneFailed := v1alpha1.FederatedManagedObservation{FederatedObservation: v1alpha1.FederatedObservation{ActiveCount: 1, FailedCount: 1}, Resources: 1}
+	waitFederatedStatus(t, events, metav1.ConditionTrue, oneFailed)
+	waitFederatedStatus(t, polled, metav1.ConditionTrue, oneFailed)
+	t.Logf("Ready message: %s", meta.FindStatusCondition(events.Status.Conditions, v1alpha1.ConditionReady).Message)
+	// green stays live; blue changes meanwhile through its other API server.
+	createIn(t, green.Client, buckets.object("v1beta1", "b2", "True", "True", nil, nil))
+	waitSamplesWithin(t, eventTimeout, "fmmo_events", sample("green", 2))
+	createIn(t, blue.Client, buckets.object("v1beta1", "b2", "True", "True", nil, nil),
+		buckets.object("v1beta1", "b3", "True", "True", nil, nil))
+
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	start = time.Now()
+	waitSamplesWithin(t, 40*time.Second, "fmmo_events", sample("blue", 3), sample("green", 2))
+	t.Logf("recovered cluster's series back after %s", time.Since(start).Round(time.Millisecond))
+	waitSamplesWithin(t, 40*time.Second, "fmmo_polled", sample("blue", 3), sample("green", 2))
+	both := v1alpha1.FederatedManagedObservation{FederatedObservation: v1alpha1.FederatedObservation{ActiveCount: 2}, Resources: 5}
+	waitFederatedStatus(t, events, metav1.ConditionTrue, both)
+	waitFederatedStatus(t, polled, metav1.ConditionTrue, both)
+	for _, o := range []client.Object{events, polled, &v1alpha1.FederatedClusterAccess{ObjectMeta: metav1.ObjectMeta{Name: "planes", Namespace: ns}}} {
+		if err := env.Client.Delete(ctx, o); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
