@@ -15,8 +15,8 @@ import (
 	"github.com/SAP/metrics-operator/internal/clusters"
 	"github.com/SAP/metrics-operator/internal/coordinator"
 	"github.com/SAP/metrics-operator/internal/datasink"
-	promexport "github.com/SAP/metrics-operator/internal/export/prometheus"
 	"github.com/SAP/metrics-operator/internal/export/otlp"
+	promexport "github.com/SAP/metrics-operator/internal/export/prometheus"
 	"github.com/SAP/metrics-operator/internal/reason"
 )
 

@@ -32,17 +32,17 @@ func federatedManagedMetric(ns, name, metricName, access string, eventDriven boo
 	return f
 }
 
-// waitFederatedStatus waits until the metric's status counts its
-// clusters and resources as want, Ready as ready.
-func waitFederatedStatus(t *testing.T, f *v1alpha1.FederatedManagedMetric, ready metav1.ConditionStatus, want v1alpha1.FederatedManagedObservation) {
+// waitFederatedStatus waits until the metric is Ready and its status
+// counts its clusters and resources as want.
+func waitFederatedStatus(t *testing.T, f *v1alpha1.FederatedManagedMetric, want v1alpha1.FederatedManagedObservation) {
 	t.Helper()
 	testenv.Eventually(t, 30*time.Second, func() error {
 		if err := env.Client.Get(t.Context(), client.ObjectKeyFromObject(f), f); err != nil {
 			return err
 		}
 		c := meta.FindStatusCondition(f.Status.Conditions, v1alpha1.ConditionReady)
-		if c == nil || c.Status != ready || f.Status.Ready != string(ready) {
-			return fmt.Errorf("Ready = %+v, want %s", c, ready)
+		if c == nil || c.Status != metav1.ConditionTrue || f.Status.Ready != string(metav1.ConditionTrue) {
+			return fmt.Errorf("Ready = %+v, want True", c)
 		}
 		if f.Status.Observation != want {
 			return fmt.Errorf("status.observation = %+v, want %+v", f.Status.Observation, want)
@@ -103,8 +103,8 @@ func TestFederatedManagedMetric(t *testing.T) {
 	waitSamplesWithin(t, 30*time.Second, "fmm_events", want...)
 	waitSamplesWithin(t, 30*time.Second, "fmm_polled", want...)
 	both := v1alpha1.FederatedManagedObservation{FederatedObservation: v1alpha1.FederatedObservation{ActiveCount: 2}, Resources: 4}
-	waitFederatedStatus(t, events, metav1.ConditionTrue, both)
-	waitFederatedStatus(t, polled, metav1.ConditionTrue, both)
+	waitFederatedStatus(t, events, both)
+	waitFederatedStatus(t, polled, both)
 	if events.Status.Mode != v1alpha1.ModeEventDriven || polled.Status.Mode != v1alpha1.ModePolling || events.Status.LastReconcileTime == nil {
 		t.Errorf("modes %q, %q, lastReconcileTime %v", events.Status.Mode, polled.Status.Mode, events.Status.LastReconcileTime)
 	}
@@ -156,7 +156,7 @@ func TestFederatedManagedMetric(t *testing.T) {
 		}
 		return nil
 	})
-	waitFederatedStatus(t, events, metav1.ConditionTrue,
+	waitFederatedStatus(t, events,
 		v1alpha1.FederatedManagedObservation{FederatedObservation: v1alpha1.FederatedObservation{ActiveCount: 1}, Resources: 3})
 
 	// It joins again, and a garbled cluster joins beside it: green is read
@@ -169,8 +169,8 @@ func TestFederatedManagedMetric(t *testing.T) {
 	t.Logf("rejoined cluster on /metrics after %s", time.Since(start).Round(time.Millisecond))
 	waitSamplesWithin(t, 30*time.Second, "fmm_polled", want...)
 	three := v1alpha1.FederatedManagedObservation{FederatedObservation: v1alpha1.FederatedObservation{ActiveCount: 2, FailedCount: 1}, Resources: 5}
-	waitFederatedStatus(t, events, metav1.ConditionTrue, three)
-	waitFederatedStatus(t, polled, metav1.ConditionTrue, three)
+	waitFederatedStatus(t, events, three)
+	waitFederatedStatus(t, polled, three)
 	if c := meta.FindStatusCondition(events.Status.Conditions, v1alpha1.ConditionReady); !strings.Contains(c.Message, "1 of 3 clusters cannot be read") ||
 		!strings.Contains(c.Message, "garbled (InvalidKubeConfig)") {
 		t.Errorf("Ready message does not name the failed cluster: %q", c.Message)
@@ -268,8 +268,8 @@ func TestFederatedManagedMetricClusterOutage(t *testing.T) {
 	t.Logf("unreachable cluster's series withdrawn after %s", time.Since(start).Round(time.Millisecond))
 	waitSamplesWithin(t, 40*time.Second, "fmmo_polled", sample("green", 1))
 	oneFailed := v1alpha1.FederatedManagedObservation{FederatedObservation: v1alpha1.FederatedObservation{ActiveCount: 1, FailedCount: 1}, Resources: 1}
-	waitFederatedStatus(t, events, metav1.ConditionTrue, oneFailed)
-	waitFederatedStatus(t, polled, metav1.ConditionTrue, oneFailed)
+	waitFederatedStatus(t, events, oneFailed)
+	waitFederatedStatus(t, polled, oneFailed)
 	t.Logf("Ready message: %s", meta.FindStatusCondition(events.Status.Conditions, v1alpha1.ConditionReady).Message)
 	// green stays live; blue changes meanwhile through its other API server.
 	createIn(t, green.Client, buckets.object("v1beta1", "b2", "True", "True", nil, nil))
@@ -285,8 +285,8 @@ func TestFederatedManagedMetricClusterOutage(t *testing.T) {
 	t.Logf("recovered cluster's series back after %s", time.Since(start).Round(time.Millisecond))
 	waitSamplesWithin(t, 40*time.Second, "fmmo_polled", sample("blue", 3), sample("green", 2))
 	both := v1alpha1.FederatedManagedObservation{FederatedObservation: v1alpha1.FederatedObservation{ActiveCount: 2}, Resources: 5}
-	waitFederatedStatus(t, events, metav1.ConditionTrue, both)
-	waitFederatedStatus(t, polled, metav1.ConditionTrue, both)
+	waitFederatedStatus(t, events, both)
+	waitFederatedStatus(t, polled, both)
 	for _, o := range []client.Object{events, polled, &v1alpha1.FederatedClusterAccess{ObjectMeta: metav1.ObjectMeta{Name: "planes", Namespace: ns}}} {
 		if err := env.Client.Delete(ctx, o); err != nil {
 			t.Fatal(err)
