@@ -22,10 +22,8 @@ import (
 	"github.com/SAP/metrics-operator/internal/clusters"
 	"github.com/SAP/metrics-operator/internal/coordinator"
 	"github.com/SAP/metrics-operator/internal/federation"
-	"github.com/SAP/metrics-operator/internal/informers"
 	"github.com/SAP/metrics-operator/internal/managed"
 	"github.com/SAP/metrics-operator/internal/reason"
-	"github.com/SAP/metrics-operator/internal/registry"
 )
 
 // +kubebuilder:rbac:groups=metrics.cloud.sap,resources=federatedmanagedmetrics,verbs=get;list;watch
@@ -41,24 +39,15 @@ import (
 // then on, one that leaves takes its parts, watches and series along, and
 // one that fails is left out while the others go on.
 type FederatedManagedMetricReconciler struct {
-	Client      client.Client
-	Registry    *registry.Registry
-	Informers   *informers.Manager
-	Coordinator *coordinator.Coordinator
-	Clusters    *clusters.Set
+	// ManagedReading's Access refuses references into other namespaces;
+	// the clusters' own RBAC decides what may be read there.
+	ManagedReading
+	Client   client.Client
+	Clusters *clusters.Set
 	// Kinds finds the managed kinds of the clusters.
 	Kinds *managed.Watchers
 	// Members holds the clusters of each FederatedClusterAccess.
 	Members *federation.Members
-	// DefaultSink is the DataSink of metrics without dataSinkRef.
-	DefaultSink types.NamespacedName
-	// Guard refuses reserved names and bounds what a metric may hold.
-	Guard Guard
-	// EventDrivenDefault is the mode of metrics that choose none.
-	EventDrivenDefault bool
-	// Access refuses references into other namespaces; nil allows all.
-	// The clusters' own RBAC decides what may be read there.
-	Access *access.Checker
 
 	mu      sync.Mutex
 	sources map[types.NamespacedName]*federatedManagedSource
@@ -68,13 +57,7 @@ type FederatedManagedMetricReconciler struct {
 func (r *FederatedManagedMetricReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	key := coordinator.Key{Kind: federatedManagedMetricKind, Namespace: req.Namespace, Name: req.Name}
 	f := &v1alpha1.FederatedManagedMetric{}
-	if err := r.Client.Get(ctx, req.NamespacedName, f); err != nil {
-		if apierrors.IsNotFound(err) {
-			r.drop(req.NamespacedName)
-			r.Access.Forget(federatedManagedMetricKind, req.NamespacedName)
-			r.Coordinator.Remove(key)
-			return ctrl.Result{}, nil
-		}
+	if found, err := r.getOrRemove(ctx, r.Client, key, f, r.drop); !found {
 		return ctrl.Result{}, err
 	}
 	if err := r.Access.CheckReferences(f.Namespace, access.FederatedManagedMetricReferences(&f.Spec)...); err != nil {
@@ -232,10 +215,6 @@ func (r *FederatedManagedMetricReconciler) readCluster(ctx context.Context, m *v
 	return fed.counts() != before, nil
 }
 
-func (r *FederatedManagedMetricReconciler) reader() managedReader {
-	return managedReader{registry: r.Registry, informers: r.Informers, guard: r.Guard}
-}
-
 // failCluster records that a cluster cannot be read, drops what it read
 // and lets go of its CRD watch; it reports true, a phase change.
 func (r *FederatedManagedMetricReconciler) failCluster(fed *federatedManagedSource, prev previous, c federation.Cluster, err error) bool {
@@ -288,9 +267,8 @@ func clusterUser(key coordinator.Key, cluster string) string { return key.String
 
 // fail drops everything the metric reads and reports err.
 func (r *FederatedManagedMetricReconciler) fail(f *v1alpha1.FederatedManagedMetric, err error, requeue time.Duration) (ctrl.Result, error) {
-	r.drop(types.NamespacedName{Namespace: f.Namespace, Name: f.Name})
-	r.Coordinator.SetError(coordinator.Key{Kind: federatedManagedMetricKind, Namespace: f.Namespace, Name: f.Name}, f.Generation, err)
-	return ctrl.Result{RequeueAfter: requeue}, nil
+	return r.ManagedReading.fail(coordinator.Key{Kind: federatedManagedMetricKind, Namespace: f.Namespace, Name: f.Name},
+		f.Generation, err, requeue, r.drop)
 }
 
 // drop removes every cluster's subscriptions, stops the watches no other

@@ -59,7 +59,7 @@ type federatedManagedSource struct {
 
 var _ coordinator.Source = (*federatedManagedSource)(nil)
 
-// sorted returns the clusters by key; mu must be held.
+// sortedLocked returns the clusters by key; mu must be held.
 func (f *federatedManagedSource) sortedLocked() []*federatedCluster {
 	out := make([]*federatedCluster, 0, len(f.clusters))
 	for _, c := range f.clusters {
@@ -166,15 +166,22 @@ func (f *federatedManagedSource) source(key string) *managedSource {
 func (f *federatedManagedSource) install(key, name string, src *managedSource) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	c := f.clusterLocked(key)
+	c.name = name
+	if c.src != src {
+		c.src, c.phase, c.err = src, clusterPending, nil
+	}
+}
+
+// clusterLocked returns the cluster key, adding it if new; mu must be
+// held.
+func (f *federatedManagedSource) clusterLocked(key string) *federatedCluster {
 	c := f.clusters[key]
 	if c == nil {
 		c = &federatedCluster{key: key}
 		f.clusters[key] = c
 	}
-	c.name = name
-	if c.src != src {
-		c.src, c.phase, c.err = src, clusterPending, nil
-	}
+	return c
 }
 
 // pend records a cluster not known before as pending.
@@ -191,11 +198,7 @@ func (f *federatedManagedSource) pend(key, name string) {
 func (f *federatedManagedSource) fail(key, name string, err error) *managedSource {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	c := f.clusters[key]
-	if c == nil {
-		c = &federatedCluster{key: key}
-		f.clusters[key] = c
-	}
+	c := f.clusterLocked(key)
 	old := c.src
 	c.name, c.src, c.phase, c.err = name, nil, clusterFailed, err
 	return old

@@ -2,14 +2,12 @@ package controllers_test
 
 import (
 	"fmt"
-	"maps"
 	"os"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -177,22 +175,8 @@ func TestFederatedManagedMetric(t *testing.T) {
 	}
 
 	// Every transition is an event on its metric.
-	testenv.Eventually(t, 30*time.Second, func() error {
-		var list eventsv1.EventList
-		if err := env.Client.List(ctx, &list, client.InNamespace(ns)); err != nil {
-			return err
-		}
-		got := map[string]string{}
-		for _, e := range list.Items {
-			if e.Regarding.Kind == "FederatedManagedMetric" {
-				got[e.Regarding.Name] = e.Type + "/" + e.Reason
-			}
-		}
-		if want := map[string]string{"events": "Normal/Ready", "polled": "Normal/Ready", "missing": "Warning/ClusterUnreachable"}; !maps.Equal(got, want) {
-			return fmt.Errorf("events %v, want %v", got, want)
-		}
-		return nil
-	})
+	waitEvents(t, ns, "FederatedManagedMetric",
+		map[string]string{"events": "Normal/Ready", "polled": "Normal/Ready", "missing": "Warning/ClusterUnreachable"})
 
 	// Deleting the metrics releases every cluster's watches.
 	for _, f := range []*v1alpha1.FederatedManagedMetric{events, polled, missing} {

@@ -8,7 +8,6 @@ import (
 	"sync"
 	"time"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -23,10 +22,8 @@ import (
 	"github.com/SAP/metrics-operator/internal/access"
 	"github.com/SAP/metrics-operator/internal/clusters"
 	"github.com/SAP/metrics-operator/internal/coordinator"
-	"github.com/SAP/metrics-operator/internal/informers"
 	"github.com/SAP/metrics-operator/internal/managed"
 	"github.com/SAP/metrics-operator/internal/reason"
-	"github.com/SAP/metrics-operator/internal/registry"
 	"github.com/SAP/metrics-operator/internal/targets"
 )
 
@@ -47,13 +44,11 @@ import (
 // object never overlap, so a poll can never publish over the
 // subscriptions of a metric that switched to events, or the reverse.
 type ManagedMetricReconciler struct {
+	ManagedReading
 	Client client.Client
 	// Lister lists the managed kinds of polling metrics of the local
 	// cluster when Clusters is nil.
-	Lister      *targets.Lister
-	Registry    *registry.Registry
-	Informers   *informers.Manager
-	Coordinator *coordinator.Coordinator
+	Lister *targets.Lister
 	// Kinds finds the managed kinds of the local cluster.
 	Kinds *managed.Watcher
 	// Clusters holds the connections to the clusters metrics read; nil:
@@ -63,14 +58,6 @@ type ManagedMetricReconciler struct {
 	RemoteKinds *managed.Watchers
 	// ClusterName is the cluster dimension of local objects.
 	ClusterName string
-	// DefaultSink is the DataSink of metrics without dataSinkRef.
-	DefaultSink types.NamespacedName
-	// Guard refuses reserved names and bounds what a metric may hold.
-	Guard Guard
-	// EventDrivenDefault is the mode of metrics that choose none.
-	EventDrivenDefault bool
-	// Access authorizes each metric's reads and references; nil allows all.
-	Access *access.Checker
 
 	mu      sync.Mutex
 	sources map[types.NamespacedName]*managedSource
@@ -81,13 +68,7 @@ type ManagedMetricReconciler struct {
 func (r *ManagedMetricReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	key := coordinator.Key{Kind: managedMetricKind, Namespace: req.Namespace, Name: req.Name}
 	m := &v1alpha1.ManagedMetric{}
-	if err := r.Client.Get(ctx, req.NamespacedName, m); err != nil {
-		if apierrors.IsNotFound(err) {
-			r.drop(req.NamespacedName)
-			r.Access.Forget(managedMetricKind, req.NamespacedName)
-			r.Coordinator.Remove(key)
-			return ctrl.Result{}, nil
-		}
+	if found, err := r.getOrRemove(ctx, r.Client, key, m, r.drop); !found {
 		return ctrl.Result{}, err
 	}
 	if err := r.Access.CheckReferences(m.Namespace, access.ManagedMetricReferences(&m.Spec)...); err != nil {
@@ -266,10 +247,6 @@ func (r *ManagedMetricReconciler) apply(m *v1alpha1.ManagedMetric, conn *cluster
 	return src, src != old, err
 }
 
-func (r *ManagedMetricReconciler) reader() managedReader {
-	return managedReader{registry: r.Registry, informers: r.Informers, guard: r.Guard}
-}
-
 // managedUpdate describes a managed metric (of the coordinator's key) to
 // the coordinator.
 func managedUpdate(m *v1alpha1.ManagedMetric, key coordinator.Key, src coordinator.Source, mode v1alpha1.UpdateMode,
@@ -290,9 +267,8 @@ func managedUpdate(m *v1alpha1.ManagedMetric, key coordinator.Key, src coordinat
 
 // fail drops the metric's subscriptions and reports err.
 func (r *ManagedMetricReconciler) fail(m *v1alpha1.ManagedMetric, err error, requeue time.Duration) (ctrl.Result, error) {
-	r.drop(types.NamespacedName{Namespace: m.Namespace, Name: m.Name})
-	r.Coordinator.SetError(coordinator.Key{Kind: managedMetricKind, Namespace: m.Namespace, Name: m.Name}, m.Generation, err)
-	return ctrl.Result{RequeueAfter: requeue}, nil
+	return r.ManagedReading.fail(coordinator.Key{Kind: managedMetricKind, Namespace: m.Namespace, Name: m.Name},
+		m.Generation, err, requeue, r.drop)
 }
 
 // drop removes all of a metric's subscriptions, stops the watches no

@@ -4,11 +4,16 @@ import (
 	"context"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/SAP/metrics-operator/api/v1alpha1"
+	"github.com/SAP/metrics-operator/internal/access"
+	"github.com/SAP/metrics-operator/internal/coordinator"
 	"github.com/SAP/metrics-operator/internal/evaluation"
 	"github.com/SAP/metrics-operator/internal/events"
 	"github.com/SAP/metrics-operator/internal/informers"
@@ -17,6 +22,54 @@ import (
 	"github.com/SAP/metrics-operator/internal/registry"
 	"github.com/SAP/metrics-operator/internal/targets"
 )
+
+// ManagedReading is what the ManagedMetric and FederatedManagedMetric
+// reconcilers share to turn managed kinds into exported series.
+type ManagedReading struct {
+	Registry    *registry.Registry
+	Informers   *informers.Manager
+	Coordinator *coordinator.Coordinator
+	// DefaultSink is the DataSink of metrics without dataSinkRef.
+	DefaultSink types.NamespacedName
+	// Guard refuses reserved names and bounds what a metric may hold.
+	Guard Guard
+	// EventDrivenDefault is the mode of metrics that choose none.
+	EventDrivenDefault bool
+	// Access authorizes each metric's reads of the local cluster and its
+	// references; nil allows all.
+	Access *access.Checker
+}
+
+// getOrRemove reads the metric key names into obj. When it is gone, drop
+// lets go of what the reconciler holds for it, its access decisions are
+// forgotten and its family removed, and found is false.
+func (r ManagedReading) getOrRemove(ctx context.Context, c client.Client, key coordinator.Key, obj client.Object,
+	drop func(types.NamespacedName)) (found bool, err error) {
+	name := types.NamespacedName{Namespace: key.Namespace, Name: key.Name}
+	if err := c.Get(ctx, name, obj); err != nil {
+		if !apierrors.IsNotFound(err) {
+			return false, err
+		}
+		drop(name)
+		r.Access.Forget(key.Kind, name)
+		r.Coordinator.Remove(key)
+		return false, nil
+	}
+	return true, nil
+}
+
+// fail lets go of what the reconciler holds for the metric (drop) and
+// reports err for its generation.
+func (r ManagedReading) fail(key coordinator.Key, generation int64, err error, requeue time.Duration,
+	drop func(types.NamespacedName)) (ctrl.Result, error) {
+	drop(types.NamespacedName{Namespace: key.Namespace, Name: key.Name})
+	r.Coordinator.SetError(key, generation, err)
+	return ctrl.Result{RequeueAfter: requeue}, nil
+}
+
+func (r ManagedReading) reader() managedReader {
+	return managedReader{registry: r.Registry, informers: r.Informers, guard: r.Guard}
+}
 
 // managedReader reads the managed kinds of one cluster into a
 // managedSource, in either mode: what a ManagedMetric does for its

@@ -288,20 +288,23 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 	if err := mgr.Add(remoteKinds); err != nil {
 		return nil, err
 	}
-	if err := addManagedMetrics(mgr, &controllers.ManagedMetricReconciler{
-		Client:             mgr.GetClient(),
-		Lister:             lister,
+	reading := controllers.ManagedReading{
 		Registry:           reg,
 		Informers:          infs,
 		Coordinator:        coord,
-		Kinds:              managed.NewWatcher(opts.ClusterName, conns.Local().Clients.Dynamic),
-		Clusters:           conns,
-		RemoteKinds:        remoteKinds,
-		ClusterName:        opts.ClusterName,
 		DefaultSink:        defaultSink,
 		EventDrivenDefault: opts.EventDrivenDefault,
 		Access:             checker,
 		Guard:              guard,
+	}
+	if err := addManagedMetrics(mgr, &controllers.ManagedMetricReconciler{
+		ManagedReading: reading,
+		Client:         mgr.GetClient(),
+		Lister:         lister,
+		Kinds:          managed.NewWatcher(opts.ClusterName, conns.Local().Clients.Dynamic),
+		Clusters:       conns,
+		RemoteKinds:    remoteKinds,
+		ClusterName:    opts.ClusterName,
 	}); err != nil {
 		return nil, err
 	}
@@ -313,17 +316,11 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 		return nil, fmt.Errorf("setting up FederatedMetric controller: %w", err)
 	}
 	*fedManaged = controllers.FederatedManagedMetricReconciler{
-		Client:             mgr.GetClient(),
-		Registry:           reg,
-		Informers:          infs,
-		Coordinator:        coord,
-		Clusters:           conns,
-		Kinds:              remoteKinds,
-		Members:            federated,
-		DefaultSink:        defaultSink,
-		EventDrivenDefault: opts.EventDrivenDefault,
-		Access:             checker,
-		Guard:              guard,
+		ManagedReading: reading,
+		Client:         mgr.GetClient(),
+		Clusters:       conns,
+		Kinds:          remoteKinds,
+		Members:        federated,
 	}
 	if err := fedManaged.SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setting up FederatedManagedMetric controller: %w", err)
