@@ -157,9 +157,10 @@ func (s *Watchers) newWatcher(key, name string, dyn dynamic.Interface) *Watcher 
 	return w
 }
 
-// startLocked runs e's Watcher once the set has started.
+// startLocked runs e's Watcher once the set has started, and not after
+// it stopped.
 func (s *Watchers) startLocked(e *shared) {
-	if s.ctx == nil {
+	if s.ctx == nil || s.ctx.Err() != nil {
 		return
 	}
 	ctx, cancel := context.WithCancel(s.ctx)
