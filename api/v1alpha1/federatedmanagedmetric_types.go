@@ -77,6 +77,37 @@ type FederatedManagedMetricSpec struct {
 	FederateClusterAccessRef NamespacedReference `json:"federateClusterAccessRef"`
 }
 
+// FederatedManagedObservation is the latest result of a
+// FederatedManagedMetric.
+type FederatedManagedObservation struct {
+	FederatedObservation `json:",inline"`
+	// resources is the number of matching managed resources over all
+	// series and the clusters read successfully.
+	// +optional
+	Resources int64 `json:"resources"`
+}
+
+// FederatedManagedMetricStatus is the observed state of a
+// FederatedManagedMetric.
+type FederatedManagedMetricStatus struct {
+	CommonStatus `json:",inline"`
+	// observation counts the clusters read successfully, failed and
+	// pending, and the resources counted on them.
+	// +optional
+	Observation FederatedManagedObservation `json:"observation,omitempty"`
+	// ready is "True" when the metric is exported as specified, kept for
+	// compatibility; the Ready condition says more.
+	// +optional
+	Ready string `json:"ready,omitempty"`
+	// lastReconcileTime is when the operator last evaluated the metric over
+	// all discovered clusters.
+	// +optional
+	LastReconcileTime *metav1.Time `json:"lastReconcileTime,omitempty"`
+	// mode the metric is kept current in: EventDriven or Polling.
+	// +optional
+	Mode UpdateMode `json:"mode,omitempty"`
+}
+
 // FederatedManagedMetric counts Crossplane managed resources (the kinds whose
 // CRDs carry the categories "crossplane" and "managed") on every cluster a
 // FederatedClusterAccess discovers. Each series carries the dimensions group,
@@ -86,6 +117,7 @@ type FederatedManagedMetricSpec struct {
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:categories=metrics,shortName=fmmt
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.ready`
+// +kubebuilder:printcolumn:name="Value",type=integer,JSONPath=`.status.observation.resources`
 // +kubebuilder:printcolumn:name="Active",type=integer,JSONPath=`.status.observation.activeCount`
 // +kubebuilder:printcolumn:name="Failed",type=integer,JSONPath=`.status.observation.failedCount`
 // +kubebuilder:printcolumn:name="Pending",type=integer,JSONPath=`.status.observation.pendingCount`
@@ -100,7 +132,7 @@ type FederatedManagedMetric struct {
 	Spec FederatedManagedMetricSpec `json:"spec"`
 	// status counts the clusters read and holds the Ready condition.
 	// +optional
-	Status FederatedMetricStatus `json:"status,omitempty"`
+	Status FederatedManagedMetricStatus `json:"status,omitempty"`
 }
 
 // FederatedManagedMetricList is a list of FederatedManagedMetrics.

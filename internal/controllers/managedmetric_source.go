@@ -7,10 +7,12 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/SAP/metrics-operator/api/v1alpha1"
+	"github.com/SAP/metrics-operator/internal/clusters"
 	"github.com/SAP/metrics-operator/internal/coordinator"
 	"github.com/SAP/metrics-operator/internal/evaluation"
 	"github.com/SAP/metrics-operator/internal/reason"
@@ -81,16 +83,28 @@ func readable(parts []*managedPart) (ok []*managedPart, forbidden error) {
 	return ok, forbidden
 }
 
-// managedSource is the coordinator Source of one ManagedMetric generation:
-// the series of all its parts, merged. Readers (scrapes, pushes, status)
-// load the parts without a lock; the reconciler replaces the whole slice.
+// managedSource is what one generation of a managed metric reads of one
+// cluster: the series of all its parts, merged. For a ManagedMetric it is
+// the coordinator Source; a FederatedManagedMetric has one per cluster.
+// Readers (scrapes, pushes, status) load the parts without a lock; the
+// reconciler replaces the whole slice.
 type managedSource struct {
-	cluster string
+	// cluster is the "cluster" dimension of the series; clusterKey the
+	// connection key of their watches.
+	cluster, clusterKey string
+	// remote is set for a cluster other than the local one: its own RBAC
+	// decides what may be read there.
+	remote bool
+	// id prefixes the subscription IDs of the parts; unique per metric
+	// and cluster.
+	id string
 	// maxSeries caps the merged series; 0: no cap. Each part's aggregate
 	// is capped alike, which bounds memory; this caps what is exported.
 	maxSeries int
-	coord     *coordinator.Coordinator
-	update    coordinator.Update // Source is the managedSource itself
+	// update describes the metric; for a ManagedMetric its Source is this.
+	update coordinator.Update
+	// report hears whether the source can be exported.
+	report managedReport
 
 	parts   atomic.Pointer[[]*managedPart]
 	skipped atomic.Pointer[string] // why some kinds are left out
@@ -98,6 +112,45 @@ type managedSource struct {
 	// broken is set, in polling mode, when evaluating a list panicked:
 	// the parts may be inconsistent and are not evaluated again.
 	broken error
+}
+
+// newManagedSource returns an empty source of the cluster conn reaches,
+// its parts named after id.
+func newManagedSource(id string, conn *clusters.Connection, maxSeries int) *managedSource {
+	return &managedSource{cluster: conn.Name, clusterKey: conn.Key, remote: conn.Remote, id: id, maxSeries: maxSeries}
+}
+
+// keeps reports whether the source still serves a metric of this
+// generation, creation and mode reading conn: a new one starts every part
+// afresh.
+func (s *managedSource) keeps(generation int64, created time.Time, mode v1alpha1.UpdateMode, conn *clusters.Connection) bool {
+	return s.update.Generation == generation && s.update.Created.Equal(created) && s.update.Mode == mode &&
+		s.clusterKey == conn.Key && s.cluster == conn.Name
+}
+
+// managedReport hears what a managedSource's parts tell: the coordinator
+// for a ManagedMetric, the federated source for one cluster of a
+// FederatedManagedMetric.
+type managedReport interface {
+	// ready: every part holds its objects, for the first time or again
+	// within the limits.
+	ready()
+	// changed: an event changed a series.
+	changed()
+	// failed: the source cannot be exported, for err.
+	failed(err error)
+}
+
+// coordinatorReport reports a ManagedMetric's source to the coordinator.
+type coordinatorReport struct {
+	coord *coordinator.Coordinator
+	src   *managedSource
+}
+
+func (c coordinatorReport) ready()   { c.coord.Publish(c.src.update, true) }
+func (c coordinatorReport) changed() { c.coord.Changed(c.src.update.Key) }
+func (c coordinatorReport) failed(err error) {
+	c.coord.SetError(c.src.update.Key, c.src.update.Generation, err)
 }
 
 var _ coordinator.Source = (*managedSource)(nil)
@@ -170,7 +223,11 @@ func (s *managedSource) Warning() string {
 			names = append(names, p.ik.GVR.GroupResource().String())
 		}
 	}
-	if len(names) > 0 {
+	switch {
+	case len(names) > 0 && s.remote:
+		out = append(out, fmt.Sprintf("%d managed kinds left out because the remote cluster does not let the access's identity "+
+			"list and watch them (grant it in the remote cluster's RBAC): %s", len(names), shortList(names)))
+	case len(names) > 0:
 		out = append(out, fmt.Sprintf("%d managed kinds left out because the operator may not list and watch them "+
 			"(grant it with a ClusterRole labelled %s: \"true\"): %s", len(names), v1alpha1.AggregateToOperatorLabel, shortList(names)))
 	}
@@ -193,9 +250,9 @@ func (s *managedSource) synced() { s.evaluate(true) }
 // changed is every part's OnChange.
 func (s *managedSource) changed() { s.evaluate(false) }
 
-// evaluate tells the coordinator about the current series: an error when
-// a limit is broken, a publish when all parts are filled for the first
-// time or come back within the limits, else a change.
+// evaluate reports the current series: an error when a limit is broken,
+// ready when all parts are filled for the first time or come back within
+// the limits, else a change.
 func (s *managedSource) evaluate(publish bool) {
 	all := s.current()
 	parts, forbidden := readable(all)
@@ -205,20 +262,20 @@ func (s *managedSource) evaluate(publish bool) {
 		}
 	}
 	if len(parts) == 0 && forbidden != nil {
-		s.coord.SetError(s.update.Key, s.update.Generation, forbidden)
+		s.report.failed(forbidden)
 		return
 	}
 	if err := s.limitErr(parts); err != nil {
 		if !s.limited.Swap(true) || publish {
-			s.coord.SetError(s.update.Key, s.update.Generation, err)
+			s.report.failed(err)
 		}
 		return
 	}
 	if s.limited.Swap(false) || publish {
-		s.coord.Publish(s.update, true)
+		s.report.ready()
 		return
 	}
-	s.coord.Changed(s.update.Key)
+	s.report.changed()
 }
 
 // limitErr returns why the metric is over its limits: a part over its own

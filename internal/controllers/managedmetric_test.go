@@ -68,16 +68,23 @@ func (k fakeKind) crd() *unstructured.Unstructured {
 	}}
 }
 
-// install creates the CRD and waits until its resource is served.
+// install creates the CRD in the operator's cluster and waits until its
+// resource is served.
 func (k fakeKind) install(t *testing.T) {
 	t.Helper()
-	if err := env.Client.Create(t.Context(), k.crd()); err != nil {
+	k.installIn(t, env.Client)
+}
+
+// installIn is install in the cluster c reaches.
+func (k fakeKind) installIn(t *testing.T, c client.Client) {
+	t.Helper()
+	if err := c.Create(t.Context(), k.crd()); err != nil {
 		t.Fatal(err)
 	}
 	testenv.Eventually(t, 30*time.Second, func() error {
 		list := &unstructured.UnstructuredList{}
 		list.SetGroupVersionKind(k.gvr("v1beta1").GroupVersion().WithKind(k.kind + "List"))
-		return env.Client.List(t.Context(), list)
+		return c.List(t.Context(), list)
 	})
 }
 
@@ -120,6 +127,29 @@ func setConditions(u *unstructured.Unstructured, ready, synced string) {
 		}
 	}
 	_ = unstructured.SetNestedSlice(u.Object, conds, "status", "conditions")
+}
+
+// waitEvents waits until the latest event of each object of kind in ns
+// has the type and reason of want ("Type/Reason" by object name), and
+// there are no others.
+func waitEvents(t *testing.T, ns, kind string, want map[string]string) {
+	t.Helper()
+	testenv.Eventually(t, 30*time.Second, func() error {
+		var list eventsv1.EventList
+		if err := env.Client.List(t.Context(), &list, client.InNamespace(ns)); err != nil {
+			return err
+		}
+		got := map[string]string{}
+		for _, e := range list.Items {
+			if e.Regarding.Kind == kind {
+				got[e.Regarding.Name] = e.Type + "/" + e.Reason
+			}
+		}
+		if !maps.Equal(got, want) {
+			return fmt.Errorf("events %v, want %v", got, want)
+		}
+		return nil
+	})
 }
 
 func managedMetric(ns, name string, spec v1alpha1.ManagedMetricSpec) *v1alpha1.ManagedMetric {
@@ -445,7 +475,7 @@ func TestManagedMetricPollingAndEventDrivenAgree(t *testing.T) {
 // hold: reading as a ServiceAccount, a managed kind it may not list and
 // watch is left out and named in the Ready message, and a metric that may
 // read none of its kinds is Forbidden; spec.maxSeries caps the merged
-// series; a remote cluster is refused for now.
+// series; a RemoteClusterAccess that does not exist is ClusterUnreachable.
 func TestManagedMetricAccessAndLimits(t *testing.T) {
 	testenv.Require(t, env)
 	ctx := t.Context()
@@ -502,24 +532,8 @@ func TestManagedMetricAccessAndLimits(t *testing.T) {
 	waitReadyWithin(t, 30*time.Second, merged, managedConds(merged), metav1.ConditionTrue, v1alpha1.ReasonReady)
 	waitReadyWithin(t, 30*time.Second, remote, managedConds(remote), metav1.ConditionFalse, v1alpha1.ReasonClusterUnreachable)
 	// Each transition is an event on the ManagedMetric.
-	testenv.Eventually(t, 30*time.Second, func() error {
-		var list eventsv1.EventList
-		if err := env.Client.List(ctx, &list, client.InNamespace(ns)); err != nil {
-			return err
-		}
-		got := map[string]string{}
-		for _, e := range list.Items {
-			if e.Regarding.Kind == "ManagedMetric" {
-				got[e.Regarding.Name] = e.Type + "/" + e.Reason
-			}
-		}
-		want := map[string]string{"partial": "Normal/Ready", "none": "Warning/Forbidden",
-			"capped": "Warning/SeriesLimitExceeded", "merged": "Normal/Ready", "remote": "Warning/ClusterUnreachable"}
-		if !maps.Equal(got, want) {
-			return fmt.Errorf("events %v, want %v", got, want)
-		}
-		return nil
-	})
+	waitEvents(t, ns, "ManagedMetric", map[string]string{"partial": "Normal/Ready", "none": "Warning/Forbidden",
+		"capped": "Warning/SeriesLimitExceeded", "merged": "Normal/Ready", "remote": "Warning/ClusterUnreachable"})
 	for _, family := range []string{"mm_access_none", "mm_access_capped", "mm_access_remote"} {
 		if familyOnMetrics(t, family) {
 			t.Errorf("%s is on /metrics although it is not ready", family)

@@ -3,7 +3,6 @@ package controllers
 import (
 	"cmp"
 	"context"
-	"strings"
 
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/workqueue"
@@ -22,7 +21,13 @@ import (
 // remoteClusterAccessRef. Without a Set (a reconciler assembled without
 // clusters), only the local cluster can be read, through lister.
 func metricConnection(set *clusters.Set, user string, m *v1alpha1.Metric, lister *targets.Lister, local string) (*clusters.Connection, error) {
-	ref := m.Spec.RemoteClusterAccessRef
+	return connectionFor(set, user, m.Namespace, m.Spec.RemoteClusterAccessRef, lister, local)
+}
+
+// connectionFor is metricConnection for any kind of metric in namespace
+// with the reference ref (nil: the local cluster).
+func connectionFor(set *clusters.Set, user, namespace string, ref *v1alpha1.NamespacedReference, lister *targets.Lister,
+	local string) (*clusters.Connection, error) {
 	if set == nil {
 		if ref != nil {
 			return nil, reason.New(v1alpha1.ReasonClusterUnreachable,
@@ -32,7 +37,7 @@ func metricConnection(set *clusters.Set, user string, m *v1alpha1.Metric, lister
 	}
 	key := set.Local().Key
 	if ref != nil {
-		key = ClusterKey(cmp.Or(ref.Namespace, m.Namespace), ref.Name)
+		key = ClusterKey(cmp.Or(ref.Namespace, namespace), ref.Name)
 	}
 	return set.Acquire(key, user)
 }
@@ -49,21 +54,38 @@ func releaseConnection(set *clusters.Set, user string) {
 // unusable, is renamed or rebuilt, so they follow at once rather than at
 // their next recheck.
 func clusterSource(set *clusters.Set, reader client.Reader) source.Source {
+	return keySource(set.Subscribe, func(ctx context.Context, key string) []reconcile.Request {
+		list := &v1alpha1.MetricList{}
+		if err := reader.List(ctx, list); err != nil {
+			return nil
+		}
+		var reqs []reconcile.Request
+		for i := range list.Items {
+			m := &list.Items[i]
+			if refersTo(key, m.Namespace, m.Spec.RemoteClusterAccessRef) {
+				reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: m.Namespace, Name: m.Name}})
+			}
+		}
+		return reqs
+	})
+}
+
+// refersTo reports whether ref, in an object of namespace, names the
+// RemoteClusterAccess whose connection key is key.
+func refersTo(key, namespace string, ref *v1alpha1.NamespacedReference) bool {
+	return ref != nil && key == ClusterKey(cmp.Or(ref.Namespace, namespace), ref.Name)
+}
+
+// keySource is a controller source that enqueues, whenever subscribe's
+// callback is called with a key, the requests that requests maps it to.
+func keySource(subscribe func(func(key string)), requests func(ctx context.Context, key string) []reconcile.Request) source.Source {
 	return source.Func(func(ctx context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request]) error {
-		set.Subscribe(func(key string) {
-			ns, name, ok := strings.Cut(key, "/")
-			if !ok || ctx.Err() != nil {
+		subscribe(func(key string) {
+			if ctx.Err() != nil {
 				return
 			}
-			list := &v1alpha1.MetricList{}
-			if err := reader.List(ctx, list); err != nil {
-				return
-			}
-			for i := range list.Items {
-				m := &list.Items[i]
-				if ref := m.Spec.RemoteClusterAccessRef; ref != nil && ref.Name == name && cmp.Or(ref.Namespace, m.Namespace) == ns {
-					q.Add(reconcile.Request{NamespacedName: types.NamespacedName{Namespace: m.Namespace, Name: m.Name}})
-				}
+			for _, req := range requests(ctx, key) {
+				q.Add(req)
 			}
 		})
 		return nil

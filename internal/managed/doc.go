@@ -3,7 +3,10 @@
 // "crossplane" and "managed". One Watcher per cluster keeps that set
 // current from a single shared watch on CustomResourceDefinitions, so a
 // managed kind installed or removed at run time is noticed without a
-// restart and without any LIST after the first.
+// restart and without any LIST after the first. The local cluster's
+// Watcher runs for the operator's life; Watchers runs those of remote
+// clusters, one per cluster connection, while some metric reads the
+// cluster.
 //
 // It keeps, per CRD, only the few fields it needs (names, scope, served
 // versions, categories), never the CRD's schema: Crossplane providers

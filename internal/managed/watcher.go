@@ -33,6 +33,11 @@ var crdResource = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Ver
 type Watcher struct {
 	cluster string
 	dyn     dynamic.Interface
+	// remote is set for a remote cluster's Watcher (see Watchers): its
+	// errors name the remote cluster's RBAC, not the operator's.
+	remote bool
+	// onChange, if set, is called after the subscribers were told.
+	onChange func()
 
 	mu     sync.RWMutex
 	kinds  map[string]Kind // by CRD name
@@ -107,6 +112,9 @@ func (w *Watcher) Err() error {
 	p := w.err.Load()
 	if w.Synced() || p == nil {
 		return nil
+	}
+	if apierrors.IsForbidden(*p) && w.remote {
+		return reason.ForbiddenRemoteTarget(crdResource.GroupResource(), "list", "watch")
 	}
 	if apierrors.IsForbidden(*p) {
 		return reason.ForbiddenTarget(crdResource.GroupResource(), "list", "watch")
@@ -185,12 +193,15 @@ func (w *Watcher) notify() {
 	}
 	ev := event.GenericEvent{Object: &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Name: w.cluster}}}
 	w.mu.RLock()
-	defer w.mu.RUnlock()
 	kindsGauge.WithLabelValues(w.cluster).Set(float64(len(w.kinds)))
 	for _, ch := range w.subs {
 		select {
 		case ch <- ev:
 		default:
 		}
+	}
+	w.mu.RUnlock()
+	if w.onChange != nil {
+		w.onChange()
 	}
 }

@@ -72,6 +72,9 @@ type Operator struct {
 	Federated *federation.Members
 	// Discovery runs the FederatedClusterAccesses' discovery watches.
 	Discovery *federation.Watches
+	// ManagedKinds runs the CRD watches of remote clusters that managed
+	// metrics read.
+	ManagedKinds *managed.Watchers
 }
 
 // New builds the manager with every controller registered. It completes
@@ -126,8 +129,8 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 	}
 
 	recorder := mgr.GetEventRecorder("metrics-operator")
-	// Its fields are set below; the status writer only needs its method.
-	fedMetrics := &controllers.FederatedMetricReconciler{}
+	// Their fields are set below; the status writers only need their methods.
+	fedMetrics, fedManaged := &controllers.FederatedMetricReconciler{}, &controllers.FederatedManagedMetricReconciler{}
 	sinks := datasink.NewStore()
 	collector, err := promexport.Shared(ctrlmetrics.Registry)
 	if err != nil {
@@ -152,6 +155,8 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 			"ManagedMetric": &controllers.ManagedMetricStatusWriter{Client: mgr.GetClient(), Recorder: recorder},
 			"FederatedMetric": &controllers.FederatedMetricStatusWriter{Client: mgr.GetClient(), Recorder: recorder,
 				Observe: fedMetrics.Observation},
+			"FederatedManagedMetric": &controllers.FederatedManagedMetricStatusWriter{Client: mgr.GetClient(), Recorder: recorder,
+				Clusters: fedManaged.Observation},
 		},
 	})
 	if err != nil {
@@ -279,18 +284,27 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 	}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setting up event-driven Metric controller: %w", err)
 	}
-	if err := addManagedMetrics(mgr, &controllers.ManagedMetricReconciler{
-		Client:             mgr.GetClient(),
-		Lister:             lister,
+	remoteKinds := managed.NewWatchers()
+	if err := mgr.Add(remoteKinds); err != nil {
+		return nil, err
+	}
+	reading := controllers.ManagedReading{
 		Registry:           reg,
 		Informers:          infs,
 		Coordinator:        coord,
-		Kinds:              managed.NewWatcher(opts.ClusterName, conns.Local().Clients.Dynamic),
-		ClusterName:        opts.ClusterName,
 		DefaultSink:        defaultSink,
 		EventDrivenDefault: opts.EventDrivenDefault,
 		Access:             checker,
 		Guard:              guard,
+	}
+	if err := addManagedMetrics(mgr, &controllers.ManagedMetricReconciler{
+		ManagedReading: reading,
+		Client:         mgr.GetClient(),
+		Lister:         lister,
+		Kinds:          managed.NewWatcher(opts.ClusterName, conns.Local().Clients.Dynamic),
+		Clusters:       conns,
+		RemoteKinds:    remoteKinds,
+		ClusterName:    opts.ClusterName,
 	}); err != nil {
 		return nil, err
 	}
@@ -301,8 +315,18 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 	if err := fedMetrics.SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setting up FederatedMetric controller: %w", err)
 	}
+	*fedManaged = controllers.FederatedManagedMetricReconciler{
+		ManagedReading: reading,
+		Client:         mgr.GetClient(),
+		Clusters:       conns,
+		Kinds:          remoteKinds,
+		Members:        federated,
+	}
+	if err := fedManaged.SetupWithManager(mgr); err != nil {
+		return nil, fmt.Errorf("setting up FederatedManagedMetric controller: %w", err)
+	}
 	return &Operator{Manager: mgr, Sinks: sinks, Coordinator: coord, Collector: collector, Informers: infs, Clusters: conns,
-		Federated: federated, Discovery: discovery}, nil
+		Federated: federated, Discovery: discovery, ManagedKinds: remoteKinds}, nil
 }
 
 // addManagedMetrics runs the managed kinds' watch and the ManagedMetric

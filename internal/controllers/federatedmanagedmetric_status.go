@@ -1,0 +1,53 @@
+package controllers
+
+import (
+	"context"
+
+	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/SAP/metrics-operator/api/v1alpha1"
+	"github.com/SAP/metrics-operator/internal/coordinator"
+)
+
+// FederatedManagedMetricStatusWriter records the coordinator's view of a
+// FederatedManagedMetric in its status, with a merge patch, and emits an
+// event when Ready transitions. status.observation counts the clusters as
+// they stand when the status is written, and the resources counted on the
+// active ones; a withdrawn metric keeps its last resources total.
+type FederatedManagedMetricStatusWriter struct {
+	Client   client.Client
+	Recorder events.EventRecorder
+	// Clusters returns a metric's clusters, counted by phase
+	// (FederatedManagedMetricReconciler.Observation).
+	Clusters func(types.NamespacedName) v1alpha1.FederatedObservation
+}
+
+var _ coordinator.StatusWriter = (*FederatedManagedMetricStatusWriter)(nil)
+
+// WriteStatus patches the metric's status; one that is gone is fine.
+func (w *FederatedManagedMetricStatusWriter) WriteStatus(ctx context.Context, key coordinator.Key, s coordinator.Status) error {
+	name := types.NamespacedName{Namespace: key.Namespace, Name: key.Name}
+	f := &v1alpha1.FederatedManagedMetric{}
+	if err := w.Client.Get(ctx, name, f); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	before := f.DeepCopy()
+	st := &f.Status
+	st.ObservedGeneration = s.Generation
+	if s.Mode != "" {
+		st.Mode = s.Mode
+	}
+	st.Observation.FederatedObservation = w.Clusters(name)
+	if s.Observed {
+		st.Observation.Resources = s.Total
+		st.LastReconcileTime = &metav1.Time{Time: s.Timestamp}
+	}
+	st.Ready = string(s.Ready.Status)
+	transition := setCondition(&st.Conditions, s.Ready)
+	return patchStatus(ctx, w.Client, w.Recorder, f, before,
+		equality.Semantic.DeepEqual(before.Status, f.Status), transition, st.Conditions, s.Ready)
+}

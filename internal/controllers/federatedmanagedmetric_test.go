@@ -1,0 +1,279 @@
+package controllers_test
+
+import (
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/SAP/metrics-operator/api/v1alpha1"
+	"github.com/SAP/metrics-operator/internal/controllers"
+	"github.com/SAP/metrics-operator/internal/testing/testenv"
+)
+
+func federatedManagedMetric(ns, name, metricName, access string, eventDriven bool) *v1alpha1.FederatedManagedMetric {
+	f := &v1alpha1.FederatedManagedMetric{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec: v1alpha1.FederatedManagedMetricSpec{Name: metricName, EventDriven: ptr.To(eventDriven),
+			FederateClusterAccessRef: v1alpha1.NamespacedReference{Name: access}}}
+	f.Spec.Interval = metav1.Duration{Duration: time.Hour} // only events can pass
+	if !eventDriven {
+		f.Spec.Interval = metav1.Duration{Duration: 10 * time.Second}
+	}
+	return f
+}
+
+// waitFederatedStatus waits until the metric is Ready and its status
+// counts its clusters and resources as want.
+func waitFederatedStatus(t *testing.T, f *v1alpha1.FederatedManagedMetric, want v1alpha1.FederatedManagedObservation) {
+	t.Helper()
+	testenv.Eventually(t, 30*time.Second, func() error {
+		if err := env.Client.Get(t.Context(), client.ObjectKeyFromObject(f), f); err != nil {
+			return err
+		}
+		c := meta.FindStatusCondition(f.Status.Conditions, v1alpha1.ConditionReady)
+		if c == nil || c.Status != metav1.ConditionTrue || f.Status.Ready != string(metav1.ConditionTrue) {
+			return fmt.Errorf("Ready = %+v, want True", c)
+		}
+		if f.Status.Observation != want {
+			return fmt.Errorf("status.observation = %+v, want %+v", f.Status.Observation, want)
+		}
+		return nil
+	})
+}
+
+// TestFederatedManagedMetric runs the operator's control plane and two
+// remote ones, blue and green, each serving a managed kind, discovered by
+// a FederatedClusterAccess from ConfigMaps. FederatedManagedMetrics,
+// event-driven and polling, give the same per-cluster series and count
+// the clusters in status; a Ready flip on blue moves one resource between
+// its series from the watch; a CRD installed later on green is picked up;
+// green leaving the access takes its series and watches along and
+// joining again brings them back, without a restart; a cluster that
+// cannot be read is counted failed and named while the others go on;
+// transitions are events.
+func TestFederatedManagedMetric(t *testing.T) {
+	testenv.Require(t, env)
+	ctx := t.Context()
+	blue, green := startRemote(t), startRemote(t)
+	ns := "fmm"
+	createNamespace(t, ns)
+	buckets := fakeKind{group: "s3.fmm.test", kind: "Bucket", plural: "buckets", categories: crossplane}
+	plain := fakeKind{group: "plain.fmm.test", kind: "Gadget", plural: "gadgets", categories: []string{"crossplane"}}
+	for _, c := range []client.Client{blue.Client, green.Client} {
+		buckets.installIn(t, c)
+		plain.installIn(t, c)
+	}
+	flip := buckets.object("v1beta1", "b3", "False", "True", nil, nil)
+	createIn(t, blue.Client,
+		buckets.object("v1beta1", "b1", "True", "True", nil, nil),
+		buckets.object("v1beta2", "b2", "True", "True", nil, nil),
+		flip,
+		plain.object("v1beta1", "g1", "True", "True", nil, nil))
+	createIn(t, green.Client, buckets.object("v1beta1", "b1", "True", "True", nil, nil))
+
+	blueKC, greenKC := string(adminKubeconfig(t, blue, "fmm-blue")), string(adminKubeconfig(t, green, "fmm-green"))
+	create(t,
+		clusterConfigMap(ns, "blue", "fmm", map[string]string{"kubeconfig": blueKC}),
+		clusterConfigMap(ns, "green", "fmm", map[string]string{"kubeconfig": greenKC}))
+	fca := federatedAccess(ns, "planes", v1alpha1.FederatedClusterAccessSpec{KubeConfigPath: "data.kubeconfig", LabelSelector: "fed=fmm", Namespace: ns})
+	create(t, fca)
+	waitClusters(t, 30*time.Second, fca, "blue=Ready,green=Ready")
+
+	events := federatedManagedMetric(ns, "events", "fmm_events", "planes", true)
+	polled := federatedManagedMetric(ns, "polled", "fmm_polled", "planes", false)
+	missing := federatedManagedMetric(ns, "missing", "fmm_missing", "no-such-access", true)
+	create(t, events, polled, missing)
+
+	series := func(cluster, kind, ready, synced string, n int) string {
+		group := map[string]string{"Bucket": buckets.group, "Queue": "sqs.fmm.test"}[kind]
+		return fmt.Sprintf("{cluster=%s,group=%s,kind=%s,ready=%s,synced=%s,version=v1beta2} %d", cluster, group, kind, ready, synced, n)
+	}
+	want := []string{series("blue", "Bucket", "False", "True", 1), series("blue", "Bucket", "True", "True", 2),
+		series("green", "Bucket", "True", "True", 1)}
+	waitSamplesWithin(t, 30*time.Second, "fmm_events", want...)
+	waitSamplesWithin(t, 30*time.Second, "fmm_polled", want...)
+	both := v1alpha1.FederatedManagedObservation{FederatedObservation: v1alpha1.FederatedObservation{ActiveCount: 2}, Resources: 4}
+	waitFederatedStatus(t, events, both)
+	waitFederatedStatus(t, polled, both)
+	if events.Status.Mode != v1alpha1.ModeEventDriven || polled.Status.Mode != v1alpha1.ModePolling || events.Status.LastReconcileTime == nil {
+		t.Errorf("modes %q, %q, lastReconcileTime %v", events.Status.Mode, polled.Status.Mode, events.Status.LastReconcileTime)
+	}
+	waitReadyWithin(t, 30*time.Second, missing, func() []metav1.Condition { return missing.Status.Conditions },
+		metav1.ConditionFalse, v1alpha1.ReasonClusterUnreachable)
+	access := types.NamespacedName{Namespace: ns, Name: "planes"}
+	blueKey, greenKey := controllers.FederatedClusterKey(access, ns, "blue"), controllers.FederatedClusterKey(access, ns, "green")
+	if got := op.ManagedKinds.Active(); !slices.Contains(got, blueKey) || !slices.Contains(got, greenKey) {
+		t.Errorf("CRD watches %v, want one per cluster", got)
+	}
+
+	// A Ready flip on blue moves one resource between its series.
+	start := time.Now()
+	if err := blue.Client.Get(ctx, client.ObjectKeyFromObject(flip), flip); err != nil {
+		t.Fatal(err)
+	}
+	setConditions(flip, "True", "True")
+	if err := blue.Client.Update(ctx, flip); err != nil {
+		t.Fatal(err)
+	}
+	want = []string{series("blue", "Bucket", "True", "True", 3), series("green", "Bucket", "True", "True", 1)}
+	waitSamplesWithin(t, eventTimeout, "fmm_events", want...)
+	t.Logf("Ready flip on blue on /metrics after %s", time.Since(start).Round(time.Millisecond))
+	waitSamplesWithin(t, 30*time.Second, "fmm_polled", want...)
+
+	// A managed CRD installed on green only.
+	queues := fakeKind{group: "sqs.fmm.test", kind: "Queue", plural: "queues", categories: crossplane, namespaced: true}
+	queues.installIn(t, green.Client)
+	createIn(t, green.Client, queues.object("v1beta1", "q1", "False", "False", nil, nil))
+	want = append(want, series("green", "Queue", "False", "False", 1))
+	waitSamplesWithin(t, 30*time.Second, "fmm_events", want...)
+	waitSamplesWithin(t, 30*time.Second, "fmm_polled", want...)
+
+	// green leaves the access: its series, CRD watch and watches go.
+	if err := env.Client.Delete(ctx, configMap(ns, "green", nil)); err != nil {
+		t.Fatal(err)
+	}
+	blueOnly := []string{series("blue", "Bucket", "True", "True", 3)}
+	waitSamplesWithin(t, 30*time.Second, "fmm_events", blueOnly...)
+	waitSamplesWithin(t, 30*time.Second, "fmm_polled", blueOnly...)
+	testenv.Eventually(t, 30*time.Second, func() error {
+		if slices.Contains(op.ManagedKinds.Active(), greenKey) {
+			return fmt.Errorf("green's CRD watch still runs")
+		}
+		for _, ik := range op.Informers.Active() {
+			if ik.Cluster == greenKey {
+				return fmt.Errorf("watch %v still runs", ik)
+			}
+		}
+		return nil
+	})
+	waitFederatedStatus(t, events,
+		v1alpha1.FederatedManagedObservation{FederatedObservation: v1alpha1.FederatedObservation{ActiveCount: 1}, Resources: 3})
+
+	// It joins again, and a garbled cluster joins beside it: green is read
+	// again, the garbled one is counted failed and named, blue goes on.
+	start = time.Now()
+	create(t,
+		clusterConfigMap(ns, "green", "fmm", map[string]string{"kubeconfig": greenKC}),
+		clusterConfigMap(ns, "garbled", "fmm", map[string]string{"kubeconfig": "apiVersion: v1\nkind: Config\nclusters: [oops"}))
+	waitSamplesWithin(t, 30*time.Second, "fmm_events", want...)
+	t.Logf("rejoined cluster on /metrics after %s", time.Since(start).Round(time.Millisecond))
+	waitSamplesWithin(t, 30*time.Second, "fmm_polled", want...)
+	three := v1alpha1.FederatedManagedObservation{FederatedObservation: v1alpha1.FederatedObservation{ActiveCount: 2, FailedCount: 1}, Resources: 5}
+	waitFederatedStatus(t, events, three)
+	waitFederatedStatus(t, polled, three)
+	if c := meta.FindStatusCondition(events.Status.Conditions, v1alpha1.ConditionReady); !strings.Contains(c.Message, "1 of 3 clusters cannot be read") ||
+		!strings.Contains(c.Message, "garbled (InvalidKubeConfig)") {
+		t.Errorf("Ready message does not name the failed cluster: %q", c.Message)
+	}
+
+	// Every transition is an event on its metric.
+	waitEvents(t, ns, "FederatedManagedMetric",
+		map[string]string{"events": "Normal/Ready", "polled": "Normal/Ready", "missing": "Warning/ClusterUnreachable"})
+
+	// Deleting the metrics releases every cluster's watches.
+	for _, f := range []*v1alpha1.FederatedManagedMetric{events, polled, missing} {
+		if err := env.Client.Delete(ctx, f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFamilyGone(t, eventTimeout, "fmm_events")
+	waitFamilyGone(t, eventTimeout, "fmm_polled")
+	testenv.Eventually(t, 30*time.Second, func() error {
+		if got := op.ManagedKinds.Active(); len(got) != 0 {
+			return fmt.Errorf("CRD watches %v after the metrics went", got)
+		}
+		for _, ik := range op.Informers.Active() {
+			if ik.Cluster == blueKey || ik.Cluster == greenKey {
+				return fmt.Errorf("watch %v still runs", ik)
+			}
+		}
+		return nil
+	})
+	if err := env.Client.Delete(ctx, fca); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestFederatedManagedMetricClusterOutage stops the API server of one of
+// two clusters: it is counted failed and its series are left out, in both
+// modes, while the other cluster's series stay exported and change live;
+// started again, it is read again by itself with the resources created
+// meanwhile.
+func TestFederatedManagedMetricClusterOutage(t *testing.T) {
+	testenv.Require(t, env)
+	ctx := t.Context()
+	blue, green := startRemote(t), startRemote(t)
+	dir := t.TempDir()
+	srv, err := blue.StartAPIServer(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path, err := srv.WriteKubeconfig(blue, dir, "fmm-outage")
+	if err != nil {
+		t.Fatal(err)
+	}
+	blueKC, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns := "fmm-outage"
+	createNamespace(t, ns)
+	buckets := fakeKind{group: "s3.fmmo.test", kind: "Bucket", plural: "buckets", categories: crossplane}
+	for _, c := range []client.Client{blue.Client, green.Client} {
+		buckets.installIn(t, c)
+		createIn(t, c, buckets.object("v1beta1", "b1", "True", "True", nil, nil))
+	}
+	create(t,
+		clusterConfigMap(ns, "blue", "fmmo", map[string]string{"kubeconfig": string(blueKC)}),
+		clusterConfigMap(ns, "green", "fmmo", map[string]string{"kubeconfig": string(adminKubeconfig(t, green, "fmmo-green"))}),
+		federatedAccess(ns, "planes", v1alpha1.FederatedClusterAccessSpec{KubeConfigPath: "data.kubeconfig", LabelSelector: "fed=fmmo", Namespace: ns}))
+	events := federatedManagedMetric(ns, "events", "fmmo_events", "planes", true)
+	polled := federatedManagedMetric(ns, "polled", "fmmo_polled", "planes", false)
+	create(t, events, polled)
+	sample := func(cluster string, n int) string {
+		return fmt.Sprintf("{cluster=%s,group=s3.fmmo.test,kind=Bucket,ready=True,synced=True,version=v1beta2} %d", cluster, n)
+	}
+	waitSamplesWithin(t, 30*time.Second, "fmmo_events", sample("blue", 1), sample("green", 1))
+	waitSamplesWithin(t, 30*time.Second, "fmmo_polled", sample("blue", 1), sample("green", 1))
+
+	if err := srv.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	waitSamplesWithin(t, 40*time.Second, "fmmo_events", sample("green", 1))
+	t.Logf("unreachable cluster's series withdrawn after %s", time.Since(start).Round(time.Millisecond))
+	waitSamplesWithin(t, 40*time.Second, "fmmo_polled", sample("green", 1))
+	oneFailed := v1alpha1.FederatedManagedObservation{FederatedObservation: v1alpha1.FederatedObservation{ActiveCount: 1, FailedCount: 1}, Resources: 1}
+	waitFederatedStatus(t, events, oneFailed)
+	waitFederatedStatus(t, polled, oneFailed)
+	t.Logf("Ready message: %s", meta.FindStatusCondition(events.Status.Conditions, v1alpha1.ConditionReady).Message)
+	// green stays live; blue changes meanwhile through its other API server.
+	createIn(t, green.Client, buckets.object("v1beta1", "b2", "True", "True", nil, nil))
+	waitSamplesWithin(t, eventTimeout, "fmmo_events", sample("green", 2))
+	createIn(t, blue.Client, buckets.object("v1beta1", "b2", "True", "True", nil, nil),
+		buckets.object("v1beta1", "b3", "True", "True", nil, nil))
+
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	start = time.Now()
+	waitSamplesWithin(t, 40*time.Second, "fmmo_events", sample("blue", 3), sample("green", 2))
+	t.Logf("recovered cluster's series back after %s", time.Since(start).Round(time.Millisecond))
+	waitSamplesWithin(t, 40*time.Second, "fmmo_polled", sample("blue", 3), sample("green", 2))
+	both := v1alpha1.FederatedManagedObservation{FederatedObservation: v1alpha1.FederatedObservation{ActiveCount: 2}, Resources: 5}
+	waitFederatedStatus(t, events, both)
+	waitFederatedStatus(t, polled, both)
+	for _, o := range []client.Object{events, polled, &v1alpha1.FederatedClusterAccess{ObjectMeta: metav1.ObjectMeta{Name: "planes", Namespace: ns}}} {
+		if err := env.Client.Delete(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
