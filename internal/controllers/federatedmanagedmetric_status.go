@@ -3,7 +3,6 @@ package controllers
 import (
 	"context"
 
-	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
@@ -30,24 +29,14 @@ var _ coordinator.StatusWriter = (*FederatedManagedMetricStatusWriter)(nil)
 
 // WriteStatus patches the metric's status; one that is gone is fine.
 func (w *FederatedManagedMetricStatusWriter) WriteStatus(ctx context.Context, key coordinator.Key, s coordinator.Status) error {
-	name := types.NamespacedName{Namespace: key.Namespace, Name: key.Name}
 	f := &v1alpha1.FederatedManagedMetric{}
-	if err := w.Client.Get(ctx, name, f); err != nil {
-		return client.IgnoreNotFound(err)
-	}
-	before := f.DeepCopy()
 	st := &f.Status
-	st.ObservedGeneration = s.Generation
-	if s.Mode != "" {
-		st.Mode = s.Mode
-	}
-	st.Observation.FederatedObservation = w.Clusters(name)
-	if s.Observed {
-		st.Observation.Resources = s.Total
-		st.LastReconcileTime = &metav1.Time{Time: s.Timestamp}
-	}
-	st.Ready = string(s.Ready.Status)
-	transition := setCondition(&st.Conditions, s.Ready)
-	return patchStatus(ctx, w.Client, w.Recorder, f, before,
-		equality.Semantic.DeepEqual(before.Status, f.Status), transition, st.Conditions, s.Ready)
+	return writeStatus(ctx, w.Client, w.Recorder, key, s, f, statusFields{common: &st.CommonStatus, mode: &st.Mode, ready: &st.Ready},
+		func() {
+			st.Observation.FederatedObservation = w.Clusters(types.NamespacedName{Namespace: key.Namespace, Name: key.Name})
+			if s.Observed {
+				st.Observation.Resources = s.Total
+				st.LastReconcileTime = &metav1.Time{Time: s.Timestamp}
+			}
+		})
 }

@@ -3,9 +3,7 @@ package controllers
 import (
 	"context"
 
-	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -27,24 +25,15 @@ var _ coordinator.StatusWriter = (*ManagedMetricStatusWriter)(nil)
 // WriteStatus patches the ManagedMetric's status; one that is gone is fine.
 func (w *ManagedMetricStatusWriter) WriteStatus(ctx context.Context, key coordinator.Key, s coordinator.Status) error {
 	m := &v1alpha1.ManagedMetric{}
-	if err := w.Client.Get(ctx, types.NamespacedName{Namespace: key.Namespace, Name: key.Name}, m); err != nil {
-		return client.IgnoreNotFound(err)
-	}
-	before := m.DeepCopy()
 	st := &m.Status
-	st.ObservedGeneration = s.Generation
-	if s.Mode != "" {
-		st.Mode = s.Mode
-	}
-	if s.Observed {
-		st.Observation = v1alpha1.ManagedObservation{
-			Timestamp: metav1.NewTime(s.Timestamp),
-			Resources: s.Total,
-			Series:    int32(min(s.Series, 1<<31-1)),
-		}
-	}
-	st.Ready = string(s.Ready.Status)
-	transition := setCondition(&st.Conditions, s.Ready)
-	return patchStatus(ctx, w.Client, w.Recorder, m, before,
-		equality.Semantic.DeepEqual(before.Status, m.Status), transition, st.Conditions, s.Ready)
+	return writeStatus(ctx, w.Client, w.Recorder, key, s, m, statusFields{common: &st.CommonStatus, mode: &st.Mode, ready: &st.Ready},
+		func() {
+			if s.Observed {
+				st.Observation = v1alpha1.ManagedObservation{
+					Timestamp: metav1.NewTime(s.Timestamp),
+					Resources: s.Total,
+					Series:    int32(min(s.Series, 1<<31-1)),
+				}
+			}
+		})
 }
