@@ -141,6 +141,15 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 	if err := mgr.Add(clearOnStop{collector}); err != nil {
 		return nil, err
 	}
+	// Status writers read the object they patch from the API server, not
+	// the cache: a merge patch is diffed against what was read, so a
+	// cached copy older than the last write would drop fields from the
+	// patch (or skip it as unchanged) and leave the status wrong. Status
+	// writes are few (--status-write-qps), so the extra GET is cheap.
+	statusClient, err := client.New(mgr.GetConfig(), client.Options{Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper()})
+	if err != nil {
+		return nil, fmt.Errorf("status client: %w", err)
+	}
 	coord, err := coordinator.New(coordinator.Options{
 		MinExportInterval:     opts.MinExportInterval,
 		StatusInterval:        opts.StatusInterval,
@@ -151,11 +160,11 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 		ExportBackoff:         coordinator.Backoff{Base: opts.ExportBackoffBase, Cap: opts.ExportBackoffMax},
 		Prometheus:            collector,
 		StatusWriters: map[string]coordinator.StatusWriter{
-			"Metric":        &controllers.MetricStatusWriter{Client: mgr.GetClient(), Recorder: recorder},
-			"ManagedMetric": &controllers.ManagedMetricStatusWriter{Client: mgr.GetClient(), Recorder: recorder},
-			"FederatedMetric": &controllers.FederatedMetricStatusWriter{Client: mgr.GetClient(), Recorder: recorder,
+			"Metric":        &controllers.MetricStatusWriter{Client: statusClient, Recorder: recorder},
+			"ManagedMetric": &controllers.ManagedMetricStatusWriter{Client: statusClient, Recorder: recorder},
+			"FederatedMetric": &controllers.FederatedMetricStatusWriter{Client: statusClient, Recorder: recorder,
 				Observe: fedMetrics.Observation},
-			"FederatedManagedMetric": &controllers.FederatedManagedMetricStatusWriter{Client: mgr.GetClient(), Recorder: recorder,
+			"FederatedManagedMetric": &controllers.FederatedManagedMetricStatusWriter{Client: statusClient, Recorder: recorder,
 				Clusters: fedManaged.Observation},
 		},
 	})
