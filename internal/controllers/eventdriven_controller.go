@@ -154,11 +154,13 @@ func (r *EventDrivenReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	if old != nil {
 		old.Aggregate.Close()
 	}
+	// Logged before Ensure: once the watch runs, its lines (synced,
+	// events) may come at any time, and they follow the registration.
+	ctrl.LoggerFrom(ctx).Info("Metric registered for events",
+		append([]any{"metric", key.String(), "metadataOnly", sub.MetadataOnly}, ik.LogValues()...)...)
 	if err := r.Informers.Ensure(ik, gvk, sub); err != nil {
 		return ctrl.Result{}, err
 	}
-	ctrl.LoggerFrom(ctx).Info("Metric registered for events",
-		append([]any{"metric", key.String(), "metadataOnly", sub.MetadataOnly}, ik.LogValues()...)...)
 	return ctrl.Result{RequeueAfter: recheckInterval}, nil
 }
 
@@ -220,9 +222,10 @@ func (r *EventDrivenReconciler) subscription(m *v1alpha1.Metric, e *evaluation.E
 func (r *EventDrivenReconciler) drop(key coordinator.Key) {
 	_, sub, _ := r.Registry.Lookup(key.String())
 	if ik, ok := r.Registry.Unregister(key.String()); ok {
-		r.Informers.Release(ik)
+		// Logged before Release, which may stop the watch and log it.
 		ctrl.Log.WithName("eventdriven").Info("Metric dropped from events",
 			append([]any{"metric", key.String()}, ik.LogValues()...)...)
+		r.Informers.Release(ik)
 	}
 	if sub != nil {
 		sub.Aggregate.Close() // gives its series back to the budget

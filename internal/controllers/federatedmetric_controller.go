@@ -189,8 +189,9 @@ func (r *FederatedMetricReconciler) retire(p *fedPart, old *fedReading) {
 	}
 	if old.sub != nil {
 		if ik, ok := r.Registry.Unregister(p.id); ok {
-			r.Informers.Release(ik)
+			// Logged before Release, which may stop the watch and log it.
 			fedLog.Info("Metric dropped from events", append([]any{"metric", p.id}, ik.LogValues()...)...)
+			r.Informers.Release(ik)
 		}
 	}
 	old.agg.Close() // gives its series back to the budget

@@ -140,6 +140,9 @@ func (r managedReader) apply(m *v1alpha1.ManagedMetric, old, src *managedSource,
 			prev.agg.Close() // its subscription was replaced by Register
 			delete(previous, p.id)
 		}
+		// Logged before Ensure, which the watch's own lines follow.
+		managedLog.Info("Metric registered for events",
+			append([]any{"metric", p.metric, "metadataOnly", p.sub.MetadataOnly}, p.ik.LogValues()...)...)
 	}
 	for _, p := range previous {
 		r.dropPart(p)
@@ -148,10 +151,6 @@ func (r managedReader) apply(m *v1alpha1.ManagedMetric, old, src *managedSource,
 		if err := r.informers.Ensure(p.ik, p.gvk, p.sub); err != nil {
 			return err
 		}
-	}
-	for _, p := range started {
-		managedLog.Info("Metric registered for events",
-			append([]any{"metric", p.metric, "metadataOnly", p.sub.MetadataOnly}, p.ik.LogValues()...)...)
 	}
 	if len(started) == 0 && (fresh || len(previous) > 0 || changedWarning) {
 		src.evaluate(true)
@@ -238,8 +237,9 @@ func (r managedReader) dropPart(p *managedPart) {
 		return
 	}
 	if ik, ok := r.registry.Unregister(p.sub.ID); ok {
-		r.informers.Release(ik)
+		// Logged before Release, which may stop the watch and log it.
 		managedLog.Info("Metric dropped from events", append([]any{"metric", p.metric}, ik.LogValues()...)...)
+		r.informers.Release(ik)
 	}
 	p.agg.Close() // gives its series back to the budget
 }
