@@ -166,8 +166,8 @@ func TestEventDrivenOneWatchNoLists(t *testing.T) {
 			fmt.Sprintf("{cluster=local,kind=ConfigMap,step=0,version=v1} %d", want))
 	}
 	path := "/api/v1/namespaces/" + ns + "/configmaps"
-	if n := requests.Count("WATCH", path); n != 1 {
-		t.Fatalf("50 metrics opened %d watches on %s, want 1", n, path)
+	if err := requests.CheckSharedWatch(path); err != nil {
+		t.Fatalf("50 metrics do not share one watch: %v", err)
 	}
 	if !informerActive(configMapsKey(ns)) || len(op.Informers.Active()) == 0 {
 		t.Fatalf("informer for %s not active", path)
@@ -191,8 +191,8 @@ func TestEventDrivenOneWatchNoLists(t *testing.T) {
 	if n := requests.Count("LIST", path) - lists; n != 0 {
 		t.Errorf("%d updates caused %d LIST requests, want 0", updates, n)
 	}
-	if n := requests.Count("WATCH", path); n != 1 {
-		t.Errorf("watches on %s after the updates: %d, want 1", path, n)
+	if err := requests.CheckSharedWatch(path); err != nil {
+		t.Errorf("after the updates: %v", err)
 	}
 	// Five metrics push; each at most once per min-export-interval (500ms
 	// in this suite) plus its first push.
