@@ -4,6 +4,12 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
+// ReasonClusterLimitExceeded says that more objects match a FederatedClusterAccess's
+// target than the operator connects to for one access
+// (--max-clusters-per-access); the first ones by namespace and name are
+// connected, the others left out.
+const ReasonClusterLimitExceeded = "ClusterLimitExceeded"
+
 // FederatedClusterAccessSpec says which local objects stand for clusters and
 // where each object keeps its cluster's kubeconfig: set exactly one of
 // kubeConfigPath or secretRefPath.
@@ -86,14 +92,17 @@ type DiscoveredCluster struct {
 // FederatedClusterAccess.
 type FederatedClusterAccessStatus struct {
 	CommonStatus `json:",inline"`
-	// clusterCount is the number of clusters discovered.
+	// clusterCount is the number of clusters discovered, including those
+	// left out over the operator's limit (reason ClusterLimitExceeded).
 	// +optional
 	ClusterCount int32 `json:"clusterCount"`
 	// readyClusterCount is the number of discovered clusters whose
 	// kubeconfig resolves.
 	// +optional
 	ReadyClusterCount int32 `json:"readyClusterCount"`
-	// clusters are the discovered clusters, sorted by namespace and name.
+	// clusters are the discovered clusters the operator connects to,
+	// sorted by namespace and name: at most the operator's
+	// --max-clusters-per-access, the first ones in that order.
 	// +optional
 	Clusters []DiscoveredCluster `json:"clusters,omitempty"`
 }

@@ -61,6 +61,9 @@ type FederatedClusterAccessReconciler struct {
 	// Recheck is how often an access is resolved and probed again (zero:
 	// one minute): Secret changes and outages are noticed within it.
 	Recheck time.Duration
+	// MaxClusters is the most clusters one access connects to, the first
+	// discovered objects by namespace and name; zero or less: no limit.
+	MaxClusters int
 
 	mu    sync.Mutex
 	queue workqueue.TypedRateLimitingInterface[reconcile.Request]
@@ -113,18 +116,20 @@ func (r *FederatedClusterAccessReconciler) Reconcile(ctx context.Context, req ct
 		}
 		// It keeps retrying; meanwhile the status says why it waits.
 		r.keep(nn, nil)
-		return ctrl.Result{RequeueAfter: next}, r.writeStatus(ctx, fca, nil, discoveryError(failed.Err))
+		return ctrl.Result{RequeueAfter: next}, r.writeStatus(ctx, fca, nil, 0, discoveryError(failed.Err))
 	case err != nil && !reason.Is(err):
 		return ctrl.Result{}, err
 	}
 	var found []v1alpha1.DiscoveredCluster
+	total := len(objs)
 	if err != nil {
 		r.Watches.Release(user)
 		r.keep(nn, nil)
 	} else {
+		objs, err = r.limit(objs)
 		found = r.connect(ctx, fca, objs)
 	}
-	if err := r.writeStatus(ctx, fca, found, err); err != nil {
+	if err := r.writeStatus(ctx, fca, found, total, err); err != nil {
 		return ctrl.Result{}, err
 	}
 	return ctrl.Result{RequeueAfter: next}, nil
@@ -183,6 +188,19 @@ func (r *FederatedClusterAccessReconciler) discover(ctx context.Context, fca *v1
 		return cmp.Or(cmp.Compare(a.obj.GetNamespace(), b.obj.GetNamespace()), cmp.Compare(a.obj.GetName(), b.obj.GetName()))
 	})
 	return out, nil
+}
+
+// limit keeps the first MaxClusters discovered objects (they are sorted by
+// namespace and name, so the same ones stay connected while others come
+// and go after them) and says why the others are left out.
+func (r *FederatedClusterAccessReconciler) limit(objs []discovered) ([]discovered, error) {
+	if r.MaxClusters <= 0 || len(objs) <= r.MaxClusters {
+		return objs, nil
+	}
+	return objs[:r.MaxClusters], reason.New(v1alpha1.ReasonClusterLimitExceeded,
+		"%d objects match spec.target, more than %d, the most clusters the operator connects to for one access (--max-clusters-per-access): "+
+			"the first %d by namespace and name are connected and listed in status.clusters, the others are left out; "+
+			"narrow spec.target with spec.namespace or the selectors, or split the access", len(objs), r.MaxClusters, r.MaxClusters)
 }
 
 // discoveryError turns the failure of a discovery watch's list into the
@@ -345,14 +363,15 @@ func (r *FederatedClusterAccessReconciler) resolve(ctx context.Context, fca *v1a
 func dotPath(p string) []string { return strings.Split(strings.TrimPrefix(p, "."), ".") }
 
 // writeStatus patches the access's status and emits an event when Ready
-// changes.
+// changes. total counts the discovered clusters, found only those
+// connected.
 func (r *FederatedClusterAccessReconciler) writeStatus(ctx context.Context, fca *v1alpha1.FederatedClusterAccess,
-	found []v1alpha1.DiscoveredCluster, err error) error {
+	found []v1alpha1.DiscoveredCluster, total int, err error) error {
 	before := fca.DeepCopy()
 	st := &fca.Status
 	st.ObservedGeneration = fca.Generation
 	st.Clusters = found
-	st.ClusterCount = int32(len(found))
+	st.ClusterCount = int32(max(total, len(found)))
 	st.ReadyClusterCount = 0
 	var first *v1alpha1.DiscoveredCluster
 	for i := range found {

@@ -263,6 +263,8 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 		Members:  federated,
 		Access:   checker,
 		Recheck:  opts.DataSinkRecheckInterval,
+		// -1 (no limit) stays negative: connect takes all.
+		MaxClusters: opts.MaxClustersPerAccess,
 	}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setting up FederatedClusterAccess controller: %w", err)
 	}

@@ -112,6 +112,10 @@ type Options struct {
 	// namespace, within MaxSeriesTotal: one tenant cannot use up the
 	// others' series.
 	MaxSeriesPerNamespace int
+	// MaxClustersPerAccess is the most clusters one FederatedClusterAccess
+	// connects to; each costs connections and memory, and a tenant's
+	// selector may match thousands of objects.
+	MaxClustersPerAccess int
 }
 
 // BindFlags registers the operator's flags on fs, following kubebuilder's
@@ -188,6 +192,9 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.IntVar(&o.MaxSeriesPerNamespace, "max-series-per-namespace", DefaultMaxSeriesPerNamespace,
 		"Series budget of the metrics of one namespace, within --max-series-total, so that one tenant cannot use up the others' series; "+
 			"a metric that would go beyond it exports nothing and reports SeriesBudgetExceeded. -1 turns the limit off.")
+	fs.IntVar(&o.MaxClustersPerAccess, "max-clusters-per-access", DefaultMaxClustersPerAccess,
+		"Most clusters one FederatedClusterAccess connects to: the first ones by the discovered objects' namespace and name; "+
+			"the access reports ClusterLimitExceeded for the others. -1 turns the limit off.")
 	fs.Func("datasink-allowed-endpoints",
 		"Comma-separated hosts (collector.monitoring.svc), host globs (*.example.com), IP addresses and CIDRs (10.0.0.0/8) "+
 			"DataSinks may send to; a host name is also admitted when every address it resolves to is inside a CIDR. "+
@@ -223,6 +230,9 @@ const (
 	// DefaultMaxSeriesPerNamespace is a tenth of the total: ten tenants
 	// at their limit fill it.
 	DefaultMaxSeriesPerNamespace = 100000
+	// DefaultMaxClustersPerAccess is far above one platform's control
+	// planes per team, far below what exhausts connections or memory.
+	DefaultMaxClustersPerAccess = 500
 )
 
 // Complete fills defaults from the environment and validates the options.
@@ -319,6 +329,9 @@ func (o *Options) completeLimits() {
 	}
 	if o.MaxSeriesPerNamespace == 0 {
 		o.MaxSeriesPerNamespace = DefaultMaxSeriesPerNamespace
+	}
+	if o.MaxClustersPerAccess == 0 {
+		o.MaxClustersPerAccess = DefaultMaxClustersPerAccess
 	}
 }
 
