@@ -23,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	"github.com/SAP/metrics-operator/api/v1alpha1"
+	"github.com/SAP/metrics-operator/internal/egress"
 	"github.com/SAP/metrics-operator/internal/events"
 	"github.com/SAP/metrics-operator/internal/reason"
 	"github.com/SAP/metrics-operator/internal/registry"
@@ -551,6 +552,15 @@ func (i *informer) checkReachable(err error) {
 	ctrl.Log.WithName("informers").WithValues(i.key.LogValues()...).Info(
 		"Remote cluster unreachable; its metrics are withdrawn until it answers")
 	// The same reasons as a poll of the cluster gets (clusters.Classify).
+	if errors.Is(err, egress.ErrAddrNotAllowed) {
+		// The server's name now resolves outside --cluster-allowed-endpoints
+		// (checked at every dial): a policy refusal, not an outage.
+		i.handler.Fail(i.key, reason.New(v1alpha1.ReasonEndpointNotAllowed,
+			"the API server of cluster %s now resolves to an address the operator's --cluster-allowed-endpoints does not admit, "+
+				"so %s is not watched there; the metric comes back by itself if it resolves inside the list again",
+			i.key.Cluster, i.key.GVR.GroupResource().String()))
+		return
+	}
 	what, why := "cannot be reached", v1alpha1.ReasonClusterUnreachable
 	if apierrors.IsUnauthorized(err) {
 		what, why = "refuses the credentials (401 Unauthorized)", v1alpha1.ReasonForbidden

@@ -1,0 +1,81 @@
+package informers_test
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/metadata"
+	"k8s.io/client-go/rest"
+
+	"github.com/SAP/metrics-operator/api/v1alpha1"
+	"github.com/SAP/metrics-operator/internal/egress"
+	"github.com/SAP/metrics-operator/internal/evaluation"
+	"github.com/SAP/metrics-operator/internal/events"
+	"github.com/SAP/metrics-operator/internal/informers"
+	"github.com/SAP/metrics-operator/internal/reason"
+	"github.com/SAP/metrics-operator/internal/registry"
+	"github.com/SAP/metrics-operator/internal/testing/testenv"
+)
+
+// TestRefusedDialIsEndpointNotAllowed watches a remote cluster whose every
+// dial the egress check refuses, as when its server's name resolves
+// outside --cluster-allowed-endpoints after the access was admitted: the
+// metric hears EndpointNotAllowed, a policy refusal, not
+// ClusterUnreachable, which would send the user looking for an outage.
+func TestRefusedDialIsEndpointNotAllowed(t *testing.T) {
+	testenv.Require(t, env)
+	cfg := rest.CopyConfig(env.Config)
+	cfg.Dial = (&net.Dialer{Timeout: time.Second, Control: egress.Control(func(netip.Addr) bool { return false })}).DialContext
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	md, err := metadata.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := registry.New()
+	m, err := informers.New(informers.Options{Registry: reg, Handler: &events.Handler{Registry: reg},
+		Clients: func(string) (*informers.Clients, error) {
+			return &informers.Clients{Dynamic: dyn, Metadata: md, ReportUnreachable: true}, nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := evaluation.Compile(evaluation.Spec{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	failed := make(chan error, 10)
+	key := registry.InformerKey{Cluster: "rebound", GVR: schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}}
+	sub := &registry.Subscription{ID: "refused", Aggregate: evaluation.NewAggregate(e), MetadataOnly: true,
+		OnError: func(err error) { failed <- err }}
+	reg.Register(key, sub)
+
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- m.Start(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Start returned %v", err)
+		}
+	}()
+	if err := m.Ensure(key, schema.GroupVersionKind{Version: "v1", Kind: "ConfigMap"}, sub); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-failed:
+		if got := reason.Of(err, ""); got != v1alpha1.ReasonEndpointNotAllowed {
+			t.Fatalf("the metric heard %s (%v), want %s", got, err, v1alpha1.ReasonEndpointNotAllowed)
+		}
+		t.Logf("the metric heard: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the metric heard nothing within 30s")
+	}
+}
