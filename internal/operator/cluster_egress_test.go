@@ -2,9 +2,7 @@ package operator_test
 
 import (
 	"context"
-	"encoding/base64"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -34,21 +32,7 @@ func TestClusterOutsideAllowedEndpointsIsNeverContacted(t *testing.T) {
 	mustCreate(t, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
 	forbidden := listenCountingOn(t, "127.0.0.2:0")
 
-	path, err := env.WriteAdminKubeconfig(t.TempDir(), "cluster-egress")
-	if err != nil {
-		t.Fatal(err)
-	}
-	allowed, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	refused := fmt.Appendf(nil, `apiVersion: v1
-kind: Config
-current-context: c
-contexts: [{name: c, context: {cluster: k, user: u}}]
-clusters: [{name: k, cluster: {server: "https://%s", certificate-authority-data: %s}}]
-users: [{name: u, user: {token: not-used}}]
-`, forbidden.addr(), base64.StdEncoding.EncodeToString(env.Config.CAData))
+	allowed, refused := adminKubeconfig(t, "cluster-egress"), forbidden.kubeconfig()
 	for name, kc := range map[string][]byte{"allowed": allowed, "refused": refused} {
 		mustCreate(t, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
 			Data: map[string][]byte{v1alpha1.DefaultKubeConfigKey: kc}})

@@ -2,9 +2,7 @@ package operator_test
 
 import (
 	"context"
-	"encoding/base64"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -34,21 +32,7 @@ func TestClusterLimitPerAccess(t *testing.T) {
 	mustCreate(t, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
 	over := listenCountingOn(t, "127.0.0.2:0")
 
-	path, err := env.WriteAdminKubeconfig(t.TempDir(), "cluster-limit")
-	if err != nil {
-		t.Fatal(err)
-	}
-	plane, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	elsewhere := fmt.Appendf(nil, `apiVersion: v1
-kind: Config
-current-context: c
-contexts: [{name: c, context: {cluster: k, user: u}}]
-clusters: [{name: k, cluster: {server: "https://%s", certificate-authority-data: %s}}]
-users: [{name: u, user: {token: not-used}}]
-`, over.addr(), base64.StdEncoding.EncodeToString(env.Config.CAData))
+	plane, elsewhere := adminKubeconfig(t, "cluster-limit"), over.kubeconfig()
 	for _, name := range []string{"a", "b", "c", "d", "e"} {
 		kc := elsewhere
 		if name < "c" {

@@ -2,8 +2,10 @@ package operator_test
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -106,6 +108,32 @@ type countingListener struct {
 }
 
 func (c *countingListener) addr() string { return c.l.Addr().String() }
+
+// kubeconfig returns a kubeconfig whose cluster is the listener, with the
+// test control plane's CA and a token nobody checks.
+func (c *countingListener) kubeconfig() []byte {
+	return fmt.Appendf(nil, `apiVersion: v1
+kind: Config
+current-context: c
+contexts: [{name: c, context: {cluster: k, user: u}}]
+clusters: [{name: k, cluster: {server: "https://%s", certificate-authority-data: %s}}]
+users: [{name: u, user: {token: not-used}}]
+`, c.addr(), base64.StdEncoding.EncodeToString(env.Config.CAData))
+}
+
+// adminKubeconfig returns a kubeconfig of the test control plane.
+func adminKubeconfig(t *testing.T, name string) []byte {
+	t.Helper()
+	path, err := env.WriteAdminKubeconfig(t.TempDir(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
 
 func listenCounting(t *testing.T) *countingListener {
 	t.Helper()
