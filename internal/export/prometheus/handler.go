@@ -69,6 +69,19 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write(rec.body.Bytes())
 		return
 	}
+	var names map[string]struct{}
+	if r.URL != nil {
+		if list := r.URL.Query()["name[]"]; len(list) > 0 {
+			names = make(map[string]struct{}, len(list))
+			for _, n := range list {
+				names[n] = struct{}{}
+			}
+		}
+	}
+	// Every value is read before the first byte goes out, as promhttp
+	// does: a scraper may take the response's arrival as the time the
+	// values were read by at the latest.
+	texts := h.c.texts(names)
 	var out io.Writer = w
 	if acceptsGzip(r.Header.Get("Accept-Encoding")) {
 		w.Header().Set("Content-Encoding", "gzip")
@@ -83,16 +96,11 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if _, err := out.Write(rec.body.Bytes()); err != nil {
 		return // the scraper went away
 	}
-	var names map[string]struct{}
-	if r.URL != nil {
-		if list := r.URL.Query()["name[]"]; len(list) > 0 {
-			names = make(map[string]struct{}, len(list))
-			for _, n := range list {
-				names[n] = struct{}{}
-			}
+	for _, text := range texts {
+		if _, err := out.Write(text); err != nil {
+			return
 		}
 	}
-	_ = h.c.WriteText(out, names)
 }
 
 // acceptsGzip reports whether an Accept-Encoding header admits gzip with a

@@ -14,7 +14,21 @@ import (
 // when its family changed since. names, when not nil, keeps only the
 // families named in it (a scrape's name[] parameters).
 func (c *Collector) WriteText(w io.Writer, names map[string]struct{}) error {
-	for _, e := range c.families() {
+	for _, text := range c.texts(names) {
+		if _, err := w.Write(text); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// texts returns the current renderings of the served families (of those
+// in names, when not nil), rendering the ones that changed. Every value
+// is read when it returns, so a scrape can send its headers after.
+func (c *Collector) texts(names map[string]struct{}) [][]byte {
+	fams := c.families()
+	out := make([][]byte, 0, len(fams))
+	for _, e := range fams {
 		if names != nil {
 			if _, ok := names[e.name]; !ok {
 				continue
@@ -24,12 +38,10 @@ func (c *Collector) WriteText(w io.Writer, names map[string]struct{}) error {
 			continue
 		}
 		if text := e.current(); len(text) > 0 {
-			if _, err := w.Write(text); err != nil {
-				return err
-			}
+			out = append(out, text)
 		}
 	}
-	return nil
+	return out
 }
 
 // current returns the entry's text for its family's current version.
