@@ -110,14 +110,6 @@ func (c *Coordinator) ownerLocked(key Key) (owner bool, ownerKey string) {
 	return first == st.claim, first.key.String()
 }
 
-// Owner reports whether the metric with key owns its family name (and so
-// is exported), and the key of the owner.
-func (c *Coordinator) Owner(key Key) (owner bool, ownerKey string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.ownerLocked(key)
-}
-
 // ownersChanged queues a push and a status check for metrics that gained
 // or lost their name through another metric's change.
 func (c *Coordinator) ownersChanged(keys []Key) {

@@ -217,15 +217,3 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 func (c *Collector) Gather() ([]*dto.MetricFamily, error) {
 	return c.gatherer.Gather()
 }
-
-// Served reports the sanitised names of the families served now, for
-// tests and diagnostics.
-func (c *Collector) Served() []string {
-	var out []string
-	for _, e := range c.families() {
-		if c.servable(e) {
-			out = append(out, e.name)
-		}
-	}
-	return out
-}

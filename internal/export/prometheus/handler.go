@@ -47,36 +47,39 @@ type handler struct {
 var gzipPool = sync.Pool{New: func() any { return gzip.NewWriter(nil) }}
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if expfmt.NegotiateAccept(r.Header, h.formats...).FormatType() != expfmt.TypeTextPlain {
+	format := expfmt.NegotiateAccept(r.Header, h.formats...)
+	if format.FormatType() != expfmt.TypeTextPlain {
 		h.fallback.ServeHTTP(w, r)
 		return
 	}
-	// next negotiates the same text format from the same Accept header;
-	// it writes uncompressed, so that the users' families can follow in
-	// one stream.
-	inner := r.Clone(r.Context())
-	inner.Header.Del("Accept-Encoding")
-	rec := &recorder{header: http.Header{}}
-	h.next.ServeHTTP(rec, inner)
-	for k, v := range rec.header {
-		if k != "Content-Length" && k != "Content-Encoding" {
-			w.Header()[k] = v
-		}
-	}
-	if rec.code != 0 && rec.code != http.StatusOK {
-		// Refused (too many scrapes in flight) or failed: as next says.
-		w.WriteHeader(rec.code)
-		_, _ = w.Write(rec.body.Bytes())
-		return
-	}
-	var names map[string]struct{}
-	if r.URL != nil {
-		if list := r.URL.Query()["name[]"]; len(list) > 0 {
-			names = make(map[string]struct{}, len(list))
-			for _, n := range list {
-				names[n] = struct{}{}
+	names := nameFilter(r)
+	var process []byte
+	if names != nil && h.c.servesAll(names) {
+		// Only users' families are asked for (as a scraper watching a
+		// few of them does, many times a second): the process's registry
+		// is not gathered.
+		w.Header().Set("Content-Type", string(format))
+		w.Header()["Vary"] = []string{"Accept", "Accept-Encoding"}
+	} else {
+		// next negotiates the same text format from the same Accept
+		// header; it writes uncompressed, so that the users' families can
+		// follow in one stream.
+		inner := r.Clone(r.Context())
+		inner.Header.Del("Accept-Encoding")
+		rec := &recorder{header: http.Header{}}
+		h.next.ServeHTTP(rec, inner)
+		for k, v := range rec.header {
+			if k != "Content-Length" && k != "Content-Encoding" {
+				w.Header()[k] = v
 			}
 		}
+		if rec.code != 0 && rec.code != http.StatusOK {
+			// Refused (too many scrapes in flight) or failed: as next says.
+			w.WriteHeader(rec.code)
+			_, _ = w.Write(rec.body.Bytes())
+			return
+		}
+		process = rec.body.Bytes()
 	}
 	// Every value is read before the first byte goes out, as promhttp
 	// does: a scraper may take the response's arrival as the time the
@@ -93,7 +96,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}()
 		out = gz
 	}
-	if _, err := out.Write(rec.body.Bytes()); err != nil {
+	if _, err := out.Write(process); err != nil {
 		return // the scraper went away
 	}
 	for _, text := range texts {
@@ -101,6 +104,23 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+}
+
+// nameFilter returns the names of a scrape's name[] parameters, nil when
+// it has none.
+func nameFilter(r *http.Request) map[string]struct{} {
+	if r.URL == nil {
+		return nil
+	}
+	list := r.URL.Query()["name[]"]
+	if len(list) == 0 {
+		return nil
+	}
+	names := make(map[string]struct{}, len(list))
+	for _, n := range list {
+		names[n] = struct{}{}
+	}
+	return names
 }
 
 // acceptsGzip reports whether an Accept-Encoding header admits gzip with a

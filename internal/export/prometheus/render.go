@@ -44,6 +44,19 @@ func (c *Collector) texts(names map[string]struct{}) [][]byte {
 	return out
 }
 
+// servesAll reports whether every name in names is a family the
+// collector serves (and so none is the process's).
+func (c *Collector) servesAll(names map[string]struct{}) bool {
+	fams := c.families()
+	for n := range names {
+		i, found := slices.BinarySearchFunc(fams, n, func(e *entry, n string) int { return strings.Compare(e.name, n) })
+		if !found || !c.servable(fams[i]) {
+			return false
+		}
+	}
+	return true
+}
+
 // current returns the entry's text for its family's current version.
 func (e *entry) current() []byte {
 	if e.family.Version == nil {

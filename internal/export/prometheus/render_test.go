@@ -273,6 +273,17 @@ func TestHandlerNegotiates(t *testing.T) {
 		t.Errorf("compressed without being asked: %q", hdr.Get("Content-Encoding"))
 	}
 
+	// Users' families only: the process's registry is not gathered, the
+	// headers are the same.
+	hdr, body = get("?name[]=plain&name[]=escapes", map[string]string{"Accept": "text/plain", "Accept-Encoding": "gzip"})
+	if got := families(body); !slices.Equal(got, []string{"escapes", "plain"}) {
+		t.Errorf("name[] of users' families: families %v", got)
+	}
+	if ct := expfmt.ResponseFormat(hdr); ct.FormatType() != expfmt.TypeTextPlain || hdr.Get("Content-Encoding") != "gzip" ||
+		!slices.Equal(hdr.Values("Vary"), []string{"Accept", "Accept-Encoding"}) {
+		t.Errorf("name[] of users' families: headers %v", hdr)
+	}
+
 	hdr, body = get("", map[string]string{"Accept-Encoding": "gzip"})
 	if hdr.Get("Content-Encoding") != "gzip" {
 		t.Errorf("Accept-Encoding gzip: Content-Encoding %q", hdr.Get("Content-Encoding"))
