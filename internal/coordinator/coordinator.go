@@ -38,7 +38,8 @@ type Options struct {
 	// Exporter pushes over OTLP.
 	Exporter Exporter
 	// Prometheus is the collector behind /metrics. The coordinator gives it
-	// the family of each name's owner (see Owner).
+	// the family of each name's owner only (the oldest claimant, see
+	// claim).
 	Prometheus *promexport.Collector
 	// StatusWriters write status, by Key.Kind.
 	StatusWriters map[string]StatusWriter
