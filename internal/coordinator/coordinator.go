@@ -37,7 +37,9 @@ type Options struct {
 	Sinks *datasink.Store
 	// Exporter pushes over OTLP.
 	Exporter Exporter
-	// Prometheus is the collector behind /metrics.
+	// Prometheus is the collector behind /metrics. The coordinator gives it
+	// the family of each name's owner only (the oldest claimant, see
+	// claim).
 	Prometheus *promexport.Collector
 	// StatusWriters write status, by Key.Kind.
 	StatusWriters map[string]StatusWriter
@@ -66,16 +68,14 @@ const DefaultStatusWritesPerSecond = 20
 type Coordinator struct {
 	opts Options
 
-	// families orders the collector's Set and Delete of one metric with
-	// the state change behind them, so that a Remove racing a Publish
-	// cannot leave a family on /metrics. It is taken before mu and never
-	// by the collector's OnOwnerChange callback.
-	families sync.Mutex
-
+	// mu guards the metrics' state and the claims on names. The
+	// collector's Set and Delete are called under it, so that /metrics
+	// follows the state in order; they only store a family, never render.
 	mu      sync.Mutex
 	metrics map[Key]*state
 	sinks   map[types.NamespacedName]*sinkState
-	keys    sync.Map // Key.String() -> Key, for the collector's callbacks
+	// claims are the claimants of each family name, owner first.
+	claims map[string][]*claim
 
 	// exports holds DataSinks with something to push: all metrics due at
 	// a sink go out in one request, so a thousand metrics on one sink cost
@@ -119,8 +119,14 @@ type state struct {
 	evalErr error
 	errGen  int64
 	// withdrawn mirrors evalErr != nil for the /metrics collector, which
-	// reads it on every scrape without taking mu.
-	withdrawn  atomic.Bool
+	// reads it without taking mu.
+	withdrawn atomic.Bool
+	// version counts changes of what /metrics shows for the metric: the
+	// collector renders the family again when it moves.
+	version atomic.Uint64
+	// claim is the metric's claim on its family name; nil before the
+	// first Publish.
+	claim      *claim
 	sinkErr    error
 	exportErr  error
 	lastExport time.Time // of this metric
@@ -150,6 +156,7 @@ func New(opts Options) (*Coordinator, error) {
 		opts:    opts,
 		metrics: map[Key]*state{},
 		sinks:   map[types.NamespacedName]*sinkState{},
+		claims:  map[string][]*claim{},
 		exports: workqueue.NewTypedDelayingQueueWithConfig(
 			workqueue.TypedDelayingQueueConfig[types.NamespacedName]{Name: "coordinator_exports"}),
 		status: workqueue.NewTypedRateLimitingQueueWithConfig(
@@ -157,7 +164,6 @@ func New(opts Options) (*Coordinator, error) {
 			workqueue.TypedRateLimitingQueueConfig[Key]{Name: "coordinator_status"}),
 		writes: rate.NewLimiter(rate.Limit(opts.StatusWritesPerSecond), max(1, int(2*opts.StatusWritesPerSecond))),
 	}
-	opts.Prometheus.OnOwnerChange = c.ownersChanged
 	return c, nil
 }
 
@@ -223,9 +229,6 @@ func (o *Options) defaults() {
 // ignored: its producer was overtaken.
 func (c *Coordinator) Publish(u Update, dataChanged bool) {
 	publishesTotal.Inc()
-	c.families.Lock()
-	defer c.families.Unlock()
-
 	c.mu.Lock()
 	st := c.stateFor(u.Key)
 	if st.update != nil && st.update.Created.Equal(u.Created) &&
@@ -246,16 +249,16 @@ func (c *Coordinator) Publish(u Update, dataChanged bool) {
 	st.update = &u
 	st.evalErr = nil
 	st.withdrawn.Store(false)
+	st.version.Add(1)
 	st.observed = time.Now()
+	others := c.claimLocked(u.Key, st)
 	var q queued
 	if changed {
 		q = c.changedLocked(u.Key)
 	}
 	c.mu.Unlock()
 
-	c.keys.Store(u.Key.String(), u.Key)
-	c.opts.Prometheus.Set(promexport.Claim{Key: u.Key.String(), Created: u.Created}, family(&u, &st.withdrawn))
-
+	c.ownersChanged(others)
 	if changed {
 		c.enqueue(u.Key, q)
 	} else {
@@ -290,6 +293,7 @@ func (c *Coordinator) changedLocked(key Key) queued {
 	if !ok || st.update == nil {
 		return queued{}
 	}
+	st.version.Add(1)
 	now := time.Now()
 	st.seq++
 	st.observed = now
@@ -328,6 +332,7 @@ func (c *Coordinator) SetError(key Key, generation int64, err error) {
 	st := c.stateFor(key)
 	st.evalErr, st.errGen = err, generation
 	st.withdrawn.Store(true)
+	st.version.Add(1)
 	c.mu.Unlock()
 	c.status.Add(key)
 }
@@ -335,10 +340,10 @@ func (c *Coordinator) SetError(key Key, generation int64, err error) {
 // Remove forgets a metric whose object is gone: its family leaves
 // /metrics and nothing more is pushed for it.
 func (c *Coordinator) Remove(key Key) {
-	c.families.Lock()
-	defer c.families.Unlock()
+	var others []Key
 	c.mu.Lock()
 	if st, ok := c.metrics[key]; ok {
+		others = c.unclaimLocked(st)
 		c.countModes(st.update, nil)
 		countNotReady(key.Kind, st.written, nil)
 		if st.update != nil {
@@ -347,8 +352,7 @@ func (c *Coordinator) Remove(key Key) {
 		delete(c.metrics, key)
 	}
 	c.mu.Unlock()
-	c.keys.Delete(key.String())
-	c.opts.Prometheus.Delete(key.String())
+	c.ownersChanged(others)
 }
 
 // SinkChanged tells the coordinator that a DataSink was created, changed
@@ -367,26 +371,6 @@ func (c *Coordinator) SinkChanged(sink types.NamespacedName) {
 	c.exports.Add(sink)
 	for _, k := range keys {
 		c.status.Add(k)
-	}
-}
-
-func (c *Coordinator) ownersChanged(keys []string) {
-	for _, s := range keys {
-		k, ok := c.keys.Load(s)
-		if !ok {
-			continue
-		}
-		c.mu.Lock()
-		st := c.metrics[k.(Key)]
-		var sink *types.NamespacedName
-		if st != nil && st.update != nil {
-			sink = &st.update.Sink.NamespacedName
-		}
-		c.mu.Unlock()
-		if sink != nil {
-			c.exports.Add(*sink)
-		}
-		c.status.Add(k.(Key))
 	}
 }
 

@@ -1,6 +1,7 @@
 package coordinator
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"strconv"
@@ -9,7 +10,8 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/SAP/metrics-operator/api/v1alpha1"
@@ -199,14 +201,21 @@ func TestMetricsOfOneSinkShareRequests(t *testing.T) {
 	})
 }
 
-// samples counts what the collector serves on a scrape.
+// samples counts what the collector serves on a scrape in the text
+// format, from its stored renderings.
 func samples(c *Coordinator) int {
-	ch := make(chan prometheus.Metric, 100)
-	c.opts.Prometheus.Collect(ch)
-	close(ch)
+	var b bytes.Buffer
+	if err := c.opts.Prometheus.WriteText(&b, nil); err != nil {
+		panic(err)
+	}
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(&b)
+	if err != nil {
+		panic(err)
+	}
 	n := 0
-	for range ch {
-		n++
+	for _, f := range fams {
+		n += len(f.GetMetric())
 	}
 	return n
 }

@@ -3,8 +3,12 @@
 // reconciler, the event-driven handlers) Publish series or report an
 // error; the coordinator
 //
-//   - updates the Prometheus collector at once, so /metrics reflects a
-//     change as soon as it is published;
+//   - decides which metric owns a Prometheus family name when several
+//     declare it (the oldest by creation time, then kind/namespace/name;
+//     the next in line takes over when the owner goes or renames) and
+//     gives the collector the owner's family, whose version it moves on
+//     every change, so /metrics renders the family again on the next
+//     scrape and not before;
 //   - pushes to the metric's DataSink over OTLP, coalescing bursts (at most
 //     one push per DataSink per MinExportInterval) and sending a heartbeat
 //     every spec.interval when nothing changed. Each DataSink pushes on a
@@ -18,6 +22,8 @@
 //     metric, and at once on a condition transition.
 //
 // It must not read target objects or evaluate them: it only moves results.
-// Its workers run as a manager Runnable that needs leader election, so
+// Changed, which the event path calls for every change, only takes the
+// coordinator's lock; series are read (Source.Snapshot) by scrapes, pushes
+// and status checks without it. Its workers run as a manager Runnable that needs leader election, so
 // only the leader pushes and writes status.
 package coordinator

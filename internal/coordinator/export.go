@@ -173,7 +173,7 @@ func (c *Coordinator) dueAt(sink types.NamespacedName) (batch []due, explicit bo
 		if st == nil || st.update == nil || st.evalErr != nil {
 			continue // withdrawn: Publish queues it again
 		}
-		if owner, _ := c.opts.Prometheus.Owner(key.String()); !owner {
+		if owner, _ := c.ownerLocked(key); !owner {
 			continue // an older metric owns the name; its status says so
 		}
 		heartbeat := st.lastExport.Add(st.update.Interval)

@@ -1,7 +1,8 @@
 package coordinator
 
 import (
-	"sync/atomic"
+	"math"
+	"strings"
 	"time"
 
 	"github.com/SAP/metrics-operator/internal/evaluation"
@@ -30,11 +31,15 @@ func LabelNames(u *Update) []string {
 
 // Rows renders u's current series. It is the one place series become
 // labels: /metrics, OTLP and the preview command all render from it, so
-// they cannot disagree on what a metric exports.
+// they cannot disagree on what a metric exports. Series are distinct
+// within a cluster (the evaluator folds an empty projection into an
+// absent one); should a Source give one cluster twice, rows with equal
+// labels are summed rather than repeated, so no export under-counts.
 func Rows(u *Update) []Row {
 	width := len(u.Base) + 1 + len(u.DimensionNames)
+	snap := u.Source.Snapshot()
 	var out []Row
-	for _, cs := range u.Source.Snapshot() {
+	for _, cs := range snap {
 		for _, s := range cs.Series {
 			values := make([]string, 0, width)
 			for _, b := range u.Base {
@@ -45,7 +50,50 @@ func Rows(u *Update) []Row {
 			out = append(out, Row{Values: values, Value: s.Value})
 		}
 	}
+	if repeatsCluster(snap) {
+		out = mergeRows(out)
+	}
 	return out
+}
+
+// repeatsCluster reports whether two entries of snap name one cluster.
+func repeatsCluster(snap []ClusterSeries) bool {
+	for i := range snap {
+		for j := range i {
+			if snap[i].Cluster == snap[j].Cluster {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// mergeRows sums rows with equal values into the first of them.
+func mergeRows(rows []Row) []Row {
+	at := make(map[string]int, len(rows))
+	out := rows[:0]
+	for _, r := range rows {
+		k := strings.Join(r.Values, "\xff")
+		if i, ok := at[k]; ok {
+			out[i].Value = saturatingAdd(out[i].Value, r.Value)
+			continue
+		}
+		at[k] = len(out)
+		out = append(out, r)
+	}
+	return out
+}
+
+// saturatingAdd adds without wrapping around.
+func saturatingAdd(a, b int64) int64 {
+	s := a + b
+	switch {
+	case a > 0 && b > 0 && s < 0:
+		return math.MaxInt64
+	case a < 0 && b < 0 && s >= 0:
+		return math.MinInt64
+	}
+	return s
 }
 
 // appendProjected appends the value of each named dimension, "" where the
@@ -64,11 +112,12 @@ func appendProjected(values, names []string, dims []evaluation.Dimension) []stri
 }
 
 // family describes u to the Prometheus collector, which renders the
-// samples from u.Source on every scrape, none while withdrawn is set.
-func family(u *Update, withdrawn *atomic.Bool) promexport.Family {
-	f := promexport.Family{Name: u.Name, Help: u.Description, LabelNames: LabelNames(u)}
+// samples from u.Source when st's version moved, none while st is
+// withdrawn.
+func family(u *Update, st *state) promexport.Family {
+	f := promexport.Family{Name: u.Name, Help: u.Description, LabelNames: LabelNames(u), Version: st.version.Load}
 	f.Samples = func() []promexport.Sample {
-		if withdrawn.Load() {
+		if st.withdrawn.Load() {
 			return nil
 		}
 		rows := Rows(u)

@@ -55,32 +55,52 @@ func (c *Coordinator) processStatus(ctx context.Context) bool {
 
 // statusDue computes the metric's status and says whether to write it now:
 // a changed Ready condition at once, a changed observation at most every
-// StatusInterval, an unchanged status never.
+// StatusInterval, an unchanged status never. The series are read after mu
+// is released: the event path needs mu for every change it reports.
 func (c *Coordinator) statusDue(key Key) (Status, time.Duration, bool) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	st, ok := c.metrics[key]
 	if !ok {
+		c.mu.Unlock()
 		return Status{}, 0, false
 	}
 	st.statusPending = false
-	owner, ownerKey := c.opts.Prometheus.Owner(key.String())
-	s := computeStatus(st, owner, ownerKey)
-	if w := st.written; w != nil {
+	in := statusInput{
+		update: st.update, observed: st.observed, evalErr: st.evalErr, errGen: st.errGen,
+		sinkErr: st.sinkErr, exportErr: st.exportErr,
+	}
+	in.owner, in.ownerKey = c.ownerLocked(key)
+	written, lastStatus := st.written, st.lastStatus
+	c.mu.Unlock()
+
+	s := computeStatus(in)
+	if w := written; w != nil {
 		sameCondition := w.Ready.Status == s.Ready.Status && w.Ready.Reason == s.Ready.Reason &&
 			w.Ready.Message == s.Ready.Message && w.Generation == s.Generation && w.Mode == s.Mode
 		if sameCondition && reflect.DeepEqual(w.Dimensions, s.Dimensions) &&
 			w.Total == s.Total && w.Series == s.Series && w.Timestamp.Equal(s.Timestamp) {
 			return s, 0, false
 		}
-		if since := time.Since(st.lastStatus); sameCondition && since < c.opts.StatusInterval {
+		if since := time.Since(lastStatus); sameCondition && since < c.opts.StatusInterval {
 			return s, c.opts.StatusInterval - since, false
 		}
 	}
 	return s, 0, true
 }
 
-func computeStatus(st *state, owner bool, ownerKey string) Status {
+// statusInput is what a status is computed from, copied from a metric's
+// state under the coordinator's lock.
+type statusInput struct {
+	update             *Update
+	observed           time.Time
+	evalErr            error
+	errGen             int64
+	sinkErr, exportErr error
+	owner              bool
+	ownerKey           string
+}
+
+func computeStatus(st statusInput) Status {
 	var s Status
 	var warning string
 	if u := st.update; u != nil {
@@ -115,11 +135,11 @@ func computeStatus(st *state, owner bool, ownerKey string) Status {
 	switch {
 	case st.evalErr != nil:
 		c.Reason, c.Message = reason.Of(st.evalErr, v1alpha1.ReasonTargetNotFound), st.evalErr.Error()
-	case st.update != nil && !owner:
+	case st.update != nil && !st.owner:
 		c.Reason = v1alpha1.ReasonDuplicateName
 		c.Message = fmt.Sprintf("metric name %q is already exported by the older %s; "+
 			"this metric is not exported until you give it another spec.name or that one goes",
-			st.update.Name, ownerKey)
+			st.update.Name, st.ownerKey)
 	case st.sinkErr != nil:
 		c.Reason, c.Message = reason.Of(st.sinkErr, v1alpha1.ReasonDataSinkNotReady), st.sinkErr.Error()
 	case st.exportErr != nil:

@@ -19,7 +19,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
-	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/SAP/metrics-operator/api/v1alpha1"
@@ -90,11 +89,13 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 	// metrics to minutes.
 	cfg = rest.CopyConfig(cfg)
 	cfg.QPS, cfg.Burst = opts.QPS, opts.Burst
-	metricsOpts := metricsserver.Options{BindAddress: opts.MetricsAddr, SecureServing: opts.MetricsSecure,
-		HandlerOpts: []func(*promhttp.HandlerOpts){continueOnGatherError}}
-	if opts.MetricsSecure {
-		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
+	collector, err := promexport.Shared(ctrlmetrics.Registry)
+	if err != nil {
+		return nil, fmt.Errorf("creating the metrics collector: %w", err)
 	}
+	metricsOpts := metricsserver.Options{BindAddress: opts.MetricsAddr, SecureServing: opts.MetricsSecure,
+		HandlerOpts:    []func(*promhttp.HandlerOpts){continueOnGatherError},
+		FilterProvider: servingUsersMetrics(collector, opts.MetricsSecure)}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                        NewScheme(),
 		Metrics:                       metricsOpts,
@@ -132,10 +133,6 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 	// Their fields are set below; the status writers only need their methods.
 	fedMetrics, fedManaged := &controllers.FederatedMetricReconciler{}, &controllers.FederatedManagedMetricReconciler{}
 	sinks := datasink.NewStore()
-	collector, err := promexport.Shared(ctrlmetrics.Registry)
-	if err != nil {
-		return nil, fmt.Errorf("registering the metrics collector: %w", err)
-	}
 	collector.Clear()
 	// The registry is process-wide; a stopped operator must leave it.
 	if err := mgr.Add(clearOnStop{collector}); err != nil {

@@ -1,13 +1,13 @@
 package prometheus
 
 import (
+	"cmp"
 	"slices"
-	"strings"
 	"sync"
-	"time"
-	"unicode/utf8"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // Family is what one metric exports: a gauge family and its samples.
@@ -20,8 +20,14 @@ type Family struct {
 	// sanitised here. Every sample has one value per label, "" for a
 	// dimension absent from that series.
 	LabelNames []string
-	// Samples returns the current series. It is called on every scrape,
-	// so a producer never renders samples for a scrape nobody makes.
+	// Version changes whenever Samples would return other samples. The
+	// family is rendered again on the first scrape that sees a new
+	// version, so a burst of changes costs one rendering and a scrape of
+	// unchanged families only copies bytes. Nil: render on every scrape.
+	Version func() uint64
+	// Samples returns the current series. It is called on the first
+	// scrape after a change, so a producer never renders samples for a
+	// scrape nobody makes.
 	Samples func() []Sample
 }
 
@@ -31,52 +37,59 @@ type Sample struct {
 	Value       float64
 }
 
-// Claim identifies the metric object behind a family; the oldest claim on
-// a name owns it.
-type Claim struct {
-	// Key identifies the metric object, for example "Metric/ns/name".
-	Key string
-	// Created is the object's creation time.
-	Created time.Time
-}
-
-func (a Claim) less(b Claim) bool {
-	if c := a.Created.Compare(b.Created); c != 0 {
-		return c < 0
-	}
-	return a.Key < b.Key
-}
-
-type held struct {
-	claim  Claim
-	name   string   // sanitised family name
-	labels []string // sanitised label names
-	desc   *prometheus.Desc
-	family Family
-}
-
-// Collector holds the families of all metrics and renders them on scrape.
+// Collector holds the family of every metric name and renders it on
+// scrape. Which metric a name belongs to is the caller's decision (the
+// coordinator's): the collector serves what it is given.
 type Collector struct {
-	// OnOwnerChange, if set, is called (outside the lock) with the keys of
-	// metrics that gained or lost ownership of their name through another
-	// metric's Set or Delete.
-	OnOwnerChange func(keys []string)
-
-	mu     sync.RWMutex
-	byKey  map[string]*held
-	byName map[string][]*held // claimants, oldest first
+	// mu serialises Set, Delete and Clear. Scrapes take no lock: they read
+	// served, which writers replace.
+	mu     sync.Mutex
+	byKey  map[string]*entry
+	served atomic.Pointer[[]*entry] // by name; one entry per name
 
 	// process knows the families the process serves itself; nil when the
 	// collector was made without a registry (then only the reserved
 	// prefixes are refused).
 	process *processNames
+	// gatherer renders the families as protocol buffers, for the
+	// exposition formats that are not text.
+	gatherer *prometheus.Registry
 }
 
-var _ prometheus.Collector = (*Collector)(nil)
+var (
+	_ prometheus.Collector = (*Collector)(nil)
+	_ prometheus.Gatherer  = (*Collector)(nil)
+)
+
+// entry is one served family and its last rendering.
+type entry struct {
+	key    string
+	name   string   // sanitised family name
+	labels []string // sanitised label names
+	order  []int    // indexes of labels in name order, as the text format sorts them
+	header []byte   // the HELP and TYPE lines
+	desc   *prometheus.Desc
+	family Family
+
+	// render serialises renderings of the entry, so that concurrent
+	// scrapes of a changed family render it once.
+	render sync.Mutex
+	text   atomic.Pointer[rendered]
+}
+
+// rendered is an entry's text for one version of its family.
+type rendered struct {
+	version uint64
+	text    []byte
+}
 
 // NewCollector returns an empty Collector.
 func NewCollector() *Collector {
-	return &Collector{byKey: map[string]*held{}, byName: map[string][]*held{}}
+	c := &Collector{byKey: map[string]*entry{}}
+	c.served.Store(&[]*entry{})
+	c.gatherer = prometheus.NewRegistry()
+	c.gatherer.MustRegister(c)
+	return c
 }
 
 // newCollectorFor returns an empty Collector that serves beside the
@@ -89,114 +102,108 @@ func newCollectorFor(process prometheus.Gatherer) *Collector {
 	return c
 }
 
-// Set stores the family of the metric identified by claim and reports
-// whether it owns its name (and so is served). Another metric that lost or
-// gained ownership through this call is reported to OnOwnerChange.
-func (c *Collector) Set(claim Claim, f Family) (owner bool, ownerKey string) {
-	name := SanitizeName(f.Name)
-	labels := make([]string, len(f.LabelNames))
-	for i, l := range f.LabelNames {
-		labels[i] = SanitizeLabel(l)
-	}
+// Set serves f as the family of the metric identified by key, replacing
+// what key served before. A family is served under its sanitised name;
+// should two keys give one name, the smaller key is served.
+func (c *Collector) Set(key string, f Family) {
+	e := newEntry(key, f)
 	c.mu.Lock()
-	h := c.byKey[claim.Key]
-	var changed []string
-	if h == nil || h.name != name || !slices.Equal(h.labels, labels) || h.family.Help != f.Help {
-		if h != nil {
-			changed = c.remove(h)
+	defer c.mu.Unlock()
+	old := c.byKey[key]
+	c.byKey[key] = e
+	cur := *c.served.Load()
+	if old != nil && old.name == e.name {
+		if i := slices.Index(cur, old); i >= 0 {
+			next := slices.Clone(cur)
+			next[i] = e
+			c.served.Store(&next)
+			return
 		}
-		h = &held{claim: claim, name: name, labels: labels, desc: newDesc(name, f.Help, labels)}
-		c.byKey[claim.Key] = h
-		changed = append(changed, c.insert(h)...)
 	}
-	h.family = f
-	first := c.byName[name][0]
-	c.mu.Unlock()
-	c.notify(changed)
-	return first == h, first.claim.Key
+	c.publishLocked()
 }
 
-// Delete forgets a metric; a younger claimant of its name takes over.
+// Delete stops serving what key set.
 func (c *Collector) Delete(key string) {
 	c.mu.Lock()
-	h := c.byKey[key]
-	var changed []string
-	if h != nil {
-		changed = c.remove(h)
+	defer c.mu.Unlock()
+	if _, ok := c.byKey[key]; !ok {
+		return
 	}
-	c.mu.Unlock()
-	c.notify(changed)
+	delete(c.byKey, key)
+	c.publishLocked()
 }
 
-func (c *Collector) notify(keys []string) {
-	if len(keys) > 0 && c.OnOwnerChange != nil {
-		c.OnOwnerChange(keys)
-	}
+// Clear forgets every family, as when the operator that filled the
+// collector stops.
+func (c *Collector) Clear() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.byKey = map[string]*entry{}
+	c.publishLocked()
 }
 
-// insert adds h to its name's claimants and returns the key of a previous
-// owner that h displaced.
-func (c *Collector) insert(h *held) []string {
-	list := c.byName[h.name]
-	i := 0
-	for i < len(list) && list[i].claim.less(h.claim) {
-		i++
+// publishLocked rebuilds the served list from byKey.
+func (c *Collector) publishLocked() {
+	next := make([]*entry, 0, len(c.byKey))
+	for _, e := range c.byKey {
+		next = append(next, e)
 	}
-	list = slices.Insert(list, i, h)
-	c.byName[h.name] = list
-	if i == 0 && len(list) > 1 {
-		return []string{list[1].claim.Key}
-	}
-	return nil
+	slices.SortFunc(next, func(a, b *entry) int {
+		return cmp.Or(cmp.Compare(a.name, b.name), cmp.Compare(a.key, b.key))
+	})
+	next = slices.CompactFunc(next, func(a, b *entry) bool { return a.name == b.name })
+	c.served.Store(&next)
 }
 
-// remove drops h and returns the key of the claimant that now owns the
-// name, if h owned it.
-func (c *Collector) remove(h *held) []string {
-	delete(c.byKey, h.claim.Key)
-	list := c.byName[h.name]
-	i := slices.Index(list, h)
-	if i < 0 {
-		return nil
+func newEntry(key string, f Family) *entry {
+	e := &entry{key: key, name: SanitizeName(f.Name), family: f, labels: make([]string, len(f.LabelNames))}
+	for i, l := range f.LabelNames {
+		e.labels[i] = SanitizeLabel(l)
 	}
-	list = slices.Delete(list, i, i+1)
-	if len(list) == 0 {
-		delete(c.byName, h.name)
-		return nil
+	e.order = make([]int, len(e.labels))
+	for i := range e.order {
+		e.order[i] = i
 	}
-	c.byName[h.name] = list
-	if i == 0 {
-		return []string{list[0].claim.Key}
-	}
-	return nil
-}
-
-func newDesc(name, help string, labels []string) *prometheus.Desc {
+	slices.SortStableFunc(e.order, func(a, b int) int { return cmp.Compare(e.labels[a], e.labels[b]) })
+	help := f.Help
 	if help == "" {
-		help = "Metric " + name + " declared by a metrics.cloud.sap object."
+		help = "Metric " + e.name + " declared by a metrics.cloud.sap object."
 	}
-	return prometheus.NewDesc(name, help, labels, nil)
+	// The client library's own checks decide which families are servable
+	// (label names starting with "__", repeated label names), so the text
+	// and the protocol buffer renderings serve the same families.
+	e.desc = prometheus.NewDesc(e.name, help, e.labels, nil)
+	e.header = appendHeader(nil, e.name, help)
+	return e
+}
+
+// families returns the families a scrape serves.
+func (c *Collector) families() []*entry {
+	return *c.served.Load()
+}
+
+// servable reports whether e may be served: its name and labels are valid
+// and its name is not one the process serves itself.
+func (c *Collector) servable(e *entry) bool {
+	return e.family.Samples != nil && e.desc.Err() == nil && !c.reserved(e.name)
 }
 
 // Describe sends nothing: the families change at run time, which makes
 // this an unchecked collector.
 func (c *Collector) Describe(chan<- *prometheus.Desc) {}
 
-// Collect renders the owner's family of every name. Whatever a family
-// holds, it never makes the registry's Gather fail: a name reserved for
-// the operator's own families is left out, label values that are not
-// UTF-8 are repaired, repeated series are dropped and a malformed
-// family (an invalid label name, a wrong number of values) is skipped.
+// Collect sends the samples of every family as constant metrics; it
+// serves the exposition formats that are not text (see Gather). It
+// renders what the text format renders: a family or sample the registry
+// would reject is left out, and repeated label sets are summed.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	for name, list := range c.byName {
-		h := list[0]
-		if h.family.Samples == nil || h.desc.Err() != nil || c.reserved(name) {
+	for _, e := range c.families() {
+		if !c.servable(e) {
 			continue
 		}
-		for _, s := range dedupe(validUTF8(h.family.Samples())) {
-			m, err := prometheus.NewConstMetric(h.desc, prometheus.GaugeValue, s.Value, s.LabelValues...)
+		for _, s := range e.samples() {
+			m, err := prometheus.NewConstMetric(e.desc, prometheus.GaugeValue, s.Value, s.LabelValues...)
 			if err != nil {
 				continue
 			}
@@ -205,57 +212,8 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// validUTF8 replaces invalid bytes in label values with U+FFFD, in
-// place: Samples returns fresh slices on every call. The registry refuses
-// a value that is not UTF-8, and Kubernetes strings normally are, so this
-// only costs a scan.
-func validUTF8(samples []Sample) []Sample {
-	for _, s := range samples {
-		for i, v := range s.LabelValues {
-			if !utf8.ValidString(v) {
-				s.LabelValues[i] = strings.ToValidUTF8(v, "\uFFFD")
-			}
-		}
-	}
-	return samples
-}
-
-// dedupe drops samples whose label values repeat an earlier sample's, as
-// two equal samples would fail the whole scrape. The evaluator already
-// folds an empty dimension into an absent one, so this is a last guard
-// (against a family from another source, or values equal once repaired).
-func dedupe(samples []Sample) []Sample {
-	seen := make(map[string]struct{}, len(samples))
-	out := samples[:0:0]
-	for _, s := range samples {
-		k := strings.Join(s.LabelValues, "\xff")
-		if _, dup := seen[k]; dup {
-			continue
-		}
-		seen[k] = struct{}{}
-		out = append(out, s)
-	}
-	return out
-}
-
-// Owner reports whether the metric with key owns its family name, and the
-// key of the owner.
-func (c *Collector) Owner(key string) (owner bool, ownerKey string) {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	h := c.byKey[key]
-	if h == nil {
-		return false, ""
-	}
-	first := c.byName[h.name][0]
-	return first == h, first.claim.Key
-}
-
-// Clear forgets every family, as when the operator that filled the
-// collector stops.
-func (c *Collector) Clear() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.byKey = map[string]*held{}
-	c.byName = map[string][]*held{}
+// Gather returns the families as protocol buffers. Scrapes in the text
+// format write the stored renderings instead (WriteText).
+func (c *Collector) Gather() ([]*dto.MetricFamily, error) {
+	return c.gatherer.Gather()
 }

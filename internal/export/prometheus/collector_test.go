@@ -1,14 +1,19 @@
 package prometheus
 
 import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
 	"net/http/httptest"
 	"slices"
 	"testing"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
 
 	"github.com/SAP/metrics-operator/api/v1alpha1"
 	"github.com/SAP/metrics-operator/internal/reason"
@@ -39,10 +44,7 @@ func constant(values ...string) func() []Sample {
 func TestCheckName(t *testing.T) {
 	reg := processRegistry(t)
 	c := newCollectorFor(reg)
-	if err := reg.Register(c); err != nil {
-		t.Fatal(err)
-	}
-	c.Set(Claim{Key: "Metric/ns/mine"}, Family{Name: "my_metric", LabelNames: []string{"a"}, Samples: constant("x")})
+	c.Set("Metric/ns/mine", Family{Name: "my_metric", LabelNames: []string{"a"}, Samples: constant("x")})
 
 	for _, tt := range []struct {
 		name     string
@@ -75,54 +77,108 @@ func TestCheckName(t *testing.T) {
 	}
 }
 
-// TestScrapeNeverFails serves the collector beside the process's
-// families with promhttp's strictest setting (any gather error fails the
-// scrape) and checks that families a user could produce never fail it.
+// serve serves c beside reg as the operator does, with promhttp's
+// strictest setting for reg's own families (any gather error fails the
+// scrape).
+func serve(t *testing.T, c *Collector, reg *prometheus.Registry) *httptest.Server {
+	t.Helper()
+	opts := promhttp.HandlerOpts{ErrorHandling: promhttp.HTTPErrorOnError}
+	srv := httptest.NewServer(c.Handler(promhttp.HandlerFor(reg, opts), reg, opts))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// TestScrapeNeverFails checks that families a user could produce never
+// fail a scrape, in the text format and in the protocol buffer format
+// alike, and that both serve the same samples.
 func TestScrapeNeverFails(t *testing.T) {
 	reg := processRegistry(t)
 	c := newCollectorFor(reg)
-	if err := reg.Register(c); err != nil {
-		t.Fatal(err)
-	}
 	_ = c.CheckName("anything") // learn the process's families
-	set := func(key string, f Family) { c.Set(Claim{Key: key, Created: time.Unix(int64(len(key)), 0)}, f) }
 
-	set("good", Family{Name: "good", LabelNames: []string{"a"}, Samples: constant("x")})
-	set("utf8", Family{Name: "bad_utf8", LabelNames: []string{"a"}, Samples: constant("ok\xffno")})
-	set("dup", Family{Name: "dup_series", LabelNames: []string{"a"}, Samples: func() []Sample {
-		return []Sample{{LabelValues: []string{"x"}, Value: 1}, {LabelValues: []string{"x"}, Value: 2}}
+	c.Set("good", Family{Name: "good", LabelNames: []string{"a"}, Samples: constant("x")})
+	c.Set("utf8", Family{Name: "bad_utf8", LabelNames: []string{"a"}, Samples: constant("ok\xffno")})
+	c.Set("dup", Family{Name: "dup_series", LabelNames: []string{"a"}, Samples: func() []Sample {
+		return []Sample{{LabelValues: []string{"x"}, Value: 1}, {LabelValues: []string{"y"}, Value: 5}, {LabelValues: []string{"x"}, Value: 2}}
 	}})
-	set("count", Family{Name: "wrong_count", LabelNames: []string{"a", "b"}, Samples: constant("x")})
-	set("reservedlabel", Family{Name: "reserved_label", LabelNames: []string{"__a"}, Samples: constant("x")})
-	set("duplabel", Family{Name: "dup_label", LabelNames: []string{"a-b", "a_b"}, Samples: constant("x", "y")})
+	c.Set("repaired", Family{Name: "dup_once_repaired", LabelNames: []string{"a"}, Samples: func() []Sample {
+		return []Sample{{LabelValues: []string{"a\xfe"}, Value: 1}, {LabelValues: []string{"a\xff"}, Value: 1}}
+	}})
+	c.Set("count", Family{Name: "wrong_count", LabelNames: []string{"a", "b"}, Samples: constant("x")})
+	c.Set("reservedlabel", Family{Name: "reserved_label", LabelNames: []string{"__a"}, Samples: constant("x")})
+	c.Set("duplabel", Family{Name: "dup_label", LabelNames: []string{"a-b", "a_b"}, Samples: constant("x", "y")})
 	// Families that slipped past CheckName: a reserved prefix, a name the
 	// registry serves, and a gauge in a histogram's series.
-	set("go", Family{Name: "go_goroutines", LabelNames: []string{"a"}, Samples: constant("x")})
-	set("app", Family{Name: "app_up", Help: "other help", LabelNames: []string{"a"}, Samples: constant("x")})
-	set("hist", Family{Name: "app_request_seconds_count", LabelNames: []string{"a"}, Samples: constant("x")})
+	c.Set("go", Family{Name: "go_goroutines", LabelNames: []string{"a"}, Samples: constant("x")})
+	c.Set("app", Family{Name: "app_up", Help: "other help", LabelNames: []string{"a"}, Samples: constant("x")})
+	c.Set("hist", Family{Name: "app_request_seconds_count", LabelNames: []string{"a"}, Samples: constant("x")})
+	// Two keys giving one name (the coordinator gives one per name): one
+	// family is served, never two.
+	c.Set("twin-a", Family{Name: "twin", LabelNames: []string{"a"}, Samples: constant("first")})
+	c.Set("twin-b", Family{Name: "twin", LabelNames: []string{"a"}, Samples: constant("second")})
 
-	srv := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.HTTPErrorOnError}))
-	defer srv.Close()
-	fams, err := scrape.Families(srv.URL)
+	srv := serve(t, c, reg)
+	text, err := scrape.Families(srv.URL)
 	if err != nil {
-		t.Fatalf("scrape failed: %v", err)
+		t.Fatalf("text scrape failed: %v", err)
 	}
-	check := func(name string, want ...string) {
-		t.Helper()
-		if got := scrape.Strings(scrape.Samples(fams, name)); !slices.Equal(got, want) {
-			t.Errorf("%s: got %v, want %v", name, got, want)
+	proto, err := scrapeProto(srv.URL)
+	if err != nil {
+		t.Fatalf("protocol buffer scrape failed: %v", err)
+	}
+	for format, fams := range map[string]map[string]*dto.MetricFamily{"text": text, "protobuf": proto} {
+		check := func(name string, want ...string) {
+			t.Helper()
+			got := scrape.Strings(scrape.Samples(fams, name))
+			slices.Sort(got)
+			if !slices.Equal(got, want) {
+				t.Errorf("%s: %s: got %v, want %v", format, name, got, want)
+			}
+		}
+		check("good", "{a=x} 1")
+		check("bad_utf8", "{a=ok\uFFFDno} 1")
+		check("dup_series", "{a=x} 3", "{a=y} 5")
+		check("dup_once_repaired", "{a=a\uFFFD} 2")
+		check("wrong_count")
+		check("reserved_label")
+		check("dup_label")
+		check("app_up", "{} 0") // the process's own gauge, untouched
+		check("app_request_seconds_count")
+		check("twin", "{a=first} 1")
+		if fams["go_goroutines"].GetType().String() != "GAUGE" || len(fams["go_goroutines"].GetMetric()) != 1 ||
+			len(fams["go_goroutines"].GetMetric()[0].GetLabel()) != 0 {
+			t.Errorf("%s: go_goroutines is not the Go collector's: %v", format, fams["go_goroutines"])
 		}
 	}
-	check("good", "{a=x} 1")
-	check("bad_utf8", "{a=ok\uFFFDno} 1")
-	check("dup_series", "{a=x} 1")
-	check("wrong_count")
-	check("reserved_label")
-	check("dup_label")
-	check("app_up", "{} 0") // the process's own gauge, untouched
-	check("app_request_seconds_count")
-	if fams["go_goroutines"].GetType().String() != "GAUGE" || len(fams["go_goroutines"].GetMetric()) != 1 ||
-		len(fams["go_goroutines"].GetMetric()[0].GetLabel()) != 0 {
-		t.Errorf("go_goroutines is not the Go collector's: %v", fams["go_goroutines"])
+}
+
+// scrapeProto fetches url in the delimited protocol buffer format.
+func scrapeProto(url string) (map[string]*dto.MetricFamily, error) {
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", string(expfmt.NewFormat(expfmt.TypeProtoDelim)))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	if ct := expfmt.ResponseFormat(resp.Header); ct.FormatType() != expfmt.TypeProtoDelim {
+		return nil, fmt.Errorf("content type %q, want the delimited protocol buffer format", ct)
+	}
+	dec := expfmt.NewDecoder(resp.Body, expfmt.ResponseFormat(resp.Header))
+	out := map[string]*dto.MetricFamily{}
+	for {
+		var mf dto.MetricFamily
+		if err := dec.Decode(&mf); errors.Is(err, io.EOF) {
+			return out, nil
+		} else if err != nil {
+			return nil, err
+		}
+		out[mf.GetName()] = &mf
 	}
 }

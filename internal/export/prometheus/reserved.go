@@ -32,8 +32,7 @@ const processNamesTTL = 10 * time.Second
 type processNames struct {
 	gatherer prometheus.Gatherer
 
-	// refresh serialises gathers. It is never taken by Collect, which a
-	// gather calls: Collect reads names without a lock.
+	// refresh serialises gathers; scrapes read names without a lock.
 	refresh sync.Mutex
 	at      time.Time
 	names   atomic.Pointer[map[string]struct{}]
@@ -69,8 +68,8 @@ func (c *Collector) CheckName(name string) error {
 }
 
 // reserved reports whether name is reserved as far as known without
-// gathering; Collect uses it so that a family that slipped past
-// CheckName never reaches the scrape.
+// gathering; scrapes use it so that a family that slipped past CheckName
+// never reaches them.
 func (c *Collector) reserved(name string) bool {
 	if _, ok := reservedPrefix(name); ok {
 		return true
@@ -97,19 +96,15 @@ func (c *Collector) servedByProcess(name string) bool {
 	p.refresh.Lock()
 	defer p.refresh.Unlock()
 	if p.names.Load() == nil || time.Since(p.at) > processNamesTTL {
-		// Gathering calls this collector's Collect too; what it renders
-		// is told apart by name below. A gather error still returns every
-		// family that could be read.
+		// The users' families are not in the process's registry (they
+		// are written beside it), so every family gathered is the
+		// process's. A gather error still returns every family that could
+		// be read.
 		mfs, _ := p.gatherer.Gather()
-		c.mu.RLock()
 		names := make(map[string]struct{}, len(mfs))
 		for _, mf := range mfs {
-			if _, ours := c.byName[mf.GetName()]; ours {
-				continue
-			}
 			addFamilyNames(names, mf)
 		}
-		c.mu.RUnlock()
 		p.names.Store(&names)
 		p.at = time.Now()
 	}

@@ -1,6 +1,7 @@
 package prometheus
 
 import (
+	"errors"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -12,17 +13,19 @@ var (
 	sharedOnce sync.Once
 )
 
-// Shared returns the process's collector, registered with reg on first
-// use; the families reg serves besides it are reserved (see CheckName).
-// An unchecked collector cannot be unregistered, so an operator that
-// stops Clears it instead, and the next one in the same process (tests
-// run several) starts from an empty collector rather than a second
-// registration that would duplicate every family.
+// Shared returns the process's collector, which serves beside the
+// families of reg, the process's registry (see CheckName and Handler).
+// It is one per process because the registry is: an operator that stops
+// Clears it, and the next one in the same process (tests run several)
+// starts from an empty collector. reg must also be a Gatherer.
 func Shared(reg prometheus.Registerer) (*Collector, error) {
 	sharedOnce.Do(func() {
-		g, _ := reg.(prometheus.Gatherer)
+		g, ok := reg.(prometheus.Gatherer)
+		if !ok {
+			sharedErr = errors.New("the process's registry cannot be gathered")
+			return
+		}
 		shared = newCollectorFor(g)
-		sharedErr = reg.Register(shared)
 	})
 	return shared, sharedErr
 }
