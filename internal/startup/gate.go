@@ -139,6 +139,7 @@ func (g *Gate) Start(ctx context.Context) error {
 		// Without the list there is nothing to wait for: the watches
 		// start as they would without a gate.
 		log.Error(err, "Listing the metrics present at start failed; starting the watches at once")
+		existing = nil
 	}
 	quiet.Reset(g.opts.Quiet)
 	waiting, gaveUp := g.waiting(existing), ""
