@@ -57,6 +57,9 @@ type config struct {
 	// startBaseline, with startOnly, is a second operator binary run
 	// before each run of operatorBin, for a comparison under the same load.
 	startBaseline string
+	// startProfile, with startOnly, is a directory for a CPU profile of
+	// each operator's first seconds.
+	startProfile string
 }
 
 func main() {
@@ -87,6 +90,7 @@ func main() {
 	flag.BoolVar(&cfg.startOnly, "start-only", false, "measure only each scenario's start (time to correct values, LIST requests, join LISTs, peak RSS) and print it; "+
 		"repeat a number in --metrics to run it several times (--metrics=10,10,10); --out is not written")
 	flag.StringVar(&cfg.startBaseline, "start-baseline", "", "with --start-only: another operator binary (say, main's) run before each run of --operator, for a comparison under the same load")
+	flag.StringVar(&cfg.startProfile, "start-profile", "", "with --start-only: write a CPU profile of each operator's first 20 seconds into this directory")
 	flag.Parse()
 	if cfg.soak > 0 {
 		soakDefaults(&cfg)

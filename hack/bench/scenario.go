@@ -125,12 +125,21 @@ func (h *harness) runScenario(ctx context.Context, mode string, m int) *result {
 	if err != nil {
 		r.errorf("API server metrics: %v", err)
 	}
-	op, err := h.startOperator(fmt.Sprintf("%s-m%d", mode, m))
+	name := fmt.Sprintf("%s-m%d", mode, m)
+	var profile func()
+	var args []string
+	if h.cfg.startOnly && h.cfg.startProfile != "" {
+		profile, args = h.profileStart(ctx, name)
+	}
+	op, err := h.startOperator(name, args...)
 	if err != nil {
 		r.errorf("starting the operator: %v", err)
 		return r
 	}
 	defer op.stop()
+	if profile != nil {
+		defer profile()
+	}
 	var (
 		heapMu  sync.Mutex
 		heapMax float64

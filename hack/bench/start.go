@@ -3,10 +3,60 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
+
+	"github.com/SAP/metrics-operator/internal/testing/testenv"
 )
+
+// profileSeconds is how long --start-profile profiles an operator from
+// its start: longer than its start takes on this machine.
+const profileSeconds = 20
+
+// profileStart returns the operator arguments that serve pprof, and a
+// function that waits for the CPU profile of the operator's first
+// profileSeconds, requested as soon as it answers, and writes it to
+// --start-profile/<name>-<n>.pprof.
+func (h *harness) profileStart(ctx context.Context, name string) (wait func(), args []string) {
+	addr, err := testenv.FreeAddr()
+	if err != nil {
+		logf("  no profile: %v", err)
+		return nil, nil
+	}
+	if err := os.MkdirAll(h.cfg.startProfile, 0o755); err != nil {
+		logf("  no profile: %v", err)
+		return nil, nil
+	}
+	path := filepath.Join(h.cfg.startProfile, fmt.Sprintf("%s-%s-%d.pprof", filepath.Base(h.cfg.operatorBin), name, time.Now().Unix()))
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, profileSeconds)
+		for deadline := time.Now().Add(10 * time.Second); ctx.Err() == nil && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			resp, err := http.Get(url)
+			if err != nil {
+				continue
+			}
+			defer resp.Body.Close()
+			b, err := io.ReadAll(resp.Body)
+			if err == nil {
+				err = os.WriteFile(path, b, 0o644)
+			}
+			if err != nil {
+				logf("  profile: %v", err)
+			} else {
+				logf("  CPU profile of the first %ds: %s", profileSeconds, path)
+			}
+			return
+		}
+	})
+	return wg.Wait, []string{"--pprof-bind-address", addr}
+}
 
 // measureStart completes r for --start-only: what the start cost, read
 // once the values are right.
