@@ -71,7 +71,7 @@ func New(opts Options) (*Gate, error) {
 		errs = append(errs, errors.New("the Existing option is nil"))
 	}
 	if opts.Quiet < 0 || opts.Limit < 0 {
-		errs = append(errs, fmt.Errorf("Quiet (%s) and Limit (%s) may not be negative", opts.Quiet, opts.Limit))
+		errs = append(errs, fmt.Errorf("the Quiet (%s) and Limit (%s) options may not be negative", opts.Quiet, opts.Limit))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("startup gate options: %w", err)
