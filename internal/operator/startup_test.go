@@ -35,7 +35,9 @@ const startObjects = 20000
 // watch lists. The watch must list once (one LIST pass, which may be
 // several pages) and fill every metric from it: no second LIST for
 // metrics that joined late (metrics_operator_join_lists_total stays put),
-// no restart from metadata to full objects, and every value right.
+// no restart from metadata to full objects, and every value right. Then
+// it restarts the operator with a default ServiceAccount, so that each
+// metric waits for its access review before it registers: the same holds.
 func TestStartListsEachWatchOnce(t *testing.T) {
 	testenv.Require(t, env)
 	operatorBinary(t) // a long test: skipped with -short
@@ -75,6 +77,20 @@ func TestStartListsEachWatchOnce(t *testing.T) {
 		mustCreate(t, &v1alpha1.Metric{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("m%d", i), Namespace: tenant}, Spec: spec})
 	}
 
+	// Once with the operator's own access, then restarted with a default
+	// ServiceAccount, so that every metric first waits for its access
+	// review before it can register.
+	startAndCheck(t, objects, want, operator.Options{Namespace: tenant})
+	mustCreate(t, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "reader", Namespace: tenant}})
+	bindReader(t, objects, "startup-reader", "reader", tenant)
+	startAndCheck(t, objects, want, operator.Options{Namespace: tenant, DefaultServiceAccount: "reader"})
+}
+
+// startAndCheck starts an operator with opts, waits until every family of
+// want is right, checks that the ConfigMaps of namespace objects were
+// listed once and that no metric needed a join LIST, and stops it.
+func startAndCheck(t *testing.T, objects string, want map[string]string, opts operator.Options) {
+	t.Helper()
 	lists := &listPasses{path: "/api/v1/namespaces/" + objects + "/configmaps"}
 	cfg := rest.CopyConfig(env.Config)
 	cfg.Wrap(lists.wrap)
@@ -84,8 +100,24 @@ func TestStartListsEachWatchOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	url := "http://" + addr + "/metrics"
+	opts.MetricsAddr, opts.MetricsSecure, opts.ProbeAddr, opts.AllowSeveralInProcess = addr, false, "0", true
+	if err := opts.Complete(); err != nil {
+		t.Fatal(err)
+	}
+	op, err := operator.New(cfg, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
 	started := time.Now()
-	run(t, cfg, operator.Options{MetricsAddr: addr, MetricsSecure: false, ProbeAddr: "0", Namespace: tenant})
+	go func() { done <- op.Manager.Start(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("operator stopped with %v", err)
+		}
+	}()
 
 	testenv.Eventually(t, 180*time.Second, func() error {
 		fams, err := scrape.Families(url)
@@ -99,8 +131,8 @@ func TestStartListsEachWatchOnce(t *testing.T) {
 		}
 		return nil
 	})
-	t.Logf("every value right %s after the operator started; LIST passes %d (%d pages)",
-		time.Since(started).Round(time.Millisecond), lists.passes(), lists.pages())
+	t.Logf("default ServiceAccount %q: every value right %s after the operator started; LIST passes %d (%d pages)",
+		opts.DefaultServiceAccount, time.Since(started).Round(time.Millisecond), lists.passes(), lists.pages())
 	if n := lists.passes(); n != 1 {
 		t.Errorf("the watch of %s listed %d times (%d pages), want once", lists.path, n, lists.pages())
 	}
