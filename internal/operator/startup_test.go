@@ -11,6 +11,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
@@ -36,8 +37,9 @@ const startObjects = 20000
 // several pages) and fill every metric from it: no second LIST for
 // metrics that joined late (metrics_operator_join_lists_total stays put),
 // no restart from metadata to full objects, and every value right. Then
-// it restarts the operator with a default ServiceAccount, so that each
-// metric waits for its access review before it registers: the same holds.
+// it restarts the operator with a ServiceAccount for each metric, so that
+// each waits for an access review of its own before it registers, and
+// they register one after another: the same holds.
 func TestStartListsEachWatchOnce(t *testing.T) {
 	testenv.Require(t, env)
 	operatorBinary(t) // a long test: skipped with -short
@@ -77,13 +79,32 @@ func TestStartListsEachWatchOnce(t *testing.T) {
 		mustCreate(t, &v1alpha1.Metric{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("m%d", i), Namespace: tenant}, Spec: spec})
 	}
 
-	// Once with the operator's own access, then restarted with a default
-	// ServiceAccount, so that every metric first waits for its access
-	// review before it can register.
+	// Once with the operator's own access; then, restarted, with a
+	// ServiceAccount of its own for each metric, so that every metric
+	// waits for its own access review before it can register, and the
+	// reviews end one after another.
 	startAndCheck(t, objects, want, operator.Options{Namespace: tenant})
-	mustCreate(t, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "reader", Namespace: tenant}})
-	bindReader(t, objects, "startup-reader", "reader", tenant)
-	startAndCheck(t, objects, want, operator.Options{Namespace: tenant, DefaultServiceAccount: "reader"})
+	readers := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "startup-readers", Namespace: objects},
+		RoleRef: rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: "startup-readers"}}
+	for i := range 10 {
+		sa := fmt.Sprintf("reader-%d", i)
+		mustCreate(t, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: sa, Namespace: tenant}})
+		readers.Subjects = append(readers.Subjects, rbacv1.Subject{Kind: "ServiceAccount", Name: sa, Namespace: tenant})
+		m := &v1alpha1.Metric{}
+		if err := env.Client.Get(t.Context(), client.ObjectKey{Namespace: tenant, Name: fmt.Sprintf("m%d", i)}, m); err != nil {
+			t.Fatal(err)
+		}
+		m.Spec.ServiceAccountName = sa
+		if err := env.Client.Update(t.Context(), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustCreate(t, &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "startup-readers", Namespace: objects},
+		Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"list", "watch"}}}})
+	mustCreate(t, readers)
+	// Five reviews a second: 20 reviews (list and watch for each) take
+	// four seconds, much longer than the LIST.
+	startAndCheck(t, objects, want, operator.Options{Namespace: tenant, AccessReviewQPS: 5, AccessReviewBurst: 1})
 }
 
 // startAndCheck starts an operator with opts, waits until every family of
@@ -131,8 +152,8 @@ func startAndCheck(t *testing.T, objects string, want map[string]string, opts op
 		}
 		return nil
 	})
-	t.Logf("default ServiceAccount %q: every value right %s after the operator started; LIST passes %d (%d pages)",
-		opts.DefaultServiceAccount, time.Since(started).Round(time.Millisecond), lists.passes(), lists.pages())
+	t.Logf("every value right %s after the operator started; LIST passes %d (%d pages)",
+		time.Since(started).Round(time.Millisecond), lists.passes(), lists.pages())
 	if n := lists.passes(); n != 1 {
 		t.Errorf("the watch of %s listed %d times (%d pages), want once", lists.path, n, lists.pages())
 	}
