@@ -51,6 +51,15 @@ type config struct {
 	// soak, when positive, runs the soak (soak.go) for this long instead
 	// of the benchmark.
 	soak time.Duration
+	// startOnly measures only each scenario's start (operator start →
+	// correct values, its LISTs, peak RSS) and prints it, writing nothing.
+	startOnly bool
+	// startBaseline, with startOnly, is a second operator binary run
+	// before each run of operatorBin, for a comparison under the same load.
+	startBaseline string
+	// startProfile, with startOnly, is a directory for a CPU profile of
+	// each operator's first seconds.
+	startProfile string
 }
 
 func main() {
@@ -78,6 +87,10 @@ func main() {
 	flag.DurationVar(&cfg.soak, "soak", 0, "run the soak for this long instead of the benchmark (`make soak`): Metrics created, edited and deleted, "+
 		"objects churned, the DataSink flapping and the API server restarted once; at the end the operator must be back at its baseline "+
 		"and every value right. It uses --objects (default 2000 here), --writes-per-second (default 20 here), --writers, --poll-interval, --min-export-interval")
+	flag.BoolVar(&cfg.startOnly, "start-only", false, "measure only each scenario's start (time to correct values, LIST requests, join LISTs, peak RSS) and print it; "+
+		"repeat a number in --metrics to run it several times (--metrics=10,10,10); --out is not written")
+	flag.StringVar(&cfg.startBaseline, "start-baseline", "", "with --start-only: another operator binary (say, main's) run before each run of --operator, for a comparison under the same load")
+	flag.StringVar(&cfg.startProfile, "start-profile", "", "with --start-only: write a CPU profile of each operator's first 20 seconds into this directory")
 	flag.Parse()
 	if cfg.soak > 0 {
 		soakDefaults(&cfg)
@@ -170,19 +183,30 @@ func run(ctx context.Context, cfg config) error {
 	}
 	defer h.stop()
 
+	bins := []string{cfg.operatorBin}
+	if cfg.startOnly && cfg.startBaseline != "" {
+		bins = append([]string{cfg.startBaseline}, bins...)
+	}
 	var results []*result
 	for _, m := range cfg.metrics {
 		for _, mode := range cfg.modes {
-			if ctx.Err() != nil {
-				return ctx.Err()
+			for _, bin := range bins {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				h.cfg.operatorBin = bin
+				r := h.runScenario(ctx, mode, m)
+				results = append(results, r)
+				logf("scenario %s M=%d (%s) done: %s", mode, m, bin, r.summary())
 			}
-			r := h.runScenario(ctx, mode, m)
-			results = append(results, r)
-			logf("scenario %s M=%d done: %s", mode, m, r.summary())
 		}
 	}
 	if ctx.Err() != nil {
 		return ctx.Err()
+	}
+	if cfg.startOnly {
+		fmt.Println(startTable(cfg, results))
+		return nil
 	}
 	rep := &report{cfg: cfg, env: h.info, results: results, wall: time.Since(started)}
 	section := rep.section()

@@ -20,6 +20,8 @@ import (
 type result struct {
 	mode string
 	m    int
+	// operator is the binary measured.
+	operator string
 
 	ready     time.Duration // operator start → correct values; readyOK false: not within ready
 	readyOK   bool
@@ -101,7 +103,7 @@ func snapshotOperator(ctx context.Context, p *operatorProc) (opSnapshot, error) 
 // runScenario runs one operator process for (mode, M) and measures it.
 // It never fails as a whole: what it could not measure is reported.
 func (h *harness) runScenario(ctx context.Context, mode string, m int) *result {
-	r := &result{mode: mode, m: m, registered: -1, startLists: -1}
+	r := &result{mode: mode, m: m, operator: h.cfg.operatorBin, registered: -1, startLists: -1}
 	logf("scenario %s, M=%d", mode, m)
 	plog := &probeLog{}
 	h.sink.Reset()
@@ -123,12 +125,21 @@ func (h *harness) runScenario(ctx context.Context, mode string, m int) *result {
 	if err != nil {
 		r.errorf("API server metrics: %v", err)
 	}
-	op, err := h.startOperator(fmt.Sprintf("%s-m%d", mode, m))
+	name := fmt.Sprintf("%s-m%d", mode, m)
+	var profile func()
+	var args []string
+	if h.cfg.startOnly && h.cfg.startProfile != "" {
+		profile, args = h.profileStart(ctx, name)
+	}
+	op, err := h.startOperator(name, args...)
 	if err != nil {
 		r.errorf("starting the operator: %v", err)
 		return r
 	}
 	defer op.stop()
+	if profile != nil {
+		defer profile()
+	}
 	var (
 		heapMu  sync.Mutex
 		heapMax float64
@@ -150,6 +161,10 @@ func (h *harness) runScenario(ctx context.Context, mode string, m int) *result {
 	}
 	if op.exited() {
 		r.errorf("the operator exited; see %s", op.logPath)
+		return r
+	}
+	if h.cfg.startOnly {
+		h.measureStart(ctx, op, r)
 		return r
 	}
 

@@ -23,6 +23,7 @@ import (
 	"github.com/SAP/metrics-operator/internal/informers"
 	"github.com/SAP/metrics-operator/internal/reason"
 	"github.com/SAP/metrics-operator/internal/registry"
+	"github.com/SAP/metrics-operator/internal/startup"
 	"github.com/SAP/metrics-operator/internal/targets"
 )
 
@@ -56,6 +57,9 @@ type EventDrivenReconciler struct {
 	// Clusters holds the connections to the clusters metrics read; nil:
 	// only the local one, through Lister.
 	Clusters *clusters.Set
+	// Startup is told when a metric is settled (registered, or nothing to
+	// register); nil: nobody waits.
+	Startup *startup.Gate
 
 	// conns is the connection each registered metric was registered
 	// through (by coordinator key): a renamed or rebuilt connection
@@ -65,6 +69,11 @@ type EventDrivenReconciler struct {
 
 // Reconcile registers or drops one Metric's subscription.
 func (r *EventDrivenReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	res, err := r.reconcile(ctx, req)
+	return settle(r.Startup, metricKind, req.NamespacedName, res, err)
+}
+
+func (r *EventDrivenReconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	key := coordinator.Key{Kind: metricKind, Namespace: req.Namespace, Name: req.Name}
 	m := &v1alpha1.Metric{}
 	if err := r.Client.Get(ctx, req.NamespacedName, m); err != nil {
@@ -99,7 +108,7 @@ func (r *EventDrivenReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		// watch still runs.
 		if err := r.authorize(ctx, conn, m, ik); err != nil {
 			if errors.Is(err, access.ErrPending) {
-				return ctrl.Result{RequeueAfter: recheckInterval}, nil
+				return ctrl.Result{RequeueAfter: recheckInterval}, err
 			}
 			r.drop(key)
 			if !reason.Is(err) {
@@ -131,7 +140,7 @@ func (r *EventDrivenReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	if errors.Is(err, access.ErrPending) {
 		// The Checker sends the metric back once its access is decided;
 		// whatever it exports meanwhile stays as it is.
-		return ctrl.Result{RequeueAfter: recheckInterval}, nil
+		return ctrl.Result{RequeueAfter: recheckInterval}, err
 	}
 	if err != nil {
 		r.drop(key)

@@ -55,6 +55,11 @@ type FederatedManagedMetricReconciler struct {
 
 // Reconcile reads one FederatedManagedMetric's clusters.
 func (r *FederatedManagedMetricReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	res, err := r.reconcile(ctx, req)
+	return settle(r.Startup, federatedManagedMetricKind, req.NamespacedName, res, err)
+}
+
+func (r *FederatedManagedMetricReconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	key := coordinator.Key{Kind: federatedManagedMetricKind, Namespace: req.Namespace, Name: req.Name}
 	f := &v1alpha1.FederatedManagedMetric{}
 	if found, err := r.getOrRemove(ctx, r.Client, key, f, r.drop); !found {
@@ -114,7 +119,7 @@ func (r *FederatedManagedMetricReconciler) Reconcile(ctx context.Context, req ct
 	}
 	if fed.counts().PendingCount > 0 {
 		// A cluster whose CRD watch has not listed yet.
-		next = time.Second
+		return ctrl.Result{RequeueAfter: time.Second}, errUnsettled
 	}
 	return ctrl.Result{RequeueAfter: next}, nil
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/SAP/metrics-operator/internal/informers"
 	"github.com/SAP/metrics-operator/internal/reason"
 	"github.com/SAP/metrics-operator/internal/registry"
+	"github.com/SAP/metrics-operator/internal/startup"
 )
 
 // federatedMetricKind is the coordinator's Key.Kind for FederatedMetrics.
@@ -68,6 +69,9 @@ type FederatedMetricReconciler struct {
 	GracePeriod time.Duration
 	// Workers is how many metrics are reconciled at once (default 1).
 	Workers int
+	// Startup is told when a metric is settled (registered, or nothing to
+	// register); nil: nobody waits.
+	Startup *startup.Gate
 
 	mu      sync.Mutex
 	sources map[types.NamespacedName]*fedSource
@@ -75,6 +79,11 @@ type FederatedMetricReconciler struct {
 
 // Reconcile spreads one FederatedMetric over its access's clusters.
 func (r *FederatedMetricReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	res, err := r.reconcile(ctx, req)
+	return settle(r.Startup, federatedMetricKind, req.NamespacedName, res, err)
+}
+
+func (r *FederatedMetricReconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	key := coordinator.Key{Kind: federatedMetricKind, Namespace: req.Namespace, Name: req.Name}
 	fm := &v1alpha1.FederatedMetric{}
 	if err := r.Client.Get(ctx, req.NamespacedName, fm); err != nil {

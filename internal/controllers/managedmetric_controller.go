@@ -66,6 +66,11 @@ type ManagedMetricReconciler struct {
 // Reconcile matches one ManagedMetric to the managed kinds and keeps one
 // subscription per kind it reads.
 func (r *ManagedMetricReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	res, err := r.reconcile(ctx, req)
+	return settle(r.Startup, managedMetricKind, req.NamespacedName, res, err)
+}
+
+func (r *ManagedMetricReconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	key := coordinator.Key{Kind: managedMetricKind, Namespace: req.Namespace, Name: req.Name}
 	m := &v1alpha1.ManagedMetric{}
 	if found, err := r.getOrRemove(ctx, r.Client, key, m, r.drop); !found {
@@ -87,13 +92,13 @@ func (r *ManagedMetricReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		}
 		// The CRD watch has not listed yet; its sync enqueues the
 		// cluster's ManagedMetrics.
-		return ctrl.Result{RequeueAfter: time.Second}, nil
+		return ctrl.Result{RequeueAfter: time.Second}, errUnsettled
 	}
 	want, skipped, err := r.wanted(ctx, m, conn.Remote, kinds.Kinds())
 	if errors.Is(err, access.ErrPending) {
 		// The Checker sends the metric back once every kind's access is
 		// decided; whatever it exports meanwhile stays as it is.
-		return ctrl.Result{RequeueAfter: recheckInterval}, nil
+		return ctrl.Result{RequeueAfter: recheckInterval}, err
 	}
 	if err != nil {
 		if !reason.Is(err) {

@@ -20,6 +20,7 @@ import (
 	"github.com/SAP/metrics-operator/internal/managed"
 	"github.com/SAP/metrics-operator/internal/reason"
 	"github.com/SAP/metrics-operator/internal/registry"
+	"github.com/SAP/metrics-operator/internal/startup"
 	"github.com/SAP/metrics-operator/internal/targets"
 )
 
@@ -38,6 +39,9 @@ type ManagedReading struct {
 	// Access authorizes each metric's reads of the local cluster and its
 	// references; nil allows all.
 	Access *access.Checker
+	// Startup is told when a metric is settled (registered, or nothing to
+	// register); nil: nobody waits.
+	Startup *startup.Gate
 }
 
 // getOrRemove reads the metric key names into obj. When it is gone, drop

@@ -54,6 +54,13 @@ type Options struct {
 	// ListPageSize is the number of objects one LIST page asks for
 	// (default 1000).
 	ListPageSize int64
+	// Registered, when set, holds the watches back after Start until it is
+	// closed: the operator closes it once its reconcilers have registered
+	// the metrics present at start (internal/startup), so each watch
+	// starts with all of them subscribed and its one initial LIST fills
+	// them all. Started at once instead, a watch lists for the first
+	// metric while the others register, and those need a second LIST.
+	Registered <-chan struct{}
 }
 
 // Manager runs the shared watches.
@@ -63,7 +70,9 @@ type Manager struct {
 	mu        sync.Mutex
 	ctx       context.Context // set by Start; nil before
 	informers map[registry.InformerKey]*informer
-	// pending holds the watches Ensured before Start, which starts them.
+	// pending holds the watches Ensured before Start has started the
+	// watches (before Start, or while Options.Registered is open); Start
+	// starts them.
 	pending map[registry.InformerKey]schema.GroupVersionKind
 	wg      sync.WaitGroup
 }
@@ -107,9 +116,17 @@ func New(opts Options) (*Manager, error) {
 // NeedLeaderElection is true: only the leader watches and exports.
 func (m *Manager) NeedLeaderElection() bool { return true }
 
-// Start starts the watches Ensured before it, blocks until ctx is done,
-// then stops every watch and waits for them.
+// Start starts the watches Ensured before it (once Options.Registered is
+// closed, when set), blocks until ctx is done, then stops every watch and
+// waits for them.
 func (m *Manager) Start(ctx context.Context) error {
+	if m.opts.Registered != nil {
+		select {
+		case <-m.opts.Registered:
+		case <-ctx.Done():
+			return nil
+		}
+	}
 	m.mu.Lock()
 	m.ctx = ctx
 	for key, gvk := range m.pending {
@@ -137,9 +154,10 @@ func (m *Manager) Start(ctx context.Context) error {
 // Ensure makes sure a watch for key runs (with full objects when a
 // subscriber needs them) and that sub, registered on key, gets the
 // current objects: from the watch's initial list if it is starting, else
-// from a LIST made for it. Before the Manager started (a metric
-// reconciled before the manager runs its Runnables, or by a replica
-// waiting for leadership), the watch is remembered and Start starts it.
+// from a LIST made for it. Before the Manager started its watches (a
+// metric reconciled before the manager runs its Runnables, by a replica
+// waiting for leadership, or while Options.Registered holds the watches
+// back), the watch is remembered and Start starts it.
 func (m *Manager) Ensure(key registry.InformerKey, gvk schema.GroupVersionKind, sub *registry.Subscription) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -226,3 +226,87 @@ func TestJoinListStopsWhenItsMetricsAreGone(t *testing.T) {
 	}
 	t.Logf("join LIST pages: %d for the dropped joiner and the witness together (%d objects, pages of %d)", pages, objects, page)
 }
+
+// TestRegisteredHoldsWatchesBack runs the Manager with
+// Options.Registered: watches Ensured after Start wait until it is
+// closed, then start with every metric registered meanwhile, so that one
+// LIST fills them all: a metadata-only metric and one that needs full
+// objects, whichever came first, cost one LIST and no restart.
+func TestRegisteredHoldsWatchesBack(t *testing.T) {
+	testenv.Require(t, env)
+	ctx := t.Context()
+	const ns, objects = "registered-gate", 5
+	if err := env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range objects {
+		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("cm-%d", i), Namespace: ns}}
+		if err := env.Client.Create(ctx, cm); err != nil {
+			t.Fatal(err)
+		}
+	}
+	requests := testenv.NewRequestCounter()
+	cfg := rest.CopyConfig(env.Config)
+	cfg.Wrap(requests.Wrap)
+	md, err := metadata.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := registry.New()
+	registered := make(chan struct{})
+	m, err := informers.New(informers.Options{Registry: reg, Handler: &events.Handler{Registry: reg}, Registered: registered,
+		Clients: func(string) (*informers.Clients, error) { return &informers.Clients{Dynamic: dyn, Metadata: md}, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- m.Start(runCtx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Start returned %v", err)
+		}
+	}()
+
+	e, err := evaluation.Compile(evaluation.Spec{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gvk := schema.GroupVersionKind{Version: "v1", Kind: "ConfigMap"}
+	key := registry.InformerKey{Cluster: "local", GVR: schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}, Namespace: ns}
+	var synced []chan struct{}
+	var subs []*registry.Subscription
+	for i, metadataOnly := range []bool{true, false} {
+		ch := make(chan struct{})
+		sub := &registry.Subscription{ID: fmt.Sprint("m", i), Aggregate: evaluation.NewAggregate(e), MetadataOnly: metadataOnly,
+			OnSynced: func() { close(ch) }, OnError: func(err error) { t.Errorf("watch failed: %v", err) }}
+		reg.Register(key, sub)
+		if err := m.Ensure(key, gvk, sub); err != nil {
+			t.Fatal(err)
+		}
+		synced, subs = append(synced, ch), append(subs, sub)
+		time.Sleep(100 * time.Millisecond) // a watch started now would be listing
+		if active := m.Active(); len(active) != 0 {
+			t.Fatalf("watches %v run before Registered is closed", active)
+		}
+	}
+	close(registered)
+	for i, ch := range synced {
+		select {
+		case <-ch:
+		case <-time.After(30 * time.Second):
+			t.Fatalf("m%d was not filled within 30s of Registered closing", i)
+		}
+		if n := subs[i].Aggregate.Len(); n != objects {
+			t.Errorf("m%d holds %d objects, want %d", i, n, objects)
+		}
+	}
+	if n := requests.Count("LIST", "/api/v1/namespaces/"+ns+"/configmaps"); n != 1 {
+		t.Errorf("%d LISTs of the ConfigMaps, want 1", n)
+	}
+}

@@ -3,7 +3,6 @@ package informers
 import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/cache"
 )
 
@@ -73,13 +72,8 @@ func (i *informer) toMap(obj any) map[string]any {
 	case *unstructured.Unstructured:
 		return o.Object
 	case *metav1.PartialObjectMetadata:
-		meta, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&o.ObjectMeta)
-		if err != nil {
-			return nil
-		}
-		delete(meta, "managedFields")
 		apiVersion, kind := i.gvk.ToAPIVersionAndKind()
-		return map[string]any{"apiVersion": apiVersion, "kind": kind, "metadata": meta}
+		return map[string]any{"apiVersion": apiVersion, "kind": kind, "metadata": metadataMap(&o.ObjectMeta)}
 	case cache.DeletedFinalStateUnknown:
 		return i.toMap(o.Obj)
 	}

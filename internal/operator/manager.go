@@ -36,6 +36,7 @@ import (
 	"github.com/SAP/metrics-operator/internal/informers"
 	"github.com/SAP/metrics-operator/internal/managed"
 	"github.com/SAP/metrics-operator/internal/registry"
+	"github.com/SAP/metrics-operator/internal/startup"
 )
 
 // leaderElectionID names the Lease replicas compete for.
@@ -266,10 +267,20 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 		return nil, fmt.Errorf("setting up FederatedClusterAccess controller: %w", err)
 	}
 
+	// The watches wait until the metrics present at start are registered,
+	// so that each lists once for all of them.
+	gate, err := startup.New(startup.Options{Existing: startup.ListMetrics(mgr.GetClient())})
+	if err != nil {
+		return nil, err
+	}
+	if err := mgr.Add(gate); err != nil {
+		return nil, err
+	}
 	infs, err = informers.New(informers.Options{
-		Registry: reg,
-		Handler:  &events.Handler{Registry: reg},
-		Clients:  conns.Clients,
+		Registry:   reg,
+		Handler:    &events.Handler{Registry: reg},
+		Clients:    conns.Clients,
+		Registered: gate.Open(),
 	})
 	if err != nil {
 		return nil, err
@@ -289,6 +300,7 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 		Access:             checker,
 		Guard:              guard,
 		Clusters:           conns,
+		Startup:            gate,
 	}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setting up event-driven Metric controller: %w", err)
 	}
@@ -304,6 +316,7 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 		EventDrivenDefault: opts.EventDrivenDefault,
 		Access:             checker,
 		Guard:              guard,
+		Startup:            gate,
 	}
 	if err := addManagedMetrics(mgr, &controllers.ManagedMetricReconciler{
 		ManagedReading: reading,
@@ -319,7 +332,7 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 	fedMetrics.Client, fedMetrics.Registry, fedMetrics.Informers, fedMetrics.Coordinator = mgr.GetClient(), reg, infs, coord
 	fedMetrics.Clusters, fedMetrics.Members, fedMetrics.DefaultSink, fedMetrics.Guard = conns, federated, defaultSink, guard
 	fedMetrics.EventDrivenDefault, fedMetrics.Access, fedMetrics.GracePeriod = opts.EventDrivenDefault, checker, opts.ClusterGracePeriod
-	fedMetrics.Workers = opts.PollingWorkers
+	fedMetrics.Workers, fedMetrics.Startup = opts.PollingWorkers, gate
 	if err := fedMetrics.SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setting up FederatedMetric controller: %w", err)
 	}
