@@ -11,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -171,7 +172,7 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 	if err != nil {
 		return nil, err
 	}
-	shard, err := addSharding(mgr, statusClient, coord, opts)
+	shard, err := addSharding(mgr, coord, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -364,12 +365,16 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 // without sharding: this replica serves every metric). The membership's
 // Lease is deleted only once the coordinator has stopped pushing, so the
 // others never push a metric this replica still pushes.
-func addSharding(mgr manager.Manager, c client.Client, coord *coordinator.Coordinator, opts Options) (controllers.Shard, error) {
+func addSharding(mgr manager.Manager, coord *coordinator.Coordinator, opts Options) (controllers.Shard, error) {
 	if !opts.Sharding {
 		return nil, mgr.Add(coord)
 	}
+	cs, err := kubernetes.NewForConfig(mgr.GetConfig())
+	if err != nil {
+		return nil, fmt.Errorf("shard Lease client: %w", err)
+	}
 	members, shard, err := sharding.New(sharding.Options{
-		Client: c, Reader: c, Namespace: opts.LeaderElectionNamespace, Identity: instanceID(),
+		Client: cs, Namespace: opts.LeaderElectionNamespace, Identity: instanceID(),
 		LeaseDuration: opts.ShardLeaseDuration, RenewInterval: opts.ShardRenewInterval,
 	})
 	if err != nil {

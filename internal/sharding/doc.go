@@ -11,7 +11,9 @@
 // on this replica's own clock (clocks of two machines are never
 // compared). A replica that stops cleanly deletes its Lease (Leave) after
 // it has stopped pushing, so the others take over at once; the Lease of a
-// killed replica expires after D and is deleted by the others after 2·D.
+// killed replica expires after D and the others delete it then, so that
+// a replica joining later does not count it live for another D (it cannot
+// tell how old a renewal it sees for the first time is).
 //
 // Ownership: Owner gives each key (Kind/namespace/name, the four metric
 // kinds) to one member of a view by rendezvous hashing, so a member
