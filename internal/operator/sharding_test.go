@@ -46,8 +46,10 @@ type shardReplica struct {
 // interleaved. It logs the handover times.
 func TestShardingOverThreeReplicas(t *testing.T) {
 	testenv.Require(t, env)
-	// Its own namespace per run, so that -count=N measures N handovers.
-	ns := fmt.Sprintf("sharding-%d", time.Now().UnixNano()%1e6)
+	// Its own namespace and names per run, so that -count=N measures N
+	// handovers.
+	run := time.Now().UnixNano() % 1e6
+	ns := fmt.Sprintf("sharding-%d", run)
 	sink := otlpsink.Start(t)
 	mustCreate(t, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
 	mustCreate(t, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "anchor", Namespace: ns}})
@@ -56,11 +58,14 @@ func TestShardingOverThreeReplicas(t *testing.T) {
 	keys := map[string]string{} // family → coordinator key
 	for i := range shardMetrics {
 		name := fmt.Sprintf("shard-%02d", i)
-		family := fmt.Sprintf("shard_%02d", i)
+		family := fmt.Sprintf("shard_%d_%02d", run, i)
 		keys[family] = "Metric/" + ns + "/" + name
-		mustCreate(t, &v1alpha1.Metric{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		m := &v1alpha1.Metric{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
 			Spec: v1alpha1.MetricSpec{Name: family, Target: v1alpha1.GroupVersionKind{Version: "v1", Kind: "ConfigMap"},
-				Namespace: ns, EventDriven: ptr.To(true), Interval: metav1.Duration{Duration: 10 * time.Second}}})
+				Namespace: ns, EventDriven: ptr.To(true), Interval: metav1.Duration{Duration: 10 * time.Second}}}
+		mustCreate(t, m)
+		// The other tests' operators must not keep evaluating them.
+		t.Cleanup(func() { _ = env.Client.Delete(context.Background(), m) })
 	}
 
 	host, err := os.Hostname()
@@ -146,6 +151,12 @@ func TestShardingOverThreeReplicas(t *testing.T) {
 		}
 	}
 
+	// While the replicas started one after the other, the first held
+	// every metric for a moment and handed them on: a metric killed with
+	// its replica below may legitimately go back to a replica it was on
+	// then. From here on no metric can return to a replica it left, so
+	// every return is two replicas pushing it at the same time.
+	sink.Reset()
 	// Every metric's value changes every 300 ms from now on, so each
 	// replica holding it pushes it at once.
 	ctx, stopWriter := context.WithCancel(t.Context())
@@ -224,7 +235,8 @@ type phase struct {
 // checkNoInterleavedPushes fails when, for some metric, the replicas whose
 // pushes reached the receiver alternate (a, b, a): two replicas pushed it
 // over overlapping intervals. A metric moves from one replica to another,
-// never back, in TestShardingOverThreeReplicas's sequence of changes.
+// never back, in TestShardingOverThreeReplicas's sequence of changes
+// after the start.
 //
 // It logs, per phase, the gaps of the metrics that moved: from the old
 // owner's last push to the new owner's first.
@@ -232,6 +244,7 @@ func checkNoInterleavedPushes(t *testing.T, batches []otlpsink.Batch, keys map[s
 	t.Helper()
 	sort.SliceStable(batches, func(i, j int) bool { return batches[i].Time.Before(batches[j].Time) })
 	runs := map[string][]string{} // family → replicas in the order their pushes arrived, repeats folded
+	timeline := map[string][]string{}
 	last := map[string]time.Time{}
 	gaps := map[string][]time.Duration{} // by phase: from the last push of one replica to the first of the next
 	pushes := 0
@@ -242,6 +255,7 @@ func checkNoInterleavedPushes(t *testing.T, batches []otlpsink.Batch, keys map[s
 			}
 			pushes++
 			id := m.Resource["service.instance.id"]
+			timeline[m.Name] = append(timeline[m.Name], fmt.Sprintf("%s@%s", id, b.Time.Format("15:04:05.000")))
 			if r := runs[m.Name]; len(r) == 0 || r[len(r)-1] != id {
 				if len(r) > 0 {
 					p := "before any change"
@@ -260,8 +274,8 @@ func checkNoInterleavedPushes(t *testing.T, batches []otlpsink.Batch, keys map[s
 	for family, r := range runs {
 		for i, id := range r {
 			if slices.Contains(r[:i], id) {
-				t.Errorf("%s was pushed by %s, then by another replica, then by %s again: %s",
-					family, id, id, strings.Join(r, " → "))
+				t.Errorf("%s was pushed by %s, then by another replica, then by %s again: %s; pushes: %s",
+					family, id, id, strings.Join(r, " → "), strings.Join(timeline[family], " "))
 				break
 			}
 		}
