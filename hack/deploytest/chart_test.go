@@ -172,6 +172,31 @@ func TestChartRefusesSeveralReplicasWithoutLeaderElection(t *testing.T) {
 	}
 }
 
+// TestChartShardingRunsEveryReplica: with sharding.enabled several
+// replicas are allowed, and leader election is off whatever
+// leaderElection.enabled says (every replica serves its share).
+func TestChartShardingRunsEveryReplica(t *testing.T) {
+	objs, err := render(t, release{name: "x", namespace: "x", values: mustYAML(`{replicaCount: 3, sharding: {enabled: true}}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range objs {
+		if u.GetKind() != "Deployment" {
+			continue
+		}
+		var dep appsv1.Deployment
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &dep); err != nil {
+			t.Fatal(err)
+		}
+		args := dep.Spec.Template.Spec.Containers[0].Args
+		if !slices.Contains(args, "--sharding=true") || !slices.Contains(args, "--leader-elect=false") {
+			t.Errorf("sharded Deployment runs %v, want --sharding=true and --leader-elect=false", args)
+		}
+		return
+	}
+	t.Fatal("no Deployment rendered")
+}
+
 // TestChartRefusesMistypedValues: values.schema.json refuses a misspelt
 // key, which would otherwise silently leave a tenancy setting at its
 // default.

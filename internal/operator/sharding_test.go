@@ -6,6 +6,7 @@ import (
 	"os"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -22,8 +23,14 @@ import (
 	"github.com/SAP/metrics-operator/internal/testing/testenv"
 )
 
-// shardMetrics is how many Metrics TestShardingOverThreeReplicas spreads.
-const shardMetrics = 45
+// shardMetrics is how many Metrics TestShardingOverThreeReplicas spreads:
+// 45, or $SHARD_METRICS for a larger measurement.
+func shardMetrics() int {
+	if n, err := strconv.Atoi(os.Getenv("SHARD_METRICS")); err == nil && n > 0 {
+		return n
+	}
+	return 45
+}
 
 // shardLease is the test's --shard-lease-duration; renewals every second.
 const shardLease = 6 * time.Second
@@ -46,6 +53,7 @@ type shardReplica struct {
 // interleaved. It logs the handover times.
 func TestShardingOverThreeReplicas(t *testing.T) {
 	testenv.Require(t, env)
+	t.Logf("%d Metrics", shardMetrics())
 	// Its own namespace and names per run, so that -count=N measures N
 	// handovers.
 	run := time.Now().UnixNano() % 1e6
@@ -56,7 +64,7 @@ func TestShardingOverThreeReplicas(t *testing.T) {
 	mustCreate(t, &v1alpha1.DataSink{ObjectMeta: metav1.ObjectMeta{Name: "default", Namespace: ns},
 		Spec: v1alpha1.DataSinkSpec{Connection: v1alpha1.Connection{Endpoint: sink.HTTPURL()}}})
 	keys := map[string]string{} // family → coordinator key
-	for i := range shardMetrics {
+	for i := range shardMetrics() {
 		name := fmt.Sprintf("shard-%02d", i)
 		family := fmt.Sprintf("shard_%d_%02d", run, i)
 		keys[family] = "Metric/" + ns + "/" + name
