@@ -56,6 +56,7 @@ image: {repository: registry.example/metrics-operator, tag: v9.9.9, pullPolicy: 
 imagePullSecrets: [{name: pull-secret}]
 replicaCount: 1
 leaderElection: {enabled: false, leaseDuration: 30s, renewDeadline: 20s, retryPeriod: 4s}
+sharding: {enabled: true, leaseDuration: 30s, renewInterval: 5s}
 clusterName: prod-eu
 eventDrivenDefault: true
 pollingWorkers: 8
@@ -169,6 +170,31 @@ func TestChartRefusesSeveralReplicasWithoutLeaderElection(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "needs leaderElection.enabled") {
 		t.Fatalf("rendering two replicas without leader election: got %v, want the chart's refusal", err)
 	}
+}
+
+// TestChartShardingRunsEveryReplica: with sharding.enabled several
+// replicas are allowed, and leader election is off whatever
+// leaderElection.enabled says (every replica serves its share).
+func TestChartShardingRunsEveryReplica(t *testing.T) {
+	objs, err := render(t, release{name: "x", namespace: "x", values: mustYAML(`{replicaCount: 3, sharding: {enabled: true}}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range objs {
+		if u.GetKind() != "Deployment" {
+			continue
+		}
+		var dep appsv1.Deployment
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &dep); err != nil {
+			t.Fatal(err)
+		}
+		args := dep.Spec.Template.Spec.Containers[0].Args
+		if !slices.Contains(args, "--sharding=true") || !slices.Contains(args, "--leader-elect=false") {
+			t.Errorf("sharded Deployment runs %v, want --sharding=true and --leader-elect=false", args)
+		}
+		return
+	}
+	t.Fatal("no Deployment rendered")
 }
 
 // TestChartRefusesMistypedValues: values.schema.json refuses a misspelt
@@ -324,7 +350,7 @@ func TestChartDeploymentRunsTheOperatorAsValuesSay(t *testing.T) {
 	}{
 		{defaultRelease, func(o *operator.Options) []string {
 			return check(
-				o.LeaderElect, true,
+				o.LeaderElect, true, o.Sharding, false,
 				o.MetricsSecure, true, o.MetricsAddr, ":8443",
 				o.DefaultServiceAccount, "", o.NoCrossNamespaceRefs, false,
 				o.MaxSeriesPerMetric, operator.DefaultMaxSeriesPerMetric, o.MaxSeriesTotal, operator.DefaultMaxSeriesTotal,
@@ -334,6 +360,7 @@ func TestChartDeploymentRunsTheOperatorAsValuesSay(t *testing.T) {
 		{customRelease, func(o *operator.Options) []string {
 			return check(
 				o.LeaderElect, false, o.LeaseDuration, 30*time.Second, o.RetryPeriod, 4*time.Second,
+				o.Sharding, true, o.ShardLeaseDuration, 30*time.Second, o.ShardRenewInterval, 5*time.Second,
 				o.MetricsSecure, false, o.MetricsAddr, ":8080",
 				o.ClusterName, "prod-eu", o.EventDrivenDefault, true, o.PollingWorkers, 8, o.QPS, float32(20), o.Burst, 40,
 				o.DefaultServiceAccount, "metrics-reader", o.AccessRecheckPeriod, 30*time.Second, o.NoCrossNamespaceRefs, true,

@@ -24,7 +24,9 @@ import (
 // result to the datasink.Store the exporters read, and reports it in the
 // Ready condition.
 type DataSinkReconciler struct {
-	Client   client.Client
+	Client client.Client
+	// Shard, if set, decides whether this replica writes the status.
+	Shard    Shard
 	Recorder events.EventRecorder
 	Store    *datasink.Store
 	// OnChange, if set, is told about every DataSink whose resolution
@@ -71,6 +73,10 @@ func (r *DataSinkReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 		r.changed(req.NamespacedName)
 	}
 
+	if !leads(r.Shard, "DataSink", req.NamespacedName) {
+		// Every replica resolves the sink it pushes to; one writes status.
+		return ctrl.Result{RequeueAfter: cmp.Or(r.Recheck, time.Minute)}, nil
+	}
 	before := ds.DeepCopy()
 	ds.Status.ObservedGeneration = ds.Generation
 	if target != nil {

@@ -60,6 +60,8 @@ type EventDrivenReconciler struct {
 	// Startup is told when a metric is settled (registered, or nothing to
 	// register); nil: nobody waits.
 	Startup *startup.Gate
+	// Shard, if set, is this replica's share of the metrics.
+	Shard Shard
 
 	// conns is the connection each registered metric was registered
 	// through (by coordinator key): a renamed or rebuilt connection
@@ -75,12 +77,14 @@ func (r *EventDrivenReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 
 func (r *EventDrivenReconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	key := coordinator.Key{Kind: metricKind, Namespace: req.Namespace, Name: req.Name}
+	if !serves(r.Shard, "metric-eventdriven", key) {
+		r.remove(key)
+		return ctrl.Result{}, nil
+	}
 	m := &v1alpha1.Metric{}
 	if err := r.Client.Get(ctx, req.NamespacedName, m); err != nil {
 		if apierrors.IsNotFound(err) {
-			r.drop(key)
-			r.Access.Forget(metricKind, req.NamespacedName)
-			r.Coordinator.Remove(key)
+			r.remove(key)
 			return ctrl.Result{}, nil
 		}
 		return ctrl.Result{}, err
@@ -243,6 +247,15 @@ func (r *EventDrivenReconciler) drop(key coordinator.Key) {
 	releaseConnection(r.Clusters, eventsUser(key))
 }
 
+// remove drops everything of a metric that is gone or that another
+// replica serves.
+func (r *EventDrivenReconciler) remove(key coordinator.Key) {
+	r.drop(key)
+	r.Access.Forget(metricKind, types.NamespacedName{Namespace: key.Namespace, Name: key.Name})
+	r.Coordinator.Remove(key)
+	released(r.Shard, "metric-eventdriven", key)
+}
+
 // SetupWithManager registers the reconciler under its own name beside the
 // polling one; both see every Metric and each handles its mode.
 func (r *EventDrivenReconciler) SetupWithManager(mgr ctrl.Manager) error {
@@ -256,6 +269,9 @@ func (r *EventDrivenReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	if r.Clusters != nil {
 		b = b.WatchesRawSource(clusterSource(r.Clusters, mgr.GetClient()))
+	}
+	if r.Shard != nil {
+		b = b.WatchesRawSource(shardSource(r.Shard, mgr.GetClient(), func() client.ObjectList { return &v1alpha1.MetricList{} }))
 	}
 	return b.Complete(r)
 }

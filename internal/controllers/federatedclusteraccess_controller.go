@@ -48,7 +48,9 @@ const probeParallelism = 8
 // read with get, never listed or watched, so each access is resolved
 // again every Recheck.
 type FederatedClusterAccessReconciler struct {
-	Client   client.Client
+	Client client.Client
+	// Shard, if set, decides whether this replica writes the status.
+	Shard    Shard
 	Recorder events.EventRecorder
 	Clusters *clusters.Set
 	// Lister resolves the target kind in the local cluster.
@@ -367,6 +369,9 @@ func dotPath(p string) []string { return strings.Split(strings.TrimPrefix(p, "."
 // connected.
 func (r *FederatedClusterAccessReconciler) writeStatus(ctx context.Context, fca *v1alpha1.FederatedClusterAccess,
 	found []v1alpha1.DiscoveredCluster, total int, err error) error {
+	if !leads(r.Shard, "FederatedClusterAccess", client.ObjectKeyFromObject(fca)) {
+		return nil // every replica discovers; one writes status
+	}
 	before := fca.DeepCopy()
 	st := &fca.Status
 	st.ObservedGeneration = fca.Generation

@@ -318,7 +318,7 @@ func asManagedMetric(f *v1alpha1.FederatedManagedMetric) *v1alpha1.ManagedMetric
 // cluster connection that changes and managed kinds that appear or go
 // enqueue the metrics of that access.
 func (r *FederatedManagedMetricReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.FederatedManagedMetric{}, builder.WithPredicates(
 			predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Named("federatedmanagedmetric").
@@ -330,8 +330,11 @@ func (r *FederatedManagedMetricReconciler) SetupWithManager(mgr ctrl.Manager) er
 			r.Members.Subscribe(func(a types.NamespacedName) { f(a.String()) })
 		}, r.ofClusterKey)).
 		WatchesRawSource(keySource(r.Clusters.Subscribe, r.ofClusterKey)).
-		WatchesRawSource(keySource(r.Kinds.Subscribe, r.ofClusterKey)).
-		Complete(r)
+		WatchesRawSource(keySource(r.Kinds.Subscribe, r.ofClusterKey))
+	if r.Shard != nil {
+		b = b.WatchesRawSource(shardSource(r.Shard, mgr.GetClient(), func() client.ObjectList { return &v1alpha1.FederatedManagedMetricList{} }))
+	}
+	return b.Complete(r)
 }
 
 // ofClusterKey returns a request for every metric of the access a key

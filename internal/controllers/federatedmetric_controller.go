@@ -72,6 +72,8 @@ type FederatedMetricReconciler struct {
 	// Startup is told when a metric is settled (registered, or nothing to
 	// register); nil: nobody waits.
 	Startup *startup.Gate
+	// Shard, if set, is this replica's share of the metrics.
+	Shard Shard
 
 	mu      sync.Mutex
 	sources map[types.NamespacedName]*fedSource
@@ -85,12 +87,14 @@ func (r *FederatedMetricReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 
 func (r *FederatedMetricReconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	key := coordinator.Key{Kind: federatedMetricKind, Namespace: req.Namespace, Name: req.Name}
+	if !serves(r.Shard, federatedMetricKind, key) {
+		r.remove(key)
+		return ctrl.Result{}, nil
+	}
 	fm := &v1alpha1.FederatedMetric{}
 	if err := r.Client.Get(ctx, req.NamespacedName, fm); err != nil {
 		if apierrors.IsNotFound(err) {
-			r.drop(req.NamespacedName)
-			r.Access.Forget(federatedMetricKind, req.NamespacedName)
-			r.Coordinator.Remove(key)
+			r.remove(key)
 			return ctrl.Result{}, nil
 		}
 		return ctrl.Result{}, err
@@ -253,18 +257,31 @@ func (r *FederatedMetricReconciler) Observation(key coordinator.Key) v1alpha1.Fe
 // the keys every component uses (metric; cluster, resource, namespace).
 var fedLog = ctrl.Log.WithName("federatedmetric")
 
+// remove drops everything of a metric that is gone or that another
+// replica serves.
+func (r *FederatedMetricReconciler) remove(key coordinator.Key) {
+	name := types.NamespacedName{Namespace: key.Namespace, Name: key.Name}
+	r.drop(name)
+	r.Access.Forget(federatedMetricKind, name)
+	r.Coordinator.Remove(key)
+	released(r.Shard, federatedMetricKind, key)
+}
+
 // SetupWithManager registers the reconciler. Besides FederatedMetrics it
 // follows the accesses' clusters: a cluster that appears, goes or is
 // renamed, and a cluster connection that is rebuilt, becomes usable or
 // unusable, enqueues the FederatedMetrics of that access.
 func (r *FederatedMetricReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.FederatedMetric{}, builder.WithPredicates(
 			predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Named("federatedmetric").
 		WithOptions(controller.Options{MaxConcurrentReconciles: max(r.Workers, 1)}).
-		WatchesRawSource(r.membersSource(mgr.GetClient())).
-		Complete(r)
+		WatchesRawSource(r.membersSource(mgr.GetClient()))
+	if r.Shard != nil {
+		b = b.WatchesRawSource(shardSource(r.Shard, mgr.GetClient(), func() client.ObjectList { return &v1alpha1.FederatedMetricList{} }))
+	}
+	return b.Complete(r)
 }
 
 // membersSource enqueues the FederatedMetrics of an access whose clusters

@@ -312,6 +312,9 @@ func (r *ManagedMetricReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		b = b.WatchesRawSource(keySource(r.Clusters.Subscribe, r.ofCluster)).
 			WatchesRawSource(keySource(r.RemoteKinds.Subscribe, r.ofCluster))
 	}
+	if r.Shard != nil {
+		b = b.WatchesRawSource(shardSource(r.Shard, mgr.GetClient(), func() client.ObjectList { return &v1alpha1.ManagedMetricList{} }))
+	}
 	return b.Complete(r)
 }
 

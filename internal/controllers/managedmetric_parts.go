@@ -42,24 +42,31 @@ type ManagedReading struct {
 	// Startup is told when a metric is settled (registered, or nothing to
 	// register); nil: nobody waits.
 	Startup *startup.Gate
+	// Shard, if set, is this replica's share of the metrics.
+	Shard Shard
 }
 
-// getOrRemove reads the metric key names into obj. When it is gone, drop
+// getOrRemove reads the metric key names into obj. When it is gone, or
+// another replica serves it (Shard), drop
 // lets go of what the reconciler holds for it, its access decisions are
 // forgotten and its family removed, and found is false.
 func (r ManagedReading) getOrRemove(ctx context.Context, c client.Client, key coordinator.Key, obj client.Object,
 	drop func(types.NamespacedName)) (found bool, err error) {
 	name := types.NamespacedName{Namespace: key.Namespace, Name: key.Name}
-	if err := c.Get(ctx, name, obj); err != nil {
+	if serves(r.Shard, key.Kind, key) {
+		err := c.Get(ctx, name, obj)
+		if err == nil {
+			return true, nil
+		}
 		if !apierrors.IsNotFound(err) {
 			return false, err
 		}
-		drop(name)
-		r.Access.Forget(key.Kind, name)
-		r.Coordinator.Remove(key)
-		return false, nil
 	}
-	return true, nil
+	drop(name)
+	r.Access.Forget(key.Kind, name)
+	r.Coordinator.Remove(key)
+	released(r.Shard, key.Kind, key)
+	return false, nil
 }
 
 // fail lets go of what the reconciler holds for the metric (drop) and

@@ -58,6 +58,8 @@ type MetricReconciler struct {
 	// Clusters holds the connections to the clusters metrics read; nil:
 	// only the local one, through Lister.
 	Clusters *clusters.Set
+	// Shard, if set, is this replica's share of the metrics.
+	Shard Shard
 
 	mu         sync.Mutex
 	aggregates map[types.NamespacedName]*compiled
@@ -82,13 +84,14 @@ type compiled struct {
 // Reconcile evaluates one Metric.
 func (r *MetricReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	key := coordinator.Key{Kind: metricKind, Namespace: req.Namespace, Name: req.Name}
+	if !serves(r.Shard, "metric", key) {
+		r.remove(key)
+		return ctrl.Result{}, nil
+	}
 	m := &v1alpha1.Metric{}
 	if err := r.Client.Get(ctx, req.NamespacedName, m); err != nil {
 		if apierrors.IsNotFound(err) {
-			r.forget(req.NamespacedName)
-			releaseConnection(r.Clusters, pollUser(key))
-			r.Access.Forget(metricKind, req.NamespacedName)
-			r.Coordinator.Remove(key)
+			r.remove(key)
 			return ctrl.Result{}, nil
 		}
 		return ctrl.Result{}, err
@@ -167,6 +170,17 @@ func (r *MetricReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		return ctrl.Result{RequeueAfter: time.Second}, nil
 	}
 	return ctrl.Result{RequeueAfter: interval}, nil
+}
+
+// remove drops everything of a metric that is gone or that another
+// replica serves.
+func (r *MetricReconciler) remove(key coordinator.Key) {
+	name := types.NamespacedName{Namespace: key.Namespace, Name: key.Name}
+	r.forget(name)
+	releaseConnection(r.Clusters, pollUser(key))
+	r.Access.Forget(metricKind, name)
+	r.Coordinator.Remove(key)
+	released(r.Shard, "metric", key)
 }
 
 // replace evaluates a poll's objects. A panic in evaluation marks the
@@ -252,6 +266,9 @@ func (r *MetricReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	if r.Clusters != nil {
 		b = b.WatchesRawSource(clusterSource(r.Clusters, mgr.GetClient()))
+	}
+	if r.Shard != nil {
+		b = b.WatchesRawSource(shardSource(r.Shard, mgr.GetClient(), func() client.ObjectList { return &v1alpha1.MetricList{} }))
 	}
 	return b.Complete(r)
 }

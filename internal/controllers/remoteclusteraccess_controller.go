@@ -43,7 +43,9 @@ const defaultRenewFraction = 0.8
 // the result in the Ready condition. Secrets are read with get, never
 // listed or watched, so each access is resolved again every Recheck.
 type RemoteClusterAccessReconciler struct {
-	Client   client.Client
+	Client client.Client
+	// Shard, if set, decides whether this replica writes the status.
+	Shard    Shard
 	Recorder events.EventRecorder
 	Clusters *clusters.Set
 	// Access refuses references into other namespaces; nil allows them.
@@ -292,6 +294,9 @@ func (r *RemoteClusterAccessReconciler) fraction() float64 {
 // changes.
 func (r *RemoteClusterAccessReconciler) writeStatus(ctx context.Context, rca *v1alpha1.RemoteClusterAccess,
 	def clusters.Definition, tok *issuedToken, err error) error {
+	if !leads(r.Shard, "RemoteClusterAccess", client.ObjectKeyFromObject(rca)) {
+		return nil // every replica connects; one writes status
+	}
 	before := rca.DeepCopy()
 	rca.Status.ObservedGeneration = rca.Generation
 	rca.Status.Server = ""

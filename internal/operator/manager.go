@@ -2,6 +2,7 @@ package operator
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -10,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -36,6 +38,7 @@ import (
 	"github.com/SAP/metrics-operator/internal/informers"
 	"github.com/SAP/metrics-operator/internal/managed"
 	"github.com/SAP/metrics-operator/internal/registry"
+	"github.com/SAP/metrics-operator/internal/sharding"
 	"github.com/SAP/metrics-operator/internal/startup"
 )
 
@@ -169,7 +172,8 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := mgr.Add(coord); err != nil {
+	shard, err := addSharding(mgr, coord, opts)
+	if err != nil {
 		return nil, err
 	}
 
@@ -178,6 +182,7 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 		return nil, fmt.Errorf("--datasink-allowed-endpoints: %w", err)
 	}
 	if err := (&controllers.DataSinkReconciler{
+		Shard:    shard,
 		Client:   mgr.GetClient(),
 		Recorder: recorder,
 		Store:    sinks,
@@ -238,10 +243,12 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 		Workers:            opts.PollingWorkers,
 		Access:             checker,
 		Clusters:           conns,
+		Shard:              shard,
 	}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setting up Metric controller: %w", err)
 	}
 	if err := (&controllers.RemoteClusterAccessReconciler{
+		Shard:         shard,
 		Client:        mgr.GetClient(),
 		Recorder:      recorder,
 		Clusters:      conns,
@@ -253,6 +260,7 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 	}
 	federated, discovery := federation.NewMembers(), federation.NewWatches(conns.Local().Clients.Dynamic)
 	if err := (&controllers.FederatedClusterAccessReconciler{
+		Shard:    shard,
 		Client:   mgr.GetClient(),
 		Recorder: recorder,
 		Clusters: conns,
@@ -301,6 +309,7 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 		Guard:              guard,
 		Clusters:           conns,
 		Startup:            gate,
+		Shard:              shard,
 	}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setting up event-driven Metric controller: %w", err)
 	}
@@ -317,6 +326,7 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 		Access:             checker,
 		Guard:              guard,
 		Startup:            gate,
+		Shard:              shard,
 	}
 	if err := addManagedMetrics(mgr, &controllers.ManagedMetricReconciler{
 		ManagedReading: reading,
@@ -332,7 +342,7 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 	fedMetrics.Client, fedMetrics.Registry, fedMetrics.Informers, fedMetrics.Coordinator = mgr.GetClient(), reg, infs, coord
 	fedMetrics.Clusters, fedMetrics.Members, fedMetrics.DefaultSink, fedMetrics.Guard = conns, federated, defaultSink, guard
 	fedMetrics.EventDrivenDefault, fedMetrics.Access, fedMetrics.GracePeriod = opts.EventDrivenDefault, checker, opts.ClusterGracePeriod
-	fedMetrics.Workers, fedMetrics.Startup = opts.PollingWorkers, gate
+	fedMetrics.Workers, fedMetrics.Startup, fedMetrics.Shard = opts.PollingWorkers, gate, shard
 	if err := fedMetrics.SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setting up FederatedMetric controller: %w", err)
 	}
@@ -348,6 +358,47 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 	}
 	return &Operator{Manager: mgr, Sinks: sinks, Coordinator: coord, Collector: collector, Informers: infs, Clusters: conns,
 		Federated: federated, Discovery: discovery, ManagedKinds: remoteKinds}, nil
+}
+
+// addSharding adds the coordinator and, with --sharding, this replica's
+// shard membership, returning the Shard the reconcilers consult (nil
+// without sharding: this replica serves every metric). The membership's
+// Lease is deleted only once the coordinator has stopped pushing, so the
+// others never push a metric this replica still pushes.
+func addSharding(mgr manager.Manager, coord *coordinator.Coordinator, opts Options) (controllers.Shard, error) {
+	if !opts.Sharding {
+		return nil, mgr.Add(coord)
+	}
+	cs, err := kubernetes.NewForConfig(mgr.GetConfig())
+	if err != nil {
+		return nil, fmt.Errorf("shard Lease client: %w", err)
+	}
+	members, shard, err := sharding.New(sharding.Options{
+		Client: cs, Namespace: opts.LeaderElectionNamespace, Identity: instanceID(),
+		LeaseDuration: opts.ShardLeaseDuration, RenewInterval: opts.ShardRenewInterval,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := mgr.Add(members); err != nil {
+		return nil, err
+	}
+	return shard, mgr.Add(leaveAfter{coord, members})
+}
+
+// leaveAfter runs the coordinator and deletes the shard Lease once it
+// has stopped (the membership, a runnable without leader election, was
+// stopped before, and dropped every metric).
+type leaveAfter struct {
+	*coordinator.Coordinator
+	members *sharding.Membership
+}
+
+func (l leaveAfter) Start(ctx context.Context) error {
+	err := l.Coordinator.Start(ctx)
+	leaveCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	return errors.Join(err, l.members.Leave(leaveCtx))
 }
 
 // addManagedMetrics runs the managed kinds' watch and the ManagedMetric

@@ -33,6 +33,14 @@ type Options struct {
 	// LeaseDuration, RenewDeadline and RetryPeriod tune leader election:
 	// how long a dead leader blocks the others, and how often it renews.
 	LeaseDuration, RenewDeadline, RetryPeriod time.Duration
+	// Sharding spreads the metrics over all replicas, each holding a
+	// Lease of its own (internal/sharding), instead of one leader doing
+	// all the work. It excludes LeaderElect.
+	Sharding bool
+	// ShardLeaseDuration and ShardRenewInterval tune sharding: a lost
+	// replica's metrics move after about the duration; members renew and
+	// look at each other every interval.
+	ShardLeaseDuration, ShardRenewInterval time.Duration
 	// Namespace is the operator's own namespace: where the DataSink named
 	// "default" is looked up.
 	Namespace string
@@ -144,6 +152,14 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 		"How long the leader keeps trying to renew before it gives up leadership.")
 	fs.DurationVar(&o.RetryPeriod, "leader-elect-retry-period", 2*time.Second,
 		"How often replicas try to acquire or renew leadership.")
+	fs.BoolVar(&o.Sharding, "sharding", false,
+		"Spread the metrics over all replicas: each holds a Lease of its own in the operator's namespace and serves, watches "+
+			"and pushes only the metrics it owns by rendezvous hashing; Prometheus scrapes every replica. Excludes --leader-elect.")
+	fs.DurationVar(&o.ShardLeaseDuration, "shard-lease-duration", DefaultShardLeaseDuration,
+		"With --sharding: how long a replica that stopped renewing its Lease still counts as a member; its metrics move to the others "+
+			"after about this time (at once when it stops cleanly). Whole seconds, at least three --shard-renew-interval.")
+	fs.DurationVar(&o.ShardRenewInterval, "shard-renew-interval", DefaultShardRenewInterval,
+		"With --sharding: how often each replica renews its Lease and reads the others'; a joining replica takes its metrics after about two intervals.")
 	fs.StringVar(&o.Namespace, "operator-namespace", "",
 		"The operator's namespace, where the DataSink named \"default\" lives "+
 			"(default: $OPERATOR_CONFIG_NAMESPACE, else $POD_NAMESPACE, else \"default\").")
@@ -222,6 +238,12 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 			"so a changed Secret or endpoint address applies within this period.")
 }
 
+// Defaults of sharding's Lease timing.
+const (
+	DefaultShardLeaseDuration = 15 * time.Second
+	DefaultShardRenewInterval = 2 * time.Second
+)
+
 // Defaults of the limits on what one metric may hold.
 const (
 	DefaultMaxSeriesPerMetric  = 10000
@@ -284,6 +306,7 @@ func (o *Options) Complete() error {
 		errs = append(errs, fmt.Errorf("--min-export-interval must not be negative, got %s", o.MinExportInterval))
 	}
 	errs = append(errs, o.completeExport()...)
+	errs = append(errs, o.completeSharding()...)
 	o.completeLimits()
 	return errors.Join(errs...)
 }
@@ -310,6 +333,28 @@ func (o *Options) completeExport() []error {
 	if o.ExportBackoffMax < o.ExportBackoffBase {
 		errs = append(errs, fmt.Errorf("--export-backoff-max (%s) must not be below --export-backoff-base (%s)",
 			o.ExportBackoffMax, o.ExportBackoffBase))
+	}
+	return errs
+}
+
+// completeSharding defaults and checks the sharding flags.
+func (o *Options) completeSharding() []error {
+	if o.ShardLeaseDuration == 0 {
+		o.ShardLeaseDuration = DefaultShardLeaseDuration
+	}
+	if o.ShardRenewInterval == 0 {
+		o.ShardRenewInterval = DefaultShardRenewInterval
+	}
+	var errs []error
+	if o.Sharding && o.LeaderElect {
+		errs = append(errs, errors.New("--sharding and --leader-elect exclude each other: with sharding every replica is active"))
+	}
+	if o.ShardLeaseDuration%time.Second != 0 {
+		errs = append(errs, fmt.Errorf("--shard-lease-duration must be whole seconds (a Lease counts seconds), got %s", o.ShardLeaseDuration))
+	}
+	if o.ShardRenewInterval <= 0 || o.ShardLeaseDuration < 3*o.ShardRenewInterval {
+		errs = append(errs, fmt.Errorf("--shard-lease-duration (%s) must be at least three --shard-renew-interval (%s)",
+			o.ShardLeaseDuration, o.ShardRenewInterval))
 	}
 	return errs
 }

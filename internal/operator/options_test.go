@@ -92,3 +92,48 @@ func TestNewRefusesInvalidOptions(t *testing.T) {
 		t.Fatalf("New with a negative MinExportInterval: %v, want an error naming --min-export-interval", err)
 	}
 }
+
+func TestShardingFlags(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		args    []string
+		opts    Options // set in code instead of flags
+		want    [2]time.Duration
+		wantErr string
+	}{
+		{name: "flag defaults", args: []string{"--sharding"}, want: [2]time.Duration{15 * time.Second, 2 * time.Second}},
+		{name: "code defaults", opts: Options{Sharding: true}, want: [2]time.Duration{15 * time.Second, 2 * time.Second}},
+		{name: "set", args: []string{"--sharding", "--shard-lease-duration=6s", "--shard-renew-interval=1s"},
+			want: [2]time.Duration{6 * time.Second, time.Second}},
+		{name: "with leader election", args: []string{"--sharding", "--leader-elect"},
+			wantErr: "--sharding and --leader-elect exclude each other"},
+		{name: "renewal too slow", args: []string{"--shard-lease-duration=5s", "--shard-renew-interval=2s"},
+			wantErr: "--shard-lease-duration (5s) must be at least three --shard-renew-interval (2s)"},
+		{name: "fraction of a second", args: []string{"--shard-lease-duration=6500ms"},
+			wantErr: "--shard-lease-duration must be whole seconds"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := tc.opts
+			fs := flag.NewFlagSet("test", flag.ContinueOnError)
+			if tc.args != nil {
+				o.BindFlags(fs)
+				if err := fs.Parse(tc.args); err != nil {
+					t.Fatal(err)
+				}
+			}
+			err := o.Complete()
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("Complete() = %v, want an error containing %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := [2]time.Duration{o.ShardLeaseDuration, o.ShardRenewInterval}; got != tc.want {
+				t.Errorf("lease duration, renew interval = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,313 @@
+package operator_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/SAP/metrics-operator/api/v1alpha1"
+	"github.com/SAP/metrics-operator/internal/sharding"
+	"github.com/SAP/metrics-operator/internal/testing/otlpsink"
+	"github.com/SAP/metrics-operator/internal/testing/scrape"
+	"github.com/SAP/metrics-operator/internal/testing/testenv"
+)
+
+// shardMetrics is how many Metrics TestShardingOverThreeReplicas spreads:
+// 45, or $SHARD_METRICS for a larger measurement.
+func shardMetrics() int {
+	if n, err := strconv.Atoi(os.Getenv("SHARD_METRICS")); err == nil && n > 0 {
+		return n
+	}
+	return 45
+}
+
+// shardLease is the test's --shard-lease-duration; renewals every second.
+const shardLease = 6 * time.Second
+
+// shardReplica is one operator process of a sharded deployment.
+type shardReplica struct {
+	*process
+	id string // its member name and OTLP service.instance.id
+}
+
+// TestShardingOverThreeReplicas runs three operator processes with
+// --sharding over 45 event-driven Metrics pushing to one OTLP receiver,
+// while a writer keeps changing their value (so every holder of a metric
+// pushes it every few hundred milliseconds). It checks that each metric
+// is served on exactly one replica's /metrics, the one rendezvous hashing
+// names; that when one replica is killed (SIGKILL: its Lease stays) the
+// others serve its metrics within the lease duration plus a margin; that
+// a replica added takes its share; that a replica stopped cleanly hands
+// over at once; and that no metric's pushes ever came from two replicas
+// interleaved. It logs the handover times.
+func TestShardingOverThreeReplicas(t *testing.T) {
+	testenv.Require(t, env)
+	t.Logf("%d Metrics", shardMetrics())
+	// Its own namespace and names per run, so that -count=N measures N
+	// handovers.
+	run := time.Now().UnixNano() % 1e6
+	ns := fmt.Sprintf("sharding-%d", run)
+	sink := otlpsink.Start(t)
+	mustCreate(t, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
+	mustCreate(t, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "anchor", Namespace: ns}})
+	mustCreate(t, &v1alpha1.DataSink{ObjectMeta: metav1.ObjectMeta{Name: "default", Namespace: ns},
+		Spec: v1alpha1.DataSinkSpec{Connection: v1alpha1.Connection{Endpoint: sink.HTTPURL()}}})
+	keys := map[string]string{} // family → coordinator key
+	for i := range shardMetrics() {
+		name := fmt.Sprintf("shard-%02d", i)
+		family := fmt.Sprintf("shard_%d_%02d", run, i)
+		keys[family] = "Metric/" + ns + "/" + name
+		m := &v1alpha1.Metric{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+			Spec: v1alpha1.MetricSpec{Name: family, Target: v1alpha1.GroupVersionKind{Version: "v1", Kind: "ConfigMap"},
+				Namespace: ns, EventDriven: ptr.To(true), Interval: metav1.Duration{Duration: 10 * time.Second}}}
+		mustCreate(t, m)
+		// The other tests' operators must not keep evaluating them.
+		t.Cleanup(func() { _ = env.Client.Delete(context.Background(), m) })
+	}
+
+	host, err := os.Hostname()
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := func() *shardReplica {
+		p := startProcess(t, ns, "--sharding", "--shard-lease-duration="+shardLease.String(), "--shard-renew-interval=1s",
+			"--zap-log-level=info")
+		// Without POD_NAME, the member name is host name and pid.
+		return &shardReplica{process: p, id: fmt.Sprintf("%s-%d", host, p.Pid())}
+	}
+	replicas := []*shardReplica{start(), start(), start()}
+
+	// served maps each family to the replicas serving it; an unreachable
+	// replica serves nothing.
+	served := func(rs []*shardReplica) map[string][]string {
+		out := map[string][]string{}
+		for _, r := range rs {
+			fams, err := scrape.Families(r.metricsURL)
+			if err != nil {
+				continue
+			}
+			for name, f := range fams {
+				if _, ok := keys[name]; ok && len(f.GetMetric()) > 0 {
+					out[name] = append(out[name], r.id)
+				}
+			}
+		}
+		return out
+	}
+	// never twice: every scrape of the whole test is checked for a
+	// family served by two replicas at once.
+	var doubleServed []string
+	check := func(rs []*shardReplica) error {
+		got := served(rs)
+		var ids []string
+		for _, r := range rs {
+			ids = append(ids, r.id)
+		}
+		for family, by := range got {
+			if len(by) > 1 {
+				doubleServed = append(doubleServed, fmt.Sprintf("%s on %v", family, by))
+			}
+		}
+		for family, key := range keys {
+			want := sharding.Owner(key, ids)
+			if by := got[family]; len(by) != 1 || by[0] != want {
+				return fmt.Errorf("%s served by %v, want %s (%d of %d families served)", family, by, want, len(got), len(keys))
+			}
+		}
+		return nil
+	}
+	// handover waits until the members rs serve every metric as hashing
+	// says and returns how long that took since from.
+	handover := func(what string, from time.Time, rs []*shardReplica) time.Duration {
+		t.Helper()
+		var last error
+		for time.Since(from) < 60*time.Second {
+			if last = check(rs); last == nil {
+				d := time.Since(from)
+				t.Logf("%s: every metric served by its owner %.2fs later", what, d.Seconds())
+				return d
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		t.Fatalf("%s: not handed over within 60s: %v", what, last)
+		return 0
+	}
+
+	handover("three replicas started", replicas[0].Started, replicas)
+	// The replicas share every metric object of the cluster, other tests'
+	// too: together they own each once.
+	testenv.Eventually(t, 30*time.Second, func() error {
+		owned := 0
+		for _, r := range replicas {
+			fams, err := scrape.Families(r.metricsURL)
+			if err != nil {
+				return err
+			}
+			if got := scrape.Strings(scrape.Samples(fams, "metrics_operator_shard_members")); !slices.Equal(got, []string{"{} 3"}) {
+				return fmt.Errorf("%s: metrics_operator_shard_members %v, want 3", r.id, got)
+			}
+			for _, s := range scrape.Samples(fams, "metrics_operator_owned_metrics") {
+				owned += int(s.Value)
+			}
+		}
+		if all := countMetricObjects(t); owned != all {
+			return fmt.Errorf("metrics_operator_owned_metrics of the replicas add up to %d, want the %d metric objects", owned, all)
+		}
+		return nil
+	})
+
+	// While the replicas started one after the other, the first held
+	// every metric for a moment and handed them on: a metric killed with
+	// its replica below may legitimately go back to a replica it was on
+	// then. From here on no metric can return to a replica it left, so
+	// every return is two replicas pushing it at the same time.
+	sink.Reset()
+	// Every metric's value changes every 300 ms from now on, so each
+	// replica holding it pushes it at once.
+	ctx, stopWriter := context.WithCancel(t.Context())
+	var writer sync.WaitGroup
+	writer.Go(func() {
+		for i := 0; ctx.Err() == nil; i++ {
+			cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "churn", Namespace: ns}}
+			if i%2 == 0 {
+				_ = env.Client.Create(ctx, cm)
+			} else {
+				_ = env.Client.Delete(ctx, cm)
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(300 * time.Millisecond):
+			}
+		}
+	})
+	defer func() { stopWriter(); writer.Wait() }()
+	time.Sleep(3 * time.Second)
+
+	// A replica dies without releasing its Lease.
+	killed := time.Now()
+	replicas[1].Kill()
+	replicas = []*shardReplica{replicas[0], replicas[2]}
+	lost := handover("replica killed", killed, replicas)
+	if limit := shardLease + 5*time.Second; lost > limit {
+		t.Errorf("a killed replica's metrics were served again after %s, want within the lease duration (%s) and a margin", lost, shardLease)
+	}
+	time.Sleep(3 * time.Second)
+
+	// A replica joins: the others drop what it takes before it serves.
+	joined := time.Now()
+	replicas = append(replicas, start())
+	handover("replica added", joined, replicas)
+	time.Sleep(3 * time.Second)
+
+	// A replica stops cleanly: its Lease is released, the others take
+	// over without waiting for it to expire.
+	stopped := time.Now()
+	if err := replicas[0].Stop(); err != nil {
+		t.Fatal(err)
+	}
+	replicas = replicas[1:]
+	if d := handover("replica stopped", stopped, replicas); d > shardLease {
+		t.Errorf("a stopped replica's metrics were served again after %s, want less than the lease duration %s", d, shardLease)
+	}
+	time.Sleep(3 * time.Second)
+	stopWriter()
+	writer.Wait()
+
+	if len(doubleServed) > 0 {
+		t.Errorf("families served by two replicas in one round of scrapes: %v", doubleServed)
+	}
+	checkNoInterleavedPushes(t, sink.Received(), keys, []phase{
+		{"replica killed", killed}, {"replica added", joined}, {"replica stopped", stopped}})
+}
+
+// countMetricObjects counts the objects of the four metric kinds.
+func countMetricObjects(t *testing.T) int {
+	t.Helper()
+	n := 0
+	for _, l := range []client.ObjectList{&v1alpha1.MetricList{}, &v1alpha1.ManagedMetricList{},
+		&v1alpha1.FederatedMetricList{}, &v1alpha1.FederatedManagedMetricList{}} {
+		if err := env.Client.List(t.Context(), l); err != nil {
+			t.Fatal(err)
+		}
+		n += meta.LenList(l)
+	}
+	return n
+}
+
+// phase is a change of the replicas, at the time the test made it.
+type phase struct {
+	name string
+	at   time.Time
+}
+
+// checkNoInterleavedPushes fails when, for some metric, the replicas whose
+// pushes reached the receiver alternate (a, b, a): two replicas pushed it
+// over overlapping intervals. A metric moves from one replica to another,
+// never back, in TestShardingOverThreeReplicas's sequence of changes
+// after the start.
+//
+// It logs, per phase, the gaps of the metrics that moved: from the old
+// owner's last push to the new owner's first.
+func checkNoInterleavedPushes(t *testing.T, batches []otlpsink.Batch, keys map[string]string, phases []phase) {
+	t.Helper()
+	sort.SliceStable(batches, func(i, j int) bool { return batches[i].Time.Before(batches[j].Time) })
+	runs := map[string][]string{} // family → replicas in the order their pushes arrived, repeats folded
+	timeline := map[string][]string{}
+	last := map[string]time.Time{}
+	gaps := map[string][]time.Duration{} // by phase: from the last push of one replica to the first of the next
+	pushes := 0
+	for _, b := range batches {
+		for _, m := range b.MetricList() {
+			if _, ok := keys[m.Name]; !ok {
+				continue
+			}
+			pushes++
+			id := m.Resource["service.instance.id"]
+			timeline[m.Name] = append(timeline[m.Name], fmt.Sprintf("%s@%s", id, b.Time.Format("15:04:05.000")))
+			if r := runs[m.Name]; len(r) == 0 || r[len(r)-1] != id {
+				if len(r) > 0 {
+					p := "before any change"
+					for _, ph := range phases {
+						if b.Time.After(ph.at) {
+							p = ph.name
+						}
+					}
+					gaps[p] = append(gaps[p], b.Time.Sub(last[m.Name]))
+				}
+				runs[m.Name] = append(r, id)
+			}
+			last[m.Name] = b.Time
+		}
+	}
+	for family, r := range runs {
+		for i, id := range r {
+			if slices.Contains(r[:i], id) {
+				t.Errorf("%s was pushed by %s, then by another replica, then by %s again: %s; pushes: %s",
+					family, id, id, strings.Join(r, " → "), strings.Join(timeline[family], " "))
+				break
+			}
+		}
+	}
+	t.Logf("%d pushes of %d metrics arrived", pushes, len(runs))
+	for p, g := range gaps {
+		slices.Sort(g)
+		t.Logf("%s: %d metrics moved; from the old owner's last push to the new owner's first: median %.2fs, max %.2fs",
+			p, len(g), g[len(g)/2].Seconds(), g[len(g)-1].Seconds())
+	}
+	if len(runs) != len(keys) {
+		t.Errorf("pushes of %d of %d metrics arrived", len(runs), len(keys))
+	}
+}

@@ -1,0 +1,186 @@
+package sharding
+
+import (
+	"slices"
+	"sync"
+)
+
+// Shard is one replica's share of the metrics: which keys it may serve
+// now, given its view of the members and what the other members have
+// acknowledged. Reconcilers ask Hold before they serve a key and call
+// Release once they have dropped it; Membership feeds it the member view.
+// All methods are safe for concurrent use.
+type Shard struct {
+	self string
+
+	mu      sync.Mutex
+	view    []string // live members, sorted
+	hash    string   // viewHash(view)
+	member  bool     // self renewed its Lease recently enough to serve
+	settled bool     // every member of view applied view
+	// othersAcked is whether every other member of view acknowledged it.
+	othersAcked bool
+	applied     string // the view whose releases this replica has completed
+	// holds are the holders (reconcilers) of each key that may serve it.
+	holds map[string]map[string]struct{}
+	// pending are the holds (holder, key) of keys the current view gives
+	// to another member, not released yet.
+	pending map[hold]struct{}
+	subs    []func(string)
+	// applyChanged is called (outside the lock) when applied changes, so
+	// that the Lease carries the acknowledgement soon.
+	applyChanged func()
+}
+
+type hold struct{ holder, key string }
+
+// NewShard returns the shard of the member named self. It holds nothing
+// and serves nothing until Update makes it a member of a settled view.
+func NewShard(self string) *Shard {
+	return &Shard{self: self, holds: map[string]map[string]struct{}{}, pending: map[hold]struct{}{}}
+}
+
+// Self is this replica's member name.
+func (s *Shard) Self() string { return s.self }
+
+// Hold reports whether this replica serves key, and records that holder
+// does so until Release. A key is served when this replica is a member,
+// owns the key in its current view, and either already serves it (its
+// ownership is unchanged, so no other member can claim it) or the view is
+// settled (every member of it has dropped what the view takes from it).
+func (s *Shard) Hold(holder, key string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.ownsLocked(key) || !s.settled && len(s.holds[key]) == 0 {
+		return false
+	}
+	hs := s.holds[key]
+	if hs == nil {
+		hs = map[string]struct{}{}
+		s.holds[key] = hs
+	}
+	hs[holder] = struct{}{}
+	ownedMetrics.Set(float64(len(s.holds)))
+	return true
+}
+
+// Release records that holder no longer serves key. Once every key the
+// current view takes away is released, the replica acknowledges the view.
+func (s *Shard) Release(holder, key string) {
+	s.mu.Lock()
+	if hs, ok := s.holds[key]; ok {
+		delete(hs, holder)
+		if len(hs) == 0 {
+			delete(s.holds, key)
+		}
+	}
+	delete(s.pending, hold{holder, key})
+	ownedMetrics.Set(float64(len(s.holds)))
+	notify, ack := s.settleLocked()
+	s.mu.Unlock()
+	s.after(notify, ack)
+}
+
+// Leads reports whether this replica should do the singular work for key
+// that is not serving a metric, such as writing a DataSink's status: its
+// owner in the current view, settled or not. Two replicas may both lead
+// a key for a moment while views change; that is meant for idempotent
+// work only.
+func (s *Shard) Leads(key string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ownsLocked(key)
+}
+
+// Subscribe registers f to be called whenever what Hold answers may have
+// changed (the view, membership, or the view becoming settled), so that
+// every key is looked at again. f must not block.
+func (s *Shard) Subscribe(f func(string)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.subs = append(s.subs, f)
+}
+
+// Applied returns the view hash this replica has completed the releases
+// of, which its Lease announces to the others.
+func (s *Shard) Applied() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.applied
+}
+
+// Status returns the current view and whether this replica is a member
+// and the view settled.
+func (s *Shard) Status() (view []string, member, settled bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.view), s.member, s.settled
+}
+
+// Update sets the view: the live members (self among them when its own
+// Lease is live), whether self may serve (its Lease renewed within the
+// fencing deadline), and the view each other member last acknowledged.
+func (s *Shard) Update(members []string, member bool, acks map[string]string) {
+	members = slices.Clone(members)
+	slices.Sort(members)
+	members = slices.Compact(members)
+	if !member {
+		// A replica that may not serve is no member of its own view.
+		members = slices.DeleteFunc(members, func(m string) bool { return m == s.self })
+	}
+	h := viewHash(members)
+	s.mu.Lock()
+	changed := h != s.hash || member != s.member
+	s.view, s.hash, s.member = members, h, member
+	if changed {
+		clear(s.pending)
+		for key, hs := range s.holds {
+			if !s.ownsLocked(key) {
+				for holder := range hs {
+					s.pending[hold{holder, key}] = struct{}{}
+				}
+			}
+		}
+	}
+	s.othersAcked = true
+	for _, m := range members {
+		if m != s.self && acks[m] != h {
+			s.othersAcked = false
+		}
+	}
+	shardMembers.Set(float64(len(members)))
+	settledChanged, ack := s.settleLocked()
+	s.mu.Unlock()
+	s.after(changed || settledChanged, ack)
+}
+
+// settleLocked acknowledges the view once no release is pending, and
+// recomputes whether the view is settled.
+func (s *Shard) settleLocked() (settledChanged, ack bool) {
+	if len(s.pending) == 0 && s.applied != s.hash {
+		s.applied, ack = s.hash, true
+	}
+	settled := s.member && s.othersAcked && s.applied == s.hash
+	settledChanged, s.settled = settled != s.settled, settled
+	return settledChanged, ack
+}
+
+func (s *Shard) after(notify, ack bool) {
+	if ack && s.applyChanged != nil {
+		s.applyChanged()
+	}
+	if !notify {
+		return
+	}
+	s.mu.Lock()
+	subs := slices.Clone(s.subs)
+	s.mu.Unlock()
+	for _, f := range subs {
+		f(s.self)
+	}
+}
+
+// ownsLocked reports whether the current view gives key to this replica.
+func (s *Shard) ownsLocked(key string) bool {
+	return s.member && Owner(key, s.view) == s.self
+}

@@ -1,0 +1,166 @@
+package sharding
+
+import (
+	"maps"
+	"slices"
+	"testing"
+)
+
+// cluster is a set of shards exchanging views as their Membership would.
+type cluster map[string]*Shard
+
+// sync gives every shard in view the view and the others' current
+// acknowledgements, as one listing of the Leases would.
+func (c cluster) sync(t *testing.T, view []string, who ...string) {
+	t.Helper()
+	acks := map[string]string{}
+	for name, s := range c {
+		acks[name] = s.Applied()
+	}
+	for _, name := range who {
+		c[name].Update(view, slices.Contains(view, name), acks)
+	}
+}
+
+// reconcile has every shard hold what Hold grants and release what it
+// does not, as the reconcilers do for every key, then checks that no key
+// is held twice.
+func (c cluster) reconcile(t *testing.T, ks []string) {
+	t.Helper()
+	for _, s := range c {
+		for _, k := range ks {
+			if !s.Hold("r", k) {
+				s.Release("r", k)
+			}
+		}
+	}
+	c.checkExclusive(t, ks)
+}
+
+func (c cluster) checkExclusive(t *testing.T, ks []string) {
+	t.Helper()
+	for _, k := range ks {
+		var holders []string
+		for name, s := range c {
+			s.mu.Lock()
+			if len(s.holds[k]) > 0 {
+				holders = append(holders, name)
+			}
+			s.mu.Unlock()
+		}
+		if len(holders) > 1 {
+			t.Fatalf("%s held by %v", k, holders)
+		}
+	}
+}
+
+func (c cluster) served() int {
+	n := 0
+	for _, s := range c {
+		s.mu.Lock()
+		n += len(s.holds)
+		s.mu.Unlock()
+	}
+	return n
+}
+
+func TestShardJoinHandsOverWithoutOverlap(t *testing.T) {
+	ks := keys(300)
+	c := cluster{"a": NewShard("a"), "b": NewShard("b")}
+	ab := []string{"a", "b"}
+	c.sync(t, ab, "a", "b")
+	c.reconcile(t, ks)
+	// Each acknowledged the view, but saw the other's acknowledgement
+	// only at the next listing.
+	c.sync(t, ab, "a", "b")
+	c.reconcile(t, ks)
+	if got := c.served(); got != len(ks) {
+		t.Fatalf("two settled members serve %d of %d keys", got, len(ks))
+	}
+
+	c["c"] = NewShard("c")
+	abc := []string{"a", "b", "c"}
+	c.sync(t, abc, "c")
+	c.reconcile(t, ks)
+	if n := len(c["c"].holds); n != 0 {
+		t.Fatalf("the joiner claimed %d keys before the others acknowledged it", n)
+	}
+	// a sees the joiner first: it drops c's keys while b still serves its own.
+	c.sync(t, abc, "a")
+	c.reconcile(t, ks)
+	c.sync(t, abc, "c")
+	c.reconcile(t, ks)
+	if n := len(c["c"].holds); n != 0 {
+		t.Fatalf("the joiner claimed %d keys before b acknowledged it", n)
+	}
+	c.sync(t, abc, "b")
+	c.reconcile(t, ks)
+	c.sync(t, abc, "c")
+	c.reconcile(t, ks)
+	if got := c.served(); got != len(ks) {
+		t.Fatalf("after the join %d of %d keys are served", got, len(ks))
+	}
+	for k := range maps.Keys(c["c"].holds) {
+		if Owner(k, abc) != "c" {
+			t.Errorf("c holds %s, owned by %s", k, Owner(k, abc))
+		}
+	}
+}
+
+func TestShardLossIsClaimedOnceAcknowledged(t *testing.T) {
+	ks := keys(300)
+	c := cluster{"a": NewShard("a"), "b": NewShard("b"), "c": NewShard("c")}
+	abc := []string{"a", "b", "c"}
+	for range 2 {
+		c.sync(t, abc, "a", "b", "c")
+		c.reconcile(t, ks)
+	}
+	delete(c, "b")
+	ac := []string{"a", "c"}
+	c.sync(t, ac, "a")
+	c.reconcile(t, ks)
+	if got := c.served(); got == len(ks) {
+		t.Fatal("a claimed b's keys before c acknowledged the view without b")
+	}
+	c.sync(t, ac, "c")
+	c.reconcile(t, ks)
+	c.sync(t, ac, "a")
+	c.reconcile(t, ks)
+	if got := c.served(); got != len(ks) {
+		t.Fatalf("after the loss %d of %d keys are served", got, len(ks))
+	}
+}
+
+func TestShardFencedServesNothing(t *testing.T) {
+	ks := keys(50)
+	s := NewShard("a")
+	notified := 0
+	s.Subscribe(func(string) { notified++ })
+	s.Update([]string{"a"}, true, nil)
+	for _, k := range ks {
+		if !s.Hold("r", k) {
+			t.Fatalf("a lone settled member does not serve %s", k)
+		}
+	}
+	before := notified
+	s.Update([]string{"a"}, false, nil)
+	if notified == before {
+		t.Error("losing membership notified no one")
+	}
+	for _, k := range ks {
+		if s.Hold("r", k) {
+			t.Fatalf("a fenced member still serves %s", k)
+		}
+	}
+	applied := s.Applied()
+	for _, k := range ks[:len(ks)-1] {
+		s.Release("r", k)
+	}
+	if s.Applied() != applied {
+		t.Error("acknowledged before every key was dropped")
+	}
+	s.Release("r", ks[len(ks)-1])
+	if s.Applied() == applied {
+		t.Error("not acknowledged after every key was dropped")
+	}
+}
