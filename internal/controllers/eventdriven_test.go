@@ -286,16 +286,12 @@ func TestSwitchingModesKeepsSeries(t *testing.T) {
 	}()
 	setMode := func(mode string, want v1alpha1.UpdateMode) {
 		t.Helper()
-		if err := env.Client.Get(ctx, key(ns, "switch"), m); err != nil {
-			t.Fatal(err)
-		}
-		if m.Annotations == nil {
-			m.Annotations = map[string]string{}
-		}
-		m.Annotations[v1alpha1.EventDrivenAnnotation] = mode
-		if err := env.Client.Update(ctx, m); err != nil {
-			t.Fatal(err)
-		}
+		testenv.Update(t, env.Client, m, func() {
+			if m.Annotations == nil {
+				m.Annotations = map[string]string{}
+			}
+			m.Annotations[v1alpha1.EventDrivenAnnotation] = mode
+		})
 		testenv.Eventually(t, pollTimeout, func() error {
 			if err := env.Client.Get(ctx, key(ns, "switch"), m); err != nil {
 				return err
@@ -340,13 +336,7 @@ func TestEventDrivenRetarget(t *testing.T) {
 	create(t, m)
 	waitSamplesWithin(t, eventTimeout, "ed_retarget", "{cluster=local,kind=ConfigMap,version=v1} 1")
 
-	if err := env.Client.Get(ctx, key(from, "retarget"), m); err != nil {
-		t.Fatal(err)
-	}
-	m.Spec.Namespace = to
-	if err := env.Client.Update(ctx, m); err != nil {
-		t.Fatal(err)
-	}
+	testenv.Update(t, env.Client, m, func() { m.Spec.Namespace = to })
 	waitSamplesWithin(t, eventTimeout, "ed_retarget", "{cluster=local,kind=ConfigMap,version=v1} 2")
 	testenv.Eventually(t, eventTimeout, func() error {
 		if informerActive(configMapsKey(from)) || !informerActive(configMapsKey(to)) {

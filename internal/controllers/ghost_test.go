@@ -176,10 +176,7 @@ func TestNoGhostAfterDeleteRenameOrSwitchDuringJoinList(t *testing.T) {
 	t.Run("rename", func(t *testing.T) {
 		m := eventDriven(ns, "renamed", spec("ghost_old_name"))
 		joinListing(t, m)
-		m.Spec.Name = "ghost_new_name"
-		if err := env.Client.Update(ctx, m); err != nil {
-			t.Fatal(err)
-		}
+		testenv.Update(t, env.Client, m, func() { m.Spec.Name = "ghost_new_name" })
 		// The LIST made for the old spec ends meanwhile; the old name must
 		// never be published, the new one must.
 		stop := make(chan struct{})
@@ -219,10 +216,9 @@ func TestNoGhostAfterDeleteRenameOrSwitchDuringJoinList(t *testing.T) {
 	t.Run("switch to polling", func(t *testing.T) {
 		m := eventDriven(ns, "switched", spec("ghost_switched"))
 		joinListing(t, m)
-		m.Annotations = map[string]string{v1alpha1.EventDrivenAnnotation: "false"}
-		if err := env.Client.Update(ctx, m); err != nil {
-			t.Fatal(err)
-		}
+		testenv.Update(t, env.Client, m, func() {
+			m.Annotations = map[string]string{v1alpha1.EventDrivenAnnotation: "false"}
+		})
 		// Polling takes over; the LIST of the dropped subscription ends
 		// and must not publish it as event-driven again.
 		waitSamplesWithin(t, pollTimeout, "ghost_switched", all)

@@ -446,13 +446,9 @@ func TestManagedMetricPollingAndEventDrivenAgree(t *testing.T) {
 	waitSamplesWithin(t, 30*time.Second, "mm_modes_polled", want...)
 
 	// Switched to events by the annotation: the same series, then live.
-	if err := env.Client.Get(ctx, client.ObjectKeyFromObject(polled), polled); err != nil {
-		t.Fatal(err)
-	}
-	polled.Annotations = map[string]string{v1alpha1.EventDrivenAnnotation: "true"}
-	if err := env.Client.Update(ctx, polled); err != nil {
-		t.Fatal(err)
-	}
+	testenv.Update(t, env.Client, polled, func() {
+		polled.Annotations = map[string]string{v1alpha1.EventDrivenAnnotation: "true"}
+	})
 	testenv.Eventually(t, 30*time.Second, func() error {
 		if err := env.Client.Get(ctx, client.ObjectKeyFromObject(polled), polled); err != nil {
 			return err

@@ -51,7 +51,6 @@ func selfMetric(t *testing.T, name string, labels ...string) float64 {
 // brings it back.
 func TestEvaluationPanicIsContained(t *testing.T) {
 	testenv.Require(t, env)
-	ctx := t.Context()
 	pid := os.Getpid()
 	ns := "ed-panic"
 	createNamespace(t, ns)
@@ -120,13 +119,7 @@ func TestEvaluationPanicIsContained(t *testing.T) {
 
 	// A spec change registers the metric anew: it comes back with the
 	// current values.
-	if err := env.Client.Get(ctx, key(ns, "broken"), broken); err != nil {
-		t.Fatal(err)
-	}
-	broken.Spec.LabelSelector = "!boom"
-	if err := env.Client.Update(ctx, broken); err != nil {
-		t.Fatal(err)
-	}
+	testenv.Update(t, env.Client, broken, func() { broken.Spec.LabelSelector = "!boom" })
 	waitReadyWithin(t, eventTimeout, broken, conds, metav1.ConditionTrue, v1alpha1.ReasonReady)
 	waitSamplesWithin(t, eventTimeout, "panic_broken", red(4))
 	if os.Getpid() != pid {

@@ -202,13 +202,7 @@ func TestRemoteMetricReadsTheRemoteCluster(t *testing.T) {
 	waitSamples(t, "remote_polled", polledSample(2))
 
 	// A new spec.clusterName renames the series of both modes at once.
-	if err := env.Client.Get(ctx, client.ObjectKeyFromObject(rca), rca); err != nil {
-		t.Fatal(err)
-	}
-	rca.Spec.ClusterName = "navy"
-	if err := env.Client.Update(ctx, rca); err != nil {
-		t.Fatal(err)
-	}
+	testenv.Update(t, env.Client, rca, func() { rca.Spec.ClusterName = "navy" })
 	waitSamplesWithin(t, 10*time.Second, "remote_events", "{cluster=navy,kind=ConfigMap,version=v1} 2")
 	waitSamplesWithin(t, 10*time.Second, "remote_polled", "{cluster=navy,kind=ConfigMap,version=v1} 2")
 

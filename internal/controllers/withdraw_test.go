@@ -58,7 +58,6 @@ func TestErrorWithdrawsSeries(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			ctx := t.Context()
 			ns := name
 			family := "withdraw_" + ns[len("withdraw-"):]
 			createNamespace(t, ns)
@@ -80,13 +79,7 @@ func TestErrorWithdrawsSeries(t *testing.T) {
 
 			setRef := func(ref *v1alpha1.NamespacedReference) {
 				t.Helper()
-				if err := env.Client.Get(ctx, key(ns, "m"), m); err != nil {
-					t.Fatal(err)
-				}
-				m.Spec.RemoteClusterAccessRef = ref
-				if err := env.Client.Update(ctx, m); err != nil {
-					t.Fatal(err)
-				}
+				testenv.Update(t, env.Client, m, func() { m.Spec.RemoteClusterAccessRef = ref })
 			}
 			conds := func() []metav1.Condition { return m.Status.Conditions }
 			setRef(&v1alpha1.NamespacedReference{Name: "elsewhere", Namespace: ns})

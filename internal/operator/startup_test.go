@@ -90,14 +90,8 @@ func TestStartListsEachWatchOnce(t *testing.T) {
 		sa := fmt.Sprintf("reader-%d", i)
 		mustCreate(t, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: sa, Namespace: tenant}})
 		readers.Subjects = append(readers.Subjects, rbacv1.Subject{Kind: "ServiceAccount", Name: sa, Namespace: tenant})
-		m := &v1alpha1.Metric{}
-		if err := env.Client.Get(t.Context(), client.ObjectKey{Namespace: tenant, Name: fmt.Sprintf("m%d", i)}, m); err != nil {
-			t.Fatal(err)
-		}
-		m.Spec.ServiceAccountName = sa
-		if err := env.Client.Update(t.Context(), m); err != nil {
-			t.Fatal(err)
-		}
+		m := &v1alpha1.Metric{ObjectMeta: metav1.ObjectMeta{Namespace: tenant, Name: fmt.Sprintf("m%d", i)}}
+		testenv.Update(t, env.Client, m, func() { m.Spec.ServiceAccountName = sa })
 	}
 	mustCreate(t, &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "startup-readers", Namespace: objects},
 		Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"list", "watch"}}}})
