@@ -8,8 +8,6 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 
 	"github.com/SAP/metrics-operator/api/v1alpha1"
@@ -31,14 +29,7 @@ func TestRefusedDialIsEndpointNotAllowed(t *testing.T) {
 	testenv.Require(t, env)
 	cfg := rest.CopyConfig(env.Config)
 	cfg.Dial = (&net.Dialer{Timeout: time.Second, Control: egress.Control(func(netip.Addr) bool { return false })}).DialContext
-	dyn, err := dynamic.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	md, err := metadata.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	dyn, md := clientsFor(t, cfg)
 	reg := registry.New()
 	m, err := informers.New(informers.Options{Registry: reg, Handler: &events.Handler{Registry: reg},
 		Clients: func(string) (*informers.Clients, error) {

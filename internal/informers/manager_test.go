@@ -40,23 +40,8 @@ func TestEnsureBeforeStartQueues(t *testing.T) {
 	testenv.Require(t, env)
 	ctx := t.Context()
 	const ns = "ensure-before-start"
-	if err := env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
-		t.Fatal(err)
-	}
-	for i := range 3 {
-		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("cm-%d", i), Namespace: ns}}
-		if err := env.Client.Create(ctx, cm); err != nil {
-			t.Fatal(err)
-		}
-	}
-	dyn, err := dynamic.NewForConfig(env.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	md, err := metadata.NewForConfig(env.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
+	createConfigMaps(t, ns, 3)
+	dyn, md := clientsFor(t, env.Config)
 	reg := registry.New()
 	m, err := informers.New(informers.Options{Registry: reg, Handler: &events.Handler{Registry: reg},
 		Clients: func(string) (*informers.Clients, error) { return &informers.Clients{Dynamic: dyn, Metadata: md}, nil }})
@@ -121,26 +106,11 @@ func TestJoinListStopsWhenItsMetricsAreGone(t *testing.T) {
 	testenv.Require(t, env)
 	ctx := t.Context()
 	const ns, objects, page = "join-abandoned", 50, 10
-	if err := env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
-		t.Fatal(err)
-	}
-	for i := range objects {
-		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("cm-%d", i), Namespace: ns}}
-		if err := env.Client.Create(ctx, cm); err != nil {
-			t.Fatal(err)
-		}
-	}
+	createConfigMaps(t, ns, objects)
 	requests := testenv.NewRequestCounter()
 	cfg := rest.CopyConfig(env.Config)
 	cfg.Wrap(requests.Wrap)
-	md, err := metadata.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dyn, err := dynamic.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	dyn, md := clientsFor(t, cfg)
 	reg := registry.New()
 	m, err := informers.New(informers.Options{Registry: reg, Handler: &events.Handler{Registry: reg}, ListPageSize: page,
 		Clients: func(string) (*informers.Clients, error) { return &informers.Clients{Dynamic: dyn, Metadata: md}, nil }})
@@ -236,26 +206,11 @@ func TestRegisteredHoldsWatchesBack(t *testing.T) {
 	testenv.Require(t, env)
 	ctx := t.Context()
 	const ns, objects = "registered-gate", 5
-	if err := env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
-		t.Fatal(err)
-	}
-	for i := range objects {
-		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("cm-%d", i), Namespace: ns}}
-		if err := env.Client.Create(ctx, cm); err != nil {
-			t.Fatal(err)
-		}
-	}
+	createConfigMaps(t, ns, objects)
 	requests := testenv.NewRequestCounter()
 	cfg := rest.CopyConfig(env.Config)
 	cfg.Wrap(requests.Wrap)
-	md, err := metadata.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dyn, err := dynamic.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	dyn, md := clientsFor(t, cfg)
 	reg := registry.New()
 	registered := make(chan struct{})
 	m, err := informers.New(informers.Options{Registry: reg, Handler: &events.Handler{Registry: reg}, Registered: registered,
@@ -309,4 +264,32 @@ func TestRegisteredHoldsWatchesBack(t *testing.T) {
 	if n := requests.Count("LIST", "/api/v1/namespaces/"+ns+"/configmaps"); n != 1 {
 		t.Errorf("%d LISTs of the ConfigMaps, want 1", n)
 	}
+}
+
+// createConfigMaps creates the namespace ns with n ConfigMaps cm-0 ...
+func createConfigMaps(t *testing.T, ns string, n int) {
+	t.Helper()
+	if err := env.Client.Create(t.Context(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("cm-%d", i), Namespace: ns}}
+		if err := env.Client.Create(t.Context(), cm); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// clientsFor returns the dynamic and metadata clients of cfg.
+func clientsFor(t *testing.T, cfg *rest.Config) (dynamic.Interface, metadata.Interface) {
+	t.Helper()
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	md, err := metadata.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dyn, md
 }
