@@ -45,6 +45,7 @@ type config struct {
 	probes            int
 	pollInterval      time.Duration
 	minExportInterval time.Duration
+	statusInterval    time.Duration
 	readyTimeout      time.Duration
 	settleTimeout     time.Duration
 	pushAll           bool
@@ -81,6 +82,7 @@ func main() {
 	flag.IntVar(&cfg.probes, "probes", 100, "probe writes per steady window (latency samples)")
 	flag.DurationVar(&cfg.pollInterval, "poll-interval", 10*time.Second, "spec.interval of polling metrics (at least 10s)")
 	flag.DurationVar(&cfg.minExportInterval, "min-export-interval", time.Second, "the operator's --min-export-interval")
+	flag.DurationVar(&cfg.statusInterval, "status-update-interval", 30*time.Second, "the operator's --status-update-interval (its default: 30s)")
 	flag.DurationVar(&cfg.readyTimeout, "ready-timeout", 180*time.Second, "longest wait for correct values after the operator starts, and after the writes stop")
 	flag.DurationVar(&cfg.settleTimeout, "settle-timeout", 30*time.Second, "longest wait, after the window, for the last probe write to show")
 	flag.BoolVar(&cfg.pushAll, "push-all", false, "also push the M metrics over OTLP (a DataSink named default); by default only the probe pushes")

@@ -21,6 +21,7 @@ func (h *harness) startOperator(name string, args ...string) (*operatorProc, err
 		append([]string{
 			"--operator-namespace", metricsNamespace,
 			"--min-export-interval", h.cfg.minExportInterval.String(),
+			"--status-update-interval", h.cfg.statusInterval.String(),
 		}, args...)...,
 	)
 	if err != nil {
