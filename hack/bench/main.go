@@ -61,6 +61,10 @@ type config struct {
 	// startProfile, with startOnly, is a directory for a CPU profile of
 	// each operator's first seconds.
 	startProfile string
+	// startPeer, with startOnly, is a kube-state-metrics binary started
+	// before each event-driven operator run over the same ConfigMaps
+	// (peer.go), for a comparison of full syncs under the same load.
+	startPeer string
 }
 
 func main() {
@@ -93,6 +97,8 @@ func main() {
 		"repeat a number in --metrics to run it several times (--metrics=10,10,10); --out is not written")
 	flag.StringVar(&cfg.startBaseline, "start-baseline", "", "with --start-only: another operator binary (say, main's) run before each run of --operator, for a comparison under the same load")
 	flag.StringVar(&cfg.startProfile, "start-profile", "", "with --start-only: write a CPU profile of each operator's first 20 seconds into this directory")
+	flag.StringVar(&cfg.startPeer, "start-peer", "", "with --start-only: a kube-state-metrics binary (built outside this repository) run before each event-driven run, "+
+		"timed from its start until it serves one kube_configmap_info series per ConfigMap")
 	flag.Parse()
 	if cfg.soak > 0 {
 		soakDefaults(&cfg)
@@ -192,6 +198,9 @@ func run(ctx context.Context, cfg config) error {
 	var results []*result
 	for _, m := range cfg.metrics {
 		for _, mode := range cfg.modes {
+			if cfg.startOnly && cfg.startPeer != "" && mode == modeEventDriven {
+				results = append(results, h.runPeerStart(ctx))
+			}
 			for _, bin := range bins {
 				if ctx.Err() != nil {
 					return ctx.Err()
