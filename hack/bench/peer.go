@@ -102,6 +102,7 @@ func (h *harness) runPeerStart(ctx context.Context) *result {
 	logf("  %d series of %s after %s", want, peerFamily, fmtReady(r.ready, r.readyOK))
 	if apiReady, err := h.apiMetrics.snapshot(ctx); err == nil && apiBase != nil {
 		r.startLists = apiReady.requests["LIST configmaps"] - apiBase.requests["LIST configmaps"]
+		r.startStreams = apiReady.requests["WATCHLIST configmaps"] - apiBase.requests["WATCHLIST configmaps"]
 	}
 	r.load = loadAverage()
 	r.cpu, r.peakRSS = procUsage(cmd.Process.Pid)

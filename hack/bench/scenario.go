@@ -57,6 +57,9 @@ type result struct {
 	informers  float64
 	joinLists  float64 // metrics_operator_join_lists_total over the operator's life
 	startLists float64 // LIST configmaps from operator start to correct values (-1: unknown)
+	// startStreams counts lists of configmaps streamed as a watch's
+	// initial events over the same span.
+	startStreams float64
 
 	errs []string
 }
@@ -158,6 +161,7 @@ func (h *harness) runScenario(ctx context.Context, mode string, m int) *result {
 	logf("  correct values after %s", fmtReady(r.ready, r.readyOK))
 	if apiReady, err := h.apiMetrics.snapshot(ctx); err == nil && apiBase != nil {
 		r.startLists = apiReady.requests["LIST configmaps"] - apiBase.requests["LIST configmaps"]
+		r.startStreams = apiReady.requests["WATCHLIST configmaps"] - apiBase.requests["WATCHLIST configmaps"]
 	}
 	if op.exited() {
 		r.errorf("the operator exited; see %s", op.logPath)

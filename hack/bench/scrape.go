@@ -108,7 +108,9 @@ func newAPIScraper(cfg *rest.Config) (*apiScraper, error) {
 
 // apiSnapshot is what the API server reported at one moment.
 type apiSnapshot struct {
-	// requests counts apiserver_request_total by "VERB resource[/subresource]".
+	// requests counts apiserver_request_total by "VERB resource[/subresource]",
+	// and streamed lists (apiserver_watch_list_duration_seconds) as
+	// "WATCHLIST resource".
 	requests map[string]float64
 	// watches is apiserver_longrunning_requests{verb="WATCH"} by resource.
 	watches map[string]float64
@@ -118,7 +120,7 @@ type apiSnapshot struct {
 
 func (a *apiScraper) snapshot(ctx context.Context) (*apiSnapshot, error) {
 	fams, _, err := fetch(ctx, a.c, a.url,
-		"apiserver_request_total", "apiserver_longrunning_requests", "apiserver_registered_watchers")
+		"apiserver_request_total", "apiserver_longrunning_requests", "apiserver_registered_watchers", "apiserver_watch_list_duration_seconds")
 	if err != nil {
 		return nil, err
 	}
@@ -129,6 +131,17 @@ func (a *apiScraper) snapshot(ctx context.Context) (*apiSnapshot, error) {
 			key += "/" + sub
 		}
 		s.requests[key] += smp.Value
+	}
+	// A list streamed as a watch's initial events is a WATCH request;
+	// the API server counts those apart as they complete.
+	if f := fams["apiserver_watch_list_duration_seconds"]; f != nil {
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "resource" {
+					s.requests["WATCHLIST "+l.GetValue()] += float64(m.GetHistogram().GetSampleCount())
+				}
+			}
+		}
 	}
 	for _, smp := range scrape.Samples(fams, "apiserver_longrunning_requests") {
 		if smp.Labels["verb"] == "WATCH" {
