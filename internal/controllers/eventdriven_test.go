@@ -173,7 +173,7 @@ func TestEventDrivenOneWatchNoLists(t *testing.T) {
 		t.Fatalf("informer for %s not active", path)
 	}
 
-	lists := requests.Count("LIST", path)
+	lists := requests.Reads(path)
 	pushesBefore := sink.Count()
 	start := time.Now()
 	const updates = 1000
@@ -188,7 +188,7 @@ func TestEventDrivenOneWatchNoLists(t *testing.T) {
 	waitSamplesWithin(t, 30*time.Second, "ed_shared_1", "{cluster=local,kind=ConfigMap,step="+final+",version=v1} 4")
 	waitSamplesWithin(t, 30*time.Second, "ed_shared_0", "{cluster=local,kind=ConfigMap,step="+final+",version=v1} 16")
 	elapsed := time.Since(start)
-	if n := requests.Count("LIST", path) - lists; n != 0 {
+	if n := requests.Reads(path) - lists; n != 0 {
 		t.Errorf("%d updates caused %d LIST requests, want 0", updates, n)
 	}
 	if err := requests.CheckSharedWatch(path); err != nil {
@@ -200,7 +200,7 @@ func TestEventDrivenOneWatchNoLists(t *testing.T) {
 	pushes := sink.Count() - pushesBefore
 	bound := 5 * (int((elapsed+time.Second)/(500*time.Millisecond)) + 2)
 	t.Logf("%d updates in %s: %d LISTs, %d pushes (bound %d)", updates, elapsed.Round(time.Millisecond),
-		requests.Count("LIST", path)-lists, pushes, bound)
+		requests.Reads(path)-lists, pushes, bound)
 	if pushes > bound || pushes == 0 {
 		t.Errorf("%d pushes for %d updates in %s, want between 1 and %d", pushes, updates, elapsed, bound)
 	}

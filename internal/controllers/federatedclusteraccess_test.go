@@ -163,9 +163,9 @@ func TestFederatedClusterAccessInline(t *testing.T) {
 
 	// Reconciles (every second here) read the watch's store: no LIST.
 	path := "/api/v1/namespaces/" + ns + "/configmaps"
-	lists := requests.Count("LIST", path)
+	lists := requests.Reads(path)
 	time.Sleep(3 * time.Second)
-	if n := requests.Count("LIST", path) - lists; n != 0 {
+	if n := requests.Reads(path) - lists; n != 0 {
 		t.Errorf("%d LISTs of the target during three rechecks, want 0", n)
 	}
 	if err := requests.CheckSharedWatch(path); err != nil {

@@ -591,7 +591,7 @@ func TestManagedMetricsShareWatches(t *testing.T) {
 		} else if n := requests.Count("WATCH", p); n > 1 {
 			t.Logf("%d watches on %s, one at a time: %v", n, p, requests.EndedWatches(p))
 		}
-		lists[p] = requests.Count("LIST", p)
+		lists[p] = requests.Reads(p)
 	}
 	start := time.Now()
 	const flips = 11 // the last makes it Ready
@@ -610,7 +610,7 @@ func TestManagedMetricsShareWatches(t *testing.T) {
 	}
 	t.Logf("%d Ready flips seen by 50 metrics after %s", flips, time.Since(start).Round(time.Millisecond))
 	for _, p := range paths {
-		if n := requests.Count("LIST", p) - lists[p]; n != 0 {
+		if n := requests.Reads(p) - lists[p]; n != 0 {
 			t.Errorf("%d LISTs of %s after the sync, want 0", n, p)
 		}
 	}

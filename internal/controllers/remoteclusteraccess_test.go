@@ -370,7 +370,7 @@ func TestRemoteClusterAccessTokenRequest(t *testing.T) {
 		}
 		return n
 	}
-	lists, watches := count("list"), count("watch")
+	lists, watches := count("list")+count("watchlist"), count("watch")
 	if watches != 1 {
 		t.Errorf("%d WATCHes at the remote after sync, want 1", watches)
 	}
@@ -391,7 +391,7 @@ func TestRemoteClusterAccessTokenRequest(t *testing.T) {
 	t.Logf("token expirations: %v", expiries)
 	create(t, configMap(ns, "c", nil))
 	waitSamplesWithin(t, 5*time.Second, "remote_token_configmaps", sample(3))
-	if l, w := count("list"), count("watch"); l != lists || w != watches {
+	if l, w := count("list")+count("watchlist"), count("watch"); l != lists || w != watches {
 		t.Errorf("after two renewals: %d LISTs and %d WATCHes at the remote, want %d and %d: renewal restarted the watch", l, w, lists, watches)
 	}
 	waitMetric(t, m, metav1.ConditionTrue, v1alpha1.ReasonReady)

@@ -8,10 +8,14 @@
 // memory grows with what metrics keep per object (a series and a value),
 // not with the objects. A watch whose metrics read nothing but metadata
 // uses the metadata API, which is far cheaper to decode; it is upgraded
-// to full objects when a metric that needs them joins. A metric joining a
-// running watch gets the current objects from one paginated LIST, made
-// while the watch's events are held back so it never sees them out of
-// order.
+// to full objects when a metric that needs them joins. A watch's own
+// list (its start, a relist after it expired) is streamed: a watch with
+// sendInitialEvents, which the API server answers from its watch cache in
+// one response, applied object by object; a server that refuses it (older
+// than Kubernetes 1.27, or the WatchList feature off) is listed page by
+// page. A metric joining a running watch gets the current objects from one
+// paginated LIST, made while the watch's events are held back so it never
+// sees them out of order.
 //
 // Watches of remote clusters (internal/clusters) differ in two ways: a
 // watch that cannot reach its API server, or is refused its credentials,

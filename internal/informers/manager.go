@@ -312,6 +312,9 @@ type informer struct {
 	failErr   error
 	stopped   bool
 	listedAt  time.Time // the last successful list of the watch (under mu)
+	// pageOnly: the API server refused a streamed list; list page by page
+	// (under mu).
+	pageOnly bool
 
 	// unreachable is set while the watch's metrics are withdrawn because
 	// a remote API server cannot be reached (Clients.ReportUnreachable).
@@ -413,7 +416,7 @@ func (i *informer) fillOnce() {
 		return
 	}
 	log := ctrl.Log.WithName("informers").WithValues(i.key.LogValues()...)
-	n, _, err := i.streamLocked(i.ctx, subs, true)
+	n, _, err := i.pageLocked(i.ctx, subs, true)
 	if errors.Is(err, errNobodyListening) {
 		log.V(1).Info("Listing for joining metrics stopped: all of them are gone", "metrics", len(subs), "objects", n)
 		return
@@ -432,13 +435,13 @@ func (i *informer) fillOnce() {
 // errNobodyListening stops a list made for metrics that are all gone.
 var errNobodyListening = errors.New("no metric waits for this list any more")
 
-// streamLocked lists the resource page by page and applies each object to
+// pageLocked lists the resource page by page and applies each object to
 // subs as it arrives, so a list of any size costs one page of memory. It
 // returns the number of objects and the list's resource version. With
 // forSubs, the list exists only for subs: once every one of them is
 // dropped or disabled it stops before the next page with
 // errNobodyListening, rather than reading the rest for nobody.
-func (i *informer) streamLocked(ctx context.Context, subs []*registry.Subscription, forSubs bool) (int, string, error) {
+func (i *informer) pageLocked(ctx context.Context, subs []*registry.Subscription, forSubs bool) (int, string, error) {
 	relist := i.handler.BeginRelist(i.key, subs)
 	rv, n := "", 0
 	p := pager.New(func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
@@ -487,10 +490,10 @@ func (i *informer) watch(ctx context.Context, o metav1.ListOptions) (watch.Inter
 }
 
 // listWatch is what the Reflector lists and watches through. Its List
-// streams every object into the subscribers itself and hands the Reflector
-// an empty list carrying only the resource version to watch from, so the
-// Reflector never holds the objects; it asks not to be given WatchList
-// semantics, which would gather them in a temporary store.
+// streams every object into the subscribers itself (listLocked) and hands
+// the Reflector an empty list carrying only the resource version to watch
+// from, so the Reflector never holds the objects; it asks not to be given
+// WatchList semantics, which would gather them in a temporary store.
 type listWatch struct{ i *informer }
 
 var (
@@ -503,7 +506,7 @@ func (lw listWatch) ListWithContext(ctx context.Context, _ metav1.ListOptions) (
 	i.mu.Lock()
 	defer i.mu.Unlock()
 	start := time.Now()
-	n, rv, err := i.streamLocked(ctx, i.registry.Interested(i.key), false)
+	n, rv, err := i.listLocked(ctx, i.registry.Interested(i.key))
 	if err != nil {
 		i.checkReachable(err)
 		return nil, err

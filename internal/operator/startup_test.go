@@ -156,9 +156,10 @@ func startAndCheck(t *testing.T, objects string, want map[string]string, opts op
 	}
 }
 
-// listPasses counts the LISTs of one collection made through a
+// listPasses counts the lists of one collection made through a
 // rest.Config: a pass is a LIST without a continue token (its first
-// page); pages counts every page.
+// page) or a list streamed as a watch's initial events; pages counts
+// every LIST page.
 type listPasses struct {
 	path string
 
@@ -169,7 +170,13 @@ type listPasses struct {
 func (l *listPasses) wrap(rt http.RoundTripper) http.RoundTripper {
 	return roundTrip(func(r *http.Request) (*http.Response, error) {
 		q := r.URL.Query()
-		if r.Method == http.MethodGet && r.URL.Path == l.path && q.Get("watch") != "true" && q.Get("watch") != "1" {
+		watch := q.Get("watch") == "true" || q.Get("watch") == "1"
+		if r.Method == http.MethodGet && r.URL.Path == l.path && watch && q.Get("sendInitialEvents") == "true" {
+			l.mu.Lock()
+			l.first++
+			l.mu.Unlock()
+		}
+		if r.Method == http.MethodGet && r.URL.Path == l.path && !watch {
 			l.mu.Lock()
 			l.total++
 			if q.Get("continue") == "" {

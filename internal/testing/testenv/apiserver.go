@@ -205,7 +205,9 @@ func (s *APIServer) WriteKubeconfig(e *Env, dir, user string) (string, error) {
 
 // auditEvent is the part of an audit event Requests reads.
 type auditEvent struct {
-	Verb string `json:"verb"`
+	AuditID    string `json:"auditID"`
+	RequestURI string `json:"requestURI"`
+	Verb       string `json:"verb"`
 	User struct {
 		Username string `json:"username"`
 	} `json:"user"`
@@ -226,7 +228,10 @@ type Request struct {
 
 // Requests returns the ConfigMap requests user made in namespace, over
 // every run of this API server, in the order they were received. A
-// paginated LIST is one request per page, as the API server sees it.
+// paginated LIST is one request per page, as the API server sees it; a
+// list streamed as a watch's initial events (sendInitialEvents) has the
+// verb "watchlist". A request is one however many stages of it the log
+// records (a watch that ended has two).
 func (s *APIServer) Requests(user, namespace string) ([]Request, error) {
 	f, err := os.Open(s.auditLog)
 	if err != nil {
@@ -234,6 +239,7 @@ func (s *APIServer) Requests(user, namespace string) ([]Request, error) {
 	}
 	defer f.Close()
 	var out []Request
+	seen := map[string]bool{}
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
@@ -241,9 +247,15 @@ func (s *APIServer) Requests(user, namespace string) ([]Request, error) {
 		if json.Unmarshal(sc.Bytes(), &ev) != nil || ev.ObjectRef == nil {
 			continue
 		}
-		if ev.User.Username == user && ev.ObjectRef.Resource == "configmaps" && ev.ObjectRef.Namespace == namespace {
-			out = append(out, Request{Verb: ev.Verb, Received: ev.Received})
+		if ev.User.Username != user || ev.ObjectRef.Resource != "configmaps" || ev.ObjectRef.Namespace != namespace || seen[ev.AuditID] {
+			continue
 		}
+		seen[ev.AuditID] = true
+		verb := ev.Verb
+		if verb == "watch" && strings.Contains(ev.RequestURI, "sendInitialEvents=true") {
+			verb = "watchlist"
+		}
+		out = append(out, Request{Verb: verb, Received: ev.Received})
 	}
 	slices.SortStableFunc(out, func(a, b Request) int { return a.Received.Compare(b.Received) })
 	return out, sc.Err()

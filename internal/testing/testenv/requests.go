@@ -105,7 +105,15 @@ func (b *watchBody) Close() error {
 	return err
 }
 
-// Count returns how many requests with verb went to path.
+// Reads returns how many times path was read in full or in part other
+// than by a watch: LIST pages plus lists streamed as a watch's initial
+// events (WATCHLIST).
+func (c *RequestCounter) Reads(path string) int {
+	return c.Count("LIST", path) + c.Count("WATCHLIST", path)
+}
+
+// Count returns how many requests with verb went to path (verbs: the
+// HTTP method, LIST, WATCH, or WATCHLIST for a streamed list).
 func (c *RequestCounter) Count(verb, path string) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -139,7 +147,10 @@ func verb(r *http.Request) string {
 	if r.Method != http.MethodGet {
 		return r.Method
 	}
-	if r.URL.Query().Get("watch") == "true" || r.URL.Query().Get("watch") == "1" {
+	if q := r.URL.Query(); q.Get("watch") == "true" || q.Get("watch") == "1" {
+		if q.Get("sendInitialEvents") == "true" {
+			return "WATCHLIST" // a list streamed as a watch's initial events
+		}
 		return "WATCH"
 	}
 	// Collections: /api/v1/configmaps, /api/v1/namespaces/x/configmaps,
