@@ -261,7 +261,7 @@ func TestRegisteredHoldsWatchesBack(t *testing.T) {
 			t.Errorf("m%d holds %d objects, want %d", i, n, objects)
 		}
 	}
-	if n := requests.Reads("/api/v1/namespaces/"+ns+"/configmaps"); n != 1 {
+	if n := requests.Reads("/api/v1/namespaces/" + ns + "/configmaps"); n != 1 {
 		t.Errorf("%d reads of the ConfigMaps (LIST pages and streamed lists), want 1", n)
 	}
 }

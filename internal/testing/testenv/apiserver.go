@@ -208,7 +208,7 @@ type auditEvent struct {
 	AuditID    string `json:"auditID"`
 	RequestURI string `json:"requestURI"`
 	Verb       string `json:"verb"`
-	User struct {
+	User       struct {
 		Username string `json:"username"`
 	} `json:"user"`
 	ObjectRef *struct {
