@@ -60,6 +60,8 @@ type limitReporter struct {
 	update      coordinator.Update
 	agg         *evaluation.Aggregate
 	limited     atomic.Bool
+	// tracker reports changes without a lookup of the metric per event.
+	tracker *coordinator.Tracker
 }
 
 // synced is the subscription's OnSynced.
@@ -85,7 +87,7 @@ func (l *limitReporter) changed() {
 		l.coordinator.Publish(l.update, true)
 		return
 	}
-	l.coordinator.Changed(l.update.Key)
+	l.tracker.Changed()
 }
 
 // limitRetryDue reports whether an aggregate over its limits has been so
