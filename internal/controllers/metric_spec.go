@@ -83,7 +83,9 @@ func (l *limitReporter) changed() {
 		}
 		return
 	}
-	if l.limited.Swap(false) {
+	// Load first: the event path calls this for every metric it changes,
+	// and a Swap would write the flag's cache line each time.
+	if l.limited.Load() && l.limited.Swap(false) {
 		l.coordinator.Publish(l.update, true)
 		return
 	}
