@@ -278,7 +278,7 @@ func (c *Coordinator) Publish(u Update, dataChanged bool) {
 	others := c.claimLocked(u.Key, st)
 	var q queued
 	if changed {
-		q = c.changedLocked(u.Key, st)
+		q = c.changedLocked(st)
 	}
 	c.mu.Unlock()
 
@@ -296,7 +296,7 @@ func (c *Coordinator) Publish(u Update, dataChanged bool) {
 // status interval, never a rendering of the series.
 func (c *Coordinator) Changed(key Key) {
 	c.mu.Lock()
-	q := c.changedLocked(key, c.metrics[key])
+	q := c.changedLocked(c.metrics[key])
 	c.mu.Unlock()
 	c.enqueue(key, q)
 }
@@ -325,7 +325,7 @@ func (t *Tracker) Changed() {
 		st = c.metrics[t.key]
 		t.st = st
 	}
-	q := c.changedLocked(t.key, st)
+	q := c.changedLocked(st)
 	c.mu.Unlock()
 	c.enqueue(t.key, q)
 }
@@ -341,7 +341,7 @@ type queued struct {
 // passes the result to enqueue after unlocking. Publish records its
 // change in the same critical section as the update, so that no push
 // can take the metric between the two and push it twice.
-func (c *Coordinator) changedLocked(key Key, st *state) queued {
+func (c *Coordinator) changedLocked(st *state) queued {
 	if st == nil || st.update == nil {
 		return queued{}
 	}
