@@ -65,6 +65,9 @@ type config struct {
 	// before each event-driven operator run over the same ConfigMaps
 	// (peer.go), for a comparison of full syncs under the same load.
 	startPeer string
+	// windowProfile is a directory for a CPU profile of each operator
+	// over its steady window and a heap profile at the window's end.
+	windowProfile string
 }
 
 func main() {
@@ -99,6 +102,7 @@ func main() {
 	flag.StringVar(&cfg.startProfile, "start-profile", "", "with --start-only: write a CPU profile of each operator's first 20 seconds into this directory")
 	flag.StringVar(&cfg.startPeer, "start-peer", "", "with --start-only: a kube-state-metrics binary (built outside this repository) run before each event-driven run, "+
 		"timed from its start until it serves one kube_configmap_info series per ConfigMap")
+	flag.StringVar(&cfg.windowProfile, "window-profile", "", "write a CPU profile of each operator over its steady window, and a heap profile at the window's end, into this directory")
 	flag.Parse()
 	if cfg.soak > 0 {
 		soakDefaults(&cfg)

@@ -131,8 +131,12 @@ func (h *harness) runScenario(ctx context.Context, mode string, m int) *result {
 	name := fmt.Sprintf("%s-m%d", mode, m)
 	var profile func()
 	var args []string
-	if h.cfg.startOnly && h.cfg.startProfile != "" {
+	var pprofAddr string
+	switch {
+	case h.cfg.startOnly && h.cfg.startProfile != "":
 		profile, args = h.profileStart(ctx, name)
+	case !h.cfg.startOnly && h.cfg.windowProfile != "":
+		pprofAddr, args = pprofArgs()
 	}
 	op, err := h.startOperator(name, args...)
 	if err != nil {
@@ -185,6 +189,10 @@ func (h *harness) runScenario(ctx context.Context, mode string, m int) *result {
 	}
 	writesBefore, errsBefore, droppedBefore := writers.counts()
 	windowStart := time.Now()
+	var windowProfile func()
+	if pprofAddr != "" {
+		windowProfile = h.profileWindow(ctx, pprofAddr, name)
+	}
 
 	spacing := 5 * time.Millisecond
 	if mode == modePolling {
@@ -192,6 +200,9 @@ func (h *harness) runScenario(ctx context.Context, mode string, m int) *result {
 	}
 	sc := h.startProbeScraper(ctx, op, plog, spacing, noteHeap)
 	h.writeProbes(ctx, plog, sc, h.cfg.duration)
+	if windowProfile != nil {
+		windowProfile()
+	}
 
 	r.window = time.Since(windowStart)
 	r.load = loadAverage()

@@ -138,3 +138,60 @@ func median(v []float64) float64 {
 	slices.Sort(s)
 	return s[len(s)/2]
 }
+
+// pprofArgs returns a free address and the operator arguments that serve
+// pprof on it; none when no address is free.
+func pprofArgs() (string, []string) {
+	addr, err := testenv.FreeAddr()
+	if err != nil {
+		logf("  no profile: %v", err)
+		return "", nil
+	}
+	return addr, []string{"--pprof-bind-address", addr}
+}
+
+// profileWindow starts a CPU profile of the operator serving pprof on
+// addr, as long as the steady window, and returns a function that waits
+// for it, then takes a heap profile, and writes both into
+// --window-profile as <binary>-<name>-<unix>.{cpu,heap}.pprof.
+func (h *harness) profileWindow(ctx context.Context, addr, name string) func() {
+	if err := os.MkdirAll(h.cfg.windowProfile, 0o755); err != nil {
+		logf("  no profile: %v", err)
+		return nil
+	}
+	base := filepath.Join(h.cfg.windowProfile, fmt.Sprintf("%s-%s-%d", filepath.Base(h.cfg.operatorBin), name, time.Now().Unix()))
+	save := func(url, path string) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			logf("  profile: %v", err)
+			return
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			logf("  profile: %v", err)
+			return
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err == nil && resp.StatusCode != http.StatusOK {
+			err = fmt.Errorf("%s: %s", url, resp.Status)
+		}
+		if err == nil {
+			err = os.WriteFile(path, b, 0o644)
+		}
+		if err != nil {
+			logf("  profile: %v", err)
+			return
+		}
+		logf("  profile of the window: %s", path)
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		seconds := max(1, int(h.cfg.duration.Round(time.Second)/time.Second))
+		save(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, seconds), base+".cpu.pprof")
+	})
+	return func() {
+		wg.Wait()
+		save(fmt.Sprintf("http://%s/debug/pprof/heap", addr), base+".heap.pprof")
+	}
+}

@@ -218,7 +218,7 @@ func (r *EventDrivenReconciler) subscription(m *v1alpha1.Metric, e *evaluation.E
 	update := metricUpdate(m, v1alpha1.ModeEventDriven, intervalOf(m), r.DefaultSink,
 		coordinator.AggregateSource{Cluster: cluster, Aggregate: agg}, e)
 	gen := m.Generation
-	limits := &limitReporter{coordinator: r.Coordinator, update: update, agg: agg}
+	limits := &limitReporter{coordinator: r.Coordinator, update: update, agg: agg, tracker: r.Coordinator.Tracker(key)}
 	return &registry.Subscription{
 		ID:           key.String(),
 		Generation:   gen,

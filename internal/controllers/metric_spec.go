@@ -60,6 +60,8 @@ type limitReporter struct {
 	update      coordinator.Update
 	agg         *evaluation.Aggregate
 	limited     atomic.Bool
+	// tracker reports changes without a lookup of the metric per event.
+	tracker *coordinator.Tracker
 }
 
 // synced is the subscription's OnSynced.
@@ -81,11 +83,13 @@ func (l *limitReporter) changed() {
 		}
 		return
 	}
-	if l.limited.Swap(false) {
+	// Load first: the event path calls this for every metric it changes,
+	// and a Swap would write the flag's cache line each time.
+	if l.limited.Load() && l.limited.Swap(false) {
 		l.coordinator.Publish(l.update, true)
 		return
 	}
-	l.coordinator.Changed(l.update.Key)
+	l.tracker.Changed()
 }
 
 // limitRetryDue reports whether an aggregate over its limits has been so

@@ -86,6 +86,9 @@ type Coordinator struct {
 	status  workqueue.TypedRateLimitingInterface[Key]
 	// writes spends the status write budget.
 	writes *rate.Limiter
+	// sinkWalks counts dueAt's walks over a sink's metrics, the cost the
+	// unresolved flag keeps off the event path (read by tests).
+	sinkWalks atomic.Int64
 }
 
 // sinkState is what the coordinator knows of one DataSink.
@@ -103,6 +106,16 @@ type sinkState struct {
 	// configuration changed or it was deleted, and each metric's status
 	// must say how that went.
 	resend bool
+	// unresolved is set when the last push found nothing to push to (the
+	// default sink is absent, or the sink does not resolve) and its
+	// metrics have recorded why: a change of their series cannot change
+	// that, so it queues no push until SinkChanged or a metric joining
+	// or changing its description asks again. Without it every event
+	// would walk all the sink's metrics to find nowhere to send them.
+	unresolved bool
+	// changes counts SinkChanged calls, so a push that resolved the sink
+	// before one does not mark it unresolved after it.
+	changes uint64
 }
 
 var (
@@ -141,6 +154,13 @@ type state struct {
 	// series; the check renders the series, so it runs once per
 	// StatusInterval however many events arrive.
 	statusPending bool
+	// sink is the state of the sink the metric pushes to (update.Sink),
+	// nil before the first Publish: the event path reaches it without a
+	// lookup by name.
+	sink *sinkState
+	// removed is set when Remove dropped the state: a Tracker holding it
+	// looks the metric up again.
+	removed bool
 }
 
 // New returns a Coordinator; add it to the manager to start its workers.
@@ -240,12 +260,16 @@ func (c *Coordinator) Publish(u Update, dataChanged bool) {
 	if st.update == nil || st.update.Mode != u.Mode {
 		c.countModes(st.update, &u)
 	}
-	changed := dataChanged || st.update == nil || st.evalErr != nil ||
-		!sameMetadata(st.update, &u) || st.update.Source != u.Source
+	described := st.update == nil || st.evalErr != nil || !sameMetadata(st.update, &u) || st.update.Source != u.Source
+	changed := dataChanged || described
 	if st.update != nil && st.update.Sink.NamespacedName != u.Sink.NamespacedName {
 		c.leaveSinkLocked(u.Key, st.update.Sink.NamespacedName)
 	}
-	c.joinSinkLocked(u.Key, u.Sink.NamespacedName)
+	s := c.joinSinkLocked(u.Key, u.Sink.NamespacedName)
+	st.sink = s
+	if described {
+		s.unresolved = false // the metric's own push records where it stands
+	}
 	st.update = &u
 	st.evalErr = nil
 	st.withdrawn.Store(false)
@@ -254,7 +278,7 @@ func (c *Coordinator) Publish(u Update, dataChanged bool) {
 	others := c.claimLocked(u.Key, st)
 	var q queued
 	if changed {
-		q = c.changedLocked(u.Key)
+		q = c.changedLocked(st)
 	}
 	c.mu.Unlock()
 
@@ -272,9 +296,38 @@ func (c *Coordinator) Publish(u Update, dataChanged bool) {
 // status interval, never a rendering of the series.
 func (c *Coordinator) Changed(key Key) {
 	c.mu.Lock()
-	q := c.changedLocked(key)
+	q := c.changedLocked(c.metrics[key])
 	c.mu.Unlock()
 	c.enqueue(key, q)
+}
+
+// Tracker tells the coordinator of one metric's changes; see
+// Coordinator.Tracker.
+type Tracker struct {
+	c   *Coordinator
+	key Key
+	st  *state // guarded by c.mu; nil or removed: look it up again
+}
+
+// Tracker returns a handle on the metric key for its event-driven
+// producer, whose every event that changes the metric's series reports
+// it: Tracker.Changed is Changed without looking the metric up by key,
+// which at a thousand metrics changed per event is most of its cost.
+// The handle follows the metric through Remove and a new Publish.
+func (c *Coordinator) Tracker(key Key) *Tracker { return &Tracker{c: c, key: key} }
+
+// Changed is Coordinator.Changed for the tracker's metric.
+func (t *Tracker) Changed() {
+	c := t.c
+	c.mu.Lock()
+	st := t.st
+	if st == nil || st.removed {
+		st = c.metrics[t.key]
+		t.st = st
+	}
+	q := c.changedLocked(st)
+	c.mu.Unlock()
+	c.enqueue(t.key, q)
 }
 
 // queued is what a change asks of the export and status queues.
@@ -288,9 +341,8 @@ type queued struct {
 // passes the result to enqueue after unlocking. Publish records its
 // change in the same critical section as the update, so that no push
 // can take the metric between the two and push it twice.
-func (c *Coordinator) changedLocked(key Key) queued {
-	st, ok := c.metrics[key]
-	if !ok || st.update == nil {
+func (c *Coordinator) changedLocked(st *state) queued {
+	if st == nil || st.update == nil {
 		return queued{}
 	}
 	st.version.Add(1)
@@ -301,9 +353,9 @@ func (c *Coordinator) changedLocked(key Key) queued {
 		st.dirtySince = now
 	}
 	q := queued{sink: st.update.Sink.NamespacedName}
-	s := c.sinks[q.sink]
-	q.export = !s.pending
-	s.pending = true
+	s := st.sink
+	q.export = !s.pending && !s.unresolved
+	s.pending = s.pending || q.export
 	q.exportDelay = max(c.opts.MinExportInterval-now.Sub(s.lastExport), s.retryAt.Sub(now))
 	q.status = !st.statusPending
 	st.statusPending = true
@@ -350,6 +402,7 @@ func (c *Coordinator) Remove(key Key) {
 			c.leaveSinkLocked(key, st.update.Sink.NamespacedName)
 		}
 		delete(c.metrics, key)
+		st.removed = true
 	}
 	c.mu.Unlock()
 	c.ownersChanged(others)
@@ -365,7 +418,8 @@ func (c *Coordinator) SinkChanged(sink types.NamespacedName) {
 			keys = append(keys, k)
 		}
 		// A new configuration deserves a try of its own, with every metric.
-		s.failures, s.retryAt, s.resend = 0, time.Time{}, true
+		s.failures, s.retryAt, s.resend, s.unresolved = 0, time.Time{}, true, false
+		s.changes++
 	}
 	c.mu.Unlock()
 	c.exports.Add(sink)
@@ -374,13 +428,14 @@ func (c *Coordinator) SinkChanged(sink types.NamespacedName) {
 	}
 }
 
-func (c *Coordinator) joinSinkLocked(key Key, sink types.NamespacedName) {
+func (c *Coordinator) joinSinkLocked(key Key, sink types.NamespacedName) *sinkState {
 	s := c.sinks[sink]
 	if s == nil {
 		s = &sinkState{members: map[Key]struct{}{}}
 		c.sinks[sink] = s
 	}
 	s.members[key] = struct{}{}
+	return s
 }
 
 func (c *Coordinator) leaveSinkLocked(key Key, sink types.NamespacedName) {

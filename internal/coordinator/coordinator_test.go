@@ -121,6 +121,46 @@ func TestBurstIsCoalesced(t *testing.T) {
 	})
 }
 
+// TestTrackerFollowsTheMetric reports changes through a Tracker made
+// before the metric is published, across its Remove and a new Publish
+// (a metric deleted and created again): each change after a Publish is
+// pushed with the current value, none while the metric is gone.
+func TestTrackerFollowsTheMetric(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c, rec := start(t, 100*time.Millisecond)
+		src := &valueSource{}
+		key := update(src, 0).Key
+		tr := c.Tracker(key)
+		tr.Changed() // not published yet: nothing to push
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if n := rec.count(); n != 0 {
+			t.Fatalf("a change before the first Publish made %d pushes", n)
+		}
+		for round := range 2 {
+			c.Publish(update(src, time.Hour), true)
+			time.Sleep(time.Second)
+			synctest.Wait()
+			n := rec.count()
+			src.set(int64(10 + round))
+			tr.Changed()
+			time.Sleep(time.Second)
+			synctest.Wait()
+			got, last := rec.last()
+			if got != n+1 || last.Points[0].Value != int64(10+round) {
+				t.Fatalf("round %d: the tracked change made %d pushes, the last carrying %v; want one with %d", round, got-n, last.Points, 10+round)
+			}
+			c.Remove(key)
+			tr.Changed()
+			time.Sleep(time.Second)
+			synctest.Wait()
+			if rec.count() != got {
+				t.Fatalf("round %d: a change after Remove was pushed", round)
+			}
+		}
+	})
+}
+
 func TestUnchangedPublishWaitsForHeartbeat(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c, rec := start(t, 10*time.Millisecond)

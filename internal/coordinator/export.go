@@ -45,6 +45,7 @@ func (c *Coordinator) dispatchExport(ctx context.Context) bool {
 // processExport pushes what is due at sink, then schedules its next push:
 // the next heartbeat after a success, the backoff after a failure.
 func (c *Coordinator) processExport(ctx context.Context, sink types.NamespacedName) {
+	changes := c.sinkChanges(sink)
 	if _, _, found := c.opts.Sinks.Get(sink); !found {
 		// The DataSink is gone (or never was): its connections go too.
 		// Metrics still naming it report DataSinkNotFound below.
@@ -62,6 +63,7 @@ func (c *Coordinator) processExport(ctx context.Context, sink types.NamespacedNa
 		// No sink to push to (none configured, or it does not resolve):
 		// SinkChanged brings the metrics back when that changes.
 		c.finish(batch, sinkErr, nil, time.Time{})
+		c.markUnresolved(sink, changes)
 		return
 	}
 
@@ -89,6 +91,26 @@ func (c *Coordinator) processExport(ctx context.Context, sink types.NamespacedNa
 		c.finish(chunk.items, nil, nil, start)
 	}
 	c.recordAttempt(sink, err)
+}
+
+// sinkChanges returns how many times SinkChanged was called for sink.
+func (c *Coordinator) sinkChanges(sink types.NamespacedName) uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s := c.sinks[sink]; s != nil {
+		return s.changes
+	}
+	return 0
+}
+
+// markUnresolved records that sink had nowhere to push to, unless
+// SinkChanged was called since it was resolved (changes).
+func (c *Coordinator) markUnresolved(sink types.NamespacedName, changes uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s := c.sinks[sink]; s != nil && s.changes == changes {
+		s.unresolved = true
+	}
 }
 
 // pushChunk sends one request, bounded by ExportTimeout.
@@ -161,6 +183,7 @@ func (c *Coordinator) dueAt(sink types.NamespacedName) (batch []due, explicit bo
 		return nil, false, 0
 	}
 	s.pending = false // later changes queue the sink again
+	c.sinkWalks.Add(1)
 	now := time.Now()
 	if now.Before(s.retryAt) {
 		return nil, false, s.retryAt.Sub(now)

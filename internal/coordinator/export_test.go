@@ -329,3 +329,72 @@ func TestDeletedSinkClosesExporter(t *testing.T) {
 		}
 	})
 }
+
+// TestUnresolvedSinkIsNotWalkedPerChange changes metrics whose sink does
+// not exist (the operator's default sink, absent; and a DataSink named
+// explicitly, missing) a thousand times: the coordinator records once
+// why there is nowhere to push and does not walk the sink's metrics
+// again per change; the explicit one reports DataSinkNotFound. Once the
+// sinks exist and SinkChanged says so, both push their current values.
+func TestUnresolvedSinkIsNotWalkedPerChange(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := datasink.NewStore()
+		exp := newFakeExporter()
+		c := newCoordinator(t, Options{MinExportInterval: 100 * time.Millisecond, Sinks: store, Exporter: exp, Prometheus: promexport.NewCollector()})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { _ = c.Start(ctx); close(done) }()
+		defer func() { cancel(); <-done }()
+
+		srcs := map[string]*valueSource{"default": {}, "named": {}}
+		keys := map[string]Key{}
+		for sink, src := range srcs {
+			u := update(src, time.Hour)
+			u.Key.Name, u.Name = "m-"+sink, "m_"+sink
+			u.Sink = SinkRef{NamespacedName: sinkName(sink), Explicit: sink == "named"}
+			c.Publish(u, true)
+			keys[sink] = u.Key
+		}
+		synctest.Wait()
+		time.Sleep(time.Second)
+		synctest.Wait()
+		walks := c.sinkWalks.Load()
+		for i := range 1000 {
+			time.Sleep(10 * time.Millisecond)
+			for sink, src := range srcs {
+				src.set(int64(i + 1))
+				c.Changed(keys[sink])
+			}
+		}
+		synctest.Wait()
+		if got := c.sinkWalks.Load() - walks; got != 0 {
+			t.Errorf("2,000 changes of metrics without a sink walked their sinks %d times, want 0", got)
+		}
+		c.mu.Lock()
+		defaultErr, namedErr := c.metrics[keys["default"]].sinkErr, c.metrics[keys["named"]].sinkErr
+		c.mu.Unlock()
+		if defaultErr != nil {
+			t.Errorf("metric of the absent default sink has error %v, want none", defaultErr)
+		}
+		if reason.Of(namedErr, "") != v1alpha1.ReasonDataSinkNotFound {
+			t.Errorf("metric of the missing DataSink has error %v, want DataSinkNotFound", namedErr)
+		}
+
+		for sink := range srcs {
+			store.Set(sinkName(sink), &datasink.Target{Fingerprint: "x"}, nil)
+			c.SinkChanged(sinkName(sink))
+		}
+		synctest.Wait()
+		for sink := range srcs {
+			if v, ok := exp.lastValue("ns/" + sink); !ok || v != 1000 {
+				t.Errorf("sink %s got %d (pushed: %t) after it appeared, want the current value 1000", sink, v, ok)
+			}
+		}
+		c.mu.Lock()
+		namedErr = c.metrics[keys["named"]].sinkErr
+		c.mu.Unlock()
+		if namedErr != nil {
+			t.Errorf("metric of the DataSink now present still has error %v", namedErr)
+		}
+	})
+}

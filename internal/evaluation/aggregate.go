@@ -49,7 +49,11 @@ type Aggregate struct {
 	core atomic.Pointer[Shared]
 
 	// Guarded by core's mu.
-	limitErr  error     // set while over the limits
+	limitErr error // set while over the limits
+	// limited mirrors limitErr != nil for Err, which the event path asks
+	// of every metric it changes: most never go over their limits, and
+	// need not take the state's lock to say so.
+	limited   atomic.Bool
 	limitedAt time.Time // when limitErr was set
 	closed    bool      // after Close: ignore everything
 	fresh     bool      // never given objects nor attached: may Attach
@@ -224,6 +228,7 @@ func (c *Shared) beginReplace() *Replacement {
 	for _, v := range c.views {
 		if v.limitErr != nil && !v.closed {
 			v.limitErr, v.limitedAt = nil, time.Time{}
+			v.limited.Store(false)
 			c.live++
 			r.changed = true
 		}

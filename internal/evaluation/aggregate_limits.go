@@ -119,6 +119,7 @@ func (c *Shared) trip(v *Aggregate, err error) (left bool) {
 	v.limits.Budget.give(v.held)
 	v.held = 0
 	v.limitErr, v.limitedAt = err, time.Now()
+	v.limited.Store(true)
 	c.live--
 	if len(c.views) == 1 {
 		c.entries = make(map[string]entry)
@@ -148,6 +149,9 @@ func (c *Shared) leave(v *Aggregate, to *Shared) {
 // While it is over them it holds nothing and has no series; the next
 // Replace tries again.
 func (a *Aggregate) Err() error {
+	if !a.limited.Load() {
+		return nil
+	}
 	c := a.lock()
 	defer c.mu.Unlock()
 	return a.limitErr
@@ -226,6 +230,7 @@ func (a *Aggregate) Attach(host *Aggregate) bool {
 	a.fresh = false
 	if err := a.admitAll(c); err != nil {
 		a.limitErr, a.limitedAt = err, time.Now()
+		a.limited.Store(true)
 		mine.live = 0
 		return true
 	}

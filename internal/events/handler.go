@@ -14,7 +14,19 @@ import (
 // is disabled (see recovered) and the others and the watch go on.
 type Handler struct {
 	Registry *registry.Registry
+	// NotifyDelay, when positive, gathers the changes events make to each
+	// state for up to this long and tells the metrics reading it once,
+	// instead of once per event: at a thousand metrics on a watch an
+	// event changes hundreds of them, and telling each costs more than
+	// evaluating the event. /metrics and pushes then follow a change
+	// within NotifyDelay more. Zero tells every change at once.
+	NotifyDelay time.Duration
 }
+
+// DefaultNotifyDelay is the NotifyDelay the operator runs with: small
+// beside the 250 ms it aims for between a write and /metrics, long
+// enough to gather several events of a busy watch.
+const DefaultNotifyDelay = 20 * time.Millisecond
 
 // Upsert applies an added or updated object: each metric that may want
 // it now or held it before re-evaluates it, which also removes it from

@@ -3,6 +3,7 @@ package events
 import (
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/SAP/metrics-operator/internal/evaluation"
 	"github.com/SAP/metrics-operator/internal/registry"
@@ -25,6 +26,13 @@ type watch struct {
 	holders  []uint32
 	cores    []coreResult
 	subCores []*evaluation.Shared
+
+	// delay is the handler's NotifyDelay. dirty holds the states changed
+	// since the last flush, each with the group whose metrics read it;
+	// flushing is set while a flush is scheduled. Guarded by mu.
+	delay    time.Duration
+	dirty    map[*evaluation.Shared]*registry.Group
+	flushing bool
 }
 
 // object is what the handler keeps of one object of a watch.
@@ -40,7 +48,7 @@ func (o *object) has(id uint32) bool {
 }
 
 func (h *Handler) watch(key registry.InformerKey) *watch {
-	w := h.Registry.WatchState(key, func() any { return &watch{objects: map[string]*object{}} })
+	w := h.Registry.WatchState(key, func() any { return &watch{objects: map[string]*object{}, delay: h.NotifyDelay} })
 	if w == nil {
 		return nil
 	}
@@ -69,6 +77,8 @@ func (w *watch) candidates(idx *registry.Index, obj map[string]any, o *object) [
 type coreResult struct {
 	c             *evaluation.Shared
 	changed, held bool
+	// deferred: some metric reading c is told of the change by flush.
+	deferred bool
 }
 
 // groupResult is what one event did to one group.
@@ -116,18 +126,60 @@ func (w *watch) applyGroup(key registry.InformerKey, grp *registry.Group, uid st
 			r.changed, r.held = evaluate(key, grp, c, uid, obj, del)
 			cores = append(cores, r)
 		}
-		r := cores[j]
+		r := &cores[j]
 		res.touched = true
 		res.held = res.held || r.held
 		if r.changed && s.Active() {
-			s.Changed()
 			res.changed++
+			// A metric that left the state (it went over its limits) is
+			// told at once: flush tells only those still reading it.
+			if w.delay > 0 && s.Aggregate.Shared() == c {
+				r.deferred = true
+				continue
+			}
+			s.Changed()
+		}
+	}
+	for _, r := range cores {
+		if r.deferred {
+			w.defer1(r.c, grp)
 		}
 	}
 	clear(subCores)
 	w.subCores = subCores[:0]
 	w.cores = cores[:0]
 	return res
+}
+
+// defer1 records that c changed, for flush to tell grp's metrics that
+// read it, and schedules the flush; w.mu is held.
+func (w *watch) defer1(c *evaluation.Shared, grp *registry.Group) {
+	if w.dirty == nil {
+		w.dirty = map[*evaluation.Shared]*registry.Group{}
+	}
+	w.dirty[c] = grp
+	if !w.flushing {
+		w.flushing = true
+		time.AfterFunc(w.delay, w.flush)
+	}
+}
+
+// flush tells the metrics of every state changed since the last flush,
+// once each, outside w.mu so that events go on meanwhile. A metric that
+// since left the state, was dropped or is not synced is not told: it
+// was told on leaving, or its publication brings its series.
+func (w *watch) flush() {
+	w.mu.Lock()
+	dirty := w.dirty
+	w.dirty, w.flushing = nil, false
+	w.mu.Unlock()
+	for c, grp := range dirty {
+		for _, s := range grp.Subs {
+			if s.Active() && s.Synced() && s.Aggregate.Shared() == c {
+				s.Changed()
+			}
+		}
+	}
 }
 
 // evaluate applies the event to one state, guarded: a panic disables

@@ -286,7 +286,7 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 	}
 	infs, err = informers.New(informers.Options{
 		Registry:   reg,
-		Handler:    &events.Handler{Registry: reg},
+		Handler:    &events.Handler{Registry: reg, NotifyDelay: opts.EventNotifyDelay},
 		Clients:    conns.Clients,
 		Registered: gate.Open(),
 	})

@@ -12,6 +12,7 @@ import (
 	"github.com/SAP/metrics-operator/internal/coordinator"
 	"github.com/SAP/metrics-operator/internal/datasink"
 	"github.com/SAP/metrics-operator/internal/egress"
+	"github.com/SAP/metrics-operator/internal/events"
 )
 
 // Options configures the operator. Bind them to flags with BindFlags and
@@ -59,6 +60,10 @@ type Options struct {
 	// StatusWritesPerSecond is the status write budget of all metrics
 	// together.
 	StatusWritesPerSecond float64
+	// EventNotifyDelay is how long the events handler gathers the changes
+	// of a watch before telling the metrics (events.Handler.NotifyDelay);
+	// zero means events.DefaultNotifyDelay.
+	EventNotifyDelay time.Duration
 	// QPS and Burst bound the operator's requests to the API server.
 	QPS   float32
 	Burst int
@@ -182,6 +187,9 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.Float64Var(&o.StatusWritesPerSecond, "status-write-qps", coordinator.DefaultStatusWritesPerSecond,
 		"Status writes per second of all metrics together (in bursts of twice as many); with many busy metrics, observations "+
 			"refresh less often than --status-update-interval rather than load the API server. Values on /metrics are always current.")
+	fs.DurationVar(&o.EventNotifyDelay, "event-notify-delay", events.DefaultNotifyDelay,
+		"How long (1ms to 1s) the changes events make to event-driven metrics are gathered before the metrics are told, once however many "+
+			"events changed them: longer costs less CPU on a busy watch with many metrics, and /metrics and pushes follow a write that much later.")
 	fs.StringVar(&o.DefaultServiceAccount, "default-service-account", "",
 		"ServiceAccount, in the metric's own namespace, that a metric without spec.serviceAccountName reads as: "+
 			"it must be allowed to list and watch the metric's target. Empty: such metrics read with the operator's own access.")
@@ -304,6 +312,12 @@ func (o *Options) Complete() error {
 	}
 	if o.MinExportInterval < 0 {
 		errs = append(errs, fmt.Errorf("--min-export-interval must not be negative, got %s", o.MinExportInterval))
+	}
+	if o.EventNotifyDelay == 0 {
+		o.EventNotifyDelay = events.DefaultNotifyDelay
+	}
+	if o.EventNotifyDelay < time.Millisecond || o.EventNotifyDelay > time.Second {
+		errs = append(errs, fmt.Errorf("--event-notify-delay must be between 1ms and 1s, got %s", o.EventNotifyDelay))
 	}
 	errs = append(errs, o.completeExport()...)
 	errs = append(errs, o.completeSharding()...)

@@ -9,6 +9,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/SAP/metrics-operator/internal/coordinator"
+	"github.com/SAP/metrics-operator/internal/events"
 )
 
 func TestExportFlags(t *testing.T) {
@@ -80,6 +81,44 @@ func TestLimitFlags(t *testing.T) {
 				t.Errorf("limits = %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestEventNotifyDelayFlag: the default is events.DefaultNotifyDelay,
+// also for options set in code (zero); values outside 1ms..1s are refused
+// naming the flag.
+func TestEventNotifyDelayFlag(t *testing.T) {
+	for _, tc := range []struct {
+		args    []string
+		want    time.Duration
+		wantErr bool
+	}{
+		{want: events.DefaultNotifyDelay},
+		{args: []string{"--event-notify-delay=100ms"}, want: 100 * time.Millisecond},
+		{args: []string{"--event-notify-delay=0"}, want: events.DefaultNotifyDelay},
+		{args: []string{"--event-notify-delay=500us"}, wantErr: true},
+		{args: []string{"--event-notify-delay=2s"}, wantErr: true},
+		{args: []string{"--event-notify-delay=-1ms"}, wantErr: true},
+	} {
+		var o Options
+		fs := flag.NewFlagSet("test", flag.ContinueOnError)
+		o.BindFlags(fs)
+		if err := fs.Parse(tc.args); err != nil {
+			t.Fatal(err)
+		}
+		err := o.Complete()
+		switch {
+		case tc.wantErr && (err == nil || !strings.Contains(err.Error(), "--event-notify-delay must be between 1ms and 1s")):
+			t.Errorf("%v: Complete() = %v, want the flag's range named", tc.args, err)
+		case !tc.wantErr && err != nil:
+			t.Errorf("%v: %v", tc.args, err)
+		case !tc.wantErr && o.EventNotifyDelay != tc.want:
+			t.Errorf("%v: delay %s, want %s", tc.args, o.EventNotifyDelay, tc.want)
+		}
+	}
+	var o Options
+	if err := o.Complete(); err != nil || o.EventNotifyDelay != events.DefaultNotifyDelay {
+		t.Errorf("options set in code: delay %s (%v), want %s", o.EventNotifyDelay, err, events.DefaultNotifyDelay)
 	}
 }
 

@@ -1,0 +1,78 @@
+package events
+
+import (
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/SAP/metrics-operator/api/v1alpha1"
+	"github.com/SAP/metrics-operator/internal/evaluation"
+	"github.com/SAP/metrics-operator/internal/registry"
+)
+
+// TestNotifyDelayGathersChanges sends a burst of events with a
+// NotifyDelay: the metrics reading a changed state are told once, after
+// the delay, however many events changed it, and their series hold every
+// event; a metric that goes over its limits and leaves the state it
+// shared is told at once. A later event is told after its own delay.
+func TestNotifyDelayGathersChanges(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const delay = 50 * time.Millisecond
+		reg := registry.New()
+		h := &Handler{Registry: reg, NotifyDelay: delay}
+		all, err := evaluation.Compile(evaluation.Spec{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		byName, err := evaluation.Compile(evaluation.Spec{Projections: []v1alpha1.Projection{{Name: "name", FieldPath: "metadata.name"}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		changed := map[string]int{}
+		sub := func(id string, e *evaluation.Evaluator, limits evaluation.Limits) *registry.Subscription {
+			s := &registry.Subscription{ID: id, Aggregate: evaluation.NewLimitedAggregate(e, limits),
+				OnChange: func() { changed[id]++ }}
+			reg.Register(fuzzKey, s)
+			return s
+		}
+		a, _ := sub("a", all, evaluation.Limits{}), sub("b", all, evaluation.Limits{})
+		d := sub("d", byName, evaluation.Limits{})
+		sub("limited", byName, evaluation.Limits{MaxSeries: 1})
+		h.Replace(fuzzKey, []map[string]any{obj("o0")})
+
+		for i := 1; i <= 10; i++ {
+			h.Upsert(fuzzKey, obj("o"+string(rune('0'+i))))
+		}
+		if changed["a"] != 0 || changed["b"] != 0 || changed["d"] != 0 {
+			t.Fatalf("metrics told before the delay: %v", changed)
+		}
+		if changed["limited"] != 1 {
+			t.Fatalf("the metric over its limits was told %d times at once, want 1", changed["limited"])
+		}
+		time.Sleep(delay)
+		synctest.Wait()
+		for _, id := range []string{"a", "b", "d"} {
+			if changed[id] != 1 {
+				t.Errorf("%s told %d times of 10 events, want once", id, changed[id])
+			}
+		}
+		if got := len(d.Aggregate.Series()); got != 11 {
+			t.Errorf("d has %d series, want 11", got)
+		}
+		if got := a.Aggregate.Series(); len(got) != 1 || got[0].Value != 11 {
+			t.Errorf("a has %v, want one series of 11", got)
+		}
+
+		h.Delete(fuzzKey, obj("o0"))
+		time.Sleep(delay / 2)
+		synctest.Wait()
+		if changed["a"] != 1 {
+			t.Fatalf("a told before the delay of the later event: %d", changed["a"])
+		}
+		time.Sleep(delay / 2)
+		synctest.Wait()
+		if changed["a"] != 2 || changed["b"] != 2 || changed["d"] != 2 {
+			t.Errorf("after the later event: %v, want a, b and d told twice", changed)
+		}
+	})
+}
