@@ -59,6 +59,7 @@ leaderElection: {enabled: false, leaseDuration: 30s, renewDeadline: 20s, retryPe
 sharding: {enabled: true, leaseDuration: 30s, renewInterval: 5s}
 clusterName: prod-eu
 eventDrivenDefault: true
+eventNotifyDelay: 50ms
 pollingWorkers: 8
 kubeAPI: {qps: 20, burst: 40}
 tenancy: {defaultServiceAccount: metrics-reader, accessRecheckPeriod: 30s, accessReviewQPS: 5, accessReviewBurst: 10, noCrossNamespaceRefs: true}
@@ -362,7 +363,7 @@ func TestChartDeploymentRunsTheOperatorAsValuesSay(t *testing.T) {
 				o.LeaderElect, false, o.LeaseDuration, 30*time.Second, o.RetryPeriod, 4*time.Second,
 				o.Sharding, true, o.ShardLeaseDuration, 30*time.Second, o.ShardRenewInterval, 5*time.Second,
 				o.MetricsSecure, false, o.MetricsAddr, ":8080",
-				o.ClusterName, "prod-eu", o.EventDrivenDefault, true, o.PollingWorkers, 8, o.QPS, float32(20), o.Burst, 40,
+				o.ClusterName, "prod-eu", o.EventDrivenDefault, true, o.EventNotifyDelay, 50*time.Millisecond, o.PollingWorkers, 8, o.QPS, float32(20), o.Burst, 40,
 				o.DefaultServiceAccount, "metrics-reader", o.AccessRecheckPeriod, 30*time.Second, o.NoCrossNamespaceRefs, true,
 				o.AccessReviewQPS, float32(5), o.AccessReviewBurst, 10, o.StatusWritesPerSecond, 7.5,
 				o.MaxSeriesPerMetric, 500, o.MaxLabelValueLength, -1, o.MaxSeriesTotal, 2000000,
