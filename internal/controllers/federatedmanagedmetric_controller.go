@@ -19,6 +19,7 @@ import (
 
 	"github.com/SAP/metrics-operator/api/v1alpha1"
 	"github.com/SAP/metrics-operator/internal/access"
+	"github.com/SAP/metrics-operator/internal/clusterfault"
 	"github.com/SAP/metrics-operator/internal/clusters"
 	"github.com/SAP/metrics-operator/internal/coordinator"
 	"github.com/SAP/metrics-operator/internal/federation"
@@ -211,7 +212,7 @@ func (r *FederatedManagedMetricReconciler) readCluster(ctx context.Context, m *v
 		changed, _, err := r.reader().poll(ctx, src, conn.Lister, m.Spec.LabelSelector, managedInterval(m))
 		switch {
 		case err != nil:
-			fed.set(c.Key, src, clusterFailed, clusters.Classify(err))
+			fed.set(c.Key, src, clusterFailed, clusterfault.Classify(err))
 		default:
 			fed.set(c.Key, src, clusterActive, nil)
 		}

@@ -7,6 +7,7 @@ import (
 
 	ctrl "sigs.k8s.io/controller-runtime"
 
+	"github.com/SAP/metrics-operator/internal/clusterfault"
 	"github.com/SAP/metrics-operator/internal/clusters"
 	"github.com/SAP/metrics-operator/internal/registry"
 )
@@ -39,7 +40,7 @@ func (r *FederatedMetricReconciler) watch(src *fedSource) (changed bool) {
 			changed = true
 		}
 		if err := r.Informers.Ensure(cur.ik, cur.gvk, cur.sub); err != nil {
-			changed = src.fan.Fail(key, clusters.Classify(err)) || changed
+			changed = src.fan.Fail(key, clusterfault.Classify(err)) || changed
 		}
 	}
 	return changed
@@ -128,7 +129,7 @@ func (r *FederatedMetricReconciler) pollCluster(ctx context.Context, src *fedSou
 		cancel()
 	}
 	if err != nil {
-		src.fan.Fail(key, clusters.Classify(err))
+		src.fan.Fail(key, clusterfault.Classify(err))
 		return
 	}
 	src.setKind(mapping.GroupVersionKind.Kind)
