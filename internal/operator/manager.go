@@ -352,6 +352,7 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 		Clusters:       conns,
 		Kinds:          remoteKinds,
 		Members:        federated,
+		GracePeriod:    opts.ClusterGracePeriod,
 	}
 	if err := fedManaged.SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setting up FederatedManagedMetric controller: %w", err)

@@ -239,7 +239,7 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 			return err
 		})
 	fs.DurationVar(&o.ClusterGracePeriod, "cluster-grace-period", time.Minute,
-		"How long the series of a FederatedMetric's cluster that became unreachable stay exported with their last values; "+
+		"How long the series of a FederatedMetric's or FederatedManagedMetric's cluster that became unreachable stay exported with their last values; "+
 			"after it they are withdrawn until the cluster answers again. The other clusters' series are never held up.")
 	fs.DurationVar(&o.DataSinkRecheckInterval, "datasink-recheck-interval", time.Minute,
 		"How often every DataSink and RemoteClusterAccess is resolved again: Secrets are read, not watched (that would need list on all Secrets), "+
