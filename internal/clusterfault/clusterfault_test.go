@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/SAP/metrics-operator/api/v1alpha1"
@@ -48,7 +49,8 @@ func TestClassify(t *testing.T) {
 		{"404", apierrors.NewNotFound(cm, "x"), v1alpha1.ReasonClusterUnreachable, true},
 		{"404 page", apierrors.NewGenericServerResponse(http.StatusNotFound, "get", schema.GroupResource{}, "", "404 page not found", 0, false),
 			v1alpha1.ReasonClusterUnreachable, true},
-		{"410", apierrors.NewGone("too old"), v1alpha1.ReasonClusterUnreachable, true},
+		{"410", &apierrors.StatusError{ErrStatus: metav1.Status{Status: metav1.StatusFailure, Code: http.StatusGone, Reason: metav1.StatusReasonGone}},
+			v1alpha1.ReasonClusterUnreachable, true},
 		{"expired", apierrors.NewResourceExpired("too old"), v1alpha1.ReasonClusterUnreachable, true},
 		{"405", apierrors.NewMethodNotSupported(cm, "watch"), v1alpha1.ReasonClusterUnreachable, true},
 	}
