@@ -1,9 +1,12 @@
 package controllers_test
 
 import (
+	"context"
 	"fmt"
+	"net"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -277,5 +280,104 @@ func TestFederatedManagedMetricClusterOutage(t *testing.T) {
 		if err := env.Client.Delete(ctx, o); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// silentServer accepts connections and never answers on them: an API
+// server that hangs. It is closed, with its connections, when the test
+// ends.
+func silentServer(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		_ = l.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			_ = c.Close()
+		}
+	})
+	return "http://" + l.Addr().String()
+}
+
+// TestFederatedManagedMetricSilentCluster discovers two clusters, one of
+// which accepts connections and never answers: in both modes the other
+// cluster's series are published without waiting for it (nor for the
+// access's probe of it), and the silent one is counted pending while the
+// metric is Ready and says so.
+func TestFederatedManagedMetricSilentCluster(t *testing.T) {
+	testenv.Require(t, env)
+	green := startRemote(t)
+	ns := "fmm-silent"
+	createNamespace(t, ns)
+	buckets := fakeKind{group: "s3.fmms.test", kind: "Bucket", plural: "buckets", categories: crossplane}
+	buckets.installIn(t, green.Client)
+	createIn(t, green.Client, buckets.object("v1beta1", "b1", "True", "True", nil, nil))
+	silent := fmt.Sprintf(`apiVersion: v1
+kind: Config
+current-context: c
+contexts: [{name: c, context: {cluster: k, user: u}}]
+clusters: [{name: k, cluster: {server: %q}}]
+users: [{name: u, user: {token: not-checked}}]
+`, silentServer(t))
+	fca := federatedAccess(ns, "planes", v1alpha1.FederatedClusterAccessSpec{KubeConfigPath: "data.kubeconfig", LabelSelector: "fed=fmms", Namespace: ns})
+	create(t,
+		clusterConfigMap(ns, "green", "fmms", map[string]string{"kubeconfig": string(adminKubeconfig(t, green, "fmms-green"))}),
+		clusterConfigMap(ns, "silent", "fmms", map[string]string{"kubeconfig": silent}), fca)
+	events := federatedManagedMetric(ns, "events", "fmms_events", "planes", true)
+	polled := federatedManagedMetric(ns, "polled", "fmms_polled", "planes", false)
+	start := time.Now()
+	create(t, events, polled)
+	t.Cleanup(func() {
+		for _, o := range []client.Object{events, polled, fca} {
+			// t.Context() is cancelled before cleanups run.
+			if err := env.Client.Delete(context.Background(), o); err != nil {
+				t.Errorf("deleting %s: %v", o.GetName(), err)
+			}
+		}
+	})
+	sample := "{cluster=green,group=s3.fmms.test,kind=Bucket,ready=True,synced=True,version=v1beta2} 1"
+	waitSamplesWithin(t, 30*time.Second, "fmms_events", sample)
+	t.Logf("event-driven: green on /metrics %s after the metric was created", time.Since(start).Round(time.Millisecond))
+	// The access writes its status once its probes end, the silent
+	// cluster's after its 10 s timeout: green did not wait for it.
+	if err := env.Client.Get(t.Context(), client.ObjectKeyFromObject(fca), fca); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(fca.Status.Clusters); n != 0 {
+		t.Errorf("green was exported only after the access had probed the silent cluster (status.clusters has %d entries)", n)
+	}
+	waitSamplesWithin(t, 30*time.Second, "fmms_polled", sample)
+	t.Logf("polling: green on /metrics %s after the metric was created", time.Since(start).Round(time.Millisecond))
+	for _, f := range []*v1alpha1.FederatedManagedMetric{events, polled} {
+		testenv.Eventually(t, 30*time.Second, func() error {
+			if err := env.Client.Get(t.Context(), client.ObjectKeyFromObject(f), f); err != nil {
+				return err
+			}
+			o := f.Status.Observation
+			if o.ActiveCount != 1 || o.PendingCount != 1 || o.FailedCount != 0 || o.Resources != 1 {
+				return fmt.Errorf("status.observation %+v, want 1 active, 1 pending, 1 resource", o)
+			}
+			if msg := readyMessage(f); f.Status.Ready != string(metav1.ConditionTrue) || !strings.Contains(msg, "1 clusters are not read yet") {
+				return fmt.Errorf("ready %s: %q", f.Status.Ready, msg)
+			}
+			return nil
+		})
 	}
 }
