@@ -13,6 +13,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -54,6 +55,9 @@ type FederatedManagedMetricReconciler struct {
 	// GracePeriod is how long an unreachable cluster's series stay
 	// exported (zero: DefaultClusterGracePeriod).
 	GracePeriod time.Duration
+	// Workers is how many metrics are reconciled at once (default 1): a
+	// poll waits for its slowest cluster, up to pollTimeout.
+	Workers int
 
 	mu      sync.Mutex
 	sources map[types.NamespacedName]*fedManagedSource
@@ -319,6 +323,7 @@ func (r *FederatedManagedMetricReconciler) SetupWithManager(mgr ctrl.Manager) er
 		For(&v1alpha1.FederatedManagedMetric{}, builder.WithPredicates(
 			predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Named("federatedmanagedmetric").
+		WithOptions(controller.Options{MaxConcurrentReconciles: max(r.Workers, 1)}).
 		Watches(&v1alpha1.FederatedClusterAccess{}, handler.EnqueueRequestsFromMapFunc(
 			func(ctx context.Context, o client.Object) []reconcile.Request {
 				return r.ofAccess(ctx, types.NamespacedName{Namespace: o.GetNamespace(), Name: o.GetName()})

@@ -353,6 +353,7 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 		Kinds:          remoteKinds,
 		Members:        federated,
 		GracePeriod:    opts.ClusterGracePeriod,
+		Workers:        opts.PollingWorkers,
 	}
 	if err := fedManaged.SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setting up FederatedManagedMetric controller: %w", err)

@@ -181,7 +181,7 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 		"Longest wait between two attempts of a failing DataSink: a DataSink that recovers gets current values within it.")
 	fs.IntVar(&o.Burst, "kube-api-burst", 100, "Requests the operator may send to the API server in a burst.")
 	fs.IntVar(&o.PollingWorkers, "polling-workers", 4,
-		"Polling Metrics read at the same time; each read is a paginated LIST of the metric's objects.")
+		"Polling Metrics read at the same time (and as many FederatedMetrics and FederatedManagedMetrics); each read is a paginated LIST of the metric's objects.")
 	fs.DurationVar(&o.StatusInterval, "status-update-interval", 30*time.Second,
 		"Shortest time between two status writes of one metric that only refresh its observation; Ready transitions are written at once.")
 	fs.Float64Var(&o.StatusWritesPerSecond, "status-write-qps", coordinator.DefaultStatusWritesPerSecond,
