@@ -1,7 +1,6 @@
 package controllers
 
 import (
-	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -11,22 +10,15 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/SAP/metrics-operator/api/v1alpha1"
 	"github.com/SAP/metrics-operator/internal/clusters"
 	"github.com/SAP/metrics-operator/internal/coordinator"
-	"github.com/SAP/metrics-operator/internal/datasink"
 	"github.com/SAP/metrics-operator/internal/evaluation"
-	"github.com/SAP/metrics-operator/internal/export/otlp"
 	promexport "github.com/SAP/metrics-operator/internal/export/prometheus"
 	"github.com/SAP/metrics-operator/internal/federation"
 	"github.com/SAP/metrics-operator/internal/reason"
 )
-
-type noExport struct{}
-
-func (noExport) Export(context.Context, string, *datasink.Target, []otlp.Metric) error { return nil }
 
 // clusterWithObjects returns a part reading cluster c whose one managed
 // kind holds n objects, reporting to fed.
@@ -63,28 +55,12 @@ func TestFederatedManagedSourceOutage(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var mu sync.Mutex
 		var written []metav1.Condition
-		c, err := coordinator.New(coordinator.Options{MinExportInterval: time.Hour, StatusInterval: time.Millisecond,
-			Sinks: datasink.NewStore(), Exporter: noExport{}, Prometheus: promexport.NewCollector(),
-			StatusWriters: map[string]coordinator.StatusWriter{federatedManagedMetricKind: coordinator.StatusWriterFunc(
-				func(_ context.Context, _ coordinator.Key, s coordinator.Status) error {
-					mu.Lock()
-					written = append(written, s.Ready)
-					mu.Unlock()
-					return nil
-				})}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(t.Context())
-		done := make(chan struct{})
-		go func() { _ = c.Start(ctx); close(done) }()
-		defer func() { cancel(); <-done }()
-
 		const grace = time.Minute
-		key := coordinator.Key{Kind: federatedManagedMetricKind, Namespace: "ns", Name: "f"}
-		fed := newFederatedSource[*fedManagedPart](c, grace, 0, "ns/planes")
-		fed.update = coordinator.Update{Key: key, Name: "f", Interval: time.Hour, Mode: v1alpha1.ModeEventDriven,
-			Sink: coordinator.SinkRef{NamespacedName: types.NamespacedName{Namespace: "ns", Name: "none"}}, Source: fed}
+		fed := startFederatedSource[*fedManagedPart](t, "f", grace, promexport.NewCollector(), func(s coordinator.Status) {
+			mu.Lock()
+			written = append(written, s.Ready)
+			mu.Unlock()
+		})
 		parts := map[string]*fedManagedPart{}
 		fed.fan.Sync([]federation.Cluster{{Key: "ns/planes/ns/blue", Name: "blue"}, {Key: "ns/planes/ns/green", Name: "green"}},
 			func(cl federation.Cluster) *fedManagedPart {

@@ -14,10 +14,15 @@ import (
 	"github.com/SAP/metrics-operator/internal/coordinator"
 	"github.com/SAP/metrics-operator/internal/datasink"
 	"github.com/SAP/metrics-operator/internal/evaluation"
+	"github.com/SAP/metrics-operator/internal/export/otlp"
 	promexport "github.com/SAP/metrics-operator/internal/export/prometheus"
 	"github.com/SAP/metrics-operator/internal/federation"
 	"github.com/SAP/metrics-operator/internal/reason"
 )
+
+type noExport struct{}
+
+func (noExport) Export(context.Context, string, *datasink.Target, []otlp.Metric) error { return nil }
 
 // stubPart is a cluster's part that holds one series once read.
 type stubPart struct{ value atomic.Int64 }
@@ -31,6 +36,36 @@ func (p *stubPart) series() ([]evaluation.Series, bool) {
 func (p *stubPart) warning() string    { return "" }
 func (p *stubPart) load() (int, error) { return 1, nil }
 
+// startFederatedSource returns the federated source of a metric named
+// name, with parts P and the grace period grace, and starts its
+// coordinator (until the test ends): it serves /metrics through prom and
+// hands each status it writes to write (nil: drops them).
+func startFederatedSource[P federatedPart](t *testing.T, name string, grace time.Duration, prom *promexport.Collector,
+	write func(coordinator.Status)) *federatedSource[P] {
+	t.Helper()
+	c, err := coordinator.New(coordinator.Options{MinExportInterval: time.Hour, StatusInterval: time.Millisecond,
+		Sinks: datasink.NewStore(), Exporter: noExport{}, Prometheus: prom,
+		StatusWriters: map[string]coordinator.StatusWriter{federatedManagedMetricKind: coordinator.StatusWriterFunc(
+			func(_ context.Context, _ coordinator.Key, s coordinator.Status) error {
+				if write != nil {
+					write(s)
+				}
+				return nil
+			})}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = c.Start(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	fed := newFederatedSource[P](c, grace, 0, "ns/planes")
+	fed.update = coordinator.Update{Key: coordinator.Key{Kind: federatedManagedMetricKind, Namespace: "ns", Name: name},
+		Name: name, Interval: time.Hour, Mode: v1alpha1.ModeEventDriven,
+		Sink: coordinator.SinkRef{NamespacedName: types.NamespacedName{Namespace: "ns", Name: "none"}}, Source: fed}
+	return fed
+}
+
 // TestPollClustersSideBySide polls ten clusters, one of which never
 // answers: the others are read at most probeParallelism at once and are
 // on /metrics while the slow one still waits; the slow one is given up at
@@ -38,22 +73,7 @@ func (p *stubPart) load() (int, error) { return 1, nil }
 func TestPollClustersSideBySide(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		prom := promexport.NewCollector()
-		c, err := coordinator.New(coordinator.Options{MinExportInterval: time.Hour, StatusInterval: time.Second,
-			Sinks: datasink.NewStore(), Exporter: noExport{}, Prometheus: prom,
-			StatusWriters: map[string]coordinator.StatusWriter{federatedManagedMetricKind: coordinator.StatusWriterFunc(
-				func(context.Context, coordinator.Key, coordinator.Status) error { return nil })}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(t.Context())
-		done := make(chan struct{})
-		go func() { _ = c.Start(ctx); close(done) }()
-		defer func() { cancel(); <-done }()
-
-		fed := newFederatedSource[*stubPart](c, time.Minute, 0, "ns/planes")
-		fed.update = coordinator.Update{Key: coordinator.Key{Kind: federatedManagedMetricKind, Namespace: "ns", Name: "f"},
-			Name: "side_by_side", Interval: time.Hour, Mode: v1alpha1.ModePolling,
-			Sink: coordinator.SinkRef{NamespacedName: types.NamespacedName{Namespace: "ns", Name: "none"}}, Source: fed}
+		fed := startFederatedSource[*stubPart](t, "side_by_side", time.Minute, prom, nil)
 		var clusters []federation.Cluster
 		for i := range 10 {
 			clusters = append(clusters, federation.Cluster{Key: fmt.Sprint("k", i), Name: fmt.Sprint("c", i)})
