@@ -3,7 +3,6 @@ package clusters
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -15,7 +14,6 @@ import (
 	"testing"
 
 	"go.uber.org/zap/zapcore"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -24,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/SAP/metrics-operator/api/v1alpha1"
+	"github.com/SAP/metrics-operator/internal/clusterfault"
 	"github.com/SAP/metrics-operator/internal/egress"
 	"github.com/SAP/metrics-operator/internal/reason"
 )
@@ -163,7 +162,7 @@ func TestDialTimeCheckStopsRebinding(t *testing.T) {
 	}
 	_, err = conn.Clients.Metadata.Resource(schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}).
 		List(t.Context(), metav1.ListOptions{})
-	if reason.Of(Classify(err), "") != v1alpha1.ReasonEndpointNotAllowed {
+	if reason.Of(clusterfault.Classify(err), "") != v1alpha1.ReasonEndpointNotAllowed {
 		t.Fatalf("a metric's list: %v, want %s", err, v1alpha1.ReasonEndpointNotAllowed)
 	}
 	if n := l.accepted.Load(); n != 0 {
@@ -196,38 +195,6 @@ func TestAdmittedServerIsReached(t *testing.T) {
 	}
 }
 
-// TestUnreachableSaysTheSameWhateverTheCause: refused, timed out, an
-// error status or a server that is no API server read alike, so a
-// kubeconfig pointed at some address and port does not tell whether it
-// is open.
-func TestUnreachableSaysTheSameWhateverTheCause(t *testing.T) {
-	closed := listen(t)
-	addr := closed.Addr().String()
-	_ = closed.Close()
-	_, refused := net.Dial("tcp", addr)
-	causes := []error{
-		refused,
-		&url.Error{Op: "Get", URL: "https://10.0.0.1/api", Err: context.DeadlineExceeded},
-		apierrors.NewTimeoutError("slow", 1),
-		apierrors.NewInternalError(errors.New("boom")),
-		apierrors.NewGenericServerResponse(http.StatusNotFound, "get", schema.GroupResource{}, "", "404 page not found", 0, false),
-		apierrors.NewTooManyRequests("later", 1),
-		errors.New("tls: first record does not look like a TLS handshake"),
-	}
-	var first string
-	for _, cause := range causes {
-		err := Classify(cause)
-		if reason.Of(err, "") != v1alpha1.ReasonClusterUnreachable {
-			t.Fatalf("%v: %v, want %s", cause, err, v1alpha1.ReasonClusterUnreachable)
-		}
-		if first == "" {
-			first = err.Error()
-		} else if err.Error() != first {
-			t.Errorf("%v reads %q, %v read %q", cause, err, causes[0], first)
-		}
-	}
-}
-
 // TestProbeLogsTheCauseOnlyAtV1: a probe of a closed port reports the
 // fixed ClusterUnreachable message; the cause (connection refused) is in
 // the operator's log at verbosity 1 and not at verbosity 0.
@@ -246,7 +213,7 @@ func TestProbeLogsTheCauseOnlyAtV1(t *testing.T) {
 			logger = zap.New(zap.WriteTo(&out), zap.Level(zapcore.DebugLevel))
 		}
 		err := s.Probe(log.IntoContext(t.Context(), logger), "ns/closed")
-		if reason.Of(err, "") != v1alpha1.ReasonClusterUnreachable || err.Error() != unreachable {
+		if reason.Of(err, "") != v1alpha1.ReasonClusterUnreachable || err.Error() != clusterfault.Unreachable {
 			t.Fatalf("Probe: %v, want the fixed %s message", err, v1alpha1.ReasonClusterUnreachable)
 		}
 		if logged := strings.Contains(out.String(), "connection refused"); logged != verbose {

@@ -2,7 +2,6 @@ package clusters
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -11,7 +10,6 @@ import (
 	"sync"
 	"time"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/dynamic"
@@ -21,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/SAP/metrics-operator/api/v1alpha1"
+	"github.com/SAP/metrics-operator/internal/clusterfault"
 	"github.com/SAP/metrics-operator/internal/egress"
 	"github.com/SAP/metrics-operator/internal/informers"
 	"github.com/SAP/metrics-operator/internal/reason"
@@ -388,7 +387,7 @@ func (s *Set) connect(key string, e *entry) (*Connection, error) {
 			if mapper, err = apiutil.NewDynamicRESTMapper(cfg, e.http); err == nil {
 				return &Connection{Key: key, Name: e.name, Remote: true,
 					Clients: &informers.Clients{Dynamic: dyn, Metadata: md, ReportUnreachable: true},
-					Lister:  targets.NewLister(mapper, dyn, targets.WithErrors(Classify))}, nil
+					Lister:  targets.NewLister(mapper, dyn, targets.WithErrors(clusterfault.Classify))}, nil
 			}
 		}
 	}
@@ -425,42 +424,8 @@ func (s *Set) Probe(ctx context.Context, key string) error {
 		// which may name resolved addresses, is for the platform's eyes.
 		log.FromContext(ctx).V(1).Info("Remote cluster probe failed", "cluster", key, "error", err.Error())
 	}
-	return Classify(err)
+	return clusterfault.Classify(err)
 }
-
-// Classify turns an error of a request to a remote cluster into the
-// condition it causes, without quoting the API server's answer: nil for
-// nil, EndpointNotAllowed for a connection the allow-list refused when
-// dialling, Forbidden for refused credentials or access, else
-// ClusterUnreachable. A ClusterUnreachable message is the same whatever
-// the failure (refused, timed out, no route, not an API server, an error
-// status): a tenant who may point a kubeconfig anywhere must not learn
-// from it whether a port is open.
-func Classify(err error) error {
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, egress.ErrAddrNotAllowed):
-		return reason.New(v1alpha1.ReasonEndpointNotAllowed,
-			"the cluster's API server now resolves to an address the operator's --cluster-allowed-endpoints does not admit, "+
-				"so the operator does not connect to it: ask the platform admin which cluster endpoints are allowed")
-	case reason.Is(err):
-		return err
-	case apierrors.IsUnauthorized(err):
-		return reason.New(v1alpha1.ReasonForbidden,
-			"the remote API server does not accept the credentials (401 Unauthorized): renew them, or check the token's audience")
-	case apierrors.IsForbidden(err):
-		return reason.New(v1alpha1.ReasonForbidden,
-			"the remote API server refuses the identity the credentials carry (403): grant it read access in the remote cluster's RBAC")
-	}
-	return reason.New(v1alpha1.ReasonClusterUnreachable, unreachable)
-}
-
-// unreachable is the one message of every ClusterUnreachable failure of a
-// request (see Classify).
-const unreachable = "the remote API server cannot be reached or does not answer as a Kubernetes API server " +
-	"(refused, timed out, DNS, TLS or an error status): check the server URL, its CA and the network; " +
-	"the operator logs the cause at verbosity 1"
 
 // admit refuses, with EndpointNotAllowed, a server (or the proxy requests
 // to it would go through) that Options.Egress does not admit. Neither the

@@ -231,9 +231,11 @@ func clusterName(namespace, name string, sameName int) string {
 	return name
 }
 
-// connect defines, probes and records a connection for each discovered
-// object, removes those of objects that went, and returns the clusters'
-// status.
+// connect defines and records a connection for each discovered object,
+// removes those of objects that went, probes the connections and returns
+// the clusters' status. The clusters are recorded (federation.Members)
+// before the probes end, so the federated metrics start reading them
+// without waiting for the slowest probe.
 func (r *FederatedClusterAccessReconciler) connect(ctx context.Context, fca *v1alpha1.FederatedClusterAccess, objs []discovered) []v1alpha1.DiscoveredCluster {
 	nn := types.NamespacedName{Namespace: fca.Namespace, Name: fca.Name}
 	out := make([]v1alpha1.DiscoveredCluster, len(objs))
@@ -265,6 +267,9 @@ func (r *FederatedClusterAccessReconciler) connect(ctx context.Context, fca *v1a
 			errs[i] = r.Clusters.Probe(ctx, d.key)
 		}()
 	}
+	// The metrics read the clusters defined now, each for itself; a
+	// cluster whose probe hangs must not hold back the others'.
+	r.keep(nn, members)
 	wg.Wait()
 	for i, d := range objs {
 		c := v1alpha1.DiscoveredCluster{Name: d.obj.GetName(), Namespace: d.obj.GetNamespace(), ClusterName: d.name, Ready: errs[i] == nil}
@@ -274,7 +279,6 @@ func (r *FederatedClusterAccessReconciler) connect(ctx context.Context, fca *v1a
 		}
 		out[i] = c
 	}
-	r.keep(nn, members)
 	return out
 }
 

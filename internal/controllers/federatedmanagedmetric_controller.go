@@ -13,12 +13,14 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/SAP/metrics-operator/api/v1alpha1"
 	"github.com/SAP/metrics-operator/internal/access"
+	"github.com/SAP/metrics-operator/internal/clusterfault"
 	"github.com/SAP/metrics-operator/internal/clusters"
 	"github.com/SAP/metrics-operator/internal/coordinator"
 	"github.com/SAP/metrics-operator/internal/federation"
@@ -31,13 +33,15 @@ import (
 
 // FederatedManagedMetricReconciler keeps FederatedManagedMetrics current
 // in both modes: a ManagedMetric without target or dimensions on every
-// cluster its FederatedClusterAccess discovers (federation.Members). Each
-// cluster is read as a remote ManagedMetric reads its cluster (its
-// connection, its CRD watch, one part per managed kind on the shared
-// watch of the kind), and the clusters' series are exported as one
-// family with the cluster dimension. A cluster that joins is read from
-// then on, one that leaves takes its parts, watches and series along, and
-// one that fails is left out while the others go on.
+// cluster its FederatedClusterAccess discovers (federation.Members), one
+// part per cluster (see fedManagedPart). Each cluster is read as a remote
+// ManagedMetric reads its cluster (its connection, its CRD watch, one
+// subscription per managed kind on the shared watch of the kind), and the
+// clusters' series are exported as one family with the cluster
+// dimension. A cluster that joins is read from then on, one that leaves
+// takes its parts, watches and series along; one that becomes
+// unreachable keeps its last series for the grace period, as a
+// FederatedMetric's does.
 type FederatedManagedMetricReconciler struct {
 	// ManagedReading's Access refuses references into other namespaces;
 	// the clusters' own RBAC decides what may be read there.
@@ -48,9 +52,15 @@ type FederatedManagedMetricReconciler struct {
 	Kinds *managed.Watchers
 	// Members holds the clusters of each FederatedClusterAccess.
 	Members *federation.Members
+	// GracePeriod is how long an unreachable cluster's series stay
+	// exported (zero: DefaultClusterGracePeriod).
+	GracePeriod time.Duration
+	// Workers is how many metrics are reconciled at once (default 1): a
+	// poll waits for its slowest cluster, up to pollTimeout.
+	Workers int
 
 	mu      sync.Mutex
-	sources map[types.NamespacedName]*federatedManagedSource
+	sources map[types.NamespacedName]*fedManagedSource
 }
 
 // Reconcile reads one FederatedManagedMetric's clusters.
@@ -68,12 +78,6 @@ func (r *FederatedManagedMetricReconciler) reconcile(ctx context.Context, req ct
 	if err := r.Access.CheckReferences(f.Namespace, access.FederatedManagedMetricReferences(&f.Spec)...); err != nil {
 		return r.fail(f, err, 0)
 	}
-	m := asManagedMetric(f)
-	eventDriven := f.IsEventDriven(r.EventDrivenDefault)
-	fed, prev, err := r.source(m, eventDriven)
-	if err != nil {
-		return r.fail(f, err, 0) // the spec must change first
-	}
 	ref := f.Spec.FederateClusterAccessRef
 	accessName := types.NamespacedName{Namespace: cmp.Or(ref.Namespace, f.Namespace), Name: ref.Name}
 	fca := &v1alpha1.FederatedClusterAccess{}
@@ -85,178 +89,179 @@ func (r *FederatedManagedMetricReconciler) reconcile(ctx context.Context, req ct
 		return r.fail(f, reason.New(v1alpha1.ReasonClusterUnreachable,
 			"the FederatedClusterAccess %s does not exist (yet): create it, or fix spec.federateClusterAccessRef", accessName), 0)
 	}
-	r.mu.Lock()
-	if r.sources == nil {
-		r.sources = map[types.NamespacedName]*federatedManagedSource{}
+	m := asManagedMetric(f)
+	eventDriven := f.IsEventDriven(r.EventDrivenDefault)
+	fed, handed, err := r.source(m, accessName, eventDriven)
+	if err != nil {
+		return r.fail(f, err, 0) // the spec must change first
 	}
-	r.sources[req.NamespacedName] = fed
-	r.mu.Unlock()
-
-	members := r.Members.Clusters(accessName)
-	changed := fed != prev.fed
-	reasons := map[string]string{}
+	fresh := handed != nil
+	changed := fed.fan.Sync(r.Members.Clusters(accessName), r.newPart(fed, handed), r.stopPart)
+	// What the previous generation read of clusters that left meanwhile.
+	for cluster, s := range handed {
+		r.reader().dropParts(s)
+		r.release(key, cluster)
+	}
+	notReady := map[string]string{}
 	for _, dc := range fca.Status.Clusters {
 		if !dc.Ready {
-			reasons[dc.ClusterName] = dc.Reason
+			notReady[dc.ClusterName] = dc.Reason
 		}
 	}
-	for _, c := range members {
-		c, err := r.readCluster(ctx, m, fed, prev, c, reasons[c.Name], eventDriven)
-		if err != nil {
-			return ctrl.Result{}, err
-		}
-		changed = changed || c
-	}
-	if r.forgetClusters(fed, prev, members) {
-		changed = true
-	}
-	// A poll publishes every interval, the heartbeat; events publish when
-	// a cluster's phase or the set of clusters changed.
-	fed.evaluate(changed || !eventDriven, changed)
-	next := recheckInterval
 	if !eventDriven {
-		next = managedInterval(m)
+		interval := managedInterval(m)
+		pollClusters(ctx, fed, interval, func(ctx context.Context, mb federation.Member[*fedManagedPart]) (bool, bool) {
+			return r.readCluster(ctx, m, fed, mb, notReady[mb.Cluster.Name], false)
+		})
+		return r.settled(fed, interval)
 	}
-	if fed.counts().PendingCount > 0 {
-		// A cluster whose CRD watch has not listed yet.
+	for _, mb := range fed.fan.Members() {
+		// Event-driven reads only register with the shared watches: no
+		// request to the cluster is made here.
+		if state, _ := r.readCluster(ctx, m, fed, mb, notReady[mb.Cluster.Name], true); state {
+			changed = true
+		}
+	}
+	if changed || fresh {
+		fed.evaluate(true)
+	}
+	return r.settled(fed, recheckInterval)
+}
+
+// settled returns when to read the metric again: soon while a cluster's
+// CRD watch has not listed yet, so that the start gate waits for it.
+func (r *FederatedManagedMetricReconciler) settled(fed *fedManagedSource, next time.Duration) (ctrl.Result, error) {
+	if fed.fan.Counts().Pending > 0 {
 		return ctrl.Result{RequeueAfter: time.Second}, errUnsettled
 	}
 	return ctrl.Result{RequeueAfter: next}, nil
 }
 
-// previous is what a metric read before this reconcile: its source, and
-// the sources of its clusters, which a new generation's clusters take
-// over so that their series have no gap.
-type previous struct {
-	fed     *federatedManagedSource
-	sources map[string]*managedSource
-}
-
-// source returns the metric's source: the current one, or a new one for a
-// new generation or mode; and what the metric had before.
-func (r *FederatedManagedMetricReconciler) source(m *v1alpha1.ManagedMetric, eventDriven bool) (*federatedManagedSource, previous, error) {
+// source returns the metric's source for its generation and mode. A new
+// one (new generation or mode) replaces the previous one, whose clusters'
+// sources are handed over by cluster key, for the new parts to take over
+// (nil when the source is kept).
+func (r *FederatedManagedMetricReconciler) source(m *v1alpha1.ManagedMetric, accessName types.NamespacedName, eventDriven bool) (
+	*fedManagedSource, map[string]*managedSource, error) {
 	name := types.NamespacedName{Namespace: m.Namespace, Name: m.Name}
 	mode := v1alpha1.ModeOf(eventDriven)
 	r.mu.Lock()
 	old := r.sources[name]
 	r.mu.Unlock()
-	prev := previous{fed: old, sources: map[string]*managedSource{}}
 	if old != nil {
-		for _, k := range old.keys() {
-			if s := old.source(k); s != nil {
-				prev.sources[k] = s
-			}
-		}
-		u := old.update
+		u := old.currentUpdate()
 		if u.Generation == m.Generation && u.Created.Equal(m.CreationTimestamp.Time) && u.Mode == mode {
-			return old, prev, nil
+			return old, nil, nil
 		}
 	}
 	if _, err := r.Guard.CompileManagedMetric(m, schema.GroupKind{}); err != nil {
-		return nil, prev, err
+		return nil, nil, err
+	}
+	handed := map[string]*managedSource{}
+	if old != nil {
+		old.fan.Close(func(c federation.Cluster, p *fedManagedPart) {
+			if s := p.cur.Swap(nil); s != nil {
+				handed[c.Key] = s
+			} else if s := p.takeHanded(); s != nil {
+				handed[c.Key] = s
+			}
+		})
 	}
 	key := coordinator.Key{Kind: federatedManagedMetricKind, Namespace: m.Namespace, Name: m.Name}
-	fed := &federatedManagedSource{coord: r.Coordinator, maxSeries: r.Guard.maxSeries(m.Spec.MaxSeries),
-		clusters: map[string]*federatedCluster{}}
+	fed := newFederatedSource[*fedManagedPart](r.Coordinator, cmp.Or(r.GracePeriod, DefaultClusterGracePeriod),
+		r.Guard.maxSeries(m.Spec.MaxSeries), accessName.String())
 	fed.update = managedUpdate(m, key, fed, mode, r.DefaultSink)
-	return fed, prev, nil
+	r.mu.Lock()
+	if r.sources == nil {
+		r.sources = map[types.NamespacedName]*fedManagedSource{}
+	}
+	r.sources[name] = fed
+	r.mu.Unlock()
+	return fed, handed, nil
+}
+
+// newPart returns the FanOut's start: an empty part, given what the
+// previous generation read of its cluster.
+func (r *FederatedManagedMetricReconciler) newPart(fed *fedManagedSource, handed map[string]*managedSource) func(federation.Cluster) *fedManagedPart {
+	return func(c federation.Cluster) *fedManagedPart {
+		p := &fedManagedPart{cluster: c, user: clusterUser(fed.key(), c.Key), handed: handed[c.Key]}
+		delete(handed, c.Key)
+		return p
+	}
+}
+
+// stopPart drops what a part reads and lets go of its cluster's
+// connection and CRD watch.
+func (r *FederatedManagedMetricReconciler) stopPart(_ federation.Cluster, p *fedManagedPart) {
+	r.reader().dropParts(p.cur.Swap(nil))
+	r.reader().dropParts(p.takeHanded())
+	r.Kinds.Release(p.user)
+	r.Clusters.Release(p.user)
 }
 
 // readCluster reads one cluster of the metric: it connects, finds the
 // cluster's managed kinds, keeps one part per kind and, polling, reads
-// them. notReady is the reason the access reports for the cluster, if
-// any. It reports whether the cluster's phase changed; an error is one
-// of the local API server, for a retry.
-func (r *FederatedManagedMetricReconciler) readCluster(ctx context.Context, m *v1alpha1.ManagedMetric, fed *federatedManagedSource,
-	prev previous, c federation.Cluster, notReady string, eventDriven bool) (bool, error) {
-	user := clusterUser(fed.update.Key, c.Key)
-	conn, err := r.Clusters.Acquire(c.Key, user)
+// them within ctx's deadline. notReady is the reason the access reports
+// for the cluster, if any. It records the cluster's state on the FanOut
+// and reports whether that state changed and whether its series did.
+func (r *FederatedManagedMetricReconciler) readCluster(ctx context.Context, m *v1alpha1.ManagedMetric, fed *fedManagedSource,
+	mb federation.Member[*fedManagedPart], notReady string, eventDriven bool) (stateChanged, seriesChanged bool) {
+	p, key := mb.Part, mb.Cluster.Key
+	conn, err := r.Clusters.Acquire(key, p.user)
 	if err != nil {
 		// The Set's message names a RemoteClusterAccess and wraps the
 		// cause in ClusterUnreachable; the access's status names it.
 		why := cmp.Or(notReady, reason.Of(err, v1alpha1.ReasonClusterUnreachable))
-		return r.failCluster(fed, prev, c, reason.New(why,
-			"it cannot be connected (%s): see the FederatedClusterAccess's status.clusters", why)), nil
+		r.stopReading(p)
+		r.Kinds.Release(p.user)
+		return fed.fan.Fail(key, reason.New(why,
+			"it cannot be connected (%s): see the FederatedClusterAccess %s's status.clusters", why, fed.access)), false
 	}
-	kinds := r.Kinds.Acquire(user, conn.Key, conn.Name, conn.Clients.Dynamic)
+	kinds := r.Kinds.Acquire(p.user, conn.Key, conn.Name, conn.Clients.Dynamic)
 	if !kinds.Synced() {
 		if err := kinds.Err(); err != nil {
-			return r.failCluster(fed, prev, c, err), nil
+			// Its parts, if any, are kept: an unreachable cluster's
+			// series stay for the grace period.
+			return fed.fan.Fail(key, err), false
 		}
-		if fed.source(c.Key) != nil {
-			delete(prev.sources, c.Key) // it keeps its parts meanwhile
-		} else {
-			fed.pend(c.Key, c.Name)
-		}
-		return false, nil
+		return false, false // its sync enqueues the metric
 	}
-	old := prev.sources[c.Key]
+	old := p.cur.Load()
+	if old == nil {
+		old = p.takeHanded()
+	}
 	src := old
 	if src == nil || !src.keeps(m.Generation, m.CreationTimestamp.Time, fed.update.Mode, conn) {
-		src = newManagedSource(user, conn, fed.maxSeries)
+		src = newManagedSource(p.user, conn, fed.maxSeries)
 		src.update = fed.update
-		src.report = clusterReport{fed: fed, key: c.Key, src: src}
+		src.report = clusterReport{fed: fed, part: p, src: src}
 	}
-	before := fed.counts()
-	err = r.reader().apply(m, old, src,
-		matchKinds(kinds.Kinds(), nil), "", eventDriven, func(src *managedSource) { fed.install(c.Key, c.Name, src) })
+	if src != old {
+		fed.fan.Restart(key)
+	}
+	err = r.reader().apply(m, old, src, matchKinds(kinds.Kinds(), nil), "", eventDriven,
+		func(src *managedSource) { p.cur.Store(src) })
 	if err != nil {
-		if !reason.Is(err) {
-			return false, err
-		}
-		return r.failCluster(fed, prev, c, err), nil
+		// Only a spec the operator refuses fails here; it was compiled
+		// already, so this is a kind's compilation.
+		r.stopReading(p)
+		return fed.fan.Fail(key, err), false
 	}
-	delete(prev.sources, c.Key)
-	if !eventDriven {
-		changed, _, err := r.reader().poll(ctx, src, conn.Lister, m.Spec.LabelSelector, managedInterval(m))
-		switch {
-		case err != nil:
-			fed.set(c.Key, src, clusterFailed, clusters.Classify(err))
-		default:
-			fed.set(c.Key, src, clusterActive, nil)
-		}
-		return changed || fed.counts() != before, nil
+	if eventDriven {
+		return src != old, false
 	}
-	return fed.counts() != before, nil
+	changed, _, err := r.reader().poll(ctx, src, conn.Lister, m.Spec.LabelSelector, managedInterval(m))
+	if err != nil {
+		return fed.fan.Fail(key, clusterfault.Classify(err)), false
+	}
+	return fed.fan.Synced(key), changed
 }
 
-// failCluster records that a cluster cannot be read, drops what it read
-// and lets go of its CRD watch; it reports true, a phase change.
-func (r *FederatedManagedMetricReconciler) failCluster(fed *federatedManagedSource, prev previous, c federation.Cluster, err error) bool {
-	old := fed.fail(c.Key, c.Name, err)
-	r.reader().dropParts(old)
-	if s := prev.sources[c.Key]; s != old {
-		r.reader().dropParts(s)
-	}
-	delete(prev.sources, c.Key)
-	r.Kinds.Release(clusterUser(fed.update.Key, c.Key))
-	return true
-}
-
-// forgetClusters drops the clusters that left the access, and what the
-// previous generation read and this one did not take over. It reports
-// whether a cluster left.
-func (r *FederatedManagedMetricReconciler) forgetClusters(fed *federatedManagedSource, prev previous, members []federation.Cluster) bool {
-	now := make(map[string]bool, len(members))
-	for _, c := range members {
-		now[c.Key] = true
-	}
-	left := false
-	for _, k := range fed.keys() {
-		if !now[k] {
-			r.reader().dropParts(fed.source(k))
-			fed.remove(k)
-			r.release(fed.update.Key, k)
-			left = true
-		}
-	}
-	for k, s := range prev.sources {
-		r.reader().dropParts(s)
-		if !now[k] {
-			r.release(fed.update.Key, k)
-		}
-	}
-	return left
+// stopReading drops what a part reads of its cluster, keeping its hold
+// on the connection and CRD watch.
+func (r *FederatedManagedMetricReconciler) stopReading(p *fedManagedPart) {
+	r.reader().dropParts(p.cur.Swap(nil))
+	r.reader().dropParts(p.takeHanded())
 }
 
 // release lets go of a cluster's connection and CRD watch.
@@ -283,12 +288,8 @@ func (r *FederatedManagedMetricReconciler) drop(name types.NamespacedName) {
 	fed := r.sources[name]
 	delete(r.sources, name)
 	r.mu.Unlock()
-	if fed == nil {
-		return
-	}
-	for _, k := range fed.keys() {
-		r.reader().dropParts(fed.source(k))
-		r.release(fed.update.Key, k)
+	if fed != nil {
+		fed.fan.Close(r.stopPart)
 	}
 }
 
@@ -300,7 +301,7 @@ func (r *FederatedManagedMetricReconciler) Observation(name types.NamespacedName
 	if fed == nil {
 		return v1alpha1.FederatedObservation{}
 	}
-	return fed.counts()
+	return fed.observation()
 }
 
 // asManagedMetric is the ManagedMetric a FederatedManagedMetric reads on
@@ -322,6 +323,7 @@ func (r *FederatedManagedMetricReconciler) SetupWithManager(mgr ctrl.Manager) er
 		For(&v1alpha1.FederatedManagedMetric{}, builder.WithPredicates(
 			predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Named("federatedmanagedmetric").
+		WithOptions(controller.Options{MaxConcurrentReconciles: max(r.Workers, 1)}).
 		Watches(&v1alpha1.FederatedClusterAccess{}, handler.EnqueueRequestsFromMapFunc(
 			func(ctx context.Context, o client.Object) []reconcile.Request {
 				return r.ofAccess(ctx, types.NamespacedName{Namespace: o.GetNamespace(), Name: o.GetName()})

@@ -1,14 +1,15 @@
 package controllers_test
 
 import (
+	"context"
 	"fmt"
-	"os"
+	"net"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
@@ -30,20 +31,16 @@ func federatedManagedMetric(ns, name, metricName, access string, eventDriven boo
 	return f
 }
 
-// waitFederatedStatus waits until the metric is Ready and its status
-// counts its clusters and resources as want.
-func waitFederatedStatus(t *testing.T, f *v1alpha1.FederatedManagedMetric, want v1alpha1.FederatedManagedObservation) {
+// waitResources waits until the metric's status counts resources
+// managed resources over the clusters it reads.
+func waitResources(t *testing.T, f *v1alpha1.FederatedManagedMetric, resources int64) {
 	t.Helper()
 	testenv.Eventually(t, 30*time.Second, func() error {
 		if err := env.Client.Get(t.Context(), client.ObjectKeyFromObject(f), f); err != nil {
 			return err
 		}
-		c := meta.FindStatusCondition(f.Status.Conditions, v1alpha1.ConditionReady)
-		if c == nil || c.Status != metav1.ConditionTrue || f.Status.Ready != string(metav1.ConditionTrue) {
-			return fmt.Errorf("Ready = %+v, want True", c)
-		}
-		if f.Status.Observation != want {
-			return fmt.Errorf("status.observation = %+v, want %+v", f.Status.Observation, want)
+		if got := f.Status.Observation.Resources; got != resources {
+			return fmt.Errorf("status.observation.resources %d, want %d", got, resources)
 		}
 		return nil
 	})
@@ -100,9 +97,10 @@ func TestFederatedManagedMetric(t *testing.T) {
 		series("green", "Bucket", "True", "True", 1)}
 	waitSamplesWithin(t, 30*time.Second, "fmm_events", want...)
 	waitSamplesWithin(t, 30*time.Second, "fmm_polled", want...)
-	both := v1alpha1.FederatedManagedObservation{FederatedObservation: v1alpha1.FederatedObservation{ActiveCount: 2}, Resources: 4}
-	waitFederatedStatus(t, events, both)
-	waitFederatedStatus(t, polled, both)
+	for _, f := range []*v1alpha1.FederatedManagedMetric{events, polled} {
+		waitFederated(t, f, 2, 0, v1alpha1.ReasonReady)
+		waitResources(t, f, 4)
+	}
 	if events.Status.Mode != v1alpha1.ModeEventDriven || polled.Status.Mode != v1alpha1.ModePolling || events.Status.LastReconcileTime == nil {
 		t.Errorf("modes %q, %q, lastReconcileTime %v", events.Status.Mode, polled.Status.Mode, events.Status.LastReconcileTime)
 	}
@@ -154,8 +152,8 @@ func TestFederatedManagedMetric(t *testing.T) {
 		}
 		return nil
 	})
-	waitFederatedStatus(t, events,
-		v1alpha1.FederatedManagedObservation{FederatedObservation: v1alpha1.FederatedObservation{ActiveCount: 1}, Resources: 3})
+	waitFederated(t, events, 1, 0, v1alpha1.ReasonReady)
+	waitResources(t, events, 3)
 
 	// It joins again, and a garbled cluster joins beside it: green is read
 	// again, the garbled one is counted failed and named, blue goes on.
@@ -166,17 +164,17 @@ func TestFederatedManagedMetric(t *testing.T) {
 	waitSamplesWithin(t, 30*time.Second, "fmm_events", want...)
 	t.Logf("rejoined cluster on /metrics after %s", time.Since(start).Round(time.Millisecond))
 	waitSamplesWithin(t, 30*time.Second, "fmm_polled", want...)
-	three := v1alpha1.FederatedManagedObservation{FederatedObservation: v1alpha1.FederatedObservation{ActiveCount: 2, FailedCount: 1}, Resources: 5}
-	waitFederatedStatus(t, events, three)
-	waitFederatedStatus(t, polled, three)
-	if c := meta.FindStatusCondition(events.Status.Conditions, v1alpha1.ConditionReady); !strings.Contains(c.Message, "1 of 3 clusters cannot be read") ||
-		!strings.Contains(c.Message, "garbled (InvalidKubeConfig)") {
-		t.Errorf("Ready message does not name the failed cluster: %q", c.Message)
+	for _, f := range []*v1alpha1.FederatedManagedMetric{events, polled} {
+		waitFederated(t, f, 2, 1, v1alpha1.ReasonInvalidKubeConfig)
+		waitResources(t, f, 5)
+		if msg := readyMessage(f); !strings.Contains(msg, "1 of 3 clusters cannot be read: garbled (InvalidKubeConfig)") {
+			t.Errorf("Ready message does not name the failed cluster: %q", msg)
+		}
 	}
 
 	// Every transition is an event on its metric.
 	waitEvents(t, ns, "FederatedManagedMetric",
-		map[string]string{"events": "Normal/Ready", "polled": "Normal/Ready", "missing": "Warning/ClusterUnreachable"})
+		map[string]string{"events": "Warning/InvalidKubeConfig", "polled": "Warning/InvalidKubeConfig", "missing": "Warning/ClusterUnreachable"})
 
 	// Deleting the metrics releases every cluster's watches.
 	for _, f := range []*v1alpha1.FederatedManagedMetric{events, polled, missing} {
@@ -203,27 +201,17 @@ func TestFederatedManagedMetric(t *testing.T) {
 }
 
 // TestFederatedManagedMetricClusterOutage stops the API server of one of
-// two clusters: it is counted failed and its series are left out, in both
-// modes, while the other cluster's series stay exported and change live;
-// started again, it is read again by itself with the resources created
-// meanwhile.
+// two clusters, as TestFederatedMetricOverClusters does for a
+// FederatedMetric: in both modes the stopped cluster is counted failed
+// (Ready False, ClusterUnreachable, cluster_up 0) and keeps its last
+// series for the grace period, then they are withdrawn, while the other
+// cluster's series stay exported and change live; started again, it is
+// read again by itself with the resources created meanwhile.
 func TestFederatedManagedMetricClusterOutage(t *testing.T) {
 	testenv.Require(t, env)
 	ctx := t.Context()
 	blue, green := startRemote(t), startRemote(t)
-	dir := t.TempDir()
-	srv, err := blue.StartAPIServer(dir, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path, err := srv.WriteKubeconfig(blue, dir, "fmm-outage")
-	if err != nil {
-		t.Fatal(err)
-	}
-	blueKC, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, blueKC := stoppableCluster(t, blue, "fmm-outage")
 	ns := "fmm-outage"
 	createNamespace(t, ns)
 	buckets := fakeKind{group: "s3.fmmo.test", kind: "Bucket", plural: "buckets", categories: crossplane}
@@ -244,20 +232,32 @@ func TestFederatedManagedMetricClusterOutage(t *testing.T) {
 	waitSamplesWithin(t, 30*time.Second, "fmmo_events", sample("blue", 1), sample("green", 1))
 	waitSamplesWithin(t, 30*time.Second, "fmmo_polled", sample("blue", 1), sample("green", 1))
 
+	// The grace period starts when the operator notices, after this.
+	stopped := time.Now()
 	if err := srv.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	start := time.Now()
-	waitSamplesWithin(t, 40*time.Second, "fmmo_events", sample("green", 1))
-	t.Logf("unreachable cluster's series withdrawn after %s", time.Since(start).Round(time.Millisecond))
-	waitSamplesWithin(t, 40*time.Second, "fmmo_polled", sample("green", 1))
-	oneFailed := v1alpha1.FederatedManagedObservation{FederatedObservation: v1alpha1.FederatedObservation{ActiveCount: 1, FailedCount: 1}, Resources: 1}
-	waitFederatedStatus(t, events, oneFailed)
-	waitFederatedStatus(t, polled, oneFailed)
-	t.Logf("Ready message: %s", meta.FindStatusCondition(events.Status.Conditions, v1alpha1.ConditionReady).Message)
+	waitFederated(t, events, 1, 1, v1alpha1.ReasonClusterUnreachable)
+	t.Logf("blue counted failed %v after its API server began stopping: %s", time.Since(stopped).Round(time.Millisecond), readyMessage(events))
+	if up := selfMetric(t, "metrics_operator_cluster_up", "cluster", "blue"); up != 0 {
+		t.Errorf("cluster_up{blue} %v while its API server is down, want 0", up)
+	}
+	all, greenOnly := []string{sample("blue", 1), sample("green", 1)}, []string{sample("green", 1)}
+	gone, held := waitGraceThenWithdrawn(t, "fmmo_events", stopped, all, greenOnly)
+	t.Logf("event-driven: blue withdrawn %v after its API server began stopping (grace %v); %d scrapes within the grace period still had it",
+		gone.Round(time.Millisecond), clusterGrace, held)
+	// The poll runs every 10 s: it notices within one interval.
+	waitFederated(t, polled, 1, 1, v1alpha1.ReasonClusterUnreachable)
+	waitSamplesWithin(t, 30*time.Second, "fmmo_polled", greenOnly...)
+	t.Logf("polling: blue withdrawn %v after its API server began stopping", time.Since(stopped).Round(time.Millisecond))
+	waitResources(t, events, 1)
+
 	// green stays live; blue changes meanwhile through its other API server.
+	start := time.Now()
 	createIn(t, green.Client, buckets.object("v1beta1", "b2", "True", "True", nil, nil))
 	waitSamplesWithin(t, eventTimeout, "fmmo_events", sample("green", 2))
+	t.Logf("green's change on /metrics after %s while blue is down", time.Since(start).Round(time.Millisecond))
+	waitSamplesWithin(t, 30*time.Second, "fmmo_polled", sample("green", 2))
 	createIn(t, blue.Client, buckets.object("v1beta1", "b2", "True", "True", nil, nil),
 		buckets.object("v1beta1", "b3", "True", "True", nil, nil))
 
@@ -266,14 +266,118 @@ func TestFederatedManagedMetricClusterOutage(t *testing.T) {
 	}
 	start = time.Now()
 	waitSamplesWithin(t, 40*time.Second, "fmmo_events", sample("blue", 3), sample("green", 2))
-	t.Logf("recovered cluster's series back after %s", time.Since(start).Round(time.Millisecond))
+	t.Logf("event-driven: blue back with its current count %s after its API server answered", time.Since(start).Round(time.Millisecond))
 	waitSamplesWithin(t, 40*time.Second, "fmmo_polled", sample("blue", 3), sample("green", 2))
-	both := v1alpha1.FederatedManagedObservation{FederatedObservation: v1alpha1.FederatedObservation{ActiveCount: 2}, Resources: 5}
-	waitFederatedStatus(t, events, both)
-	waitFederatedStatus(t, polled, both)
+	t.Logf("polling: blue back %s after its API server answered", time.Since(start).Round(time.Millisecond))
+	for _, f := range []*v1alpha1.FederatedManagedMetric{events, polled} {
+		waitFederated(t, f, 2, 0, v1alpha1.ReasonReady)
+		waitResources(t, f, 5)
+	}
+	if up := selfMetric(t, "metrics_operator_cluster_up", "cluster", "blue"); up != 1 {
+		t.Errorf("cluster_up{blue} %v after it recovered, want 1", up)
+	}
 	for _, o := range []client.Object{events, polled, &v1alpha1.FederatedClusterAccess{ObjectMeta: metav1.ObjectMeta{Name: "planes", Namespace: ns}}} {
 		if err := env.Client.Delete(ctx, o); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// silentServer accepts connections and never answers on them: an API
+// server that hangs. It is closed, with its connections, when the test
+// ends.
+func silentServer(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		_ = l.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			_ = c.Close()
+		}
+	})
+	return "http://" + l.Addr().String()
+}
+
+// TestFederatedManagedMetricSilentCluster discovers two clusters, one of
+// which accepts connections and never answers: in both modes the other
+// cluster's series are published without waiting for it (nor for the
+// access's probe of it), and the silent one is counted pending while the
+// metric is Ready and says so.
+func TestFederatedManagedMetricSilentCluster(t *testing.T) {
+	testenv.Require(t, env)
+	green := startRemote(t)
+	ns := "fmm-silent"
+	createNamespace(t, ns)
+	buckets := fakeKind{group: "s3.fmms.test", kind: "Bucket", plural: "buckets", categories: crossplane}
+	buckets.installIn(t, green.Client)
+	createIn(t, green.Client, buckets.object("v1beta1", "b1", "True", "True", nil, nil))
+	silent := fmt.Sprintf(`apiVersion: v1
+kind: Config
+current-context: c
+contexts: [{name: c, context: {cluster: k, user: u}}]
+clusters: [{name: k, cluster: {server: %q}}]
+users: [{name: u, user: {token: not-checked}}]
+`, silentServer(t))
+	fca := federatedAccess(ns, "planes", v1alpha1.FederatedClusterAccessSpec{KubeConfigPath: "data.kubeconfig", LabelSelector: "fed=fmms", Namespace: ns})
+	create(t,
+		clusterConfigMap(ns, "green", "fmms", map[string]string{"kubeconfig": string(adminKubeconfig(t, green, "fmms-green"))}),
+		clusterConfigMap(ns, "silent", "fmms", map[string]string{"kubeconfig": silent}), fca)
+	events := federatedManagedMetric(ns, "events", "fmms_events", "planes", true)
+	polled := federatedManagedMetric(ns, "polled", "fmms_polled", "planes", false)
+	start := time.Now()
+	create(t, events, polled)
+	t.Cleanup(func() {
+		for _, o := range []client.Object{events, polled, fca} {
+			// t.Context() is cancelled before cleanups run.
+			if err := env.Client.Delete(context.Background(), o); err != nil {
+				t.Errorf("deleting %s: %v", o.GetName(), err)
+			}
+		}
+	})
+	sample := "{cluster=green,group=s3.fmms.test,kind=Bucket,ready=True,synced=True,version=v1beta2} 1"
+	waitSamplesWithin(t, 30*time.Second, "fmms_events", sample)
+	t.Logf("event-driven: green on /metrics %s after the metric was created", time.Since(start).Round(time.Millisecond))
+	// The access writes its status once its probes end, the silent
+	// cluster's after its 10 s timeout: green did not wait for it.
+	if err := env.Client.Get(t.Context(), client.ObjectKeyFromObject(fca), fca); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(fca.Status.Clusters); n != 0 {
+		t.Errorf("green was exported only after the access had probed the silent cluster (status.clusters has %d entries)", n)
+	}
+	waitSamplesWithin(t, 30*time.Second, "fmms_polled", sample)
+	t.Logf("polling: green on /metrics %s after the metric was created", time.Since(start).Round(time.Millisecond))
+	for _, f := range []*v1alpha1.FederatedManagedMetric{events, polled} {
+		testenv.Eventually(t, 30*time.Second, func() error {
+			if err := env.Client.Get(t.Context(), client.ObjectKeyFromObject(f), f); err != nil {
+				return err
+			}
+			o := f.Status.Observation
+			if o.ActiveCount != 1 || o.PendingCount != 1 || o.FailedCount != 0 || o.Resources != 1 {
+				return fmt.Errorf("status.observation %+v, want 1 active, 1 pending, 1 resource", o)
+			}
+			if msg := readyMessage(f); f.Status.Ready != string(metav1.ConditionTrue) || !strings.Contains(msg, "1 clusters are not read yet") {
+				return fmt.Errorf("ready %s: %q", f.Status.Ready, msg)
+			}
+			return nil
+		})
 	}
 }

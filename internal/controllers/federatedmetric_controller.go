@@ -166,9 +166,8 @@ func (r *FederatedMetricReconciler) source(fm *v1alpha1.FederatedMetric, eventDr
 	if err != nil {
 		return nil, false, err
 	}
-	src := &fedSource{coord: r.Coordinator, metric: m, eval: e, maxSeries: r.Guard.maxSeries(m.Spec.MaxSeries),
-		access: accessOf(fm).String()}
-	src.fan = federation.NewFanOut[*fedPart](cmp.Or(r.GracePeriod, DefaultClusterGracePeriod), func() { src.evaluate(true) })
+	src := &fedSource{metric: m, eval: e, federatedSource: newFederatedSource[*fedPart](r.Coordinator,
+		cmp.Or(r.GracePeriod, DefaultClusterGracePeriod), r.Guard.maxSeries(m.Spec.MaxSeries), accessOf(fm).String())}
 	src.update = metricUpdate(m, mode, intervalOf(m), r.DefaultSink, src, e)
 	src.update.Key.Kind = federatedMetricKind
 	r.mu.Lock()
@@ -249,8 +248,7 @@ func (r *FederatedMetricReconciler) Observation(key coordinator.Key) v1alpha1.Fe
 	if src == nil {
 		return v1alpha1.FederatedObservation{}
 	}
-	c := src.fan.Counts()
-	return v1alpha1.FederatedObservation{ActiveCount: int32(c.Active), FailedCount: int32(c.Failed), PendingCount: int32(c.Pending)}
+	return src.observation()
 }
 
 // fedLog carries the lifecycle lines of FederatedMetrics' clusters, with

@@ -2,19 +2,15 @@ package controllers
 
 import (
 	"context"
-	"sync"
 	"time"
 
 	ctrl "sigs.k8s.io/controller-runtime"
 
+	"github.com/SAP/metrics-operator/internal/clusterfault"
 	"github.com/SAP/metrics-operator/internal/clusters"
+	"github.com/SAP/metrics-operator/internal/federation"
 	"github.com/SAP/metrics-operator/internal/registry"
 )
-
-// pollTimeout bounds one cluster's LIST in polling mode, so that a
-// cluster that never answers frees its worker; the other clusters are
-// listed beside it and are not held up.
-const pollTimeout = 30 * time.Second
 
 // watch makes every part of an event-driven metric subscribe to its
 // cluster's shared watch, and keeps the watches running (a watch that
@@ -39,7 +35,7 @@ func (r *FederatedMetricReconciler) watch(src *fedSource) (changed bool) {
 			changed = true
 		}
 		if err := r.Informers.Ensure(cur.ik, cur.gvk, cur.sub); err != nil {
-			changed = src.fan.Fail(key, clusters.Classify(err)) || changed
+			changed = src.fan.Fail(key, clusterfault.Classify(err)) || changed
 		}
 	}
 	return changed
@@ -60,13 +56,9 @@ func (r *FederatedMetricReconciler) register(src *fedSource, p *fedPart, conn *c
 		Generation:   src.metric.Generation,
 		Aggregate:    agg,
 		MetadataOnly: src.eval.MetadataOnly(),
-		OnSynced:     func() { src.evaluate(src.fan.Synced(key)) },
+		OnSynced:     func() { src.synced(key) },
 		OnChange:     func() { src.evaluate(false) },
-		OnError: func(err error) {
-			if src.fan.Fail(key, err) {
-				src.evaluate(true)
-			}
-		},
+		OnError:      func(err error) { src.failed(key, err) },
 	}
 	next := &fedReading{agg: agg, sub: sub, ik: ik, gvk: gvk, conn: conn}
 	old := p.cur.Swap(next)
@@ -81,36 +73,31 @@ func (r *FederatedMetricReconciler) register(src *fedSource, p *fedPart, conn *c
 }
 
 // poll reads every cluster of a polling metric once, side by side, and
-// publishes the result.
+// publishes each as it is read.
 func (r *FederatedMetricReconciler) poll(ctx context.Context, src *fedSource) (ctrl.Result, error) {
 	interval := intervalOf(src.metric)
 	if src.broken.Load() == nil {
-		var wg sync.WaitGroup
-		sem := make(chan struct{}, probeParallelism)
-		for _, mb := range src.fan.Members() {
-			wg.Go(func() {
-				sem <- struct{}{}
-				defer func() { <-sem }()
-				r.pollCluster(ctx, src, mb.Part, min(interval, pollTimeout))
-			})
-		}
-		wg.Wait()
+		pollClusters(ctx, src.federatedSource, interval, func(ctx context.Context, mb federation.Member[*fedPart]) (bool, bool) {
+			return r.pollCluster(ctx, src, mb.Part)
+		})
+	} else {
+		src.evaluate(true)
 	}
-	src.evaluate(true)
 	if src.broken.Load() != nil {
 		return ctrl.Result{}, nil // the spec must change first
 	}
 	return ctrl.Result{RequeueAfter: interval}, nil
 }
 
-// pollCluster lists one cluster's objects into its part.
-func (r *FederatedMetricReconciler) pollCluster(ctx context.Context, src *fedSource, p *fedPart, timeout time.Duration) {
+// pollCluster lists one cluster's objects into its part, within ctx's
+// deadline. It reports whether the cluster's state changed and whether
+// its series did.
+func (r *FederatedMetricReconciler) pollCluster(ctx context.Context, src *fedSource, p *fedPart) (stateChanged, seriesChanged bool) {
 	key := p.cluster.Key
 	conn, err := r.connect(src, p)
 	if err != nil {
 		r.retire(p, p.cur.Swap(nil))
-		src.fan.Fail(key, err)
-		return
+		return src.fan.Fail(key, err), false
 	}
 	cur := p.reading()
 	if cur == nil || cur.conn != conn {
@@ -123,22 +110,19 @@ func (r *FederatedMetricReconciler) pollCluster(ctx context.Context, src *fedSou
 	var objs []map[string]any
 	start := time.Now()
 	if err == nil {
-		lctx, cancel := context.WithTimeout(ctx, timeout)
-		objs, err = conn.Lister.List(lctx, mapping, "", m.Spec.LabelSelector)
-		cancel()
+		objs, err = conn.Lister.List(ctx, mapping, "", m.Spec.LabelSelector)
 	}
 	if err != nil {
-		src.fan.Fail(key, clusters.Classify(err))
-		return
+		return src.fan.Fail(key, clusterfault.Classify(err)), false
 	}
 	src.setKind(mapping.GroupVersionKind.Kind)
 	changed, err := replaceAll(p.id, cur.agg, objs)
 	if err != nil {
 		src.broken.Store(&err)
-		return
+		return true, false
 	}
-	src.fan.Synced(key)
 	ctrl.LoggerFrom(ctx).V(1).Info("Metric polled", "metric", p.id, "cluster", p.cluster.Name,
 		"resource", mapping.Resource.GroupResource().String(), "objects", len(objs), "changed", changed,
 		"duration", time.Since(start).String())
+	return src.fan.Synced(key), changed
 }

@@ -34,29 +34,106 @@ func federatedMetric(ns, name string, eventDriven bool, spec v1alpha1.FederatedM
 	return &v1alpha1.FederatedMetric{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, Spec: spec}
 }
 
-// waitFederated waits until the metric's status has the cluster counts
-// active/failed (none pending) and a Ready condition of reason, for its
-// generation.
-func waitFederated(t *testing.T, fm *v1alpha1.FederatedMetric, active, failed int32, reason string) {
+// waitFederated waits until a FederatedMetric's or
+// FederatedManagedMetric's status has the cluster counts active/failed
+// (none pending) and a Ready condition of reason, for its generation.
+func waitFederated(t *testing.T, obj client.Object, active, failed int32, reason string) {
 	t.Helper()
 	testenv.Eventually(t, 30*time.Second, func() error {
-		if err := env.Client.Get(t.Context(), client.ObjectKeyFromObject(fm), fm); err != nil {
+		if err := env.Client.Get(t.Context(), client.ObjectKeyFromObject(obj), obj); err != nil {
 			return err
 		}
-		o := fm.Status.Observation
+		o, conds, ready := federatedStatus(obj)
 		if o.ActiveCount != active || o.FailedCount != failed || o.PendingCount != 0 {
 			return fmt.Errorf("active/failed/pending %d/%d/%d, want %d/%d/0",
 				o.ActiveCount, o.FailedCount, o.PendingCount, active, failed)
 		}
-		c := meta.FindStatusCondition(fm.Status.Conditions, v1alpha1.ConditionReady)
-		if c == nil || c.Reason != reason || c.ObservedGeneration != fm.Generation {
+		c := meta.FindStatusCondition(conds, v1alpha1.ConditionReady)
+		if c == nil || c.Reason != reason || c.ObservedGeneration != obj.GetGeneration() {
 			return fmt.Errorf("Ready %+v, want reason %s", c, reason)
 		}
-		if want := string(metav1.ConditionFalse); reason == v1alpha1.ReasonReady && fm.Status.Ready == want {
-			return fmt.Errorf("status.ready False with reason Ready")
+		if (reason == v1alpha1.ReasonReady) != (ready == string(metav1.ConditionTrue)) {
+			return fmt.Errorf("status.ready %s with reason %s", ready, reason)
 		}
 		return nil
 	})
+}
+
+// federatedStatus returns the cluster counts, conditions and
+// status.ready of a FederatedMetric or FederatedManagedMetric.
+func federatedStatus(obj client.Object) (v1alpha1.FederatedObservation, []metav1.Condition, string) {
+	switch o := obj.(type) {
+	case *v1alpha1.FederatedMetric:
+		return o.Status.Observation, o.Status.Conditions, o.Status.Ready
+	case *v1alpha1.FederatedManagedMetric:
+		return o.Status.Observation.FederatedObservation, o.Status.Conditions, o.Status.Ready
+	}
+	panic(fmt.Sprintf("%T is no federated metric", obj))
+}
+
+// readyMessage returns the message of a federated metric's Ready
+// condition as last read.
+func readyMessage(obj client.Object) string {
+	_, conds, _ := federatedStatus(obj)
+	if c := meta.FindStatusCondition(conds, v1alpha1.ConditionReady); c != nil {
+		return c.Message
+	}
+	return ""
+}
+
+// stoppableCluster starts an API server of remote's own, which the test
+// stops and starts again while it writes through remote's, and returns
+// it with an admin kubeconfig (user) that reads remote through it.
+func stoppableCluster(t *testing.T, remote *testenv.Env, user string) (*testenv.APIServer, []byte) {
+	t.Helper()
+	dir := t.TempDir()
+	srv, err := remote.StartAPIServer(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path, err := srv.WriteKubeconfig(remote, dir, user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kc, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv, kc
+}
+
+// waitGraceThenWithdrawn follows family, scraped every 250 ms, from the
+// moment the operator counted a stopped cluster failed until only the
+// other clusters' series are left (others): until the grace period has
+// passed since the test began stopping the cluster's API server
+// (stopped), family must still be all, the stopped cluster's last series
+// included. It returns how long after stopped they left, and how many
+// scrapes within the grace period still found them.
+func waitGraceThenWithdrawn(t *testing.T, family string, stopped time.Time, all, others []string) (gone time.Duration, held int) {
+	t.Helper()
+	slices.Sort(all)
+	slices.Sort(others)
+	deadline := stopped.Add(clusterGrace + time.Minute)
+	for {
+		got := familySamples(t, family)
+		since := time.Since(stopped)
+		switch {
+		case slices.Equal(got, others):
+			if since < clusterGrace {
+				t.Errorf("%s: the stopped cluster's series left %v after its API server began stopping, within the grace period of %v",
+					family, since, clusterGrace)
+			}
+			return since, held
+		case !slices.Equal(got, all):
+			t.Errorf("%s = %v %v after the stop, want %v (within the grace period) or %v", family, got, since, all, others)
+		case since < clusterGrace:
+			held++
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s = %v %v after the stop, want %v", family, got, since, others)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
 }
 
 // familySamples scrapes family's samples as scrape.Strings renders them.
@@ -84,21 +161,9 @@ func TestFederatedMetricOverClusters(t *testing.T) {
 	testenv.Require(t, env)
 	ctx := t.Context()
 	blue, green := startRemote(t), startRemote(t)
-	dir := t.TempDir()
 	// Blue is read through an API server of its own that the test stops,
 	// while it writes through the other one.
-	blueSrv, err := blue.StartAPIServer(dir, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path, err := blueSrv.WriteKubeconfig(blue, dir, "metrics-operator-fed")
-	if err != nil {
-		t.Fatal(err)
-	}
-	blueKC, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	blueSrv, blueKC := stoppableCluster(t, blue, "metrics-operator-fed")
 
 	ns := "fed-metric"
 	createNamespace(t, ns)
@@ -222,19 +287,15 @@ func TestFederatedMetricOverClusters(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFederated(t, events, 1, 1, v1alpha1.ReasonClusterUnreachable)
-	if got := familySamples(t, "fed_events"); time.Now().Before(stopped.Add(clusterGrace)) && !slices.Contains(got, sample("blue", "web", 2)) {
-		t.Errorf("blue withdrawn within the grace period: %v", got)
-	}
 	if up := selfMetric(t, "metrics_operator_cluster_up", "cluster", "blue"); up != 0 || selfMetric(t, "metrics_operator_cluster_up", "cluster", "green") != 1 {
 		t.Errorf("cluster_up{blue} %v while its API server is down, or green not up", up)
 	}
-	t.Logf("one cluster down: %s", meta.FindStatusCondition(events.Status.Conditions, v1alpha1.ConditionReady).Message)
-	waitSamplesWithin(t, 30*time.Second, "fed_events", sample("green", "db", 1), sample("green", "web", 3))
-	if gone := time.Since(stopped); gone < clusterGrace {
-		t.Errorf("blue withdrawn %v after its API server stopped, before the grace period of %v", gone, clusterGrace)
-	} else {
-		t.Logf("blue withdrawn %v after its API server stopped (grace %v)", gone.Round(time.Millisecond), clusterGrace)
-	}
+	t.Logf("one cluster down: %s", readyMessage(events))
+	gone, held := waitGraceThenWithdrawn(t, "fed_events", stopped,
+		[]string{sample("blue", "web", 2), sample("green", "db", 1), sample("green", "web", 3)},
+		[]string{sample("green", "db", 1), sample("green", "web", 3)})
+	t.Logf("blue withdrawn %v after its API server began stopping (grace %v); %d scrapes within the grace period still had it",
+		gone.Round(time.Millisecond), clusterGrace, held)
 	if err := green.Client.Create(ctx, counted("g4", "db")); err != nil {
 		t.Fatal(err)
 	}

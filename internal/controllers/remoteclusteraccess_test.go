@@ -80,20 +80,8 @@ func TestRemoteMetricReadsTheRemoteCluster(t *testing.T) {
 	testenv.Require(t, env)
 	ctx := t.Context()
 	remote := startRemote(t)
-	dir := t.TempDir()
-	srv, err := remote.StartAPIServer(dir, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	const user = "metrics-operator-remote"
-	path, err := srv.WriteKubeconfig(remote, dir, user)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kc, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, kc := stoppableCluster(t, remote, user)
 
 	ns := "remote-read"
 	createNamespace(t, ns)

@@ -13,4 +13,11 @@
 // internal/clusters connections and the names of their "cluster"
 // dimension, and tells subscribers (the federated metrics) when an
 // access's set of clusters changed.
+//
+// FanOut spreads one federated metric, a FederatedMetric or a
+// FederatedManagedMetric alike, over the clusters of its access: one
+// part per cluster, and where each cluster stands (pending, active,
+// failed). A cluster that becomes unreachable keeps its last series for
+// a grace period; metrics_operator_cluster_up reports what the metrics
+// reading a cluster last found.
 package federation

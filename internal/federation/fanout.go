@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -287,8 +288,8 @@ func (f *FanOut[P]) Counts() Counts {
 
 // Problem summarises the failed clusters for the metric's Ready
 // condition: nil when none failed, else an error with the reason of the
-// first failed cluster (by name) that names how many failed and why the
-// first did.
+// first failed cluster (by name) that counts the failed clusters, names
+// at most three with their reasons, and says why the first failed.
 func (f *FanOut[P]) Problem() error {
 	var failed []Member[P]
 	all := f.Members()
@@ -300,8 +301,16 @@ func (f *FanOut[P]) Problem() error {
 	if len(failed) == 0 {
 		return nil
 	}
+	names := make([]string, 0, min(len(failed), 3))
+	for _, m := range failed[:min(len(failed), 3)] {
+		names = append(names, m.Cluster.Name+" ("+reason.Of(m.Err, v1alpha1.ReasonClusterUnreachable)+")")
+	}
+	list := strings.Join(names, ", ")
+	if len(failed) > 3 {
+		list += fmt.Sprintf(" and %d more", len(failed)-3)
+	}
 	first := failed[0]
-	msg := fmt.Sprintf("%d of %d clusters cannot be read; their series are left out", len(failed), len(all))
+	msg := fmt.Sprintf("%d of %d clusters cannot be read: %s; their series are left out", len(failed), len(all), list)
 	if f.grace > 0 {
 		msg += fmt.Sprintf(" (after %s when unreachable)", f.grace)
 	}

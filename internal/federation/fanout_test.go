@@ -2,6 +2,7 @@ package federation
 
 import (
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -108,7 +109,8 @@ func TestFanOutGracePeriod(t *testing.T) {
 			t.Errorf("counts %+v", got)
 		}
 		err := f.Problem()
-		if reason.Of(err, "") != v1alpha1.ReasonClusterUnreachable {
+		if reason.Of(err, "") != v1alpha1.ReasonClusterUnreachable ||
+			!strings.Contains(err.Error(), "2 of 3 clusters cannot be read: blue (ClusterUnreachable), red (ClusterUnreachable);") {
 			t.Errorf("problem %v", err)
 		}
 		t.Logf("problem: %v", err)

@@ -23,7 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	"github.com/SAP/metrics-operator/api/v1alpha1"
-	"github.com/SAP/metrics-operator/internal/egress"
+	"github.com/SAP/metrics-operator/internal/clusterfault"
 	"github.com/SAP/metrics-operator/internal/events"
 	"github.com/SAP/metrics-operator/internal/reason"
 	"github.com/SAP/metrics-operator/internal/registry"
@@ -555,16 +555,12 @@ func (lw listWatch) WatchWithContext(ctx context.Context, o metav1.ListOptions) 
 }
 
 // checkReachable withdraws the watch's metrics, once per outage, when err
-// says the remote API server cannot be reached or refuses the
-// credentials. Errors about the resource itself (not served, forbidden,
-// expired) are handled where the watch ends.
+// says the remote API server cannot be reached, refuses the credentials
+// or may not be dialled (clusterfault.Classify, the reasons a poll of the
+// cluster gets too). Errors about the resource itself (not served,
+// forbidden, expired) are handled where the watch ends.
 func (i *informer) checkReachable(err error) {
-	if !i.clients.ReportUnreachable || ctxDone(i.ctx) {
-		return
-	}
-	switch {
-	case apierrors.IsNotFound(err), apierrors.IsForbidden(err), apierrors.IsGone(err),
-		apierrors.IsResourceExpired(err), apierrors.IsMethodNotSupported(err), apierrors.IsInvalid(err):
+	if !i.clients.ReportUnreachable || ctxDone(i.ctx) || clusterfault.OfResource(err) {
 		return
 	}
 	if i.unreachable.Swap(true) {
@@ -572,23 +568,10 @@ func (i *informer) checkReachable(err error) {
 	}
 	ctrl.Log.WithName("informers").WithValues(i.key.LogValues()...).Info(
 		"Remote cluster unreachable; its metrics are withdrawn until it answers")
-	// The same reasons as a poll of the cluster gets (clusters.Classify).
-	if errors.Is(err, egress.ErrAddrNotAllowed) {
-		// The server's name now resolves outside --cluster-allowed-endpoints
-		// (checked at every dial): a policy refusal, not an outage.
-		i.handler.Fail(i.key, reason.New(v1alpha1.ReasonEndpointNotAllowed,
-			"the API server of cluster %s now resolves to an address the operator's --cluster-allowed-endpoints does not admit, "+
-				"so %s is not watched there; the metric comes back by itself if it resolves inside the list again",
-			i.key.Cluster, i.key.GVR.GroupResource().String()))
-		return
-	}
-	what, why := "cannot be reached", v1alpha1.ReasonClusterUnreachable
-	if apierrors.IsUnauthorized(err) {
-		what, why = "refuses the credentials (401 Unauthorized)", v1alpha1.ReasonForbidden
-	}
-	i.handler.Fail(i.key, reason.New(why,
-		"the API server of cluster %s %s while watching %s; the metric comes back by itself when it answers",
-		i.key.Cluster, what, i.key.GVR.GroupResource().String()))
+	fault := clusterfault.Classify(err)
+	i.handler.Fail(i.key, reason.New(reason.Of(fault, v1alpha1.ReasonClusterUnreachable),
+		"cluster %s, watching %s: %s; the metric comes back by itself when the cluster answers and may be read",
+		i.key.Cluster, i.key.GVR.GroupResource().String(), fault.Error()))
 }
 
 func ctxDone(ctx context.Context) bool { return ctx.Err() != nil }

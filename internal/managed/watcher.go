@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	"github.com/SAP/metrics-operator/api/v1alpha1"
+	"github.com/SAP/metrics-operator/internal/clusterfault"
 	"github.com/SAP/metrics-operator/internal/informers"
 	"github.com/SAP/metrics-operator/internal/reason"
 )
@@ -106,8 +107,10 @@ func (w *Watcher) Start(ctx context.Context) error {
 func (w *Watcher) Synced() bool { return w.synced.Load() }
 
 // Err returns why the watch has not synced yet, as a reason error
-// (Forbidden when the operator may not list and watch CRDs, else
-// ClusterUnreachable), or nil when it synced or has not failed.
+// (Forbidden when the operator may not list and watch CRDs or its
+// credentials are refused, EndpointNotAllowed when the allow-list refuses
+// the dial, else ClusterUnreachable: clusterfault.Classify), or nil when
+// it synced or has not failed.
 func (w *Watcher) Err() error {
 	p := w.err.Load()
 	if w.Synced() || p == nil {
@@ -118,6 +121,9 @@ func (w *Watcher) Err() error {
 	}
 	if apierrors.IsForbidden(*p) {
 		return reason.ForbiddenTarget(crdResource.GroupResource(), "list", "watch")
+	}
+	if fault := clusterfault.Classify(*p); reason.Of(fault, "") != v1alpha1.ReasonClusterUnreachable {
+		return fault // refused credentials, or an endpoint the allow-list refuses
 	}
 	return reason.New(v1alpha1.ReasonClusterUnreachable,
 		"the managed resource kinds cannot be read yet: listing CustomResourceDefinitions failed; retrying")

@@ -352,6 +352,8 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 		Clusters:       conns,
 		Kinds:          remoteKinds,
 		Members:        federated,
+		GracePeriod:    opts.ClusterGracePeriod,
+		Workers:        opts.PollingWorkers,
 	}
 	if err := fedManaged.SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setting up FederatedManagedMetric controller: %w", err)

@@ -181,7 +181,7 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 		"Longest wait between two attempts of a failing DataSink: a DataSink that recovers gets current values within it.")
 	fs.IntVar(&o.Burst, "kube-api-burst", 100, "Requests the operator may send to the API server in a burst.")
 	fs.IntVar(&o.PollingWorkers, "polling-workers", 4,
-		"Polling Metrics read at the same time; each read is a paginated LIST of the metric's objects.")
+		"Polling Metrics read at the same time (and as many FederatedMetrics and FederatedManagedMetrics); each read is a paginated LIST of the metric's objects.")
 	fs.DurationVar(&o.StatusInterval, "status-update-interval", 30*time.Second,
 		"Shortest time between two status writes of one metric that only refresh its observation; Ready transitions are written at once.")
 	fs.Float64Var(&o.StatusWritesPerSecond, "status-write-qps", coordinator.DefaultStatusWritesPerSecond,
@@ -239,7 +239,7 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 			return err
 		})
 	fs.DurationVar(&o.ClusterGracePeriod, "cluster-grace-period", time.Minute,
-		"How long the series of a FederatedMetric's cluster that became unreachable stay exported with their last values; "+
+		"How long the series of a FederatedMetric's or FederatedManagedMetric's cluster that became unreachable stay exported with their last values; "+
 			"after it they are withdrawn until the cluster answers again. The other clusters' series are never held up.")
 	fs.DurationVar(&o.DataSinkRecheckInterval, "datasink-recheck-interval", time.Minute,
 		"How often every DataSink and RemoteClusterAccess is resolved again: Secrets are read, not watched (that would need list on all Secrets), "+
