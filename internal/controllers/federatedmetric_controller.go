@@ -279,7 +279,7 @@ func (r *FederatedMetricReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		WithOptions(controller.Options{MaxConcurrentReconciles: max(r.Workers, 1)}).
 		WatchesRawSource(r.membersSource(mgr.GetClient()))
 	if r.Shard != nil {
-		b = b.WatchesRawSource(shardSource(r.Shard, mgr.GetClient(), func() client.ObjectList { return &v1alpha1.FederatedMetricList{} }))
+		b = b.WatchesRawSource(shardSource(r.Shard, federatedMetricKind, federatedMetricKind, mgr.GetClient(), func() client.ObjectList { return &v1alpha1.FederatedMetricList{} }))
 	}
 	return b.Complete(r)
 }

@@ -21,6 +21,9 @@ type Shard interface {
 	Hold(holder, key string) bool
 	// Release records that holder dropped key.
 	Release(holder, key string)
+	// Stale reports whether holder must look at key again: Hold would
+	// answer otherwise than what holder recorded.
+	Stale(holder, key string) bool
 	// Leads reports whether this replica writes the status of a shared
 	// object (a DataSink, a cluster access) of key.
 	Leads(key string) bool
@@ -48,9 +51,13 @@ func leads(s Shard, kind string, name types.NamespacedName) bool {
 	return s == nil || s.Leads(kind+"/"+name.Namespace+"/"+name.Name)
 }
 
-// shardSource enqueues every object of list's kind whenever the shard's
-// view changes, so that each is served or dropped by the new view.
-func shardSource(s Shard, reader client.Reader, newList func() client.ObjectList) source.Source {
+// shardSource enqueues, whenever the shard's view changes, the objects of
+// list's kind that holder must serve or drop by the new view: of a
+// thousand metrics the loss of one replica of three hands over some three
+// hundred, and the others, which stay as they are, would only queue in
+// front of those. kind is the first part of the objects' keys
+// (coordinator.Key).
+func shardSource(s Shard, holder, kind string, reader client.Reader, newList func() client.ObjectList) source.Source {
 	return keySource(s.Subscribe, func(ctx context.Context, _ string) []reconcile.Request {
 		list := newList()
 		if err := reader.List(ctx, list); err != nil {
@@ -58,7 +65,12 @@ func shardSource(s Shard, reader client.Reader, newList func() client.ObjectList
 		}
 		var reqs []reconcile.Request
 		_ = meta.EachListItem(list, func(o runtime.Object) error {
-			if obj, ok := o.(client.Object); ok {
+			obj, ok := o.(client.Object)
+			if !ok {
+				return nil
+			}
+			key := coordinator.Key{Kind: kind, Namespace: obj.GetNamespace(), Name: obj.GetName()}
+			if s.Stale(holder, key.String()) {
 				reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(obj)})
 			}
 			return nil
