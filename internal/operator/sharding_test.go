@@ -3,7 +3,10 @@ package operator_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
@@ -34,13 +37,51 @@ func shardMetrics() int {
 	return 45
 }
 
+// shardArtifacts is where a measurement run keeps each replica's log and
+// a CPU profile of a survivor taking over a killed replica's metrics:
+// $SHARD_ARTIFACTS, or "" to keep nothing.
+func shardArtifacts() string { return os.Getenv("SHARD_ARTIFACTS") }
+
+// keepArtifact copies the file at from into dir as name when the test ends.
+func keepArtifact(t *testing.T, dir, name, from string) {
+	t.Cleanup(func() {
+		if b, err := os.ReadFile(from); err == nil {
+			_ = os.WriteFile(filepath.Join(dir, name), b, 0o644)
+		}
+	})
+}
+
+// profileCPU writes a CPU profile of seconds of the process serving pprof
+// at addr to path, in the background.
+func profileCPU(t *testing.T, addr, path string, seconds int) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, seconds))
+		if err != nil {
+			t.Logf("CPU profile: %v", err)
+			return
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err == nil {
+			err = os.WriteFile(path, b, 0o644)
+		}
+		if err != nil {
+			t.Logf("CPU profile: %v", err)
+		}
+	}()
+	t.Cleanup(func() { <-done })
+}
+
 // shardLease is the test's --shard-lease-duration; renewals every second.
 const shardLease = 6 * time.Second
 
 // shardReplica is one operator process of a sharded deployment.
 type shardReplica struct {
 	*process
-	id string // its member name and OTLP service.instance.id
+	id    string // its member name and OTLP service.instance.id
+	pprof string // where it serves pprof, with $SHARD_ARTIFACTS
 }
 
 // TestShardingOverThreeReplicas runs three operator processes with
@@ -83,10 +124,24 @@ func TestShardingOverThreeReplicas(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := func() *shardReplica {
-		p := startProcess(t, ns, "--sharding", "--shard-lease-duration="+shardLease.String(), "--shard-renew-interval=1s",
-			"--zap-log-level=info")
+		args := []string{"--sharding", "--shard-lease-duration=" + shardLease.String(), "--shard-renew-interval=1s",
+			"--zap-log-level=info"}
+		var pprof string
+		if shardArtifacts() != "" {
+			if pprof, err = testenv.FreeAddr(); err != nil {
+				t.Fatal(err)
+			}
+			// Every line, with its time to the nanosecond.
+			args = append(args, "--pprof-bind-address="+pprof, "--zap-log-level=debug", "--zap-devel",
+				"--zap-encoder=json", "--zap-time-encoding=rfc3339nano")
+		}
+		p := startProcess(t, ns, args...)
 		// Without POD_NAME, the member name is host name and pid.
-		return &shardReplica{process: p, id: fmt.Sprintf("%s-%d", host, p.Pid())}
+		r := &shardReplica{process: p, id: fmt.Sprintf("%s-%d", host, p.Pid()), pprof: pprof}
+		if dir := shardArtifacts(); dir != "" {
+			keepArtifact(t, dir, r.id+".log", p.logPath)
+		}
+		return r
 	}
 	replicas := []*shardReplica{start(), start(), start()}
 
@@ -198,7 +253,11 @@ func TestShardingOverThreeReplicas(t *testing.T) {
 
 	// A replica dies without releasing its Lease.
 	killed := time.Now()
+	if dir := shardArtifacts(); dir != "" {
+		profileCPU(t, replicas[0].pprof, filepath.Join(dir, replicas[0].id+"-takeover.pprof"), int((shardLease+10*time.Second)/time.Second))
+	}
 	replicas[1].Kill()
+	t.Logf("killed %s at %s", replicas[1].id, killed.Format("15:04:05.000"))
 	replicas = []*shardReplica{replicas[0], replicas[2]}
 	lost := handover("replica killed", killed, replicas)
 	if limit := shardLease + 5*time.Second; lost > limit {
