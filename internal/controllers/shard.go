@@ -6,6 +6,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/workqueue"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
@@ -57,24 +58,54 @@ func leads(s Shard, kind string, name types.NamespacedName) bool {
 // hundred, and the others, which stay as they are, would only queue in
 // front of those. kind is the first part of the objects' keys
 // (coordinator.Key).
+//
+// The list is made on a goroutine of the source's own, never in the
+// shard's notification: a list from the manager's cache waits for its
+// first sync (seconds with thousands of metrics), and the membership that
+// notifies must go on judging Leases meanwhile. Changes that come while
+// it lists are looked at in one more pass.
 func shardSource(s Shard, holder, kind string, reader client.Reader, newList func() client.ObjectList) source.Source {
-	return keySource(s.Subscribe, func(ctx context.Context, _ string) []reconcile.Request {
-		list := newList()
-		if err := reader.List(ctx, list); err != nil {
+	return source.Func(func(ctx context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request]) error {
+		changed := make(chan struct{}, 1)
+		s.Subscribe(func(string) {
+			select {
+			case changed <- struct{}{}:
+			default:
+			}
+		})
+		go func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-changed:
+				}
+				for _, req := range staleRequests(ctx, s, holder, kind, reader, newList()) {
+					q.Add(req)
+				}
+			}
+		}()
+		return nil
+	})
+}
+
+// staleRequests lists list's kind and returns the objects whose hold by
+// holder is stale.
+func staleRequests(ctx context.Context, s Shard, holder, kind string, reader client.Reader, list client.ObjectList) []reconcile.Request {
+	if err := reader.List(ctx, list); err != nil {
+		return nil
+	}
+	var reqs []reconcile.Request
+	_ = meta.EachListItem(list, func(o runtime.Object) error {
+		obj, ok := o.(client.Object)
+		if !ok {
 			return nil
 		}
-		var reqs []reconcile.Request
-		_ = meta.EachListItem(list, func(o runtime.Object) error {
-			obj, ok := o.(client.Object)
-			if !ok {
-				return nil
-			}
-			key := coordinator.Key{Kind: kind, Namespace: obj.GetNamespace(), Name: obj.GetName()}
-			if s.Stale(holder, key.String()) {
-				reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(obj)})
-			}
-			return nil
-		})
-		return reqs
+		key := coordinator.Key{Kind: kind, Namespace: obj.GetNamespace(), Name: obj.GetName()}
+		if s.Stale(holder, key.String()) {
+			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(obj)})
+		}
+		return nil
 	})
+	return reqs
 }
