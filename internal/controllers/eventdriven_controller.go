@@ -83,7 +83,7 @@ func (r *EventDrivenReconciler) reconcile(ctx context.Context, req ctrl.Request)
 	key := coordinator.Key{Kind: metricKind, Namespace: req.Namespace, Name: req.Name}
 	if !serves(r.Shard, eventsHolder, key) {
 		r.remove(key)
-		return ctrl.Result{}, nil
+		return ctrl.Result{}, notServedYet(r.Shard, key)
 	}
 	m := &v1alpha1.Metric{}
 	if err := r.Client.Get(ctx, req.NamespacedName, m); err != nil {

@@ -89,7 +89,7 @@ func (r *FederatedMetricReconciler) reconcile(ctx context.Context, req ctrl.Requ
 	key := coordinator.Key{Kind: federatedMetricKind, Namespace: req.Namespace, Name: req.Name}
 	if !serves(r.Shard, federatedMetricKind, key) {
 		r.remove(key)
-		return ctrl.Result{}, nil
+		return ctrl.Result{}, notServedYet(r.Shard, key)
 	}
 	fm := &v1alpha1.FederatedMetric{}
 	if err := r.Client.Get(ctx, req.NamespacedName, fm); err != nil {

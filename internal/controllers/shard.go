@@ -39,6 +39,18 @@ func serves(s Shard, holder string, key coordinator.Key) bool {
 	return s == nil || s.Hold(holder, key.String())
 }
 
+// notServedYet is errUnsettled when this replica owns key in its current
+// view but may serve it only once that view settles, nil otherwise. The
+// reconcile that dropped key returns it, so that the startup gate waits
+// for the metric to be registered rather than count it as having nothing
+// to register; the shard sends key again once the view settles.
+func notServedYet(s Shard, key coordinator.Key) error {
+	if s != nil && s.Leads(key.String()) {
+		return errUnsettled
+	}
+	return nil
+}
+
 // released tells the shard that holder dropped key.
 func released(s Shard, holder string, key coordinator.Key) {
 	if s != nil {
