@@ -209,6 +209,7 @@ func TestShardingOverThreeReplicas(t *testing.T) {
 	}
 
 	handover("three replicas started", replicas[0].Started, replicas)
+	logListPasses(t, "three replicas started", replicas)
 	// The replicas share every metric object of the cluster, other tests'
 	// too: together they own each once.
 	testenv.Eventually(t, 30*time.Second, func() error {
@@ -267,6 +268,7 @@ func TestShardingOverThreeReplicas(t *testing.T) {
 	t.Logf("killed %s at %s", replicas[1].id, killed.Format("15:04:05.000"))
 	replicas = []*shardReplica{replicas[0], replicas[2]}
 	lost := handover("replica killed", killed, replicas)
+	logListPasses(t, "replica killed", replicas)
 	if limit := shardLease + 5*time.Second; lost > limit {
 		t.Errorf("a killed replica's metrics were served again after %s, want within the lease duration (%s) and a margin", lost, shardLease)
 	}
@@ -276,6 +278,7 @@ func TestShardingOverThreeReplicas(t *testing.T) {
 	joined := time.Now()
 	replicas = append(replicas, start())
 	handover("replica added", joined, replicas)
+	logListPasses(t, "replica added", replicas[len(replicas)-1:])
 	time.Sleep(3 * time.Second)
 
 	// A replica stops cleanly: its Lease is released, the others take
@@ -297,6 +300,29 @@ func TestShardingOverThreeReplicas(t *testing.T) {
 	}
 	checkNoInterleavedPushes(t, sink.Received(), keys, []phase{
 		{"replica killed", killed}, {"replica added", joined}, {"replica stopped", stopped}})
+}
+
+// logListPasses logs how many LIST passes each replica's watches made so
+// far: the first list of each watch it ran, and the lists for metrics
+// that joined a running watch.
+func logListPasses(t *testing.T, what string, rs []*shardReplica) {
+	t.Helper()
+	for _, r := range rs {
+		fams, err := scrape.Families(r.metricsURL)
+		if err != nil {
+			t.Logf("%s: %s: %v", what, r.id, err)
+			continue
+		}
+		sum := func(name string) float64 {
+			v := 0.0
+			for _, s := range scrape.Samples(fams, name) {
+				v += s.Value
+			}
+			return v
+		}
+		t.Logf("%s: %s: %.0f watches, %.0f joins of a running watch, %.0f metrics owned", what, r.id,
+			sum("metrics_operator_informers_active"), sum("metrics_operator_join_lists_total"), sum("metrics_operator_owned_metrics"))
+	}
 }
 
 // countMetricObjects counts the objects of the four metric kinds.
