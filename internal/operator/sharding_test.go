@@ -90,11 +90,15 @@ type shardReplica struct {
 // while a writer keeps changing their value (so every holder of a metric
 // pushes it every few hundred milliseconds). It checks that each metric
 // is served on exactly one replica's /metrics, the one rendezvous hashing
-// names; that when one replica is killed (SIGKILL: its Lease stays) the
-// others serve its metrics within the lease duration plus a margin; that
+// names, and that each replica's watch listed once at the start (its
+// start gate waited for its view to settle); that when one replica is
+// killed (SIGKILL: its Lease stays) the others serve its metrics within
+// the lease duration plus a margin; that
 // a replica added takes its share; that a replica stopped cleanly hands
 // over at once; and that no metric's pushes ever came from two replicas
-// interleaved. It logs the handover times.
+// interleaved. It logs the handover times and each replica's LIST passes.
+// $SHARD_METRICS sets the number of Metrics for a measurement at scale,
+// $SHARD_ARTIFACTS keeps logs and a CPU profile (see shardArtifacts).
 func TestShardingOverThreeReplicas(t *testing.T) {
 	testenv.Require(t, env)
 	t.Logf("%d Metrics", shardMetrics())
@@ -209,7 +213,11 @@ func TestShardingOverThreeReplicas(t *testing.T) {
 	}
 
 	handover("three replicas started", replicas[0].Started, replicas)
-	logListPasses(t, "three replicas started", replicas)
+	// Each replica's start gate waited for its view to settle, so its
+	// watch listed once for the metrics of its share.
+	if joins := logListPasses(t, "three replicas started", replicas); joins > 0 {
+		t.Errorf("the replicas' watches listed %.0f more times for metrics that joined them after the start, want none", joins)
+	}
 	// The replicas share every metric object of the cluster, other tests'
 	// too: together they own each once.
 	testenv.Eventually(t, 30*time.Second, func() error {
@@ -304,8 +312,8 @@ func TestShardingOverThreeReplicas(t *testing.T) {
 
 // logListPasses logs how many LIST passes each replica's watches made so
 // far: the first list of each watch it ran, and the lists for metrics
-// that joined a running watch.
-func logListPasses(t *testing.T, what string, rs []*shardReplica) {
+// that joined a running watch. It returns the joins of them all.
+func logListPasses(t *testing.T, what string, rs []*shardReplica) (joins float64) {
 	t.Helper()
 	for _, r := range rs {
 		fams, err := scrape.Families(r.metricsURL)
@@ -320,9 +328,11 @@ func logListPasses(t *testing.T, what string, rs []*shardReplica) {
 			}
 			return v
 		}
+		joins += sum("metrics_operator_join_lists_total")
 		t.Logf("%s: %s: %.0f watches, %.0f joins of a running watch, %.0f metrics owned", what, r.id,
 			sum("metrics_operator_informers_active"), sum("metrics_operator_join_lists_total"), sum("metrics_operator_owned_metrics"))
 	}
+	return joins
 }
 
 // countMetricObjects counts the objects of the four metric kinds.
