@@ -31,6 +31,10 @@ import (
 // while its watch cannot run (a missing CRD, say), so it recovers alone.
 const recheckInterval = 15 * time.Second
 
+// eventsHolder names the EventDrivenReconciler as a holder of the
+// Metrics it serves (Shard.Hold).
+const eventsHolder = "metric-eventdriven"
+
 // EventDrivenReconciler is the EventDrivenController: for every Metric in
 // event-driven mode it compiles the spec, registers the metric's interest
 // in the TargetRegistry and makes the DynamicInformerManager run the
@@ -77,9 +81,9 @@ func (r *EventDrivenReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 
 func (r *EventDrivenReconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	key := coordinator.Key{Kind: metricKind, Namespace: req.Namespace, Name: req.Name}
-	if !serves(r.Shard, "metric-eventdriven", key) {
+	if !serves(r.Shard, eventsHolder, key) {
 		r.remove(key)
-		return ctrl.Result{}, nil
+		return ctrl.Result{}, notServedYet(r.Shard, key)
 	}
 	m := &v1alpha1.Metric{}
 	if err := r.Client.Get(ctx, req.NamespacedName, m); err != nil {
@@ -253,7 +257,7 @@ func (r *EventDrivenReconciler) remove(key coordinator.Key) {
 	r.drop(key)
 	r.Access.Forget(metricKind, types.NamespacedName{Namespace: key.Namespace, Name: key.Name})
 	r.Coordinator.Remove(key)
-	released(r.Shard, "metric-eventdriven", key)
+	released(r.Shard, eventsHolder, key)
 }
 
 // SetupWithManager registers the reconciler under its own name beside the
@@ -271,7 +275,7 @@ func (r *EventDrivenReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		b = b.WatchesRawSource(clusterSource(r.Clusters, mgr.GetClient()))
 	}
 	if r.Shard != nil {
-		b = b.WatchesRawSource(shardSource(r.Shard, mgr.GetClient(), func() client.ObjectList { return &v1alpha1.MetricList{} }))
+		b = b.WatchesRawSource(shardSource(r.Shard, eventsHolder, metricKind, mgr.GetClient(), func() client.ObjectList { return &v1alpha1.MetricList{} }))
 	}
 	return b.Complete(r)
 }

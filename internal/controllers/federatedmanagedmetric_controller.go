@@ -334,7 +334,7 @@ func (r *FederatedManagedMetricReconciler) SetupWithManager(mgr ctrl.Manager) er
 		WatchesRawSource(keySource(r.Clusters.Subscribe, r.ofClusterKey)).
 		WatchesRawSource(keySource(r.Kinds.Subscribe, r.ofClusterKey))
 	if r.Shard != nil {
-		b = b.WatchesRawSource(shardSource(r.Shard, mgr.GetClient(), func() client.ObjectList { return &v1alpha1.FederatedManagedMetricList{} }))
+		b = b.WatchesRawSource(shardSource(r.Shard, federatedManagedMetricKind, federatedManagedMetricKind, mgr.GetClient(), func() client.ObjectList { return &v1alpha1.FederatedManagedMetricList{} }))
 	}
 	return b.Complete(r)
 }

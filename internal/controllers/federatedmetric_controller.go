@@ -89,7 +89,7 @@ func (r *FederatedMetricReconciler) reconcile(ctx context.Context, req ctrl.Requ
 	key := coordinator.Key{Kind: federatedMetricKind, Namespace: req.Namespace, Name: req.Name}
 	if !serves(r.Shard, federatedMetricKind, key) {
 		r.remove(key)
-		return ctrl.Result{}, nil
+		return ctrl.Result{}, notServedYet(r.Shard, key)
 	}
 	fm := &v1alpha1.FederatedMetric{}
 	if err := r.Client.Get(ctx, req.NamespacedName, fm); err != nil {
@@ -277,7 +277,7 @@ func (r *FederatedMetricReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		WithOptions(controller.Options{MaxConcurrentReconciles: max(r.Workers, 1)}).
 		WatchesRawSource(r.membersSource(mgr.GetClient()))
 	if r.Shard != nil {
-		b = b.WatchesRawSource(shardSource(r.Shard, mgr.GetClient(), func() client.ObjectList { return &v1alpha1.FederatedMetricList{} }))
+		b = b.WatchesRawSource(shardSource(r.Shard, federatedMetricKind, federatedMetricKind, mgr.GetClient(), func() client.ObjectList { return &v1alpha1.FederatedMetricList{} }))
 	}
 	return b.Complete(r)
 }

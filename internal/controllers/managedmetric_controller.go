@@ -313,7 +313,7 @@ func (r *ManagedMetricReconciler) SetupWithManager(mgr ctrl.Manager) error {
 			WatchesRawSource(keySource(r.RemoteKinds.Subscribe, r.ofCluster))
 	}
 	if r.Shard != nil {
-		b = b.WatchesRawSource(shardSource(r.Shard, mgr.GetClient(), func() client.ObjectList { return &v1alpha1.ManagedMetricList{} }))
+		b = b.WatchesRawSource(shardSource(r.Shard, managedMetricKind, managedMetricKind, mgr.GetClient(), func() client.ObjectList { return &v1alpha1.ManagedMetricList{} }))
 	}
 	return b.Complete(r)
 }

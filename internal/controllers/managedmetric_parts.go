@@ -49,11 +49,13 @@ type ManagedReading struct {
 // getOrRemove reads the metric key names into obj. When it is gone, or
 // another replica serves it (Shard), drop
 // lets go of what the reconciler holds for it, its access decisions are
-// forgotten and its family removed, and found is false.
+// forgotten and its family removed, and found is false; err is
+// errUnsettled when this replica will serve it once its view settles.
 func (r ManagedReading) getOrRemove(ctx context.Context, c client.Client, key coordinator.Key, obj client.Object,
 	drop func(types.NamespacedName)) (found bool, err error) {
 	name := types.NamespacedName{Namespace: key.Namespace, Name: key.Name}
-	if serves(r.Shard, key.Kind, key) {
+	served := serves(r.Shard, key.Kind, key)
+	if served {
 		err := c.Get(ctx, name, obj)
 		if err == nil {
 			return true, nil
@@ -66,6 +68,9 @@ func (r ManagedReading) getOrRemove(ctx context.Context, c client.Client, key co
 	r.Access.Forget(key.Kind, name)
 	r.Coordinator.Remove(key)
 	released(r.Shard, key.Kind, key)
+	if !served {
+		return false, notServedYet(r.Shard, key)
+	}
 	return false, nil
 }
 

@@ -28,6 +28,10 @@ import (
 // metricKind is the coordinator's Key.Kind for Metric objects.
 const metricKind = "Metric"
 
+// pollingHolder names the MetricReconciler as a holder of the Metrics it
+// serves (Shard.Hold).
+const pollingHolder = "metric"
+
 // notFoundRetry bounds how long a metric whose target kind is missing
 // waits before it looks again, so installing a CRD is noticed quickly.
 const notFoundRetry = 30 * time.Second
@@ -84,7 +88,7 @@ type compiled struct {
 // Reconcile evaluates one Metric.
 func (r *MetricReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	key := coordinator.Key{Kind: metricKind, Namespace: req.Namespace, Name: req.Name}
-	if !serves(r.Shard, "metric", key) {
+	if !serves(r.Shard, pollingHolder, key) {
 		r.remove(key)
 		return ctrl.Result{}, nil
 	}
@@ -180,7 +184,7 @@ func (r *MetricReconciler) remove(key coordinator.Key) {
 	releaseConnection(r.Clusters, pollUser(key))
 	r.Access.Forget(metricKind, name)
 	r.Coordinator.Remove(key)
-	released(r.Shard, "metric", key)
+	released(r.Shard, pollingHolder, key)
 }
 
 // replace evaluates a poll's objects. A panic in evaluation marks the
@@ -268,7 +272,7 @@ func (r *MetricReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		b = b.WatchesRawSource(clusterSource(r.Clusters, mgr.GetClient()))
 	}
 	if r.Shard != nil {
-		b = b.WatchesRawSource(shardSource(r.Shard, mgr.GetClient(), func() client.ObjectList { return &v1alpha1.MetricList{} }))
+		b = b.WatchesRawSource(shardSource(r.Shard, pollingHolder, metricKind, mgr.GetClient(), func() client.ObjectList { return &v1alpha1.MetricList{} }))
 	}
 	return b.Complete(r)
 }

@@ -6,6 +6,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/workqueue"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
@@ -21,6 +22,9 @@ type Shard interface {
 	Hold(holder, key string) bool
 	// Release records that holder dropped key.
 	Release(holder, key string)
+	// Stale reports whether holder must look at key again: Hold would
+	// answer otherwise than what holder recorded.
+	Stale(holder, key string) bool
 	// Leads reports whether this replica writes the status of a shared
 	// object (a DataSink, a cluster access) of key.
 	Leads(key string) bool
@@ -33,6 +37,18 @@ type Shard interface {
 // does that, then calls released).
 func serves(s Shard, holder string, key coordinator.Key) bool {
 	return s == nil || s.Hold(holder, key.String())
+}
+
+// notServedYet is errUnsettled when this replica owns key in its current
+// view but may serve it only once that view settles, nil otherwise. The
+// reconcile that dropped key returns it, so that the startup gate waits
+// for the metric to be registered rather than count it as having nothing
+// to register; the shard sends key again once the view settles.
+func notServedYet(s Shard, key coordinator.Key) error {
+	if s != nil && s.Leads(key.String()) {
+		return errUnsettled
+	}
+	return nil
 }
 
 // released tells the shard that holder dropped key.
@@ -48,21 +64,60 @@ func leads(s Shard, kind string, name types.NamespacedName) bool {
 	return s == nil || s.Leads(kind+"/"+name.Namespace+"/"+name.Name)
 }
 
-// shardSource enqueues every object of list's kind whenever the shard's
-// view changes, so that each is served or dropped by the new view.
-func shardSource(s Shard, reader client.Reader, newList func() client.ObjectList) source.Source {
-	return keySource(s.Subscribe, func(ctx context.Context, _ string) []reconcile.Request {
-		list := newList()
-		if err := reader.List(ctx, list); err != nil {
+// shardSource enqueues, whenever the shard's view changes, the objects of
+// list's kind that holder must serve or drop by the new view: of a
+// thousand metrics the loss of one replica of three hands over some three
+// hundred, and the others, which stay as they are, would only queue in
+// front of those. kind is the first part of the objects' keys
+// (coordinator.Key).
+//
+// The list is made on a goroutine of the source's own, never in the
+// shard's notification: a list from the manager's cache waits for its
+// first sync (seconds with thousands of metrics), and the membership that
+// notifies must go on judging Leases meanwhile. Changes that come while
+// it lists are looked at in one more pass.
+func shardSource(s Shard, holder, kind string, reader client.Reader, newList func() client.ObjectList) source.Source {
+	return source.Func(func(ctx context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request]) error {
+		changed := make(chan struct{}, 1)
+		s.Subscribe(func(string) {
+			select {
+			case changed <- struct{}{}:
+			default:
+			}
+		})
+		go func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-changed:
+				}
+				for _, req := range staleRequests(ctx, s, holder, kind, reader, newList()) {
+					q.Add(req)
+				}
+			}
+		}()
+		return nil
+	})
+}
+
+// staleRequests lists list's kind and returns the objects whose hold by
+// holder is stale.
+func staleRequests(ctx context.Context, s Shard, holder, kind string, reader client.Reader, list client.ObjectList) []reconcile.Request {
+	if err := reader.List(ctx, list); err != nil {
+		return nil
+	}
+	var reqs []reconcile.Request
+	_ = meta.EachListItem(list, func(o runtime.Object) error {
+		obj, ok := o.(client.Object)
+		if !ok {
 			return nil
 		}
-		var reqs []reconcile.Request
-		_ = meta.EachListItem(list, func(o runtime.Object) error {
-			if obj, ok := o.(client.Object); ok {
-				reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(obj)})
-			}
-			return nil
-		})
-		return reqs
+		key := coordinator.Key{Kind: kind, Namespace: obj.GetNamespace(), Name: obj.GetName()}
+		if s.Stale(holder, key.String()) {
+			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(obj)})
+		}
+		return nil
 	})
+	return reqs
 }

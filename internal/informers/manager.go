@@ -301,16 +301,22 @@ type informer struct {
 
 	// mu serialises event delivery with the LISTs made for joining
 	// subscribers, so that a joiner never misses or reorders an event.
-	mu     sync.Mutex
-	synced bool
-	fills  sync.WaitGroup // the filler, listing for joining metrics
+	mu    sync.Mutex
+	fills sync.WaitGroup // the filler, listing for joining metrics
+
+	// state guards what Ensure asks of the watch (synced, stopped,
+	// failed), apart from mu, which a LIST holds for as long as it takes:
+	// a metric registering must not wait for the list of the metrics
+	// before it. Taken after mu where both are.
+	state    sync.Mutex
+	synced   bool
+	failedAt time.Time
+	failErr  error
+	stopped  bool
 
 	fillMu    sync.Mutex
-	filling   bool // a filler runs
-	fillAgain bool // more metrics joined while it listed
-	failedAt  time.Time
-	failErr   error
-	stopped   bool
+	filling   bool      // a filler runs
+	fillAgain bool      // more metrics joined while it listed
 	listedAt  time.Time // the last successful list of the watch (under mu)
 	// pageOnly: the API server refused a streamed list; list page by page
 	// (under mu).
@@ -327,16 +333,30 @@ func newInformer(key registry.InformerKey, gvk schema.GroupVersionKind, full boo
 }
 
 func (i *informer) running() bool {
-	i.mu.Lock()
-	defer i.mu.Unlock()
+	i.state.Lock()
+	defer i.state.Unlock()
 	return !i.stopped && i.ctx.Err() == nil
+}
+
+// isSynced reports whether the watch has listed since it started.
+func (i *informer) isSynced() bool {
+	i.state.Lock()
+	defer i.state.Unlock()
+	return i.synced
+}
+
+// setSynced records whether the watch has listed; the caller holds mu.
+func (i *informer) setSynced(v bool) {
+	i.state.Lock()
+	defer i.state.Unlock()
+	i.synced = v
 }
 
 // failedRecently returns the error the watch failed with, if that was
 // less than d ago.
 func (i *informer) failedRecently(d time.Duration) error {
-	i.mu.Lock()
-	defer i.mu.Unlock()
+	i.state.Lock()
+	defer i.state.Unlock()
 	if i.stopped && !i.failedAt.IsZero() && time.Since(i.failedAt) < d {
 		return i.failErr
 	}
@@ -346,10 +366,9 @@ func (i *informer) failedRecently(d time.Duration) error {
 // join gives sub the current objects if the watch has synced; otherwise
 // the initial list will.
 func (i *informer) join(sub *registry.Subscription) {
-	i.mu.Lock()
-	synced := i.synced
-	i.mu.Unlock()
-	if synced && !sub.Synced() {
+	// sub is registered: a list that has not set synced yet sees it
+	// unsynced when it ends, and asks for a fill.
+	if i.isSynced() && !sub.Synced() {
 		i.requestFill()
 	}
 }
@@ -403,7 +422,7 @@ func (i *informer) fillLoop() {
 func (i *informer) fillOnce() {
 	i.mu.Lock()
 	defer i.mu.Unlock()
-	if !i.synced || i.ctx.Err() != nil {
+	if !i.isSynced() || i.ctx.Err() != nil {
 		return
 	}
 	var subs []*registry.Subscription
@@ -416,6 +435,7 @@ func (i *informer) fillOnce() {
 		return
 	}
 	log := ctrl.Log.WithName("informers").WithValues(i.key.LogValues()...)
+	start := time.Now()
 	n, _, err := i.pageLocked(i.ctx, subs, true)
 	if errors.Is(err, errNobodyListening) {
 		log.V(1).Info("Listing for joining metrics stopped: all of them are gone", "metrics", len(subs), "objects", n)
@@ -429,7 +449,7 @@ func (i *informer) fillOnce() {
 		return
 	}
 	listsTotal.Inc()
-	log.V(1).Info("Metrics joined a running informer", "metrics", len(subs), "objects", n)
+	log.V(1).Info("Metrics joined a running informer", "metrics", len(subs), "objects", n, "duration", time.Since(start).String())
 }
 
 // errNobodyListening stops a list made for metrics that are all gone.
@@ -514,8 +534,8 @@ func (lw listWatch) ListWithContext(ctx context.Context, _ metav1.ListOptions) (
 	// The list gave every metric its objects anew: withdrawn ones are
 	// published again by its Finish.
 	i.unreachable.Store(false)
-	first := !i.synced
-	i.synced = true
+	first := !i.isSynced()
+	i.setSynced(true)
 	i.listedAt = time.Now()
 	if first {
 		ctrl.Log.WithName("informers").WithValues(i.key.LogValues()...).Info("Informer synced",
@@ -601,7 +621,9 @@ func (i *informer) run(parent context.Context) {
 	log.Info("Informer started")
 	defer func() {
 		i.mu.Lock()
+		i.state.Lock()
 		i.stopped = true
+		i.state.Unlock()
 		i.mu.Unlock()
 		// Fills for joining metrics end with the informer's context.
 		i.cancel()
@@ -653,7 +675,9 @@ func (i *informer) ranHealthy(started time.Time) bool {
 
 func (i *informer) fail(err error) {
 	i.mu.Lock()
+	i.state.Lock()
 	i.stopped, i.failedAt, i.failErr, i.synced = true, time.Now(), err, false
+	i.state.Unlock()
 	i.mu.Unlock()
 	i.handler.Fail(i.key, err)
 }

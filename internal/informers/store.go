@@ -58,7 +58,7 @@ func (s *store) Replace(list []any, _ string) error {
 	s.i.mu.Lock()
 	defer s.i.mu.Unlock()
 	s.i.handler.Replace(s.i.key, objs)
-	s.i.synced = true
+	s.i.setSynced(true)
 	return nil
 }
 

@@ -277,7 +277,13 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 
 	// The watches wait until the metrics present at start are registered,
 	// so that each lists once for all of them.
-	gate, err := startup.New(startup.Options{Existing: startup.ListMetrics(mgr.GetClient())})
+	gateOpts := startup.Options{Existing: startup.ListMetrics(mgr.GetClient())}
+	if s, ok := shard.(*sharding.Shard); ok {
+		// A sharded replica knows which metrics it registers once its view
+		// has settled; until then the gate waits for it.
+		gateOpts.Unsettled = func() bool { _, _, settled := s.Status(); return !settled }
+	}
+	gate, err := startup.New(gateOpts)
 	if err != nil {
 		return nil, err
 	}

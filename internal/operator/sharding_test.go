@@ -3,7 +3,10 @@ package operator_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
@@ -12,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -34,13 +38,51 @@ func shardMetrics() int {
 	return 45
 }
 
+// shardArtifacts is where a measurement run keeps each replica's log and
+// a CPU profile of a survivor taking over a killed replica's metrics:
+// $SHARD_ARTIFACTS, or "" to keep nothing.
+func shardArtifacts() string { return os.Getenv("SHARD_ARTIFACTS") }
+
+// keepArtifact copies the file at from into dir as name when the test ends.
+func keepArtifact(t *testing.T, dir, name, from string) {
+	t.Cleanup(func() {
+		if b, err := os.ReadFile(from); err == nil {
+			_ = os.WriteFile(filepath.Join(dir, name), b, 0o644)
+		}
+	})
+}
+
+// profileCPU writes a CPU profile of seconds of the process serving pprof
+// at addr to path, in the background.
+func profileCPU(t *testing.T, addr, path string, seconds int) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, seconds))
+		if err != nil {
+			t.Logf("CPU profile: %v", err)
+			return
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err == nil {
+			err = os.WriteFile(path, b, 0o644)
+		}
+		if err != nil {
+			t.Logf("CPU profile: %v", err)
+		}
+	}()
+	t.Cleanup(func() { <-done })
+}
+
 // shardLease is the test's --shard-lease-duration; renewals every second.
 const shardLease = 6 * time.Second
 
 // shardReplica is one operator process of a sharded deployment.
 type shardReplica struct {
 	*process
-	id string // its member name and OTLP service.instance.id
+	id    string // its member name and OTLP service.instance.id
+	pprof string // where it serves pprof, with $SHARD_ARTIFACTS
 }
 
 // TestShardingOverThreeReplicas runs three operator processes with
@@ -48,11 +90,15 @@ type shardReplica struct {
 // while a writer keeps changing their value (so every holder of a metric
 // pushes it every few hundred milliseconds). It checks that each metric
 // is served on exactly one replica's /metrics, the one rendezvous hashing
-// names; that when one replica is killed (SIGKILL: its Lease stays) the
-// others serve its metrics within the lease duration plus a margin; that
+// names, and that each replica's watch listed once at the start (its
+// start gate waited for its view to settle); that when one replica is
+// killed (SIGKILL: its Lease stays) the others serve its metrics within
+// the lease duration plus a margin; that
 // a replica added takes its share; that a replica stopped cleanly hands
 // over at once; and that no metric's pushes ever came from two replicas
-// interleaved. It logs the handover times.
+// interleaved. It logs the handover times and each replica's LIST passes.
+// $SHARD_METRICS sets the number of Metrics for a measurement at scale,
+// $SHARD_ARTIFACTS keeps logs and a CPU profile (see shardArtifacts).
 func TestShardingOverThreeReplicas(t *testing.T) {
 	testenv.Require(t, env)
 	t.Logf("%d Metrics", shardMetrics())
@@ -83,25 +129,43 @@ func TestShardingOverThreeReplicas(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := func() *shardReplica {
-		p := startProcess(t, ns, "--sharding", "--shard-lease-duration="+shardLease.String(), "--shard-renew-interval=1s",
-			"--zap-log-level=info")
+		args := []string{"--sharding", "--shard-lease-duration=" + shardLease.String(), "--shard-renew-interval=1s",
+			"--zap-log-level=info"}
+		var pprof string
+		if shardArtifacts() != "" {
+			if pprof, err = testenv.FreeAddr(); err != nil {
+				t.Fatal(err)
+			}
+			// Every line, with its time to the nanosecond.
+			args = append(args, "--pprof-bind-address="+pprof, "--zap-log-level=debug", "--zap-devel",
+				"--zap-encoder=json", "--zap-time-encoding=rfc3339nano")
+		}
+		p := startProcess(t, ns, args...)
 		// Without POD_NAME, the member name is host name and pid.
-		return &shardReplica{process: p, id: fmt.Sprintf("%s-%d", host, p.Pid())}
+		r := &shardReplica{process: p, id: fmt.Sprintf("%s-%d", host, p.Pid()), pprof: pprof}
+		if dir := shardArtifacts(); dir != "" {
+			keepArtifact(t, dir, r.id+".log", p.logPath)
+		}
+		return r
 	}
 	replicas := []*shardReplica{start(), start(), start()}
 
 	// served maps each family to the replicas serving it; an unreachable
-	// replica serves nothing.
+	// replica serves nothing. The replicas are scraped at the same time,
+	// so that with thousands of families a round is as short as one
+	// scrape.
 	served := func(rs []*shardReplica) map[string][]string {
+		scraped := make([]map[string]*dto.MetricFamily, len(rs))
+		var wg sync.WaitGroup
+		for i, r := range rs {
+			wg.Go(func() { scraped[i], _ = scrape.Families(r.metricsURL) })
+		}
+		wg.Wait()
 		out := map[string][]string{}
-		for _, r := range rs {
-			fams, err := scrape.Families(r.metricsURL)
-			if err != nil {
-				continue
-			}
+		for i, fams := range scraped {
 			for name, f := range fams {
 				if _, ok := keys[name]; ok && len(f.GetMetric()) > 0 {
-					out[name] = append(out[name], r.id)
+					out[name] = append(out[name], rs[i].id)
 				}
 			}
 		}
@@ -135,9 +199,11 @@ func TestShardingOverThreeReplicas(t *testing.T) {
 		t.Helper()
 		var last error
 		for time.Since(from) < 60*time.Second {
+			round := time.Now()
 			if last = check(rs); last == nil {
 				d := time.Since(from)
-				t.Logf("%s: every metric served by its owner %.2fs later", what, d.Seconds())
+				t.Logf("%s: every metric served by its owner %.2fs later (seen by a round of scrapes of %.2fs)",
+					what, d.Seconds(), time.Since(round).Seconds())
 				return d
 			}
 			time.Sleep(100 * time.Millisecond)
@@ -147,6 +213,11 @@ func TestShardingOverThreeReplicas(t *testing.T) {
 	}
 
 	handover("three replicas started", replicas[0].Started, replicas)
+	// Each replica's start gate waited for its view to settle, so its
+	// watch listed once for the metrics of its share.
+	if joins := logListPasses(t, "three replicas started", replicas); joins > 0 {
+		t.Errorf("the replicas' watches listed %.0f more times for metrics that joined them after the start, want none", joins)
+	}
 	// The replicas share every metric object of the cluster, other tests'
 	// too: together they own each once.
 	testenv.Eventually(t, 30*time.Second, func() error {
@@ -198,9 +269,14 @@ func TestShardingOverThreeReplicas(t *testing.T) {
 
 	// A replica dies without releasing its Lease.
 	killed := time.Now()
+	if dir := shardArtifacts(); dir != "" {
+		profileCPU(t, replicas[0].pprof, filepath.Join(dir, replicas[0].id+"-takeover.pprof"), int((shardLease+10*time.Second)/time.Second))
+	}
 	replicas[1].Kill()
+	t.Logf("killed %s at %s", replicas[1].id, killed.Format("15:04:05.000"))
 	replicas = []*shardReplica{replicas[0], replicas[2]}
 	lost := handover("replica killed", killed, replicas)
+	logListPasses(t, "replica killed", replicas)
 	if limit := shardLease + 5*time.Second; lost > limit {
 		t.Errorf("a killed replica's metrics were served again after %s, want within the lease duration (%s) and a margin", lost, shardLease)
 	}
@@ -210,6 +286,7 @@ func TestShardingOverThreeReplicas(t *testing.T) {
 	joined := time.Now()
 	replicas = append(replicas, start())
 	handover("replica added", joined, replicas)
+	logListPasses(t, "replica added", replicas[len(replicas)-1:])
 	time.Sleep(3 * time.Second)
 
 	// A replica stops cleanly: its Lease is released, the others take
@@ -231,6 +308,31 @@ func TestShardingOverThreeReplicas(t *testing.T) {
 	}
 	checkNoInterleavedPushes(t, sink.Received(), keys, []phase{
 		{"replica killed", killed}, {"replica added", joined}, {"replica stopped", stopped}})
+}
+
+// logListPasses logs how many LIST passes each replica's watches made so
+// far: the first list of each watch it ran, and the lists for metrics
+// that joined a running watch. It returns the joins of them all.
+func logListPasses(t *testing.T, what string, rs []*shardReplica) (joins float64) {
+	t.Helper()
+	for _, r := range rs {
+		fams, err := scrape.Families(r.metricsURL)
+		if err != nil {
+			t.Logf("%s: %s: %v", what, r.id, err)
+			continue
+		}
+		sum := func(name string) float64 {
+			v := 0.0
+			for _, s := range scrape.Samples(fams, name) {
+				v += s.Value
+			}
+			return v
+		}
+		joins += sum("metrics_operator_join_lists_total")
+		t.Logf("%s: %s: %.0f watches, %.0f joins of a running watch, %.0f metrics owned", what, r.id,
+			sum("metrics_operator_informers_active"), sum("metrics_operator_join_lists_total"), sum("metrics_operator_owned_metrics"))
+	}
+	return joins
 }
 
 // countMetricObjects counts the objects of the four metric kinds.

@@ -16,7 +16,10 @@
 // tell how old a renewal it sees for the first time is). A watch that
 // stops delivering (this replica's own renewals do not come back through
 // it) freezes the view of the others, so that their Leases do not seem to
-// expire while they are renewed.
+// expire while they are renewed. A replica serves nothing until its watch
+// has delivered its own Lease once: before, it cannot tell the others'
+// absence from their Leases not having arrived yet, and alone in its
+// view it would claim every key.
 //
 // Ownership: Owner gives each key (Kind/namespace/name, the four metric
 // kinds) to one member of a view by rendezvous hashing, so a member

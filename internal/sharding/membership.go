@@ -74,6 +74,10 @@ type Membership struct {
 	// delivering watch.
 	lastView []string
 	lastAcks map[string]string
+	// delivered is set once the watch has delivered this replica's own
+	// Lease: before, the others are unknown, not absent, and a replica
+	// that served would take every key.
+	delivered bool
 }
 
 type observation struct {
@@ -260,13 +264,14 @@ func (m *Membership) update(ctx context.Context) time.Duration {
 		}
 	}
 	m.mu.Lock()
-	fenceAt := m.lastRenew.Add(m.opts.LeaseDuration - 2*m.opts.RenewInterval)
-	self := m.synced() && !m.lastRenew.IsZero() && now.Before(fenceAt)
-	soon(fenceAt)
 	// The watch delivers this replica's renewals every interval; when it
 	// has not for two, it may be delivering nothing, and the others'
 	// Leases would expire in this view while they are renewed.
 	delivering := m.synced() && now.Sub(m.lastSelfSeen) < 2*m.opts.RenewInterval
+	m.delivered = m.delivered || delivering
+	fenceAt := m.lastRenew.Add(m.opts.LeaseDuration - 2*m.opts.RenewInterval)
+	self := m.delivered && !m.lastRenew.IsZero() && now.Before(fenceAt)
+	soon(fenceAt)
 	var expired []*coordinationv1.Lease
 	if delivering {
 		m.lastView, m.lastAcks = nil, map[string]string{}

@@ -3,6 +3,8 @@ package sharding
 import (
 	"slices"
 	"sync"
+
+	ctrl "sigs.k8s.io/controller-runtime"
 )
 
 // Shard is one replica's share of the metrics: which keys it may serve
@@ -34,6 +36,10 @@ type Shard struct {
 
 type hold struct{ holder, key string }
 
+// viewLog records the changes of view and settledness, the steps of every
+// handover.
+var viewLog = ctrl.Log.WithName("sharding")
+
 // NewShard returns the shard of the member named self. It holds nothing
 // and serves nothing until Update makes it a member of a settled view.
 func NewShard(self string) *Shard {
@@ -51,7 +57,7 @@ func (s *Shard) Self() string { return s.self }
 func (s *Shard) Hold(holder, key string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.ownsLocked(key) || !s.settled && len(s.holds[key]) == 0 {
+	if !s.grantsLocked(key) {
 		return false
 	}
 	hs := s.holds[key]
@@ -62,6 +68,18 @@ func (s *Shard) Hold(holder, key string) bool {
 	hs[holder] = struct{}{}
 	ownedMetrics.Set(float64(len(s.holds)))
 	return true
+}
+
+// Stale reports whether holder must look at key again: Hold would answer
+// otherwise than what holder recorded last (it holds a key the view takes
+// away, or holds not a key it may serve now). After a change of view only
+// the stale keys need a reconcile; with thousands of metrics, the others
+// would only queue in front of them.
+func (s *Shard) Stale(holder, key string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, held := s.holds[key][holder]
+	return held != s.grantsLocked(key)
 }
 
 // Release records that holder no longer serves key. Once every key the
@@ -77,6 +95,10 @@ func (s *Shard) Release(holder, key string) {
 	delete(s.pending, hold{holder, key})
 	ownedMetrics.Set(float64(len(s.holds)))
 	notify, ack := s.settleLocked()
+	if notify {
+		viewLog.Info("Shard view changed", "members", len(s.view), "member", s.member, "settled", s.settled,
+			"toRelease", len(s.pending), "held", len(s.holds))
+	}
 	s.mu.Unlock()
 	s.after(notify, ack)
 }
@@ -150,6 +172,10 @@ func (s *Shard) Update(members []string, member bool, acks map[string]string) {
 	}
 	shardMembers.Set(float64(len(members)))
 	settledChanged, ack := s.settleLocked()
+	if changed || settledChanged {
+		viewLog.Info("Shard view changed", "members", len(members), "member", member, "settled", s.settled,
+			"toRelease", len(s.pending), "held", len(s.holds))
+	}
 	s.mu.Unlock()
 	s.after(changed || settledChanged, ack)
 }
@@ -178,6 +204,11 @@ func (s *Shard) after(notify, ack bool) {
 	for _, f := range subs {
 		f(s.self)
 	}
+}
+
+// grantsLocked reports whether Hold serves key.
+func (s *Shard) grantsLocked(key string) bool {
+	return s.ownsLocked(key) && (s.settled || len(s.holds[key]) > 0)
 }
 
 // ownsLocked reports whether the current view gives key to this replica.

@@ -23,18 +23,35 @@ func (c cluster) sync(t *testing.T, view []string, who ...string) {
 }
 
 // reconcile has every shard hold what Hold grants and release what it
-// does not, as the reconcilers do for every key, then checks that no key
-// is held twice.
+// does not for the keys Stale names, as the reconcilers do for the keys
+// the shard's source enqueues, then checks that no key is held twice and
+// that looking at every key would change nothing: no key was left out.
 func (c cluster) reconcile(t *testing.T, ks []string) {
 	t.Helper()
 	for _, s := range c {
 		for _, k := range ks {
-			if !s.Hold("r", k) {
+			if s.Stale("r", k) && !s.Hold("r", k) {
 				s.Release("r", k)
 			}
 		}
 	}
 	c.checkExclusive(t, ks)
+	for name, s := range c {
+		for _, k := range ks {
+			if s.Stale("r", k) {
+				t.Fatalf("%s: %s still stale after its reconcile", name, k)
+			}
+			s.mu.Lock()
+			_, held := s.holds[k]["r"]
+			s.mu.Unlock()
+			if held != s.Hold("r", k) {
+				t.Fatalf("%s: Hold changes its answer for %s, which Stale did not name", name, k)
+			}
+			if !held {
+				s.Release("r", k)
+			}
+		}
+	}
 }
 
 func (c cluster) checkExclusive(t *testing.T, ks []string) {

@@ -13,7 +13,11 @@
 // polling, refused). It never waits for long on a metric that does not
 // settle: it opens anyway once no metric has settled for a short while,
 // and after a fixed limit in any case, so a broken reconciler delays the
-// watches by seconds, never blocks them. Metrics created after the list
+// watches by seconds, never blocks them. A sharded replica registers the
+// metrics of its share only once its view of the members has settled; a
+// reconciler does not count such a metric as settled before, and the gate
+// waits for the view past the quiet spell (Options.Unsettled), so a
+// replica that joins lists once for the metrics it takes. Metrics created after the list
 // are not waited for; they join the running watches as any new metric
 // does.
 //

@@ -47,6 +47,11 @@ type Options struct {
 	// Limit opens the gate this long after it started, whatever is left
 	// (default DefaultLimit).
 	Limit time.Duration
+	// Unsettled, if set, reports that metrics cannot settle yet for a
+	// reason outside their reconcilers: a sharded replica's view of its
+	// share has not settled, and the metrics it will serve are registered
+	// once it has. Meanwhile the gate waits past Quiet, up to Limit.
+	Unsettled func() bool
 }
 
 // Gate is closed until the metrics present at start have settled; see
@@ -150,6 +155,10 @@ func (g *Gate) Start(ctx context.Context) error {
 		case <-g.progress:
 			quiet.Reset(g.opts.Quiet)
 		case <-quiet.C:
+			if g.opts.Unsettled != nil && g.opts.Unsettled() {
+				quiet.Reset(g.opts.Quiet)
+				break
+			}
 			gaveUp = "no metric settled for " + g.opts.Quiet.String()
 		case <-limit.C:
 			gaveUp = "waited the limit of " + g.opts.Limit.String()

@@ -3,6 +3,7 @@ package startup
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -176,4 +177,51 @@ func TestNewRefusesInvalidOptions(t *testing.T) {
 			t.Errorf("New(%+v) accepted", o)
 		}
 	}
+}
+
+// TestGateWaitsPastQuietWhileUnsettled: a sharded replica's metrics
+// settle only once its view of its share has settled; while Unsettled
+// says so, a quiet spell does not open the gate, but the limit still
+// does, and once the view has settled the quiet rule applies again.
+func TestGateWaitsPastQuietWhileUnsettled(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var unsettled atomic.Bool
+		unsettled.Store(true)
+		g, err := New(Options{
+			Existing:  func(context.Context) ([]ID, error) { return ids("Metric", "mine", "stuck"), nil },
+			Unsettled: unsettled.Load,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer run(t, g)()
+		start := time.Now()
+		time.Sleep(3 * DefaultQuiet)
+		synctest.Wait()
+		if isOpen(g) {
+			t.Fatal("opened after a quiet spell while the view was unsettled")
+		}
+		unsettled.Store(false)
+		g.Settled("Metric", name("mine"))
+		<-g.Open()
+		if d, want := time.Since(start), 4*DefaultQuiet; d != want {
+			t.Errorf("opened after %s, want %s (quiet since the last metric settled)", d, want)
+		}
+	})
+
+	synctest.Test(t, func(t *testing.T) {
+		g, err := New(Options{
+			Existing:  func(context.Context) ([]ID, error) { return ids("Metric", "stuck"), nil },
+			Unsettled: func() bool { return true },
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer run(t, g)()
+		start := time.Now()
+		<-g.Open()
+		if d := time.Since(start); d != DefaultLimit {
+			t.Errorf("a view that never settles opened the gate after %s, want the limit %s", d, DefaultLimit)
+		}
+	})
 }

@@ -120,18 +120,55 @@ func (c *Collector) Set(key string, f Family) {
 			return
 		}
 	}
+	if old == nil {
+		// A new key: one insertion into the sorted list rather than a
+		// sort of every family, which made a thousand metrics taken over
+		// at once (a replica of a shard lost) cost a million comparisons.
+		i, found := slices.BinarySearchFunc(cur, e.name, func(s *entry, name string) int { return cmp.Compare(s.name, name) })
+		switch {
+		case !found:
+			c.served.Store(ptrTo(slices.Insert(slices.Clone(cur), i, e)))
+		case e.key < cur[i].key:
+			next := slices.Clone(cur)
+			next[i] = e
+			c.served.Store(&next)
+		}
+		return
+	}
 	c.publishLocked()
 }
+
+func ptrTo[T any](v T) *T { return &v }
 
 // Delete stops serving what key set.
 func (c *Collector) Delete(key string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, ok := c.byKey[key]; !ok {
+	old, ok := c.byKey[key]
+	if !ok {
 		return
 	}
 	delete(c.byKey, key)
-	c.publishLocked()
+	cur := *c.served.Load()
+	i, found := slices.BinarySearchFunc(cur, old.name, func(s *entry, name string) int { return cmp.Compare(s.name, name) })
+	if !found || cur[i] != old {
+		return // another key's family was served under its name
+	}
+	// The smallest other key of the name takes its place, if any: one
+	// pass over the keys rather than a sort of every family.
+	var next *entry
+	for _, e := range c.byKey {
+		if e.name == old.name && (next == nil || e.key < next.key) {
+			next = e
+		}
+	}
+	served := slices.Clone(cur)
+	if next != nil {
+		served[i] = next
+	} else {
+		served = slices.Delete(served, i, i+1)
+	}
+	c.served.Store(&served)
 }
 
 // Clear forgets every family, as when the operator that filled the

@@ -182,3 +182,43 @@ func scrapeProto(url string) (map[string]*dto.MetricFamily, error) {
 		out[mf.GetName()] = &mf
 	}
 }
+
+// TestServedListFollowsSetsAndDeletes checks that the served list, which
+// Set and Delete update in place, is always what a rebuild from every
+// key gives: one family per name, the smallest key's, sorted by name.
+// Keys share names, change names and go, in a fixed pseudo-random order.
+func TestServedListFollowsSetsAndDeletes(t *testing.T) {
+	c := NewCollector()
+	rebuilt := func() []string {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		c.publishLocked()
+		return servedKeys(c)
+	}
+	seed := uint32(1)
+	rnd := func(n int) int {
+		seed = seed*1664525 + 1013904223
+		return int(seed>>8) % n
+	}
+	for step := range 5000 {
+		key := fmt.Sprintf("k%02d", rnd(40))
+		if rnd(3) == 0 {
+			c.Delete(key)
+		} else {
+			c.Set(key, Family{Name: fmt.Sprintf("family_%d", rnd(15)), Samples: constant()})
+		}
+		got := servedKeys(c)
+		if want := rebuilt(); !slices.Equal(got, want) {
+			t.Fatalf("step %d (%s): served %v, a rebuild serves %v", step, key, got, want)
+		}
+	}
+}
+
+// servedKeys lists the served families as name=key.
+func servedKeys(c *Collector) []string {
+	var out []string
+	for _, e := range c.families() {
+		out = append(out, e.name+"="+e.key)
+	}
+	return out
+}
