@@ -558,7 +558,8 @@ and peak RSS against N at the M most runs share:
 Flags (` + "`go run ./hack/bench -h`" + `): ` + "`--objects`, `--writes-per-second`, `--metrics`, `--modes`, `--duration`, `--probes`, `--out`" + `
 (empty: print only), ` + "`--push-all`" + ` (the M metrics push over OTLP too). The machine has 2 cores shared with the
 control plane, the benchmark's writers and receiver, and other work: compare runs on one machine, not
-across machines. The event path's own microbenchmarks are in [event-path.md](event-path.md).
+across machines. The event path's own microbenchmarks are in [event-path.md](event-path.md); the start over 100,000 objects
+beside kube-state-metrics (` + "`--start-only --start-peer`" + `) is in [start.md](start.md).
 `
 
 var sectionRe = regexp.MustCompile(`(?s)<!-- bench objects=(\d+) -->\n.*?<!-- /bench -->\n?`)
