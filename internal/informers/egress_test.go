@@ -1,7 +1,6 @@
 package informers_test
 
 import (
-	"context"
 	"net"
 	"net/netip"
 	"testing"
@@ -48,15 +47,7 @@ func TestRefusedDialIsEndpointNotAllowed(t *testing.T) {
 		OnError: func(err error) { failed <- err }}
 	reg.Register(key, sub)
 
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- m.Start(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Start returned %v", err)
-		}
-	}()
+	startManager(t, m)
 	if err := m.Ensure(key, schema.GroupVersionKind{Version: "v1", Kind: "ConfigMap"}, sub); err != nil {
 		t.Fatal(err)
 	}

@@ -38,7 +38,6 @@ func TestMain(m *testing.M) {
 // list fills the metric. A watch released before Start never starts.
 func TestEnsureBeforeStartQueues(t *testing.T) {
 	testenv.Require(t, env)
-	ctx := t.Context()
 	const ns = "ensure-before-start"
 	createConfigMaps(t, ns, 3)
 	dyn, md := clientsFor(t, env.Config)
@@ -75,15 +74,7 @@ func TestEnsureBeforeStartQueues(t *testing.T) {
 		t.Fatalf("watches %v run before Start", active)
 	}
 
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- m.Start(runCtx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Start returned %v", err)
-		}
-	}()
+	startManager(t, m)
 	select {
 	case <-synced:
 	case <-time.After(30 * time.Second):
@@ -104,7 +95,6 @@ func TestEnsureBeforeStartQueues(t *testing.T) {
 // its objects.
 func TestJoinListStopsWhenItsMetricsAreGone(t *testing.T) {
 	testenv.Require(t, env)
-	ctx := t.Context()
 	const ns, objects, page = "join-abandoned", 50, 10
 	createConfigMaps(t, ns, objects)
 	requests := testenv.NewRequestCounter()
@@ -117,15 +107,7 @@ func TestJoinListStopsWhenItsMetricsAreGone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- m.Start(runCtx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Start returned %v", err)
-		}
-	}()
+	startManager(t, m)
 
 	e, err := evaluation.Compile(evaluation.Spec{})
 	if err != nil {
@@ -204,7 +186,6 @@ func TestJoinListStopsWhenItsMetricsAreGone(t *testing.T) {
 // objects, whichever came first, cost one LIST and no restart.
 func TestRegisteredHoldsWatchesBack(t *testing.T) {
 	testenv.Require(t, env)
-	ctx := t.Context()
 	const ns, objects = "registered-gate", 5
 	createConfigMaps(t, ns, objects)
 	requests := testenv.NewRequestCounter()
@@ -218,15 +199,7 @@ func TestRegisteredHoldsWatchesBack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- m.Start(runCtx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Start returned %v", err)
-		}
-	}()
+	startManager(t, m)
 
 	e, err := evaluation.Compile(evaluation.Spec{})
 	if err != nil {
@@ -278,6 +251,21 @@ func createConfigMaps(t *testing.T, ns string, n int) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// startManager runs m until the test ends, and checks that Start then
+// returns without an error.
+func startManager(t *testing.T, m *informers.Manager) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Start(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Start returned %v", err)
+		}
+	})
 }
 
 // clientsFor returns the dynamic and metadata clients of cfg.

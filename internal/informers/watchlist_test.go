@@ -48,15 +48,7 @@ func TestStreamedList(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ctx, cancel := context.WithCancel(t.Context())
-		done := make(chan error, 1)
-		go func() { done <- m.Start(ctx) }()
-		defer func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("Start returned %v", err)
-			}
-		}()
+		startManager(t, m)
 		e, err := evaluation.Compile(evaluation.Spec{})
 		if err != nil {
 			t.Fatal(err)
