@@ -1,6 +1,8 @@
 package events
 
 import (
+	"maps"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -28,10 +30,19 @@ func TestNotifyDelayGathersChanges(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		changed := map[string]int{}
+		// Metrics are told on the handler's timer goroutine: the counts
+		// are read through a lock (synctest orders the two, the race
+		// detector does not see it).
+		var mu sync.Mutex
+		counts := map[string]int{}
+		tells := func() map[string]int {
+			mu.Lock()
+			defer mu.Unlock()
+			return maps.Clone(counts)
+		}
 		sub := func(id string, e *evaluation.Evaluator, limits evaluation.Limits) *registry.Subscription {
 			s := &registry.Subscription{ID: id, Aggregate: evaluation.NewLimitedAggregate(e, limits),
-				OnChange: func() { changed[id]++ }}
+				OnChange: func() { mu.Lock(); counts[id]++; mu.Unlock() }}
 			reg.Register(fuzzKey, s)
 			return s
 		}
@@ -43,14 +54,15 @@ func TestNotifyDelayGathersChanges(t *testing.T) {
 		for i := 1; i <= 10; i++ {
 			h.Upsert(fuzzKey, obj("o"+string(rune('0'+i))))
 		}
-		if changed["a"] != 0 || changed["b"] != 0 || changed["d"] != 0 {
+		if changed := tells(); changed["a"] != 0 || changed["b"] != 0 || changed["d"] != 0 {
 			t.Fatalf("metrics told before the delay: %v", changed)
 		}
-		if changed["limited"] != 1 {
-			t.Fatalf("the metric over its limits was told %d times at once, want 1", changed["limited"])
+		if n := tells()["limited"]; n != 1 {
+			t.Fatalf("the metric over its limits was told %d times at once, want 1", n)
 		}
 		time.Sleep(delay)
 		synctest.Wait()
+		changed := tells()
 		for _, id := range []string{"a", "b", "d"} {
 			if changed[id] != 1 {
 				t.Errorf("%s told %d times of 10 events, want once", id, changed[id])
@@ -66,12 +78,12 @@ func TestNotifyDelayGathersChanges(t *testing.T) {
 		h.Delete(fuzzKey, obj("o0"))
 		time.Sleep(delay / 2)
 		synctest.Wait()
-		if changed["a"] != 1 {
-			t.Fatalf("a told before the delay of the later event: %d", changed["a"])
+		if n := tells()["a"]; n != 1 {
+			t.Fatalf("a told before the delay of the later event: %d", n)
 		}
 		time.Sleep(delay / 2)
 		synctest.Wait()
-		if changed["a"] != 2 || changed["b"] != 2 || changed["d"] != 2 {
+		if changed := tells(); changed["a"] != 2 || changed["b"] != 2 || changed["d"] != 2 {
 			t.Errorf("after the later event: %v, want a, b and d told twice", changed)
 		}
 	})
