@@ -51,6 +51,10 @@ func (i *informer) listLocked(ctx context.Context, subs []*registry.Subscription
 // error (the Reflector retries).
 func (i *informer) watchListLocked(ctx context.Context, subs []*registry.Subscription) (int, string, error) {
 	send, timeout := true, int64(watchListTimeout.Seconds())
+	// The server ends the stream after timeout; a remote server that does
+	// not (a tenant's cluster) must not hold the watch's lock for longer.
+	ctx, cancel := context.WithTimeout(ctx, watchListTimeout+30*time.Second)
+	defer cancel()
 	w, err := i.watch(ctx, metav1.ListOptions{
 		SendInitialEvents:    &send,
 		ResourceVersionMatch: metav1.ResourceVersionMatchNotOlderThan,
