@@ -29,20 +29,9 @@ func TestExportFlags(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var o Options
-			fs := flag.NewFlagSet("test", flag.ContinueOnError)
-			o.BindFlags(fs)
-			if err := fs.Parse(tc.args); err != nil {
-				t.Fatal(err)
-			}
-			err := o.Complete()
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("Complete() = %v, want an error containing %q", err, tc.wantErr)
-				}
+			parseFlags(t, &o, tc.args)
+			if !completeAs(t, &o, tc.wantErr) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if got := [3]time.Duration{o.ExportTimeout, o.ExportBackoffBase, o.ExportBackoffMax}; got != tc.want {
 				t.Errorf("timeout, base, max = %v, want %v", got, tc.want)
@@ -68,11 +57,7 @@ func TestLimitFlags(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			o := tc.opts
 			if tc.args != nil || tc.name == "flag defaults" {
-				fs := flag.NewFlagSet("test", flag.ContinueOnError)
-				o.BindFlags(fs)
-				if err := fs.Parse(tc.args); err != nil {
-					t.Fatal(err)
-				}
+				parseFlags(t, &o, tc.args)
 			}
 			if err := o.Complete(); err != nil {
 				t.Fatal(err)
@@ -101,11 +86,7 @@ func TestEventNotifyDelayFlag(t *testing.T) {
 		{args: []string{"--event-notify-delay=-1ms"}, wantErr: true},
 	} {
 		var o Options
-		fs := flag.NewFlagSet("test", flag.ContinueOnError)
-		o.BindFlags(fs)
-		if err := fs.Parse(tc.args); err != nil {
-			t.Fatal(err)
-		}
+		parseFlags(t, &o, tc.args)
 		err := o.Complete()
 		switch {
 		case tc.wantErr && (err == nil || !strings.Contains(err.Error(), "--event-notify-delay must be between 1ms and 1s")):
@@ -153,26 +134,43 @@ func TestShardingFlags(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o := tc.opts
-			fs := flag.NewFlagSet("test", flag.ContinueOnError)
 			if tc.args != nil {
-				o.BindFlags(fs)
-				if err := fs.Parse(tc.args); err != nil {
-					t.Fatal(err)
-				}
+				parseFlags(t, &o, tc.args)
 			}
-			err := o.Complete()
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("Complete() = %v, want an error containing %q", err, tc.wantErr)
-				}
+			if !completeAs(t, &o, tc.wantErr) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if got := [2]time.Duration{o.ShardLeaseDuration, o.ShardRenewInterval}; got != tc.want {
 				t.Errorf("lease duration, renew interval = %v, want %v", got, tc.want)
 			}
 		})
 	}
+}
+
+// parseFlags binds o's flags and parses args into it.
+func parseFlags(t *testing.T, o *Options, args []string) {
+	t.Helper()
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	o.BindFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// completeAs completes o. With wantErr it fails the test unless the
+// error contains wantErr, and returns false: there is nothing more to
+// check. Without, any error fails the test.
+func completeAs(t *testing.T, o *Options, wantErr string) bool {
+	t.Helper()
+	err := o.Complete()
+	if wantErr != "" {
+		if err == nil || !strings.Contains(err.Error(), wantErr) {
+			t.Fatalf("Complete() = %v, want an error containing %q", err, wantErr)
+		}
+		return false
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return true
 }

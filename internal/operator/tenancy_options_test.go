@@ -1,8 +1,6 @@
 package operator
 
 import (
-	"flag"
-	"strings"
 	"testing"
 	"time"
 )
@@ -23,20 +21,9 @@ func TestTenancyFlags(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var o Options
-			fs := flag.NewFlagSet("test", flag.ContinueOnError)
-			o.BindFlags(fs)
-			if err := fs.Parse(tc.args); err != nil {
-				t.Fatal(err)
-			}
-			err := o.Complete()
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("Complete() = %v, want an error containing %q", err, tc.wantErr)
-				}
+			parseFlags(t, &o, tc.args)
+			if !completeAs(t, &o, tc.wantErr) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if o.DefaultServiceAccount != tc.sa || o.AccessRecheckPeriod != tc.period || o.NoCrossNamespaceRefs != tc.noRefs {
 				t.Errorf("got %q, %s, %t; want %q, %s, %t", o.DefaultServiceAccount, o.AccessRecheckPeriod, o.NoCrossNamespaceRefs,
