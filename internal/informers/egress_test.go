@@ -12,7 +12,6 @@ import (
 	"github.com/SAP/metrics-operator/api/v1alpha1"
 	"github.com/SAP/metrics-operator/internal/egress"
 	"github.com/SAP/metrics-operator/internal/evaluation"
-	"github.com/SAP/metrics-operator/internal/events"
 	"github.com/SAP/metrics-operator/internal/informers"
 	"github.com/SAP/metrics-operator/internal/reason"
 	"github.com/SAP/metrics-operator/internal/registry"
@@ -30,13 +29,7 @@ func TestRefusedDialIsEndpointNotAllowed(t *testing.T) {
 	cfg.Dial = (&net.Dialer{Timeout: time.Second, Control: egress.Control(func(netip.Addr) bool { return false })}).DialContext
 	dyn, md := clientsFor(t, cfg)
 	reg := registry.New()
-	m, err := informers.New(informers.Options{Registry: reg, Handler: &events.Handler{Registry: reg},
-		Clients: func(string) (*informers.Clients, error) {
-			return &informers.Clients{Dynamic: dyn, Metadata: md, ReportUnreachable: true}, nil
-		}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := newManager(t, reg, &informers.Clients{Dynamic: dyn, Metadata: md, ReportUnreachable: true}, informers.Options{})
 	e, err := evaluation.Compile(evaluation.Spec{})
 	if err != nil {
 		t.Fatal(err)

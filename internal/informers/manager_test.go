@@ -42,11 +42,7 @@ func TestEnsureBeforeStartQueues(t *testing.T) {
 	createConfigMaps(t, ns, 3)
 	dyn, md := clientsFor(t, env.Config)
 	reg := registry.New()
-	m, err := informers.New(informers.Options{Registry: reg, Handler: &events.Handler{Registry: reg},
-		Clients: func(string) (*informers.Clients, error) { return &informers.Clients{Dynamic: dyn, Metadata: md}, nil }})
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := newManager(t, reg, &informers.Clients{Dynamic: dyn, Metadata: md}, informers.Options{})
 
 	e, err := evaluation.Compile(evaluation.Spec{})
 	if err != nil {
@@ -102,11 +98,7 @@ func TestJoinListStopsWhenItsMetricsAreGone(t *testing.T) {
 	cfg.Wrap(requests.Wrap)
 	dyn, md := clientsFor(t, cfg)
 	reg := registry.New()
-	m, err := informers.New(informers.Options{Registry: reg, Handler: &events.Handler{Registry: reg}, ListPageSize: page,
-		Clients: func(string) (*informers.Clients, error) { return &informers.Clients{Dynamic: dyn, Metadata: md}, nil }})
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := newManager(t, reg, &informers.Clients{Dynamic: dyn, Metadata: md}, informers.Options{ListPageSize: page})
 	startManager(t, m)
 
 	e, err := evaluation.Compile(evaluation.Spec{})
@@ -194,11 +186,7 @@ func TestRegisteredHoldsWatchesBack(t *testing.T) {
 	dyn, md := clientsFor(t, cfg)
 	reg := registry.New()
 	registered := make(chan struct{})
-	m, err := informers.New(informers.Options{Registry: reg, Handler: &events.Handler{Registry: reg}, Registered: registered,
-		Clients: func(string) (*informers.Clients, error) { return &informers.Clients{Dynamic: dyn, Metadata: md}, nil }})
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := newManager(t, reg, &informers.Clients{Dynamic: dyn, Metadata: md}, informers.Options{Registered: registered})
 	startManager(t, m)
 
 	e, err := evaluation.Compile(evaluation.Spec{})
@@ -251,6 +239,19 @@ func createConfigMaps(t *testing.T, ns string, n int) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// newManager builds a Manager with opts over reg, reaching every cluster
+// through c.
+func newManager(t *testing.T, reg *registry.Registry, c *informers.Clients, opts informers.Options) *informers.Manager {
+	t.Helper()
+	opts.Registry, opts.Handler = reg, &events.Handler{Registry: reg}
+	opts.Clients = func(string) (*informers.Clients, error) { return c, nil }
+	m, err := informers.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
 }
 
 // startManager runs m until the test ends, and checks that Start then

@@ -15,7 +15,6 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/SAP/metrics-operator/internal/evaluation"
-	"github.com/SAP/metrics-operator/internal/events"
 	"github.com/SAP/metrics-operator/internal/informers"
 	"github.com/SAP/metrics-operator/internal/registry"
 	"github.com/SAP/metrics-operator/internal/testing/testenv"
@@ -43,11 +42,7 @@ func TestStreamedList(t *testing.T) {
 		cfg.Wrap(requests.Wrap) // outermost: counts what was asked
 		dyn, md := clientsFor(t, cfg)
 		reg := registry.New()
-		m, err := informers.New(informers.Options{Registry: reg, Handler: &events.Handler{Registry: reg}, ListPageSize: page,
-			Clients: func(string) (*informers.Clients, error) { return &informers.Clients{Dynamic: dyn, Metadata: md}, nil }})
-		if err != nil {
-			t.Fatal(err)
-		}
+		m := newManager(t, reg, &informers.Clients{Dynamic: dyn, Metadata: md}, informers.Options{ListPageSize: page})
 		startManager(t, m)
 		e, err := evaluation.Compile(evaluation.Spec{})
 		if err != nil {
