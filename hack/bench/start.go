@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -37,23 +35,15 @@ func (h *harness) profileStart(ctx context.Context, name string) (wait func(), a
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, profileSeconds)
+		// Asked again until the operator answers.
+		var err error
 		for deadline := time.Now().Add(10 * time.Second); ctx.Err() == nil && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-			resp, err := http.Get(url)
-			if err != nil {
-				continue
-			}
-			defer resp.Body.Close()
-			b, err := io.ReadAll(resp.Body)
-			if err == nil {
-				err = os.WriteFile(path, b, 0o644)
-			}
-			if err != nil {
-				logf("  profile: %v", err)
-			} else {
+			if err = testenv.SaveProfile(ctx, url, path); err == nil {
 				logf("  CPU profile of the first %ds: %s", profileSeconds, path)
+				return
 			}
-			return
 		}
+		logf("  profile: %v", err)
 	})
 	return wg.Wait, []string{"--pprof-bind-address", addr}
 }
@@ -161,25 +151,7 @@ func (h *harness) profileWindow(ctx context.Context, addr, name string) func() {
 	}
 	base := filepath.Join(h.cfg.windowProfile, fmt.Sprintf("%s-%s-%d", filepath.Base(h.cfg.operatorBin), name, time.Now().Unix()))
 	save := func(url, path string) {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if err != nil {
-			logf("  profile: %v", err)
-			return
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			logf("  profile: %v", err)
-			return
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		if err == nil && resp.StatusCode != http.StatusOK {
-			err = fmt.Errorf("%s: %s", url, resp.Status)
-		}
-		if err == nil {
-			err = os.WriteFile(path, b, 0o644)
-		}
-		if err != nil {
+		if err := testenv.SaveProfile(ctx, url, path); err != nil {
 			logf("  profile: %v", err)
 			return
 		}

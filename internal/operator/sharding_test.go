@@ -3,8 +3,6 @@ package operator_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -58,17 +56,8 @@ func profileCPU(t *testing.T, addr, path string, seconds int) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, seconds))
-		if err != nil {
-			t.Logf("CPU profile: %v", err)
-			return
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		if err == nil {
-			err = os.WriteFile(path, b, 0o644)
-		}
-		if err != nil {
+		url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, seconds)
+		if err := testenv.SaveProfile(context.Background(), url, path); err != nil {
 			t.Logf("CPU profile: %v", err)
 		}
 	}()
