@@ -177,7 +177,17 @@ func TestChartRefusesSeveralReplicasWithoutLeaderElection(t *testing.T) {
 // replicas are allowed, and leader election is off whatever
 // leaderElection.enabled says (every replica serves its share).
 func TestChartShardingRunsEveryReplica(t *testing.T) {
-	objs, err := render(t, release{name: "x", namespace: "x", values: mustYAML(`{replicaCount: 3, sharding: {enabled: true}}`)})
+	dep := renderedDeployment(t, release{name: "x", namespace: "x", values: mustYAML(`{replicaCount: 3, sharding: {enabled: true}}`)})
+	args := dep.Spec.Template.Spec.Containers[0].Args
+	if !slices.Contains(args, "--sharding=true") || !slices.Contains(args, "--leader-elect=false") {
+		t.Errorf("sharded Deployment runs %v, want --sharding=true and --leader-elect=false", args)
+	}
+}
+
+// renderedDeployment renders r and returns its Deployment.
+func renderedDeployment(t *testing.T, r release) appsv1.Deployment {
+	t.Helper()
+	objs, err := render(t, r)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,13 +199,10 @@ func TestChartShardingRunsEveryReplica(t *testing.T) {
 		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &dep); err != nil {
 			t.Fatal(err)
 		}
-		args := dep.Spec.Template.Spec.Containers[0].Args
-		if !slices.Contains(args, "--sharding=true") || !slices.Contains(args, "--leader-elect=false") {
-			t.Errorf("sharded Deployment runs %v, want --sharding=true and --leader-elect=false", args)
-		}
-		return
+		return dep
 	}
 	t.Fatal("no Deployment rendered")
+	return appsv1.Deployment{}
 }
 
 // TestChartRefusesMistypedValues: values.schema.json refuses a misspelt
@@ -373,18 +380,7 @@ func TestChartDeploymentRunsTheOperatorAsValuesSay(t *testing.T) {
 				strings.Join(o.ClusterAllowedEndpoints, ","), "*.k8s.example.com,10.20.0.0/16")
 		}},
 	} {
-		objs, err := render(t, c.release)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var dep appsv1.Deployment
-		for _, u := range objs {
-			if u.GetKind() == "Deployment" {
-				if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &dep); err != nil {
-					t.Fatal(err)
-				}
-			}
-		}
+		dep := renderedDeployment(t, c.release)
 		if len(dep.Spec.Template.Spec.Containers) != 1 {
 			t.Fatalf("%s: want one container, got %d", c.release.name, len(dep.Spec.Template.Spec.Containers))
 		}
@@ -431,22 +427,10 @@ var flagsNotInValues = map[string]string{
 func TestChartCoversEveryOperatorFlag(t *testing.T) {
 	set := map[string]bool{} // by the default or the custom values
 	for _, r := range []release{defaultRelease, customRelease} {
-		objs, err := render(t, r)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, u := range objs {
-			if u.GetKind() != "Deployment" {
-				continue
-			}
-			var dep appsv1.Deployment
-			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &dep); err != nil {
-				t.Fatal(err)
-			}
-			for _, a := range dep.Spec.Template.Spec.Containers[0].Args {
-				name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
-				set[name] = true
-			}
+		dep := renderedDeployment(t, r)
+		for _, a := range dep.Spec.Template.Spec.Containers[0].Args {
+			name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
+			set[name] = true
 		}
 	}
 	var opts operator.Options
