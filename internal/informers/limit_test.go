@@ -1,8 +1,13 @@
 package informers_test
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -237,3 +242,136 @@ func TestObjectLimitHoldsForOnePage(t *testing.T) {
 	startManager(t, m2)
 	newLimitProbe(t, reg2, m2, "under", ns, true).waitHolds(t, m2, 40)
 }
+
+// floodLists stands for an API server with n more ConfigMaps in ns than
+// the test control plane has: each LIST of them is the control plane's
+// (for its resource version) with up to limit synthetic ConfigMaps added
+// and a continue token for the rest.
+func floodLists(ns string, n int) func(http.RoundTripper) http.RoundTripper {
+	return func(rt http.RoundTripper) http.RoundTripper {
+		return roundTripper(func(r *http.Request) (*http.Response, error) {
+			q := r.URL.Query()
+			if r.Method != http.MethodGet || q.Get("watch") == "true" ||
+				r.URL.Path != "/api/v1/namespaces/"+ns+"/configmaps" {
+				return rt.RoundTrip(r)
+			}
+			from, _ := strconv.Atoi(strings.TrimPrefix(q.Get("continue"), "flood-"))
+			limit, _ := strconv.Atoi(q.Get("limit"))
+			if limit <= 0 {
+				limit = n
+			}
+			q.Del("continue")
+			r = r.Clone(r.Context())
+			r.URL.RawQuery = q.Encode()
+			resp, err := rt.RoundTrip(r)
+			if err != nil || resp.StatusCode != http.StatusOK {
+				return resp, err
+			}
+			var list map[string]any
+			err = json.NewDecoder(resp.Body).Decode(&list)
+			_ = resp.Body.Close()
+			if err != nil {
+				return nil, err
+			}
+			items, _ := list["items"].([]any)
+			to := min(from+limit, n)
+			for i := from; i < to; i++ {
+				items = append(items, map[string]any{"metadata": map[string]any{
+					"name": fmt.Sprint("flood-", i), "namespace": ns, "resourceVersion": "1",
+					"uid": fmt.Sprintf("00000000-0000-4000-8000-%012d", i)}})
+			}
+			list["items"] = items
+			md, _ := list["metadata"].(map[string]any)
+			if to < n {
+				md["continue"] = fmt.Sprint("flood-", to)
+			}
+			body, err := json.Marshal(list)
+			if err != nil {
+				return nil, err
+			}
+			resp.Body = io.NopCloser(bytes.NewReader(body))
+			resp.ContentLength = int64(len(body))
+			resp.Header.Del("Content-Length")
+			return resp, nil
+		})
+	}
+}
+
+// TestObjectLimitMemory measures what a watch of 200,000 ConfigMaps
+// (served by floodLists, 1,000 a page) keeps in memory with no limit and
+// with MaxObjects 1,000, for a metric counting them: the heap after a
+// garbage collection once the watch synced or failed, against before it
+// started, and the peak heap in use meanwhile. Over the limit the watch
+// must keep next to nothing.
+func TestObjectLimitMemory(t *testing.T) {
+	testenv.Require(t, env)
+	if testing.Short() {
+		t.Skip("lists 200,000 objects")
+	}
+	const ns, objects = "limit-flood", 200000
+	createConfigMaps(t, ns, 0)
+	cfg := rest.CopyConfig(env.Config)
+	cfg.Wrap(refuseStreamedLists)
+	cfg.Wrap(floodLists(ns, objects))
+	dyn, md := clientsFor(t, cfg)
+	measure := func(t *testing.T, limit int) (retained, peak uint64) {
+		reg := registry.New()
+		m := newManager(t, reg, &informers.Clients{Dynamic: dyn, Metadata: md},
+			informers.Options{MaxObjects: limit, RetryAfterObjectLimit: time.Hour})
+		before := heapAfterGC()
+		var peakInUse atomic.Uint64
+		stop := make(chan struct{})
+		sampled := make(chan struct{})
+		go func() {
+			defer close(sampled)
+			var ms runtime.MemStats
+			for {
+				runtime.ReadMemStats(&ms)
+				if ms.HeapInuse > peakInUse.Load() {
+					peakInUse.Store(ms.HeapInuse)
+				}
+				select {
+				case <-stop:
+					return
+				case <-time.After(20 * time.Millisecond):
+				}
+			}
+		}()
+		startManager(t, m)
+		p := newLimitProbe(t, reg, m, "flood", ns, false)
+		start := time.Now()
+		if limit > 0 {
+			p.waitOverLimit(t)
+		} else {
+			p.waitHolds(t, m, objects)
+		}
+		elapsed := time.Since(start)
+		close(stop)
+		<-sampled
+		after := heapAfterGC()
+		if after > before {
+			retained = after - before
+		}
+		t.Logf("limit %d: %d objects held, heap retained %.1f MiB (%.0f B an object listed), peak heap in use %.1f MiB, in %s",
+			limit, p.sub.Aggregate.Len(), mib(retained), float64(retained)/objects, mib(peakInUse.Load()), elapsed.Round(time.Millisecond))
+		runtime.KeepAlive(p)
+		return retained, peakInUse.Load()
+	}
+	var unlimited, limited uint64
+	t.Run("no limit", func(t *testing.T) { unlimited, _ = measure(t, -1) })
+	t.Run("limit 1000", func(t *testing.T) { limited, _ = measure(t, 1000) })
+	if limited > 8<<20 || limited*10 > unlimited {
+		t.Errorf("over the limit the watch keeps %.1f MiB, without a limit %.1f MiB: want under 8 MiB and a tenth",
+			mib(limited), mib(unlimited))
+	}
+}
+
+func heapAfterGC() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
+}
+
+func mib(b uint64) float64 { return float64(b) / (1 << 20) }
