@@ -2,13 +2,21 @@ package operator_test
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/pem"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	neturl "net/url"
 	"strings"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 
 	"github.com/SAP/metrics-operator/api/v1alpha1"
@@ -108,4 +116,104 @@ func waitFamilyWithin(t *testing.T, timeout time.Duration, url, family string, w
 		}
 		return nil
 	})
+}
+
+// remoteProxy is a remote cluster's API server as a tenant may run it:
+// the test control plane behind a proxy that refuses streamed lists, so
+// that watches list page by page.
+func remoteProxy(t *testing.T) (kubeconfig []byte) {
+	t.Helper()
+	target, err := neturl.Parse(env.Config.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	transport, err := rest.TransportFor(env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := &httputil.ReverseProxy{Transport: transport, FlushInterval: -1,
+		Rewrite: func(r *httputil.ProxyRequest) {
+			r.SetURL(target)
+			r.Out.Header.Del("Authorization") // the proxy's own credentials apply
+		}}
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("sendInitialEvents") == "true" {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusBadRequest)
+			_, _ = io.WriteString(w, `{"kind":"Status","apiVersion":"v1","status":"Failure","reason":"BadRequest","code":400,"message":"streamed lists are not served"}`)
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	ca := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
+	return fmt.Appendf(nil, `apiVersion: v1
+kind: Config
+current-context: c
+contexts: [{name: c, context: {cluster: k, user: u}}]
+clusters: [{name: k, cluster: {server: %q, certificate-authority-data: %s}}]
+users: [{name: u, user: {token: not-used}}]
+`, srv.URL, base64.StdEncoding.EncodeToString(ca))
+}
+
+// TestObjectLimitRemoteCluster reads 60 ConfigMaps through a
+// RemoteClusterAccess whose API server pages its lists (remoteProxy),
+// with --max-objects-per-watch 50: the event-driven and the polling
+// Metric of them report ObjectLimitExceeded naming the flag and the
+// remote cluster and export nothing, while a Metric of the same remote
+// cluster's Secrets, and one of the local cluster's, serve.
+func TestObjectLimitRemoteCluster(t *testing.T) {
+	testenv.Require(t, env)
+	const ns = "object-limit-remote"
+	mustCreate(t, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
+	for i := range 60 {
+		mustCreate(t, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprint("cm-", i), Namespace: ns}})
+	}
+	mustCreate(t, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "tenant", Namespace: ns},
+		Data: map[string][]byte{"kubeconfig": remoteProxy(t)}})
+	mustCreate(t, &v1alpha1.RemoteClusterAccess{ObjectMeta: metav1.ObjectMeta{Name: "tenant", Namespace: ns},
+		Spec: v1alpha1.RemoteClusterAccessSpec{KubeConfigSecretRef: &v1alpha1.KubeConfigSecretReference{Name: "tenant"}}})
+	metric := func(name, kind string, eventDriven, remote bool) *v1alpha1.Metric {
+		m := &v1alpha1.Metric{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+			Spec: v1alpha1.MetricSpec{Name: "object_limit_remote_" + name, Namespace: ns, EventDriven: ptr.To(eventDriven),
+				Target:   v1alpha1.GroupVersionKind{Version: "v1", Kind: kind},
+				Interval: metav1.Duration{Duration: 10 * time.Second}}}
+		if remote {
+			m.Spec.RemoteClusterAccessRef = &v1alpha1.NamespacedReference{Name: "tenant"}
+		}
+		return m
+	}
+	events, polled := metric("events", "ConfigMap", true, true), metric("polled", "ConfigMap", false, true)
+	secrets, local := metric("secrets", "Secret", true, true), metric("local", "Secret", true, false)
+	for _, m := range []*v1alpha1.Metric{events, polled, secrets, local} {
+		mustCreate(t, m)
+		t.Cleanup(func() { _ = env.Client.Delete(context.Background(), m) })
+	}
+
+	addr, err := testenv.FreeAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "http://" + addr + "/metrics"
+	run(t, env.Config, operator.Options{MetricsAddr: addr, ProbeAddr: "0", Namespace: ns,
+		MinExportInterval: 200 * time.Millisecond, MaxObjectsPerWatch: 50})
+
+	for _, m := range []*v1alpha1.Metric{events, polled} {
+		c := waitMetricReason(t, ns, m.Name, v1alpha1.ReasonObjectLimitExceeded, 60*time.Second)
+		if c.Status != metav1.ConditionFalse || !strings.Contains(c.Message, "--max-objects-per-watch") ||
+			!strings.Contains(c.Message, "cluster "+ns+"/tenant") {
+			t.Errorf("%s: Ready=%s: %s; want False naming the flag and the cluster", m.Name, c.Status, c.Message)
+		}
+	}
+	waitFamilyWithin(t, 60*time.Second, url, "object_limit_remote_secrets", "{cluster=tenant,kind=Secret,version=v1} 1")
+	waitFamilyWithin(t, 30*time.Second, url, "object_limit_remote_local", "{cluster=local,kind=Secret,version=v1} 1")
+	fams, err := scrape.Families(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"object_limit_remote_events", "object_limit_remote_polled"} {
+		if got := scrape.Samples(fams, name); len(got) != 0 {
+			t.Errorf("%s over the limit serves %v", name, scrape.Strings(got))
+		}
+	}
 }
