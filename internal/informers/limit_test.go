@@ -71,22 +71,22 @@ func (p *limitProbe) state() (synced int, err error) {
 }
 
 // waitOverLimit waits until the probe's watch failed it with
-// ObjectLimitExceeded and it holds nothing.
-func (p *limitProbe) waitOverLimit(t *testing.T) error {
+// ObjectLimitExceeded and it holds nothing, and returns that error's
+// message.
+func (p *limitProbe) waitOverLimit(t *testing.T) (message string) {
 	t.Helper()
-	var got error
 	testenv.Eventually(t, 60*time.Second, func() error {
 		_, err := p.state()
 		if reason.Of(err, "") != v1alpha1.ReasonObjectLimitExceeded {
-			return fmt.Errorf("%s: error %v, want ObjectLimitExceeded", p.sub.ID, err)
+			return fmt.Errorf("%s: error %w, want ObjectLimitExceeded", p.sub.ID, err)
 		}
 		if n := p.sub.Aggregate.Len(); n != 0 {
 			return fmt.Errorf("%s holds %d objects over the limit, want none", p.sub.ID, n)
 		}
-		got = err
+		message = err.Error()
 		return nil
 	})
-	return got
+	return message
 }
 
 // waitHolds waits, ensuring the watch as the reconciler would, until the
@@ -97,7 +97,7 @@ func (p *limitProbe) waitHolds(t *testing.T, m *informers.Manager, n int) {
 		p.ensure(t, m)
 		synced, err := p.state()
 		if err != nil || synced == 0 || !p.sub.Synced() {
-			return fmt.Errorf("%s: synced %d times, error %v", p.sub.ID, synced, err)
+			return fmt.Errorf("%s: synced %d times, error %w", p.sub.ID, synced, err)
 		}
 		if got := p.sub.Aggregate.Len(); got != n {
 			return fmt.Errorf("%s holds %d objects, want %d", p.sub.ID, got, n)
@@ -149,11 +149,11 @@ func TestObjectLimit(t *testing.T) {
 			besideProbe.waitHolds(t, m, 5)
 			growsProbe.waitHolds(t, m, 40)
 
-			err := overProbe.waitOverLimit(t)
-			t.Logf("over the limit: %v", err)
+			msg := overProbe.waitOverLimit(t)
+			t.Logf("over the limit: %s", msg)
 			for _, want := range []string{"50", "--max-objects-per-watch", "configmaps in namespace " + over, "cluster local"} {
-				if !strings.Contains(err.Error(), want) {
-					t.Errorf("the message does not name %q: %s", want, err)
+				if !strings.Contains(msg, want) {
+					t.Errorf("the message does not name %q: %s", want, msg)
 				}
 			}
 
@@ -164,7 +164,7 @@ func TestObjectLimit(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			growsProbe.waitOverLimit(t)
+			_ = growsProbe.waitOverLimit(t)
 
 			// The watch beside them goes on.
 			if err := env.Client.Create(t.Context(), &corev1.ConfigMap{
@@ -231,7 +231,7 @@ func TestObjectLimitHoldsForOnePage(t *testing.T) {
 	defer events.SetTestHook(nil)
 
 	p := newLimitProbe(t, reg, m, "one-page", ns, true)
-	p.waitOverLimit(t)
+	_ = p.waitOverLimit(t)
 	if n := evaluated.Load(); n != 0 {
 		t.Fatalf("%d objects of the page over the limit were evaluated, want none", n)
 	}
@@ -341,7 +341,7 @@ func TestObjectLimitMemory(t *testing.T) {
 		p := newLimitProbe(t, reg, m, "flood", ns, false)
 		start := time.Now()
 		if limit > 0 {
-			p.waitOverLimit(t)
+			_ = p.waitOverLimit(t)
 		} else {
 			p.waitHolds(t, m, objects)
 		}
