@@ -209,14 +209,17 @@ func ignoreLimit(ns string) func(http.RoundTripper) http.RoundTripper {
 // from a server that ignores limit and answers with one page of all 60:
 // the watch fails its metric with ObjectLimitExceeded without a single
 // object of that page being evaluated, as it would against a server
-// that sends ten million.
+// that sends ten million, and does not list again within
+// RetryAfterObjectLimit however often its metric is rechecked.
 func TestObjectLimitHoldsForOnePage(t *testing.T) {
 	testenv.Require(t, env)
 	const ns = "limit-one-page"
 	createConfigMaps(t, ns, 60)
+	requests := testenv.NewRequestCounter()
 	cfg := rest.CopyConfig(env.Config)
 	cfg.Wrap(refuseStreamedLists)
 	cfg.Wrap(ignoreLimit(ns))
+	cfg.Wrap(requests.Wrap)
 	dyn, md := clientsFor(t, cfg)
 	reg := registry.New()
 	m := newManager(t, reg, &informers.Clients{Dynamic: dyn, Metadata: md},
@@ -234,6 +237,23 @@ func TestObjectLimitHoldsForOnePage(t *testing.T) {
 	_ = p.waitOverLimit(t)
 	if n := evaluated.Load(); n != 0 {
 		t.Fatalf("%d objects of the page over the limit were evaluated, want none", n)
+	}
+	// Within RetryAfterObjectLimit, the reconciler's rechecks do not list
+	// again: they are told the same error.
+	path := "/api/v1/namespaces/" + ns + "/configmaps"
+	lists := requests.Count("LIST", path)
+	for range 5 {
+		p.ensure(t, m)
+		time.Sleep(500 * time.Millisecond)
+	}
+	if n := requests.Count("LIST", path) - lists; n != 0 {
+		t.Errorf("%d LISTs within the retry period after the watch went over its limit, want none", n)
+	}
+	if _, err := p.state(); reason.Of(err, "") != v1alpha1.ReasonObjectLimitExceeded {
+		t.Errorf("a recheck within the retry period reported %v, want ObjectLimitExceeded", err)
+	}
+	if lists != 1 {
+		t.Errorf("%d LISTs before the watch stopped, want the one page", lists)
 	}
 	// The same server under the limit is served: its one page is fine.
 	deleteConfigMaps(t, ns, 0, 20)
