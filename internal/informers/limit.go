@@ -41,7 +41,7 @@ var errObjectLimit = errors.New("the watch went over its object limit")
 func (i *informer) over(n int) bool { return i.maxObjects > 0 && n > i.maxObjects }
 
 // trip marks the watch over its limit and ends its ListAndWatch; run
-// then fails it (failOverLimit). The caller holds mu.
+// then fails it (failOverLimit).
 func (i *informer) trip() {
 	if i.overLimit.Swap(true) {
 		return

@@ -307,6 +307,10 @@ type informer struct {
 	gvk      schema.GroupVersionKind
 	full     bool
 	pageSize int64
+	clients  *Clients
+	handler  *events.Handler
+	registry *registry.Registry
+
 	// maxObjects bounds the objects the watch holds (limit.go); <= 0: no
 	// bound.
 	maxObjects int
@@ -314,9 +318,6 @@ type informer struct {
 	// before Ensure replaces it: after any failure, after going over
 	// maxObjects.
 	retryAfter, retryAfterLimit time.Duration
-	clients                     *Clients
-	handler                     *events.Handler
-	registry                    *registry.Registry
 
 	ctx    context.Context
 	cancel context.CancelFunc

@@ -22,7 +22,7 @@ func (s *store) upsert(obj any) error {
 	}
 	s.i.mu.Lock()
 	defer s.i.mu.Unlock()
-	if s.i.overLimitErr() != nil {
+	if s.i.overLimit.Load() {
 		return nil // stopping: it holds nothing more
 	}
 	s.i.handler.Upsert(s.i.key, m)
