@@ -223,6 +223,11 @@ const (
 	// ReasonSeriesBudgetExceeded: the operator's series budget for all
 	// metrics together (--max-series-total) is used up.
 	ReasonSeriesBudgetExceeded = "SeriesBudgetExceeded"
+	// ReasonObjectLimitExceeded: the metric's watch, or its poll's list,
+	// returned more objects than the operator's --max-objects-per-watch
+	// allow (a cluster far larger than expected, or a remote API server
+	// that sends without end).
+	ReasonObjectLimitExceeded = "ObjectLimitExceeded"
 )
 
 // CommonStatus is embedded in the status of every kind.

@@ -63,7 +63,7 @@ eventNotifyDelay: 50ms
 pollingWorkers: 8
 kubeAPI: {qps: 20, burst: 40}
 tenancy: {defaultServiceAccount: metrics-reader, accessRecheckPeriod: 30s, accessReviewQPS: 5, accessReviewBurst: 10, noCrossNamespaceRefs: true}
-limits: {maxSeriesPerMetric: 500, maxLabelValueLength: -1, maxSeriesTotal: 2000000}
+limits: {maxSeriesPerMetric: 500, maxLabelValueLength: -1, maxSeriesTotal: 2000000, maxObjectsPerWatch: 200000}
 export: {minInterval: 10s, timeout: 3s, backoffBase: 2s, backoffMax: 1m, statusUpdateInterval: 1m, statusWriteQPS: 7.5}
 datasinks: {allowedEndpoints: ["*.live.dynatrace.com", "10.0.0.0/8"], recheckInterval: 2m}
 clusters: {allowedEndpoints: ["*.k8s.example.com", "10.20.0.0/16"]}

@@ -66,6 +66,9 @@ type Options struct {
 	// Closed, if set, is called with a connection's key when its last
 	// user released it, so that its watches are released too.
 	Closed func(key string)
+	// MaxObjects bounds the objects one poll's list may return
+	// (targets.WithMaxObjects); <= 0: no bound.
+	MaxObjects int
 }
 
 // Set holds the connections. Safe for concurrent use.
@@ -105,7 +108,7 @@ func New(opts Options) (*Set, error) {
 	}
 	local := &Connection{Key: opts.LocalName, Name: opts.LocalName,
 		Clients: &informers.Clients{Dynamic: dyn, Metadata: md},
-		Lister:  targets.NewLister(opts.LocalMapper, dyn)}
+		Lister:  targets.NewLister(opts.LocalMapper, dyn, targets.WithMaxObjects(opts.MaxObjects, opts.LocalName))}
 	return &Set{opts: opts, local: local, entries: map[string]*entry{}, users: map[string]string{}}, nil
 }
 
@@ -387,7 +390,8 @@ func (s *Set) connect(key string, e *entry) (*Connection, error) {
 			if mapper, err = apiutil.NewDynamicRESTMapper(cfg, e.http); err == nil {
 				return &Connection{Key: key, Name: e.name, Remote: true,
 					Clients: &informers.Clients{Dynamic: dyn, Metadata: md, ReportUnreachable: true},
-					Lister:  targets.NewLister(mapper, dyn, targets.WithErrors(clusterfault.Classify))}, nil
+					Lister: targets.NewLister(mapper, dyn, targets.WithErrors(clusterfault.Classify),
+						targets.WithMaxObjects(s.opts.MaxObjects, key))}, nil
 			}
 		}
 	}

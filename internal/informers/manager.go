@@ -54,6 +54,13 @@ type Options struct {
 	// ListPageSize is the number of objects one LIST page asks for
 	// (default 1000).
 	ListPageSize int64
+	// MaxObjects bounds the objects one watch may hold (see limit.go);
+	// zero or negative: no bound.
+	MaxObjects int
+	// RetryAfterObjectLimit is how long a watch stopped by MaxObjects
+	// waits before Ensure starts it again (default 1m): each try lists up
+	// to MaxObjects objects, too many to try as often as other failures.
+	RetryAfterObjectLimit time.Duration
 	// Registered, when set, holds the watches back after Start until it is
 	// closed: the operator closes it once its reconcilers have registered
 	// the metrics present at start (internal/startup), so each watch
@@ -97,6 +104,9 @@ func New(opts Options) (*Manager, error) {
 	if opts.RetryAfterFailure < 0 {
 		errs = append(errs, fmt.Errorf("RetryAfterFailure is negative (%s)", opts.RetryAfterFailure))
 	}
+	if opts.RetryAfterObjectLimit < 0 {
+		errs = append(errs, fmt.Errorf("RetryAfterObjectLimit is negative (%s)", opts.RetryAfterObjectLimit))
+	}
 	if opts.ListPageSize < 0 {
 		errs = append(errs, fmt.Errorf("ListPageSize is negative (%d)", opts.ListPageSize))
 	}
@@ -108,6 +118,9 @@ func New(opts Options) (*Manager, error) {
 	}
 	if opts.ListPageSize == 0 {
 		opts.ListPageSize = defaultListPageSize
+	}
+	if opts.RetryAfterObjectLimit == 0 {
+		opts.RetryAfterObjectLimit = defaultRetryAfterObjectLimit
 	}
 	return &Manager{opts: opts, informers: map[registry.InformerKey]*informer{},
 		pending: map[registry.InformerKey]schema.GroupVersionKind{}}, nil
@@ -174,7 +187,7 @@ func (m *Manager) ensureLocked(key registry.InformerKey, gvk schema.GroupVersion
 	full := m.opts.Registry.NeedsFullObjects(key)
 	inf := m.informers[key]
 	if inf != nil {
-		if err := inf.failedRecently(m.opts.RetryAfterFailure); err != nil {
+		if err := inf.failedRecently(); err != nil {
 			// Let the user see why, but do not hammer the API server.
 			if sub != nil {
 				sub.Fail(err)
@@ -200,6 +213,8 @@ func (m *Manager) ensureLocked(key registry.InformerKey, gvk schema.GroupVersion
 	}
 	inf = newInformer(key, gvk, full, clients, m.opts.Handler, m.opts.Registry)
 	inf.pageSize = m.opts.ListPageSize
+	inf.maxObjects = m.opts.MaxObjects
+	inf.retryAfter, inf.retryAfterLimit = m.opts.RetryAfterFailure, m.opts.RetryAfterObjectLimit
 	m.informers[key] = inf
 	m.wg.Add(1)
 	go func() {
@@ -296,6 +311,14 @@ type informer struct {
 	handler  *events.Handler
 	registry *registry.Registry
 
+	// maxObjects bounds the objects the watch holds (limit.go); <= 0: no
+	// bound.
+	maxObjects int
+	// retryAfter and retryAfterLimit are how long the watch stays failed
+	// before Ensure replaces it: after any failure, after going over
+	// maxObjects.
+	retryAfter, retryAfterLimit time.Duration
+
 	ctx    context.Context
 	cancel context.CancelFunc
 
@@ -312,7 +335,10 @@ type informer struct {
 	synced   bool
 	failedAt time.Time
 	failErr  error
+	failWait time.Duration // how long after failedAt the watch may start again
 	stopped  bool
+	// stopAttempt ends the current ListAndWatch.
+	stopAttempt context.CancelFunc
 
 	fillMu    sync.Mutex
 	filling   bool      // a filler runs
@@ -321,6 +347,10 @@ type informer struct {
 	// pageOnly: the API server refused a streamed list; list page by page
 	// (under mu).
 	pageOnly bool
+
+	// overLimit is set once the watch went over maxObjects: from then
+	// on it applies nothing and stops.
+	overLimit atomic.Bool
 
 	// unreachable is set while the watch's metrics are withdrawn because
 	// a remote API server cannot be reached (Clients.ReportUnreachable).
@@ -352,12 +382,12 @@ func (i *informer) setSynced(v bool) {
 	i.synced = v
 }
 
-// failedRecently returns the error the watch failed with, if that was
-// less than d ago.
-func (i *informer) failedRecently(d time.Duration) error {
+// failedRecently returns the error the watch failed with, if it may not
+// start again yet.
+func (i *informer) failedRecently() error {
 	i.state.Lock()
 	defer i.state.Unlock()
-	if i.stopped && !i.failedAt.IsZero() && time.Since(i.failedAt) < d {
+	if i.stopped && !i.failedAt.IsZero() && time.Since(i.failedAt) < i.failWait {
 		return i.failErr
 	}
 	return nil
@@ -441,6 +471,10 @@ func (i *informer) fillOnce() {
 		log.V(1).Info("Listing for joining metrics stopped: all of them are gone", "metrics", len(subs), "objects", n)
 		return
 	}
+	if errors.Is(err, errObjectLimit) {
+		i.trip()
+		return
+	}
 	if err != nil {
 		log.Error(err, "Listing for joining metrics failed", "metrics", len(subs))
 		for _, s := range subs {
@@ -463,12 +497,20 @@ var errNobodyListening = errors.New("no metric waits for this list any more")
 // errNobodyListening, rather than reading the rest for nobody.
 func (i *informer) pageLocked(ctx context.Context, subs []*registry.Subscription, forSubs bool) (int, string, error) {
 	relist := i.handler.BeginRelist(i.key, subs)
-	rv, n := "", 0
+	rv, n, fetched := "", 0, 0
 	p := pager.New(func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
 		if forSubs && !relist.Listening() {
 			return nil, errNobodyListening
 		}
 		list, err := i.listPage(ctx, opts)
+		if err == nil {
+			// Counted before any object of the page is applied: a page
+			// over the limit (a server ignoring limit) never is.
+			fetched += meta.LenList(list)
+			if i.over(fetched) {
+				return nil, errObjectLimit
+			}
+		}
 		if err == nil && rv == "" {
 			if acc, aerr := meta.ListAccessor(list); aerr == nil {
 				rv = acc.GetResourceVersion() // every page of one list shares it
@@ -527,6 +569,10 @@ func (lw listWatch) ListWithContext(ctx context.Context, _ metav1.ListOptions) (
 	defer i.mu.Unlock()
 	start := time.Now()
 	n, rv, err := i.listLocked(ctx, i.registry.Interested(i.key))
+	if errors.Is(err, errObjectLimit) {
+		i.trip()
+		return nil, err
+	}
 	if err != nil {
 		i.checkReachable(err)
 		return nil, err
@@ -643,9 +689,20 @@ func (i *informer) run(parent context.Context) {
 	delays := newRelistDelays()
 	for ctx.Err() == nil {
 		started := time.Now()
-		err := r.ListAndWatchWithContext(ctx)
+		attempt, stopAttempt := context.WithCancel(ctx)
+		i.state.Lock()
+		i.stopAttempt = stopAttempt
+		i.state.Unlock()
+		err := r.ListAndWatchWithContext(attempt)
+		stopAttempt()
 		if ctx.Err() != nil {
 			break
+		}
+		if limitErr := i.overLimitErr(); limitErr != nil {
+			log.Info("Informer stopped: it holds more objects than allowed", "limit", i.maxObjects,
+				"retryAfter", i.retryAfterLimit.String())
+			i.failOverLimit(limitErr)
+			return
 		}
 		if err != nil && (apierrors.IsNotFound(err) || apierrors.IsForbidden(err) || apierrors.IsMethodNotSupported(err)) {
 			log.Info("Informer failing: its resource cannot be watched", "reason", err.Error())
@@ -677,6 +734,7 @@ func (i *informer) fail(err error) {
 	i.mu.Lock()
 	i.state.Lock()
 	i.stopped, i.failedAt, i.failErr, i.synced = true, time.Now(), err, false
+	i.failWait = i.retryAfter
 	i.state.Unlock()
 	i.mu.Unlock()
 	i.handler.Fail(i.key, err)

@@ -22,7 +22,13 @@ func (s *store) upsert(obj any) error {
 	}
 	s.i.mu.Lock()
 	defer s.i.mu.Unlock()
+	if s.i.overLimit.Load() {
+		return nil // stopping: it holds nothing more
+	}
 	s.i.handler.Upsert(s.i.key, m)
+	if s.i.maxObjects > 0 && s.i.over(s.i.handler.Held(s.i.key)) {
+		s.i.trip()
+	}
 	return nil
 }
 
@@ -48,6 +54,10 @@ func (s *store) Delete(obj any) error {
 func (s *store) Replace(list []any, _ string) error {
 	if len(list) == 0 {
 		return nil
+	}
+	if s.i.over(len(list)) {
+		s.i.trip()
+		return errObjectLimit
 	}
 	objs := make([]map[string]any, 0, len(list))
 	for _, o := range list {

@@ -83,6 +83,9 @@ func (i *informer) watchListLocked(ctx context.Context, subs []*registry.Subscri
 		}
 		switch ev.Type {
 		case watch.Added:
+			if i.over(n + 1) {
+				return n, "", errObjectLimit
+			}
 			if obj := i.toMap(ev.Object); obj != nil {
 				relist.Add(obj)
 				n++

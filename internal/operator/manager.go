@@ -202,8 +202,9 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 	conns, err := clusters.New(clusters.Options{
 		Local: mgr.GetConfig(), LocalName: opts.ClusterName, LocalMapper: mgr.GetRESTMapper(),
 		QPS: opts.QPS, Burst: opts.Burst, Egress: clusterEgress,
-		Restart: func(key string) { infs.RestartCluster(key) },
-		Closed:  func(key string) { infs.ReleaseCluster(key) },
+		Restart:    func(key string) { infs.RestartCluster(key) },
+		Closed:     func(key string) { infs.ReleaseCluster(key) },
+		MaxObjects: opts.MaxObjectsPerWatch,
 	})
 	if err != nil {
 		return nil, err
@@ -291,10 +292,12 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 		return nil, err
 	}
 	infs, err = informers.New(informers.Options{
-		Registry:   reg,
-		Handler:    &events.Handler{Registry: reg, NotifyDelay: opts.EventNotifyDelay},
-		Clients:    conns.Clients,
-		Registered: gate.Open(),
+		Registry:              reg,
+		Handler:               &events.Handler{Registry: reg, NotifyDelay: opts.EventNotifyDelay},
+		Clients:               conns.Clients,
+		Registered:            gate.Open(),
+		MaxObjects:            opts.MaxObjectsPerWatch,
+		RetryAfterObjectLimit: opts.ObjectLimitRetry,
 	})
 	if err != nil {
 		return nil, err

@@ -129,6 +129,14 @@ type Options struct {
 	// connects to; each costs connections and memory, and a tenant's
 	// selector may match thousands of objects.
 	MaxClustersPerAccess int
+	// MaxObjectsPerWatch is the most objects one watch (cluster, resource,
+	// namespace scope) may hold, and one poll's list return; over it the
+	// metrics report ObjectLimitExceeded.
+	MaxObjectsPerWatch int
+	// ObjectLimitRetry is how long a watch over MaxObjectsPerWatch stays
+	// stopped before it is tried again (zero: one minute). No flag: tests
+	// shorten it.
+	ObjectLimitRetry time.Duration
 }
 
 // BindFlags registers the operator's flags on fs, following kubebuilder's
@@ -219,6 +227,10 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.IntVar(&o.MaxClustersPerAccess, "max-clusters-per-access", DefaultMaxClustersPerAccess,
 		"Most clusters one FederatedClusterAccess connects to: the first ones by the discovered objects' namespace and name; "+
 			"the access reports ClusterLimitExceeded for the others. -1 turns the limit off.")
+	fs.IntVar(&o.MaxObjectsPerWatch, "max-objects-per-watch", DefaultMaxObjectsPerWatch,
+		"Most objects one watch (one cluster, resource and namespace scope) may hold, and one poll's list return, so that an API server "+
+			"sending objects without end (a tenant's remote cluster) cannot exhaust the operator's memory; its metrics export nothing "+
+			"and report ObjectLimitExceeded, and the watch is tried again every minute. -1 turns the limit off.")
 	fs.Func("datasink-allowed-endpoints",
 		"Comma-separated hosts (collector.monitoring.svc), host globs (*.example.com), IP addresses and CIDRs (10.0.0.0/8) "+
 			"DataSinks may send to; a host name is also admitted when every address it resolves to is inside a CIDR. "+
@@ -263,6 +275,12 @@ const (
 	// DefaultMaxClustersPerAccess is far above one platform's control
 	// planes per team, far below what exhausts connections or memory.
 	DefaultMaxClustersPerAccess = 500
+	// DefaultMaxObjectsPerWatch is more than six times the 150,000 Pods
+	// Kubernetes supports in a whole cluster, so no watch of a real
+	// cluster reaches it, while it keeps one watch to about 190 MiB for a
+	// metric counting its objects (192 bytes an object measured by
+	// informers' TestObjectLimitMemory), rather than without bound.
+	DefaultMaxObjectsPerWatch = 1000000
 )
 
 // Complete fills defaults from the environment and validates the options.
@@ -391,6 +409,9 @@ func (o *Options) completeLimits() {
 	}
 	if o.MaxClustersPerAccess == 0 {
 		o.MaxClustersPerAccess = DefaultMaxClustersPerAccess
+	}
+	if o.MaxObjectsPerWatch == 0 {
+		o.MaxObjectsPerWatch = DefaultMaxObjectsPerWatch
 	}
 }
 

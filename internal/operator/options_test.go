@@ -45,14 +45,14 @@ func TestLimitFlags(t *testing.T) {
 		name string
 		args []string
 		opts Options // set in code instead of flags
-		want [3]int  // per metric, label value, total
+		want [4]int  // series per metric, label value, series total, objects per watch
 	}{
-		{name: "flag defaults", want: [3]int{10000, 1024, 1000000}},
-		{name: "zero in code is the default", opts: Options{}, want: [3]int{10000, 1024, 1000000}},
-		{name: "set", args: []string{"--max-series-per-metric=50", "--max-label-value-length=64", "--max-series-total=500"},
-			want: [3]int{50, 64, 500}},
-		{name: "off", args: []string{"--max-series-per-metric=-1", "--max-label-value-length=-1", "--max-series-total=-1"},
-			want: [3]int{-1, -1, -1}},
+		{name: "flag defaults", want: [4]int{10000, 1024, 1000000, 1000000}},
+		{name: "zero in code is the default", opts: Options{}, want: [4]int{10000, 1024, 1000000, 1000000}},
+		{name: "set", args: []string{"--max-series-per-metric=50", "--max-label-value-length=64", "--max-series-total=500", "--max-objects-per-watch=70"},
+			want: [4]int{50, 64, 500, 70}},
+		{name: "off", args: []string{"--max-series-per-metric=-1", "--max-label-value-length=-1", "--max-series-total=-1", "--max-objects-per-watch=-1"},
+			want: [4]int{-1, -1, -1, -1}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o := tc.opts
@@ -62,7 +62,7 @@ func TestLimitFlags(t *testing.T) {
 			if err := o.Complete(); err != nil {
 				t.Fatal(err)
 			}
-			if got := [3]int{o.MaxSeriesPerMetric, o.MaxLabelValueLength, o.MaxSeriesTotal}; got != tc.want {
+			if got := [4]int{o.MaxSeriesPerMetric, o.MaxLabelValueLength, o.MaxSeriesTotal, o.MaxObjectsPerWatch}; got != tc.want {
 				t.Errorf("limits = %v, want %v", got, tc.want)
 			}
 		})

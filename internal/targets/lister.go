@@ -27,6 +27,10 @@ type Lister struct {
 	mapper   meta.RESTMapper
 	client   dynamic.Interface
 	classify func(error) error
+	// maxObjects bounds the objects one List returns (<= 0: no bound);
+	// cluster names the cluster in its error.
+	maxObjects int
+	cluster    string
 
 	// aliases remembers the kind each target written otherwise than the
 	// API server spells it ("pod", "ConfigMaps") resolved to, so that only
@@ -42,6 +46,14 @@ type Option func(*Lister)
 // (ClusterUnreachable, Forbidden) instead of retries of a passing fault.
 func WithErrors(classify func(error) error) Option {
 	return func(l *Lister) { l.classify = classify }
+}
+
+// WithMaxObjects bounds the objects one List may return to max (the
+// operator's --max-objects-per-watch; <= 0: no bound): a larger list
+// fails with ObjectLimitExceeded rather than be held in memory whole.
+// cluster names the cluster the Lister reads, for that error.
+func WithMaxObjects(max int, cluster string) Option {
+	return func(l *Lister) { l.maxObjects, l.cluster = max, cluster }
 }
 
 // NewLister returns a Lister that maps kinds with mapper and lists with
@@ -123,9 +135,21 @@ func (l *Lister) List(ctx context.Context, m *meta.RESTMapping, namespace, label
 	var ri dynamic.ResourceInterface = l.client.Resource(m.Resource)
 	if m.Scope.Name() == meta.RESTScopeNameNamespace && namespace != "" {
 		ri = l.client.Resource(m.Resource).Namespace(namespace)
+	} else {
+		namespace = ""
 	}
+	listed := 0
 	p := pager.New(pager.SimplePageFunc(func(opts metav1.ListOptions) (runtime.Object, error) {
-		return ri.List(ctx, opts)
+		list, err := ri.List(ctx, opts)
+		if err == nil && l.maxObjects > 0 {
+			// Counted before the page's objects are kept: a server that
+			// ignores limit and sends everything in one page is refused
+			// as well as one whose pages add up to too many.
+			if listed += len(list.Items); listed > l.maxObjects {
+				return nil, l.limitError(m, namespace)
+			}
+		}
+		return list, err
 	}))
 	p.PageSize = PageSize
 	var objs []map[string]any
@@ -138,6 +162,8 @@ func (l *Lister) List(ctx context.Context, m *meta.RESTMapping, namespace, label
 		return nil
 	})
 	switch {
+	case reason.Is(err):
+		return nil, err
 	case apierrors.IsForbidden(err) && l.classify != nil:
 		return nil, reason.ForbiddenRemoteTarget(m.Resource.GroupResource(), "list")
 	case apierrors.IsForbidden(err):
@@ -149,4 +175,16 @@ func (l *Lister) List(ctx context.Context, m *meta.RESTMapping, namespace, label
 		return nil, l.wrap(fmt.Errorf("listing %s: %w", m.Resource.GroupResource().String(), err))
 	}
 	return objs, nil
+}
+
+// limitError is the ObjectLimitExceeded of a List over maxObjects.
+func (l *Lister) limitError(m *meta.RESTMapping, namespace string) error {
+	what := m.Resource.GroupResource().String()
+	if namespace != "" {
+		what += " in namespace " + namespace
+	}
+	return reason.New(v1alpha1.ReasonObjectLimitExceeded,
+		"the list of %s in cluster %s returned more than %d objects, the limit set by the operator's --max-objects-per-watch: "+
+			"the metric exports nothing; every poll tries again and the metric comes back by itself once there are at most %d "+
+			"(or raise the flag and restart the operator)", what, l.cluster, l.maxObjects, l.maxObjects)
 }

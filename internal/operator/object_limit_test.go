@@ -1,0 +1,219 @@
+package operator_test
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	neturl "net/url"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
+
+	"github.com/SAP/metrics-operator/api/v1alpha1"
+	"github.com/SAP/metrics-operator/internal/operator"
+	"github.com/SAP/metrics-operator/internal/testing/scrape"
+	"github.com/SAP/metrics-operator/internal/testing/testenv"
+)
+
+// TestObjectLimitPerWatch runs the operator with --max-objects-per-watch
+// 50 beside 60 ConfigMaps: an event-driven and a polling Metric of them
+// report ObjectLimitExceeded naming the flag and export nothing, while a
+// Metric of the Secrets of the same namespace serves its value and takes
+// changes. Once 20 ConfigMaps are deleted, both come back by themselves
+// (the watch at its next try, the poll at its next interval) with the
+// right value.
+func TestObjectLimitPerWatch(t *testing.T) {
+	testenv.Require(t, env)
+	const ns = "object-limit"
+	mustCreate(t, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
+	for i := range 60 {
+		mustCreate(t, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprint("cm-", i), Namespace: ns}})
+	}
+	for i := range 3 {
+		mustCreate(t, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprint("s-", i), Namespace: ns}})
+	}
+	metric := func(name, kind string, eventDriven bool) *v1alpha1.Metric {
+		return &v1alpha1.Metric{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+			Spec: v1alpha1.MetricSpec{Name: "object_limit_" + name, Namespace: ns, EventDriven: ptr.To(eventDriven),
+				Target:   v1alpha1.GroupVersionKind{Version: "v1", Kind: kind},
+				Interval: metav1.Duration{Duration: 10 * time.Second}}}
+	}
+	events, polled, secrets := metric("events", "ConfigMap", true), metric("polled", "ConfigMap", false), metric("secrets", "Secret", true)
+	for _, m := range []*v1alpha1.Metric{events, polled, secrets} {
+		mustCreate(t, m)
+		// Other tests' operators run without the limit.
+		t.Cleanup(func() { _ = env.Client.Delete(context.Background(), m) })
+	}
+
+	addr, err := testenv.FreeAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "http://" + addr + "/metrics"
+	run(t, env.Config, operator.Options{MetricsAddr: addr, ProbeAddr: "0", Namespace: ns,
+		MinExportInterval: 200 * time.Millisecond, MaxObjectsPerWatch: 50, ObjectLimitRetry: 2 * time.Second})
+
+	for _, m := range []*v1alpha1.Metric{events, polled} {
+		c := waitMetricReason(t, ns, m.Name, v1alpha1.ReasonObjectLimitExceeded, 60*time.Second)
+		if c.Status != metav1.ConditionFalse {
+			t.Errorf("%s: Ready=%s, want False", m.Name, c.Status)
+		}
+		for _, want := range []string{"50", "--max-objects-per-watch", "configmaps in namespace " + ns, "cluster local"} {
+			if !strings.Contains(c.Message, want) {
+				t.Errorf("%s: the message does not name %q: %s", m.Name, want, c.Message)
+			}
+		}
+	}
+	waitFamily(t, url, "object_limit_secrets", "{cluster=local,kind=Secret,version=v1} 3")
+	mustCreate(t, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "s-3", Namespace: ns}})
+	waitFamily(t, url, "object_limit_secrets", "{cluster=local,kind=Secret,version=v1} 4")
+	fams, err := scrape.Families(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"object_limit_events", "object_limit_polled"} {
+		if got := scrape.Samples(fams, name); len(got) != 0 {
+			t.Errorf("%s over the limit serves %v", name, scrape.Strings(got))
+		}
+	}
+
+	for i := range 20 {
+		if err := env.Client.Delete(t.Context(), &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprint("cm-", i), Namespace: ns}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start := time.Now()
+	waitFamilyWithin(t, 60*time.Second, url, "object_limit_events", "{cluster=local,kind=ConfigMap,version=v1} 40")
+	t.Logf("event-driven metric back %s after the deletions", time.Since(start).Round(time.Second))
+	waitFamilyWithin(t, 60*time.Second, url, "object_limit_polled", "{cluster=local,kind=ConfigMap,version=v1} 40")
+	t.Logf("polling metric back %s after the deletions", time.Since(start).Round(time.Second))
+	for _, m := range []*v1alpha1.Metric{events, polled, secrets} {
+		waitMetricReason(t, ns, m.Name, v1alpha1.ReasonReady, 30*time.Second)
+	}
+}
+
+// waitFamilyWithin is waitFamily with a timeout of its own.
+func waitFamilyWithin(t *testing.T, timeout time.Duration, url, family string, want ...string) {
+	t.Helper()
+	testenv.Eventually(t, timeout, func() error {
+		fams, err := scrape.Families(url)
+		if err != nil {
+			return err
+		}
+		got := scrape.Strings(scrape.Samples(fams, family))
+		if strings.Join(got, "\n") != strings.Join(want, "\n") {
+			return fmt.Errorf("%s = %v, want %v", family, got, want)
+		}
+		return nil
+	})
+}
+
+// remoteProxy is a remote cluster's API server as a tenant may run it:
+// the test control plane behind a proxy that refuses streamed lists, so
+// that watches list page by page.
+func remoteProxy(t *testing.T) (kubeconfig []byte) {
+	t.Helper()
+	target, err := neturl.Parse(env.Config.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	transport, err := rest.TransportFor(env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := &httputil.ReverseProxy{Transport: transport, FlushInterval: -1,
+		Rewrite: func(r *httputil.ProxyRequest) {
+			r.SetURL(target)
+			r.Out.Header.Del("Authorization") // the proxy's own credentials apply
+		}}
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("sendInitialEvents") == "true" {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusBadRequest)
+			_, _ = io.WriteString(w, `{"kind":"Status","apiVersion":"v1","status":"Failure","reason":"BadRequest","code":400,"message":"streamed lists are not served"}`)
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	ca := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
+	return fmt.Appendf(nil, `apiVersion: v1
+kind: Config
+current-context: c
+contexts: [{name: c, context: {cluster: k, user: u}}]
+clusters: [{name: k, cluster: {server: %q, certificate-authority-data: %s}}]
+users: [{name: u, user: {token: not-used}}]
+`, srv.URL, base64.StdEncoding.EncodeToString(ca))
+}
+
+// TestObjectLimitRemoteCluster reads 60 ConfigMaps through a
+// RemoteClusterAccess whose API server pages its lists (remoteProxy),
+// with --max-objects-per-watch 50: the event-driven and the polling
+// Metric of them report ObjectLimitExceeded naming the flag and the
+// remote cluster and export nothing, while a Metric of the same remote
+// cluster's Secrets, and one of the local cluster's, serve.
+func TestObjectLimitRemoteCluster(t *testing.T) {
+	testenv.Require(t, env)
+	const ns = "object-limit-remote"
+	mustCreate(t, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
+	for i := range 60 {
+		mustCreate(t, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprint("cm-", i), Namespace: ns}})
+	}
+	mustCreate(t, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "tenant", Namespace: ns},
+		Data: map[string][]byte{"kubeconfig": remoteProxy(t)}})
+	mustCreate(t, &v1alpha1.RemoteClusterAccess{ObjectMeta: metav1.ObjectMeta{Name: "tenant", Namespace: ns},
+		Spec: v1alpha1.RemoteClusterAccessSpec{KubeConfigSecretRef: &v1alpha1.KubeConfigSecretReference{Name: "tenant"}}})
+	metric := func(name, kind string, eventDriven, remote bool) *v1alpha1.Metric {
+		m := &v1alpha1.Metric{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+			Spec: v1alpha1.MetricSpec{Name: "object_limit_remote_" + name, Namespace: ns, EventDriven: ptr.To(eventDriven),
+				Target:   v1alpha1.GroupVersionKind{Version: "v1", Kind: kind},
+				Interval: metav1.Duration{Duration: 10 * time.Second}}}
+		if remote {
+			m.Spec.RemoteClusterAccessRef = &v1alpha1.NamespacedReference{Name: "tenant"}
+		}
+		return m
+	}
+	events, polled := metric("events", "ConfigMap", true, true), metric("polled", "ConfigMap", false, true)
+	secrets, local := metric("secrets", "Secret", true, true), metric("local", "Secret", true, false)
+	for _, m := range []*v1alpha1.Metric{events, polled, secrets, local} {
+		mustCreate(t, m)
+		t.Cleanup(func() { _ = env.Client.Delete(context.Background(), m) })
+	}
+
+	addr, err := testenv.FreeAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "http://" + addr + "/metrics"
+	run(t, env.Config, operator.Options{MetricsAddr: addr, ProbeAddr: "0", Namespace: ns,
+		MinExportInterval: 200 * time.Millisecond, MaxObjectsPerWatch: 50})
+
+	for _, m := range []*v1alpha1.Metric{events, polled} {
+		c := waitMetricReason(t, ns, m.Name, v1alpha1.ReasonObjectLimitExceeded, 60*time.Second)
+		if c.Status != metav1.ConditionFalse || !strings.Contains(c.Message, "--max-objects-per-watch") ||
+			!strings.Contains(c.Message, "cluster "+ns+"/tenant") {
+			t.Errorf("%s: Ready=%s: %s; want False naming the flag and the cluster", m.Name, c.Status, c.Message)
+		}
+	}
+	waitFamilyWithin(t, 60*time.Second, url, "object_limit_remote_secrets", "{cluster=tenant,kind=Secret,version=v1} 1")
+	waitFamilyWithin(t, 30*time.Second, url, "object_limit_remote_local", "{cluster=local,kind=Secret,version=v1} 1")
+	fams, err := scrape.Families(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"object_limit_remote_events", "object_limit_remote_polled"} {
+		if got := scrape.Samples(fams, name); len(got) != 0 {
+			t.Errorf("%s over the limit serves %v", name, scrape.Strings(got))
+		}
+	}
+}
