@@ -125,6 +125,22 @@ func newShared(e *Evaluator) *Shared {
 	}
 }
 
+// coreEpoch moves whenever some aggregate moves to another core; see
+// CoreEpoch.
+var coreEpoch atomic.Uint64
+
+// CoreEpoch returns a number that moves whenever any aggregate starts
+// reading another Shared (Attach, going over its limits while shared,
+// Close while shared). What a caller learnt of which state its
+// aggregates read holds while it stays put.
+func CoreEpoch() uint64 { return coreEpoch.Load() }
+
+// setCore makes the aggregate read c; c's and the old core's mu are held.
+func (a *Aggregate) setCore(c *Shared) {
+	a.core.Store(c)
+	coreEpoch.Add(1)
+}
+
 // lock locks the aggregate's current core and returns it.
 func (a *Aggregate) lock() *Shared {
 	for {

@@ -141,7 +141,7 @@ func (c *Shared) leave(v *Aggregate, to *Shared) {
 	if v.live() {
 		to.live = 1
 	}
-	v.core.Store(to)
+	v.setCore(to)
 }
 
 // Err returns why the aggregate is over its limits (a reason error:
@@ -237,7 +237,7 @@ func (a *Aggregate) Attach(host *Aggregate) bool {
 	mine.views, mine.live = nil, 0
 	c.views = append(c.views, a)
 	c.live++
-	a.core.Store(c)
+	a.setCore(c)
 	return true
 }
 

@@ -59,6 +59,7 @@ func (h *Handler) apply(key registry.InformerKey, obj map[string]any, del bool) 
 	if o != nil {
 		uid = o.uid // the interned copy every aggregate shares
 	}
+	w.plansFor(idx)
 	cands := w.candidates(idx, obj, o)
 	holders := w.holders[:0]
 	evaluated, changed := 0, 0

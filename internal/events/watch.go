@@ -27,6 +27,13 @@ type watch struct {
 	cores    []coreResult
 	subCores []*evaluation.Shared
 
+	// plans are, by group, what applyGroup learnt when it last walked the
+	// group's subscriptions, valid while the index and the epochs they
+	// were learnt under stay (see plansFor).
+	plans      map[*registry.Group]plan
+	planIdx    *registry.Index
+	planEpochs [2]uint64
+
 	// delay is the handler's NotifyDelay. dirty holds the states changed
 	// since the last flush, each with the group whose metrics read it;
 	// flushing is set while a flush is scheduled. Guarded by mu.
@@ -89,11 +96,38 @@ type groupResult struct {
 	touched, held bool
 }
 
+// plan is what a walk over a group's subscriptions found when every one
+// was synced and active and read the same state: an event then evaluates
+// that state once and touches no subscription (at a thousand metrics on
+// a watch the walk cost more than the evaluation).
+type plan struct {
+	core *evaluation.Shared
+	subs int
+}
+
+// epochs returns the registry's and the evaluation's epochs: while both
+// stay, no subscription changed its synced or active state and no
+// aggregate moved to another state.
+func epochs() [2]uint64 { return [2]uint64{registry.Epoch(), evaluation.CoreEpoch()} }
+
+// plansFor drops the plans learnt under another index or other epochs;
+// w.mu is held.
+func (w *watch) plansFor(idx *registry.Index) {
+	if e := epochs(); w.planIdx != idx || w.planEpochs != e {
+		clear(w.plans)
+		w.planIdx, w.planEpochs = idx, e
+	}
+}
+
 // applyGroup applies one event to a group of identical metrics: once per
 // state their aggregates read (one, unless some went over their limits),
 // telling each synced metric whose series changed.
 func (w *watch) applyGroup(key registry.InformerKey, grp *registry.Group, uid string, obj map[string]any, del bool) groupResult {
+	if p, ok := w.plans[grp]; ok && !hooked() {
+		return w.applyPlan(key, grp, p, uid, obj, del)
+	}
 	var res groupResult
+	learn := !hooked()
 	// The state each metric reads is taken before any is evaluated: a
 	// metric that goes over its limits leaves the shared state during the
 	// evaluation, and must be told of the change all the same.
@@ -109,6 +143,13 @@ func (w *watch) applyGroup(key registry.InformerKey, grp *registry.Group, uid st
 			}
 		}
 		subCores = append(subCores, c)
+		learn = learn && c != nil && c == subCores[0]
+	}
+	if learn && len(subCores) > 0 {
+		if w.plans == nil {
+			w.plans = map[*registry.Group]plan{}
+		}
+		w.plans[grp] = plan{core: subCores[0], subs: len(subCores)}
 	}
 	cores := w.cores[:0]
 	for i, s := range grp.Subs {
@@ -151,6 +192,36 @@ func (w *watch) applyGroup(key registry.InformerKey, grp *registry.Group, uid st
 	return res
 }
 
+// applyPlan is applyGroup for a group whose plan holds.
+func (w *watch) applyPlan(key registry.InformerKey, grp *registry.Group, p plan, uid string, obj map[string]any, del bool) groupResult {
+	res := groupResult{subs: p.subs, touched: true}
+	before := evaluation.CoreEpoch()
+	changed, held := evaluate(key, grp, p.core, uid, obj, del)
+	res.held = held
+	if !changed {
+		return res
+	}
+	if w.delay > 0 && evaluation.CoreEpoch() == before {
+		res.changed = p.subs
+		w.defer1(p.core, grp)
+		return res
+	}
+	// Told at once, or some metric left the state during the evaluation
+	// (it went over its limits): as applyGroup tells them.
+	for _, s := range grp.Subs {
+		if !s.Active() {
+			continue
+		}
+		res.changed++
+		if w.delay > 0 && s.Aggregate.Shared() == p.core {
+			w.defer1(p.core, grp)
+			continue
+		}
+		s.Changed()
+	}
+	return res
+}
+
 // defer1 records that c changed, for flush to tell grp's metrics that
 // read it, and schedules the flush; w.mu is held.
 func (w *watch) defer1(c *evaluation.Shared, grp *registry.Group) {
@@ -172,8 +243,29 @@ func (w *watch) flush() {
 	w.mu.Lock()
 	dirty := w.dirty
 	w.dirty, w.flushing = nil, false
+	// A group whose plan still holds has every metric synced and reading
+	// the state: no need to ask each again.
+	var planned map[*registry.Group]bool
+	if w.planEpochs == epochs() {
+		for c, grp := range dirty {
+			if p, ok := w.plans[grp]; ok && p.core == c {
+				if planned == nil {
+					planned = map[*registry.Group]bool{}
+				}
+				planned[grp] = true
+			}
+		}
+	}
 	w.mu.Unlock()
 	for c, grp := range dirty {
+		if planned[grp] {
+			for _, s := range grp.Subs {
+				if s.Active() {
+					s.Changed()
+				}
+			}
+			continue
+		}
 		for _, s := range grp.Subs {
 			if s.Active() && s.Synced() && s.Aggregate.Shared() == c {
 				s.Changed()
