@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -475,4 +476,41 @@ func TestChangeDuringPushIsPushed(t *testing.T) {
 			t.Fatalf("the last push carries %v, want the change made during the push before it (2)", last.Points)
 		}
 	})
+}
+
+// TestMetricsFollowTheAggregateUntold changes an event-driven metric's
+// aggregate without telling the coordinator (the event path tells a busy
+// metric only now and then): /metrics shows each change at the next
+// scrape, and a new aggregate published for the metric (a spec change)
+// is shown at once even if its counts are lower than the old one's.
+func TestMetricsFollowTheAggregateUntold(t *testing.T) {
+	c := newCoordinator(t, Options{MinExportInterval: time.Hour, Sinks: datasink.NewStore(), Exporter: &recorder{},
+		Prometheus: promexport.NewCollector()})
+	e, err := evaluation.Compile(evaluation.Spec{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj := func(i int) map[string]any {
+		return map[string]any{"metadata": map[string]any{"name": strconv.Itoa(i), "uid": strconv.Itoa(i)}}
+	}
+	publish := func(agg *evaluation.Aggregate) {
+		c.Publish(Update{Key: Key{Kind: "Metric", Namespace: "ns", Name: "m"}, Name: "m", Interval: time.Hour,
+			Mode: v1alpha1.ModeEventDriven, Source: AggregateSource{Cluster: "local", Aggregate: agg}}, true)
+	}
+	agg := evaluation.NewAggregate(e)
+	publish(agg)
+	for i := range 3 {
+		agg.Upsert(strconv.Itoa(i), obj(i))
+		if got, want := served(t, c, "m"), []string{"{cluster=local} " + strconv.Itoa(i+1)}; !slices.Equal(got, want) {
+			t.Fatalf("after %d untold changes /metrics shows %v, want %v", i+1, got, want)
+		}
+	}
+	// A new aggregate whose own count of changes is lower.
+	fresh := evaluation.NewAggregate(e)
+	fresh.Upsert("8", obj(8))
+	fresh.Upsert("9", obj(9))
+	publish(fresh)
+	if got, want := served(t, c, "m"), []string{"{cluster=local} 2"}; !slices.Equal(got, want) {
+		t.Fatalf("after publishing a new aggregate /metrics shows %v, want %v", got, want)
+	}
 }

@@ -121,6 +121,7 @@ func (c *Shared) trip(v *Aggregate, err error) (left bool) {
 	v.limitErr, v.limitedAt = err, time.Now()
 	v.limited.Store(true)
 	c.live--
+	c.changes++
 	if len(c.views) == 1 {
 		c.entries = make(map[string]entry)
 		c.series = make(map[string]*series)
@@ -232,6 +233,7 @@ func (a *Aggregate) Attach(host *Aggregate) bool {
 		a.limitErr, a.limitedAt = err, time.Now()
 		a.limited.Store(true)
 		mine.live = 0
+		mine.changes++
 		return true
 	}
 	mine.views, mine.live = nil, 0

@@ -34,12 +34,19 @@ type watch struct {
 	planIdx    *registry.Index
 	planEpochs [2]uint64
 
-	// delay is the handler's NotifyDelay. dirty holds the states changed
+	// delay is the handler's NotifyDelay, retell how soon a group told by
+	// a flush may be told again (retellFactor × delay). dirty holds the states changed
 	// since the last flush, each with the group whose metrics read it;
 	// flushing is set while a flush is scheduled. Guarded by mu.
 	delay    time.Duration
+	retell   time.Duration
 	dirty    map[*evaluation.Shared]*registry.Group
 	flushing bool
+	// flushAt is when the scheduled flush runs, timer its timer; toldAt
+	// is when each group's metrics were last told by a flush.
+	flushAt time.Time
+	timer   *time.Timer
+	toldAt  map[*registry.Group]time.Time
 }
 
 // object is what the handler keeps of one object of a watch.
@@ -55,7 +62,9 @@ func (o *object) has(id uint32) bool {
 }
 
 func (h *Handler) watch(key registry.InformerKey) *watch {
-	w := h.Registry.WatchState(key, func() any { return &watch{objects: map[string]*object{}, delay: h.NotifyDelay} })
+	w := h.Registry.WatchState(key, func() any {
+		return &watch{objects: map[string]*object{}, delay: h.NotifyDelay, retell: retellFactor * h.NotifyDelay}
+	})
 	if w == nil {
 		return nil
 	}
@@ -223,26 +232,73 @@ func (w *watch) applyPlan(key registry.InformerKey, grp *registry.Group, p plan,
 }
 
 // defer1 records that c changed, for flush to tell grp's metrics that
-// read it, and schedules the flush; w.mu is held.
+// read it, and schedules the flush: after the delay, or when the group
+// may be told again if that is later; w.mu is held.
 func (w *watch) defer1(c *evaluation.Shared, grp *registry.Group) {
 	if w.dirty == nil {
 		w.dirty = map[*evaluation.Shared]*registry.Group{}
 	}
 	w.dirty[c] = grp
-	if !w.flushing {
-		w.flushing = true
-		time.AfterFunc(w.delay, w.flush)
+	at := time.Now().Add(w.delay)
+	if t, ok := w.toldAt[grp]; ok && t.Add(w.retell).After(at) {
+		at = t.Add(w.retell)
 	}
+	w.schedule(at)
+}
+
+// schedule makes the next flush run at at, unless one runs sooner; w.mu
+// is held.
+func (w *watch) schedule(at time.Time) {
+	if w.flushing && !at.Before(w.flushAt) {
+		return
+	}
+	w.flushing, w.flushAt = true, at
+	if w.timer == nil {
+		w.timer = time.AfterFunc(time.Until(at), w.flush)
+		return
+	}
+	w.timer.Reset(time.Until(at))
 }
 
 // flush tells the metrics of every state changed since the last flush,
 // once each, outside w.mu so that events go on meanwhile. A metric that
 // since left the state, was dropped or is not synced is not told: it
 // was told on leaving, or its publication brings its series.
+//
+// A group told by a flush is told again no sooner than w.retell later:
+// at a thousand metrics on a busy watch telling each of them at every
+// flush cost more than the events. What a metric is told of is only
+// what schedules its push and status check, which run at most every
+// --min-export-interval and --status-update-interval; /metrics reads
+// the series' own version (evaluation.Aggregate.Version) and does not
+// wait for it.
 func (w *watch) flush() {
+	now := time.Now()
 	w.mu.Lock()
 	dirty := w.dirty
 	w.dirty, w.flushing = nil, false
+	var next time.Time
+	for c, grp := range dirty {
+		if t, ok := w.toldAt[grp]; ok && now.Sub(t) < w.retell {
+			// Told lately: it waits for its turn, still dirty.
+			delete(dirty, c)
+			if w.dirty == nil {
+				w.dirty = map[*evaluation.Shared]*registry.Group{}
+			}
+			w.dirty[c] = grp
+			if at := t.Add(w.retell); next.IsZero() || at.Before(next) {
+				next = at
+			}
+			continue
+		}
+		if w.toldAt == nil {
+			w.toldAt = map[*registry.Group]time.Time{}
+		}
+		w.toldAt[grp] = now
+	}
+	if !next.IsZero() {
+		w.schedule(next)
+	}
 	// A group whose plan still holds has every metric synced and reading
 	// the state: no need to ask each again.
 	var planned map[*registry.Group]bool
