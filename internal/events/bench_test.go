@@ -138,14 +138,17 @@ func benchEvent(b *testing.B, shape benchShape, relabel bool, metrics int, delay
 	runtime.ReadMemStats(&held)
 	runtime.KeepAlive(objs)
 	heldPerObject := float64(int64(held.HeapAlloc)-int64(before.HeapAlloc)) / objects
-	updates := make([]map[string]any, 1024)
-	for i := range updates {
+	// 1,024 objects changed, then each changed back, so that every event
+	// of every round changes its object however long the loop runs.
+	updates := make([]map[string]any, 2048)
+	for i := range 1024 {
 		o, step := i*7%objects, i%5+1
 		if relabel {
 			updates[i] = configMap(o, 0, step, shards)
 		} else {
 			updates[i] = configMap(o, step, 0, shards)
 		}
+		updates[1024+i] = configMap(o, 0, 0, shards)
 	}
 	runtime.GC() // so that the garbage of the setup is not collected on the clock
 	b.ReportAllocs()
