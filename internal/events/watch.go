@@ -119,9 +119,13 @@ type plan struct {
 // aggregate moved to another state.
 func epochs() [2]uint64 { return [2]uint64{registry.Epoch(), evaluation.CoreEpoch()} }
 
-// plansFor drops the plans learnt under another index or other epochs;
-// w.mu is held.
+// plansFor drops the plans learnt under another index or other epochs,
+// and when the index changed the times its groups were told; w.mu is held.
 func (w *watch) plansFor(idx *registry.Index) {
+	if w.planIdx != idx {
+		// The groups are the new index's: forget the old ones'.
+		clear(w.toldAt)
+	}
 	if e := epochs(); w.planIdx != idx || w.planEpochs != e {
 		clear(w.plans)
 		w.planIdx, w.planEpochs = idx, e
