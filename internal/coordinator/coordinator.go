@@ -124,8 +124,11 @@ var (
 )
 
 type state struct {
-	update     *Update   // nil until the first Publish
-	observed   time.Time // when the series last changed or were confirmed
+	update *Update // nil until the first Publish
+	// observed is when the series last changed or were confirmed, in
+	// Unix nanoseconds; atomic, so that Tracker.Changed's fast path can
+	// move it without mu.
+	observed   atomic.Int64
 	dirtySince time.Time // the first change not pushed yet
 	// evalErr is why the metric cannot be evaluated; while it is set the
 	// metric is withdrawn: no samples on /metrics, no OTLP push.
@@ -161,6 +164,12 @@ type state struct {
 	// removed is set when Remove dropped the state: a Tracker holding it
 	// looks the metric up again.
 	removed bool
+	// quiet is set, under mu, while a change needs nothing more than a new
+	// version and observation time: its status check and its push (or
+	// nowhere to push) are queued already. Tracker.Changed then takes no
+	// lock. Whatever reads the metric's changes (statusDue, dueAt) or
+	// drops the state clears it, so the next change is recorded in full.
+	quiet atomic.Bool
 }
 
 // New returns a Coordinator; add it to the manager to start its workers.
@@ -274,7 +283,7 @@ func (c *Coordinator) Publish(u Update, dataChanged bool) {
 	st.evalErr = nil
 	st.withdrawn.Store(false)
 	st.version.Add(1)
-	st.observed = time.Now()
+	st.observed.Store(time.Now().UnixNano())
 	others := c.claimLocked(u.Key, st)
 	var q queued
 	if changed {
@@ -307,6 +316,8 @@ type Tracker struct {
 	c   *Coordinator
 	key Key
 	st  *state // guarded by c.mu; nil or removed: look it up again
+	// quiet is st as last seen quiet, for the fast path (read without mu).
+	quiet atomic.Pointer[state]
 }
 
 // Tracker returns a handle on the metric key for its event-driven
@@ -316,8 +327,17 @@ type Tracker struct {
 // The handle follows the metric through Remove and a new Publish.
 func (c *Coordinator) Tracker(key Key) *Tracker { return &Tracker{c: c, key: key} }
 
-// Changed is Coordinator.Changed for the tracker's metric.
+// Changed is Coordinator.Changed for the tracker's metric. While the
+// metric is quiet (its push and status check are queued already) it only
+// moves the version /metrics renders by and the observation time: the
+// event path tells every metric of a changed state, a thousand of them
+// many times a second, and taking mu for each cost more than the events.
 func (t *Tracker) Changed() {
+	if st := t.quiet.Load(); st != nil && st.quiet.Load() {
+		st.version.Add(1)
+		st.observed.Store(time.Now().UnixNano())
+		return
+	}
 	c := t.c
 	c.mu.Lock()
 	st := t.st
@@ -326,6 +346,9 @@ func (t *Tracker) Changed() {
 		t.st = st
 	}
 	q := c.changedLocked(st)
+	if st != nil && st.quiet.Load() {
+		t.quiet.Store(st)
+	}
 	c.mu.Unlock()
 	c.enqueue(t.key, q)
 }
@@ -348,7 +371,7 @@ func (c *Coordinator) changedLocked(st *state) queued {
 	st.version.Add(1)
 	now := time.Now()
 	st.seq++
-	st.observed = now
+	st.observed.Store(now.UnixNano())
 	if st.dirtySince.IsZero() {
 		st.dirtySince = now
 	}
@@ -360,6 +383,7 @@ func (c *Coordinator) changedLocked(st *state) queued {
 	q.status = !st.statusPending
 	st.statusPending = true
 	q.statusDelay = c.opts.StatusInterval - now.Sub(st.lastStatus)
+	st.quiet.Store(s.pending || s.unresolved)
 	return q
 }
 
@@ -403,6 +427,7 @@ func (c *Coordinator) Remove(key Key) {
 		}
 		delete(c.metrics, key)
 		st.removed = true
+		st.quiet.Store(false)
 	}
 	c.mu.Unlock()
 	c.ownersChanged(others)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -331,5 +332,185 @@ func testStalePublishIgnored(t *testing.T) {
 	c.Publish(u, true)
 	if n := samples(c); n != 1 {
 		t.Fatalf("current publish serves %d samples, want 1", n)
+	}
+}
+
+// TestQuietTrackerLosesNoChange sends bursts of changes through a Tracker
+// while the metric's push and status check are queued (the fast path that
+// takes no lock), some right after a push or a status write ran: every
+// burst is pushed with its last value, the written status carries the
+// time of the burst's last change, and /metrics' version moves with each
+// change. Pushes and status checks each run often in turn, the other
+// seldom, so that neither hides a change the other lost.
+func TestQuietTrackerLosesNoChange(t *testing.T) {
+	for _, tc := range []struct {
+		name                      string
+		minExport, statusInterval time.Duration
+	}{
+		{"pushes", 100 * time.Millisecond, time.Hour},
+		{"status", time.Hour, time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) { quietTracker(t, tc.minExport, tc.statusInterval) })
+		})
+	}
+}
+
+func quietTracker(t *testing.T, minExport, statusInterval time.Duration) {
+	var (
+		mu      sync.Mutex
+		written []Status
+	)
+	sinks := datasink.NewStore()
+	sinks.Set(types.NamespacedName{Namespace: "ns", Name: "sink"}, &datasink.Target{Fingerprint: "x"}, nil)
+	rec := &recorder{}
+	c := newCoordinator(t, Options{MinExportInterval: minExport, StatusInterval: statusInterval, Sinks: sinks,
+		Exporter: rec, Prometheus: promexport.NewCollector(),
+		StatusWriters: map[string]StatusWriter{"Metric": StatusWriterFunc(func(_ context.Context, _ Key, s Status) error {
+			mu.Lock()
+			written = append(written, s)
+			mu.Unlock()
+			return nil
+		})}})
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { _ = c.Start(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	src := &valueSource{}
+	key := update(src, 0).Key
+	tr := c.Tracker(key)
+	c.Publish(update(src, 24*time.Hour), true)
+	time.Sleep(2 * time.Second)
+	synctest.Wait()
+	version := func() uint64 {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.metrics[key].version.Load()
+	}
+	for round := range 4 {
+		pushes, v := rec.count(), version()
+		var lastChange time.Time
+		for i := range 50 {
+			src.set(int64(round*100 + i))
+			tr.Changed()
+			lastChange = time.Now()
+			time.Sleep(5 * time.Millisecond) // spread over the push's queueing
+		}
+		if got := version() - v; got != 50 {
+			t.Fatalf("round %d: 50 changes moved the version by %d", round, got)
+		}
+		want := int64(round*100 + 49)
+		if minExport < time.Hour {
+			time.Sleep(time.Second)
+			synctest.Wait()
+			n, last := rec.last()
+			if n <= pushes || last.Points[0].Value != want {
+				t.Fatalf("round %d: %d pushes, the last carrying %v; want the burst's last value %d", round, n-pushes, last.Points, want)
+			}
+			continue
+		}
+		time.Sleep(2 * statusInterval)
+		synctest.Wait()
+		mu.Lock()
+		s := written[len(written)-1]
+		mu.Unlock()
+		if s.Total != want || !s.Timestamp.Equal(lastChange) {
+			t.Fatalf("round %d: status has total %d observed at %s, want %d at the last change %s",
+				round, s.Total, s.Timestamp, want, lastChange)
+		}
+	}
+}
+
+// gatedRecorder is a recorder whose pushes wait until the test opens the
+// gate, so that changes can be made while a push runs.
+type gatedRecorder struct {
+	recorder
+	started chan struct{}
+	gate    chan struct{}
+}
+
+func (r *gatedRecorder) Export(ctx context.Context, sink string, t *datasink.Target, ms []otlp.Metric) error {
+	r.started <- struct{}{}
+	<-r.gate
+	return r.recorder.Export(ctx, sink, t, ms)
+}
+
+// TestChangeDuringPushIsPushed makes a change through a Tracker while the
+// push of the previous one runs, and no change after it: the push read
+// the series before the change, so another push must carry it.
+func TestChangeDuringPushIsPushed(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		sinks := datasink.NewStore()
+		sinks.Set(types.NamespacedName{Namespace: "ns", Name: "sink"}, &datasink.Target{Fingerprint: "x"}, nil)
+		rec := &gatedRecorder{started: make(chan struct{}), gate: make(chan struct{})}
+		c := newCoordinator(t, Options{MinExportInterval: 100 * time.Millisecond, StatusInterval: time.Hour, Sinks: sinks,
+			Exporter: rec, Prometheus: promexport.NewCollector()})
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan struct{})
+		go func() { _ = c.Start(ctx); close(done) }()
+		defer func() { cancel(); <-done }()
+
+		src := &valueSource{}
+		tr := c.Tracker(update(src, 0).Key)
+		c.Publish(update(src, 24*time.Hour), true)
+		<-rec.started
+		rec.gate <- struct{}{}
+		time.Sleep(time.Second)
+		synctest.Wait()
+		src.set(1)
+		tr.Changed() // queues a push, and makes the metric quiet
+		<-rec.started
+		src.set(2)
+		tr.Changed() // while that push runs
+		rec.gate <- struct{}{}
+		time.Sleep(time.Second)
+		select {
+		case <-rec.started:
+			rec.gate <- struct{}{}
+		case <-time.After(time.Minute):
+		}
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if _, last := rec.last(); last.Points[0].Value != 2 {
+			t.Fatalf("the last push carries %v, want the change made during the push before it (2)", last.Points)
+		}
+	})
+}
+
+// TestMetricsFollowTheAggregateUntold changes an event-driven metric's
+// aggregate without telling the coordinator (the event path tells a busy
+// metric only now and then): /metrics shows each change at the next
+// scrape, and a new aggregate published for the metric (a spec change)
+// is shown at once even if its counts are lower than the old one's.
+func TestMetricsFollowTheAggregateUntold(t *testing.T) {
+	c := newCoordinator(t, Options{MinExportInterval: time.Hour, Sinks: datasink.NewStore(), Exporter: &recorder{},
+		Prometheus: promexport.NewCollector()})
+	e, err := evaluation.Compile(evaluation.Spec{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj := func(i int) map[string]any {
+		return map[string]any{"metadata": map[string]any{"name": strconv.Itoa(i), "uid": strconv.Itoa(i)}}
+	}
+	publish := func(agg *evaluation.Aggregate) {
+		c.Publish(Update{Key: Key{Kind: "Metric", Namespace: "ns", Name: "m"}, Name: "m", Interval: time.Hour,
+			Mode: v1alpha1.ModeEventDriven, Source: AggregateSource{Cluster: "local", Aggregate: agg}}, true)
+	}
+	agg := evaluation.NewAggregate(e)
+	publish(agg)
+	for i := range 3 {
+		agg.Upsert(strconv.Itoa(i), obj(i))
+		if got, want := served(t, c, "m"), []string{"{cluster=local} " + strconv.Itoa(i+1)}; !slices.Equal(got, want) {
+			t.Fatalf("after %d untold changes /metrics shows %v, want %v", i+1, got, want)
+		}
+	}
+	// A new aggregate whose own count of changes is lower.
+	fresh := evaluation.NewAggregate(e)
+	fresh.Upsert("8", obj(8))
+	fresh.Upsert("9", obj(9))
+	publish(fresh)
+	if got, want := served(t, c, "m"), []string{"{cluster=local} 2"}; !slices.Equal(got, want) {
+		t.Fatalf("after publishing a new aggregate /metrics shows %v, want %v", got, want)
 	}
 }

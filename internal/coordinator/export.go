@@ -183,6 +183,11 @@ func (c *Coordinator) dueAt(sink types.NamespacedName) (batch []due, explicit bo
 		return nil, false, 0
 	}
 	s.pending = false // later changes queue the sink again
+	for key := range s.members {
+		if st := c.metrics[key]; st != nil {
+			st.quiet.Store(false) // and are recorded in full, for this push or the next
+		}
+	}
 	c.sinkWalks.Add(1)
 	now := time.Now()
 	if now.Before(s.retryAt) {

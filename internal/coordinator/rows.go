@@ -111,11 +111,20 @@ func appendProjected(values, names []string, dims []evaluation.Dimension) []stri
 	return values
 }
 
+// versioned is a Source that counts the changes of its series.
+type versioned interface{ Version() uint64 }
+
 // family describes u to the Prometheus collector, which renders the
 // samples from u.Source when st's version moved, none while st is
 // withdrawn.
 func family(u *Update, st *state) promexport.Family {
 	f := promexport.Family{Name: u.Name, Help: u.Description, LabelNames: LabelNames(u), Version: st.version.Load}
+	if v, ok := u.Source.(versioned); ok {
+		// Both counters only grow, so the sum moves whenever either does
+		// and never comes back; a Publish sets the family anew (with u's
+		// Source), which the collector renders afresh.
+		f.Version = func() uint64 { return st.version.Load() + v.Version() }
+	}
 	f.Samples = func() []promexport.Sample {
 		if st.withdrawn.Load() {
 			return nil

@@ -65,8 +65,9 @@ func (c *Coordinator) statusDue(key Key) (Status, time.Duration, bool) {
 		return Status{}, 0, false
 	}
 	st.statusPending = false
+	st.quiet.Store(false)
 	in := statusInput{
-		update: st.update, observed: st.observed, evalErr: st.evalErr, errGen: st.errGen,
+		update: st.update, observed: time.Unix(0, st.observed.Load()), evalErr: st.evalErr, errGen: st.errGen,
 		sinkErr: st.sinkErr, exportErr: st.exportErr,
 	}
 	in.owner, in.ownerKey = c.ownerLocked(key)

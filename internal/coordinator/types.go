@@ -95,6 +95,11 @@ func (s AggregateSource) Snapshot() []ClusterSeries {
 	return []ClusterSeries{{Cluster: s.Cluster, Series: s.Aggregate.Series()}}
 }
 
+// Version is the aggregate's evaluation.Aggregate.Version: /metrics
+// renders the metric again when it moves, whether or not the event path
+// has told the coordinator of the change yet.
+func (s AggregateSource) Version() uint64 { return s.Aggregate.Version() }
+
 // Warning reports objects without a value.
 func (s AggregateSource) Warning() string {
 	if n, msg := s.Aggregate.ObjectErrors(); n > 0 {

@@ -58,6 +58,10 @@ type Aggregate struct {
 	closed    bool      // after Close: ignore everything
 	fresh     bool      // never given objects nor attached: may Attach
 	held      int       // series taken from the budget
+	// base makes Version go on from where it was when the aggregate moves
+	// to another core: Version is base + core.changes. Written before
+	// core is stored, under the old core's mu.
+	base uint64
 }
 
 // Shared is the per-object state of one compiled spec on one watch: the
@@ -79,6 +83,10 @@ type Shared struct {
 	lastErr string                 // UID of the latest value error
 	buf     []byte                 // scratch for series keys
 	sorted  []*series              // series in Series order, nil when stale
+	// changes counts the changes of the series (what Series returns):
+	// each Upsert, Delete or Replace that reported changed, and going over
+	// the limits. Aggregate.Version reads it.
+	changes uint64
 }
 
 // entry is all that is kept per object and spec; it is small because
@@ -123,6 +131,35 @@ func newShared(e *Evaluator) *Shared {
 		series:  make(map[string]*series),
 		errs:    make(map[string]*valueError),
 	}
+}
+
+// coreEpoch moves whenever some aggregate moves to another core; see
+// CoreEpoch.
+var coreEpoch atomic.Uint64
+
+// CoreEpoch returns a number that moves whenever any aggregate starts
+// reading another Shared (Attach, going over its limits while shared,
+// Close while shared). What a caller learnt of which state its
+// aggregates read holds while it stays put.
+func CoreEpoch() uint64 { return coreEpoch.Load() }
+
+// setCore makes the aggregate read c, nothing else yet; the old core's
+// mu is held. Version moves on by one.
+func (a *Aggregate) setCore(c *Shared) {
+	a.base = a.base + a.core.Load().changes + 1 - c.changes
+	a.core.Store(c)
+	coreEpoch.Add(1)
+}
+
+// Version returns a number that moves whenever Series may return other
+// series, and never goes back: a reader that rendered the series at one
+// version need not render them again while it stays. /metrics renders
+// an event-driven metric by it, so that its freshness does not wait for
+// the metric being told of the change.
+func (a *Aggregate) Version() uint64 {
+	c := a.lock()
+	defer c.mu.Unlock()
+	return a.base + c.changes
 }
 
 // lock locks the aggregate's current core and returns it.
@@ -230,6 +267,7 @@ func (c *Shared) beginReplace() *Replacement {
 			v.limitErr, v.limitedAt = nil, time.Time{}
 			v.limited.Store(false)
 			c.live++
+			c.changes++
 			r.changed = true
 		}
 	}
@@ -364,6 +402,9 @@ func (c *Shared) move(from *series, fromValue int64, to *series, toValue int64) 
 	}
 	if to != nil && !toIsNew && to != from && to.value(agg) != beforeTo {
 		changed = true
+	}
+	if changed {
+		c.changes++
 	}
 	return changed
 }

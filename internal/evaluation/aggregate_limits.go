@@ -121,6 +121,7 @@ func (c *Shared) trip(v *Aggregate, err error) (left bool) {
 	v.limitErr, v.limitedAt = err, time.Now()
 	v.limited.Store(true)
 	c.live--
+	c.changes++
 	if len(c.views) == 1 {
 		c.entries = make(map[string]entry)
 		c.series = make(map[string]*series)
@@ -141,7 +142,7 @@ func (c *Shared) leave(v *Aggregate, to *Shared) {
 	if v.live() {
 		to.live = 1
 	}
-	v.core.Store(to)
+	v.setCore(to)
 }
 
 // Err returns why the aggregate is over its limits (a reason error:
@@ -232,12 +233,13 @@ func (a *Aggregate) Attach(host *Aggregate) bool {
 		a.limitErr, a.limitedAt = err, time.Now()
 		a.limited.Store(true)
 		mine.live = 0
+		mine.changes++
 		return true
 	}
 	mine.views, mine.live = nil, 0
 	c.views = append(c.views, a)
 	c.live++
-	a.core.Store(c)
+	a.setCore(c)
 	return true
 }
 

@@ -18,8 +18,11 @@ type Handler struct {
 	// state for up to this long and tells the metrics reading it once,
 	// instead of once per event: at a thousand metrics on a watch an
 	// event changes hundreds of them, and telling each costs more than
-	// evaluating the event. /metrics and pushes then follow a change
-	// within NotifyDelay more. Zero tells every change at once.
+	// evaluating the event. The metrics of a group told once are told
+	// again no sooner than ten times NotifyDelay later (see watch.flush);
+	// /metrics does not wait for the telling (it renders by the series'
+	// own version), pushes and status checks may follow a change up to
+	// that much later. Zero tells every change at once.
 	NotifyDelay time.Duration
 }
 
@@ -27,6 +30,13 @@ type Handler struct {
 // beside the 250 ms it aims for between a write and /metrics, long
 // enough to gather several events of a busy watch.
 const DefaultNotifyDelay = 20 * time.Millisecond
+
+// retellFactor × NotifyDelay is how soon the metrics of a group (metrics
+// of one spec) told of a change may be told again: a busy watch changes
+// most groups at every flush, and telling a thousand metrics fifty
+// times a second was the largest cost of the event path. A group changed
+// after a quiet spell is told after NotifyDelay as before.
+const retellFactor = 10
 
 // Upsert applies an added or updated object: each metric that may want
 // it now or held it before re-evaluates it, which also removes it from
@@ -59,6 +69,7 @@ func (h *Handler) apply(key registry.InformerKey, obj map[string]any, del bool) 
 	if o != nil {
 		uid = o.uid // the interned copy every aggregate shares
 	}
+	w.plansFor(idx)
 	cands := w.candidates(idx, obj, o)
 	holders := w.holders[:0]
 	evaluated, changed := 0, 0

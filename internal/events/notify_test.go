@@ -16,7 +16,9 @@ import (
 // NotifyDelay: the metrics reading a changed state are told once, after
 // the delay, however many events changed it, and their series hold every
 // event; a metric that goes over its limits and leaves the state it
-// shared is told at once. A later event is told after its own delay.
+// shared is told at once. Later events are told after their own delay to
+// metrics not told lately, and ten delays after the last telling to the
+// others.
 func TestNotifyDelayGathersChanges(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		const delay = 50 * time.Millisecond
@@ -49,6 +51,11 @@ func TestNotifyDelayGathersChanges(t *testing.T) {
 		a, _ := sub("a", all, evaluation.Limits{}), sub("b", all, evaluation.Limits{})
 		d := sub("d", byName, evaluation.Limits{})
 		sub("limited", byName, evaluation.Limits{MaxSeries: 1})
+		onlyX, err := evaluation.Compile(evaluation.Spec{FieldSelector: "metadata.name=x1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sub("x", onlyX, evaluation.Limits{})
 		h.Replace(fuzzKey, []map[string]any{obj("o0")})
 
 		for i := 1; i <= 10; i++ {
@@ -75,16 +82,29 @@ func TestNotifyDelayGathersChanges(t *testing.T) {
 			t.Errorf("a has %v, want one series of 11", got)
 		}
 
+		// Later events: a group told lately waits ten delays from its
+		// last telling (it changes on, and its metrics' pushes and status
+		// checks are queued already), while a group changed for the first
+		// time since is told after the delay.
 		h.Delete(fuzzKey, obj("o0"))
-		time.Sleep(delay / 2)
+		h.Upsert(fuzzKey, obj("x1"))
+		time.Sleep(delay)
+		synctest.Wait()
+		if changed := tells(); changed["x"] != 1 || changed["a"] != 1 || changed["d"] != 1 {
+			t.Fatalf("one delay after the later events: %v, want x told once, a and d not again yet", changed)
+		}
+		time.Sleep(retellFactor*delay - 2*delay)
 		synctest.Wait()
 		if n := tells()["a"]; n != 1 {
-			t.Fatalf("a told before the delay of the later event: %d", n)
+			t.Fatalf("a told again before ten delays had passed since it was told")
 		}
-		time.Sleep(delay / 2)
+		time.Sleep(delay)
 		synctest.Wait()
-		if changed := tells(); changed["a"] != 2 || changed["b"] != 2 || changed["d"] != 2 {
-			t.Errorf("after the later event: %v, want a, b and d told twice", changed)
+		if changed := tells(); changed["a"] != 2 || changed["b"] != 2 || changed["d"] != 2 || changed["x"] != 1 {
+			t.Errorf("ten delays after the first telling: %v, want a, b and d told twice, x once", changed)
+		}
+		if got := a.Aggregate.Series(); len(got) != 1 || got[0].Value != 11 {
+			t.Errorf("a has %v, want one series of 11 (o0 gone, x1 in)", got)
 		}
 	})
 }

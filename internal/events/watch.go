@@ -27,12 +27,26 @@ type watch struct {
 	cores    []coreResult
 	subCores []*evaluation.Shared
 
-	// delay is the handler's NotifyDelay. dirty holds the states changed
+	// plans are, by group, what applyGroup learnt when it last walked the
+	// group's subscriptions, valid while the index and the epochs they
+	// were learnt under stay (see plansFor).
+	plans      map[*registry.Group]plan
+	planIdx    *registry.Index
+	planEpochs [2]uint64
+
+	// delay is the handler's NotifyDelay, retell how soon a group told by
+	// a flush may be told again (retellFactor × delay). dirty holds the states changed
 	// since the last flush, each with the group whose metrics read it;
 	// flushing is set while a flush is scheduled. Guarded by mu.
 	delay    time.Duration
+	retell   time.Duration
 	dirty    map[*evaluation.Shared]*registry.Group
 	flushing bool
+	// flushAt is when the scheduled flush runs, timer its timer; toldAt
+	// is when each group's metrics were last told by a flush.
+	flushAt time.Time
+	timer   *time.Timer
+	toldAt  map[*registry.Group]time.Time
 }
 
 // object is what the handler keeps of one object of a watch.
@@ -48,7 +62,9 @@ func (o *object) has(id uint32) bool {
 }
 
 func (h *Handler) watch(key registry.InformerKey) *watch {
-	w := h.Registry.WatchState(key, func() any { return &watch{objects: map[string]*object{}, delay: h.NotifyDelay} })
+	w := h.Registry.WatchState(key, func() any {
+		return &watch{objects: map[string]*object{}, delay: h.NotifyDelay, retell: retellFactor * h.NotifyDelay}
+	})
 	if w == nil {
 		return nil
 	}
@@ -89,11 +105,42 @@ type groupResult struct {
 	touched, held bool
 }
 
+// plan is what a walk over a group's subscriptions found when every one
+// was synced and active and read the same state: an event then evaluates
+// that state once and touches no subscription (at a thousand metrics on
+// a watch the walk cost more than the evaluation).
+type plan struct {
+	core *evaluation.Shared
+	subs int
+}
+
+// epochs returns the registry's and the evaluation's epochs: while both
+// stay, no subscription changed its synced or active state and no
+// aggregate moved to another state.
+func epochs() [2]uint64 { return [2]uint64{registry.Epoch(), evaluation.CoreEpoch()} }
+
+// plansFor drops the plans learnt under another index or other epochs,
+// and when the index changed the times its groups were told; w.mu is held.
+func (w *watch) plansFor(idx *registry.Index) {
+	if w.planIdx != idx {
+		// The groups are the new index's: forget the old ones'.
+		clear(w.toldAt)
+	}
+	if e := epochs(); w.planIdx != idx || w.planEpochs != e {
+		clear(w.plans)
+		w.planIdx, w.planEpochs = idx, e
+	}
+}
+
 // applyGroup applies one event to a group of identical metrics: once per
 // state their aggregates read (one, unless some went over their limits),
 // telling each synced metric whose series changed.
 func (w *watch) applyGroup(key registry.InformerKey, grp *registry.Group, uid string, obj map[string]any, del bool) groupResult {
+	if p, ok := w.plans[grp]; ok && !hooked() {
+		return w.applyPlan(key, grp, p, uid, obj, del)
+	}
 	var res groupResult
+	learn := !hooked()
 	// The state each metric reads is taken before any is evaluated: a
 	// metric that goes over its limits leaves the shared state during the
 	// evaluation, and must be told of the change all the same.
@@ -109,6 +156,13 @@ func (w *watch) applyGroup(key registry.InformerKey, grp *registry.Group, uid st
 			}
 		}
 		subCores = append(subCores, c)
+		learn = learn && c != nil && c == subCores[0]
+	}
+	if learn && len(subCores) > 0 {
+		if w.plans == nil {
+			w.plans = map[*registry.Group]plan{}
+		}
+		w.plans[grp] = plan{core: subCores[0], subs: len(subCores)}
 	}
 	cores := w.cores[:0]
 	for i, s := range grp.Subs {
@@ -151,29 +205,127 @@ func (w *watch) applyGroup(key registry.InformerKey, grp *registry.Group, uid st
 	return res
 }
 
+// applyPlan is applyGroup for a group whose plan holds.
+func (w *watch) applyPlan(key registry.InformerKey, grp *registry.Group, p plan, uid string, obj map[string]any, del bool) groupResult {
+	res := groupResult{subs: p.subs, touched: true}
+	before := evaluation.CoreEpoch()
+	changed, held := evaluate(key, grp, p.core, uid, obj, del)
+	res.held = held
+	if !changed {
+		return res
+	}
+	if w.delay > 0 && evaluation.CoreEpoch() == before {
+		res.changed = p.subs
+		w.defer1(p.core, grp)
+		return res
+	}
+	// Told at once, or some metric left the state during the evaluation
+	// (it went over its limits): as applyGroup tells them.
+	for _, s := range grp.Subs {
+		if !s.Active() {
+			continue
+		}
+		res.changed++
+		if w.delay > 0 && s.Aggregate.Shared() == p.core {
+			w.defer1(p.core, grp)
+			continue
+		}
+		s.Changed()
+	}
+	return res
+}
+
 // defer1 records that c changed, for flush to tell grp's metrics that
-// read it, and schedules the flush; w.mu is held.
+// read it, and schedules the flush: after the delay, or when the group
+// may be told again if that is later; w.mu is held.
 func (w *watch) defer1(c *evaluation.Shared, grp *registry.Group) {
 	if w.dirty == nil {
 		w.dirty = map[*evaluation.Shared]*registry.Group{}
 	}
 	w.dirty[c] = grp
-	if !w.flushing {
-		w.flushing = true
-		time.AfterFunc(w.delay, w.flush)
+	at := time.Now().Add(w.delay)
+	if t, ok := w.toldAt[grp]; ok && t.Add(w.retell).After(at) {
+		at = t.Add(w.retell)
 	}
+	w.schedule(at)
+}
+
+// schedule makes the next flush run at at, unless one runs sooner; w.mu
+// is held.
+func (w *watch) schedule(at time.Time) {
+	if w.flushing && !at.Before(w.flushAt) {
+		return
+	}
+	w.flushing, w.flushAt = true, at
+	if w.timer == nil {
+		w.timer = time.AfterFunc(time.Until(at), w.flush)
+		return
+	}
+	w.timer.Reset(time.Until(at))
 }
 
 // flush tells the metrics of every state changed since the last flush,
 // once each, outside w.mu so that events go on meanwhile. A metric that
 // since left the state, was dropped or is not synced is not told: it
 // was told on leaving, or its publication brings its series.
+//
+// A group told by a flush is told again no sooner than w.retell later:
+// at a thousand metrics on a busy watch telling each of them at every
+// flush cost more than the events. What a metric is told of is only
+// what schedules its push and status check, which run at most every
+// --min-export-interval and --status-update-interval; /metrics reads
+// the series' own version (evaluation.Aggregate.Version) and does not
+// wait for it.
 func (w *watch) flush() {
+	now := time.Now()
 	w.mu.Lock()
 	dirty := w.dirty
 	w.dirty, w.flushing = nil, false
+	var next time.Time
+	for c, grp := range dirty {
+		if t, ok := w.toldAt[grp]; ok && now.Sub(t) < w.retell {
+			// Told lately: it waits for its turn, still dirty.
+			delete(dirty, c)
+			if w.dirty == nil {
+				w.dirty = map[*evaluation.Shared]*registry.Group{}
+			}
+			w.dirty[c] = grp
+			if at := t.Add(w.retell); next.IsZero() || at.Before(next) {
+				next = at
+			}
+			continue
+		}
+		if w.toldAt == nil {
+			w.toldAt = map[*registry.Group]time.Time{}
+		}
+		w.toldAt[grp] = now
+	}
+	if !next.IsZero() {
+		w.schedule(next)
+	}
+	// A group whose plan still holds has every metric synced and reading
+	// the state: no need to ask each again.
+	var planned map[*registry.Group]bool
+	if w.planEpochs == epochs() {
+		for c, grp := range dirty {
+			if p, ok := w.plans[grp]; ok && p.core == c {
+				if planned == nil {
+					planned = map[*registry.Group]bool{}
+				}
+				planned[grp] = true
+			}
+		}
+	}
 	w.mu.Unlock()
 	for c, grp := range dirty {
+		if planned[grp] {
+			for _, s := range grp.Subs {
+				if s.Active() {
+					s.Changed()
+				}
+			}
+			continue
+		}
 		for _, s := range grp.Subs {
 			if s.Active() && s.Synced() && s.Aggregate.Shared() == c {
 				s.Changed()

@@ -65,12 +65,24 @@ type Subscription struct {
 	disabled atomic.Bool
 }
 
+// epoch moves whenever some subscription's synced, retired or disabled
+// state changes; see Epoch.
+var epoch atomic.Uint64
+
+// Epoch returns a number that moves whenever any subscription becomes
+// synced or unsynced, is retired or disabled. The events handler keeps
+// what it learnt of a group's subscriptions (all synced, active, reading
+// one state) for as long as it stays put, instead of asking each
+// subscription at every event.
+func Epoch() uint64 { return epoch.Load() }
+
 // Disable stops evaluating the metric after its evaluation panicked and
 // tells it err, once. The subscription counts as synced, so no fill is
 // made for it; a spec change registers a new one.
 func (s *Subscription) Disable(err error) {
 	if s.disabled.CompareAndSwap(false, true) {
 		s.synced.Store(true)
+		epoch.Add(1)
 		s.report(err)
 	}
 }
@@ -82,14 +94,22 @@ func (s *Subscription) Active() bool { return !s.retired.Load() && !s.disabled.L
 // MarkSynced records that the aggregate is filled and tells the metric,
 // the first time only.
 func (s *Subscription) MarkSynced() {
-	if s.synced.CompareAndSwap(false, true) && s.OnSynced != nil {
+	if !s.synced.CompareAndSwap(false, true) {
+		return
+	}
+	epoch.Add(1)
+	if s.OnSynced != nil {
 		s.call(s.OnSynced)
 	}
 }
 
 // Unsync records that the watch failed: the next fill calls OnSynced
 // again, which publishes the metric anew and clears its error.
-func (s *Subscription) Unsync() { s.synced.Store(false) }
+func (s *Subscription) Unsync() {
+	if s.synced.Swap(false) {
+		epoch.Add(1)
+	}
+}
 
 // Synced reports whether the aggregate was filled.
 func (s *Subscription) Synced() bool { return s.synced.Load() }
@@ -133,6 +153,7 @@ func (s *Subscription) call(f func()) {
 func (s *Subscription) retire() {
 	s.mu.Lock()
 	s.retired.Store(true)
+	epoch.Add(1)
 	s.mu.Unlock()
 }
 
