@@ -197,7 +197,8 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 			"refresh less often than --status-update-interval rather than load the API server. Values on /metrics are always current.")
 	fs.DurationVar(&o.EventNotifyDelay, "event-notify-delay", events.DefaultNotifyDelay,
 		"How long (1ms to 1s) the changes events make to event-driven metrics are gathered before the metrics are told, once however many "+
-			"events changed them: longer costs less CPU on a busy watch with many metrics, and /metrics and pushes follow a write that much later.")
+			"events changed them: longer costs less CPU on a busy watch with many metrics. /metrics shows a write at once; pushes and status checks "+
+			"follow it up to this delay later (on a busy watch, up to ten times it: a metric is told again no sooner than that).")
 	fs.StringVar(&o.DefaultServiceAccount, "default-service-account", "",
 		"ServiceAccount, in the metric's own namespace, that a metric without spec.serviceAccountName reads as: "+
 			"it must be allowed to list and watch the metric's target. Empty: such metrics read with the operator's own access.")
