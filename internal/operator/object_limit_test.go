@@ -36,32 +36,13 @@ func TestObjectLimitPerWatch(t *testing.T) {
 	testenv.Require(t, env)
 	const ns = "object-limit"
 	mustCreate(t, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
-	for i := range 60 {
-		mustCreate(t, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprint("cm-", i), Namespace: ns}})
-	}
+	createConfigMaps(t, ns, 60)
 	for i := range 3 {
 		mustCreate(t, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprint("s-", i), Namespace: ns}})
 	}
-	metric := func(name, kind string, eventDriven bool) *v1alpha1.Metric {
-		return &v1alpha1.Metric{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
-			Spec: v1alpha1.MetricSpec{Name: "object_limit_" + name, Namespace: ns, EventDriven: ptr.To(eventDriven),
-				Target:   v1alpha1.GroupVersionKind{Version: "v1", Kind: kind},
-				Interval: metav1.Duration{Duration: 10 * time.Second}}}
-	}
-	events, polled, secrets := metric("events", "ConfigMap", true), metric("polled", "ConfigMap", false), metric("secrets", "Secret", true)
-	for _, m := range []*v1alpha1.Metric{events, polled, secrets} {
-		mustCreate(t, m)
-		// Other tests' operators run without the limit.
-		t.Cleanup(func() { _ = env.Client.Delete(context.Background(), m) })
-	}
-
-	addr, err := testenv.FreeAddr()
-	if err != nil {
-		t.Fatal(err)
-	}
-	url := "http://" + addr + "/metrics"
-	run(t, env.Config, operator.Options{MetricsAddr: addr, ProbeAddr: "0", Namespace: ns,
-		MinExportInterval: 200 * time.Millisecond, MaxObjectsPerWatch: 50, ObjectLimitRetry: 2 * time.Second})
+	events, polled := limitMetric(ns, "object_limit_", "events", "ConfigMap", true, false), limitMetric(ns, "object_limit_", "polled", "ConfigMap", false, false)
+	secrets := limitMetric(ns, "object_limit_", "secrets", "Secret", true, false)
+	url := runWithObjectLimit(t, ns, 2*time.Second, events, polled, secrets)
 
 	for _, m := range []*v1alpha1.Metric{events, polled} {
 		c := waitMetricReason(t, ns, m.Name, v1alpha1.ReasonObjectLimitExceeded, 60*time.Second)
@@ -88,7 +69,7 @@ func TestObjectLimitPerWatch(t *testing.T) {
 	}
 
 	for i := range 20 {
-		if err := env.Client.Delete(t.Context(), &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprint("cm-", i), Namespace: ns}}); err != nil {
+		if err := env.Client.Delete(t.Context(), &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("cm-%05d", i), Namespace: ns}}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -166,37 +147,15 @@ func TestObjectLimitRemoteCluster(t *testing.T) {
 	testenv.Require(t, env)
 	const ns = "object-limit-remote"
 	mustCreate(t, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
-	for i := range 60 {
-		mustCreate(t, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprint("cm-", i), Namespace: ns}})
-	}
+	createConfigMaps(t, ns, 60)
 	mustCreate(t, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "tenant", Namespace: ns},
 		Data: map[string][]byte{"kubeconfig": remoteProxy(t)}})
 	mustCreate(t, &v1alpha1.RemoteClusterAccess{ObjectMeta: metav1.ObjectMeta{Name: "tenant", Namespace: ns},
 		Spec: v1alpha1.RemoteClusterAccessSpec{KubeConfigSecretRef: &v1alpha1.KubeConfigSecretReference{Name: "tenant"}}})
-	metric := func(name, kind string, eventDriven, remote bool) *v1alpha1.Metric {
-		m := &v1alpha1.Metric{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
-			Spec: v1alpha1.MetricSpec{Name: "object_limit_remote_" + name, Namespace: ns, EventDriven: ptr.To(eventDriven),
-				Target:   v1alpha1.GroupVersionKind{Version: "v1", Kind: kind},
-				Interval: metav1.Duration{Duration: 10 * time.Second}}}
-		if remote {
-			m.Spec.RemoteClusterAccessRef = &v1alpha1.NamespacedReference{Name: "tenant"}
-		}
-		return m
-	}
-	events, polled := metric("events", "ConfigMap", true, true), metric("polled", "ConfigMap", false, true)
-	secrets, local := metric("secrets", "Secret", true, true), metric("local", "Secret", true, false)
-	for _, m := range []*v1alpha1.Metric{events, polled, secrets, local} {
-		mustCreate(t, m)
-		t.Cleanup(func() { _ = env.Client.Delete(context.Background(), m) })
-	}
-
-	addr, err := testenv.FreeAddr()
-	if err != nil {
-		t.Fatal(err)
-	}
-	url := "http://" + addr + "/metrics"
-	run(t, env.Config, operator.Options{MetricsAddr: addr, ProbeAddr: "0", Namespace: ns,
-		MinExportInterval: 200 * time.Millisecond, MaxObjectsPerWatch: 50})
+	const prefix = "object_limit_remote_"
+	events, polled := limitMetric(ns, prefix, "events", "ConfigMap", true, true), limitMetric(ns, prefix, "polled", "ConfigMap", false, true)
+	secrets, local := limitMetric(ns, prefix, "secrets", "Secret", true, true), limitMetric(ns, prefix, "local", "Secret", true, false)
+	url := runWithObjectLimit(t, ns, 0, events, polled, secrets, local)
 
 	for _, m := range []*v1alpha1.Metric{events, polled} {
 		c := waitMetricReason(t, ns, m.Name, v1alpha1.ReasonObjectLimitExceeded, 60*time.Second)
@@ -216,4 +175,37 @@ func TestObjectLimitRemoteCluster(t *testing.T) {
 			t.Errorf("%s over the limit serves %v", name, scrape.Strings(got))
 		}
 	}
+}
+
+// limitMetric is a Metric prefix+name counting the objects of kind in ns,
+// through the RemoteClusterAccess "tenant" if remote, polled every 10 s
+// or event-driven.
+func limitMetric(ns, prefix, name, kind string, eventDriven, remote bool) *v1alpha1.Metric {
+	m := &v1alpha1.Metric{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec: v1alpha1.MetricSpec{Name: prefix + name, Namespace: ns, EventDriven: ptr.To(eventDriven),
+			Target:   v1alpha1.GroupVersionKind{Version: "v1", Kind: kind},
+			Interval: metav1.Duration{Duration: 10 * time.Second}}}
+	if remote {
+		m.Spec.RemoteClusterAccessRef = &v1alpha1.NamespacedReference{Name: "tenant"}
+	}
+	return m
+}
+
+// runWithObjectLimit creates metrics, deleted when the test ends (other
+// tests' operators run without the limit), and runs the operator over ns
+// with --max-objects-per-watch 50 and the given retry (zero: the
+// default); it returns the operator's /metrics URL.
+func runWithObjectLimit(t *testing.T, ns string, retry time.Duration, metrics ...*v1alpha1.Metric) string {
+	t.Helper()
+	for _, m := range metrics {
+		mustCreate(t, m)
+		t.Cleanup(func() { _ = env.Client.Delete(context.Background(), m) })
+	}
+	addr, err := testenv.FreeAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, env.Config, operator.Options{MetricsAddr: addr, ProbeAddr: "0", Namespace: ns,
+		MinExportInterval: 200 * time.Millisecond, MaxObjectsPerWatch: 50, ObjectLimitRetry: retry})
+	return "http://" + addr + "/metrics"
 }
