@@ -39,8 +39,11 @@
 // (fencing) D−2R after the last renewal it sent, before anyone can count
 // it gone (≥ D after that renewal reached the API server); a timer
 // fires at the deadline whatever the API server does, leaving 2R for its
-// reconcilers to drop (TestMembershipOverTheAPIServer: with D = 3 s,
-// R = 1 s, fenced 1.0 s after the cut, counted gone 3.0 s after it).
+// reconcilers to drop (TestMembershipOverTheAPIServer: with D = 4 s,
+// R = 1 s, fenced 2.0 s after the cut, counted gone 4.0 s after it). D
+// is at least 4R, so that the renewal sent R after the last one has an
+// interval to come back before that deadline; a renewal may take until
+// the deadline it would move (TestMembershipSurvivesSlowRenewals).
 //
 // Timing bounds: the watch delivers a joining replica's Lease and every
 // acknowledgement within milliseconds, so a joiner's keys move after the
