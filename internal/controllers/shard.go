@@ -2,6 +2,8 @@ package controllers
 
 import (
 	"context"
+	"strings"
+	"sync"
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -68,8 +70,9 @@ func leads(s Shard, kind string, name types.NamespacedName) bool {
 // list's kind that holder must serve or drop by the new view: of a
 // thousand metrics the loss of one replica of three hands over some three
 // hundred, and the others, which stay as they are, would only queue in
-// front of those. kind is the first part of the objects' keys
-// (coordinator.Key).
+// front of those. A change of one key (another holder dropped it, or all
+// did and it may be served again) enqueues that key alone. kind is the
+// first part of the objects' keys (coordinator.Key).
 //
 // The list is made on a goroutine of the source's own, never in the
 // shard's notification: a list from the manager's cache waits for its
@@ -79,7 +82,16 @@ func leads(s Shard, kind string, name types.NamespacedName) bool {
 func shardSource(s Shard, holder, kind string, reader client.Reader, newList func() client.ObjectList) source.Source {
 	return source.Func(func(ctx context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request]) error {
 		changed := make(chan struct{}, 1)
-		s.Subscribe(func(string) {
+		var mu sync.Mutex
+		all, keys := false, map[string]struct{}{}
+		s.Subscribe(func(key string) {
+			mu.Lock()
+			if key == "" {
+				all = true
+			} else if strings.HasPrefix(key, kind+"/") {
+				keys[key] = struct{}{}
+			}
+			mu.Unlock()
 			select {
 			case changed <- struct{}{}:
 			default:
@@ -92,13 +104,31 @@ func shardSource(s Shard, holder, kind string, reader client.Reader, newList fun
 					return
 				case <-changed:
 				}
-				for _, req := range staleRequests(ctx, s, holder, kind, reader, newList()) {
-					q.Add(req)
+				mu.Lock()
+				listAll, some := all, keys
+				all, keys = false, map[string]struct{}{}
+				mu.Unlock()
+				if listAll {
+					for _, req := range staleRequests(ctx, s, holder, kind, reader, newList()) {
+						q.Add(req)
+					}
+					continue
+				}
+				for key := range some {
+					if s.Stale(holder, key) {
+						q.Add(reconcile.Request{NamespacedName: keyName(kind, key)})
+					}
 				}
 			}
 		}()
 		return nil
 	})
+}
+
+// keyName is the object name in key (kind/namespace/name).
+func keyName(kind, key string) types.NamespacedName {
+	ns, name, _ := strings.Cut(strings.TrimPrefix(key, kind+"/"), "/")
+	return types.NamespacedName{Namespace: ns, Name: name}
 }
 
 // staleRequests lists list's kind and returns the objects whose hold by

@@ -45,6 +45,16 @@
 // interval to come back before that deadline; a renewal may take until
 // the deadline it would move (TestMembershipSurvivesSlowRenewals).
 //
+// Several holders of one key (a Metric's polling and event-driven
+// reconcilers) share what serving it means: the coordinator's entry of
+// the metric, which one publishes and either removes when it drops the
+// key. So a key one holder drops is drained: the others are told to drop
+// it too, and no holder holds it again until all have; then they take
+// it anew, if the view still gives it to this replica. A replica fenced
+// and back in the same view before its slower holder got to the key
+// would otherwise keep that holder's hold with the entry gone: the
+// metric served by nobody (TestFencedMemberRejoinsWithEveryKey).
+//
 // Timing bounds: the watch delivers a joining replica's Lease and every
 // acknowledgement within milliseconds, so a joiner's keys move after the
 // others' drops and one acknowledgement round: well under R (measured

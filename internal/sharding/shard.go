@@ -25,6 +25,14 @@ type Shard struct {
 	applied     string // the view whose releases this replica has completed
 	// holds are the holders (reconcilers) of each key that may serve it.
 	holds map[string]map[string]struct{}
+	// draining are the keys one holder dropped while others still hold
+	// them. The holders of a key share what they serve it with (the
+	// coordinator's entry of a Metric is published by one reconciler and
+	// removed by either), so once one has dropped a key the others must
+	// drop it too before any serves it again: one that kept its hold
+	// through a view that took the key away and gave it back would go on
+	// as if it still served the key, which nobody does.
+	draining map[string]struct{}
 	// pending are the holds (holder, key) of keys the current view gives
 	// to another member, not released yet.
 	pending map[hold]struct{}
@@ -43,7 +51,8 @@ var viewLog = ctrl.Log.WithName("sharding")
 // NewShard returns the shard of the member named self. It holds nothing
 // and serves nothing until Update makes it a member of a settled view.
 func NewShard(self string) *Shard {
-	return &Shard{self: self, holds: map[string]map[string]struct{}{}, pending: map[hold]struct{}{}}
+	return &Shard{self: self, holds: map[string]map[string]struct{}{}, draining: map[string]struct{}{},
+		pending: map[hold]struct{}{}}
 }
 
 // Self is this replica's member name.
@@ -51,9 +60,10 @@ func (s *Shard) Self() string { return s.self }
 
 // Hold reports whether this replica serves key, and records that holder
 // does so until Release. A key is served when this replica is a member,
-// owns the key in its current view, and either already serves it (its
-// ownership is unchanged, so no other member can claim it) or the view is
-// settled (every member of it has dropped what the view takes from it).
+// owns the key in its current view, no holder is still dropping it, and
+// either it already serves it (its ownership is unchanged, so no other
+// member can claim it) or the view is settled (every member of it has
+// dropped what the view takes from it).
 func (s *Shard) Hold(holder, key string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -66,7 +76,7 @@ func (s *Shard) Hold(holder, key string) bool {
 		s.holds[key] = hs
 	}
 	hs[holder] = struct{}{}
-	ownedMetrics.Set(float64(len(s.holds)))
+	s.countLocked()
 	return true
 }
 
@@ -84,23 +94,62 @@ func (s *Shard) Stale(holder, key string) bool {
 
 // Release records that holder no longer serves key. Once every key the
 // current view takes away is released, the replica acknowledges the view.
+// A key one holder releases while others hold it is drained: the others
+// must release it too (Stale names it to them, Hold refuses it) before
+// any holder may hold it again.
 func (s *Shard) Release(holder, key string) {
 	s.mu.Lock()
+	// look is a key whose holders must look at it again now: the view
+	// gives it to this replica, so no change of view will send it.
+	look := ""
 	if hs, ok := s.holds[key]; ok {
+		_, held := hs[holder]
 		delete(hs, holder)
-		if len(hs) == 0 {
+		_, wasDraining := s.draining[key]
+		switch {
+		case len(hs) == 0:
 			delete(s.holds, key)
+			delete(s.draining, key)
+			if wasDraining && s.grantsLocked(key) {
+				look = key // free again: its holders take it anew
+			}
+		case held && !wasDraining:
+			s.draining[key] = struct{}{}
+			if s.ownsLocked(key) {
+				look = key // the others drop it
+			}
 		}
 	}
 	delete(s.pending, hold{holder, key})
-	ownedMetrics.Set(float64(len(s.holds)))
+	s.countLocked()
 	notify, ack := s.settleLocked()
 	if notify {
-		viewLog.Info("Shard view changed", "members", len(s.view), "member", s.member, "settled", s.settled,
-			"toRelease", len(s.pending), "held", len(s.holds))
+		s.logLocked()
 	}
 	s.mu.Unlock()
 	s.after(notify, ack)
+	if look != "" && !notify {
+		s.notify(look)
+	}
+}
+
+// countLocked sets the owned-metrics gauge: the keys this replica serves,
+// held and not being dropped.
+func (s *Shard) countLocked() {
+	ownedMetrics.Set(float64(len(s.holds) - len(s.draining)))
+}
+
+// Served returns how many keys this replica serves: held, and not being
+// dropped by any of their holders.
+func (s *Shard) Served() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.holds) - len(s.draining)
+}
+
+func (s *Shard) logLocked() {
+	viewLog.Info("Shard view changed", "members", len(s.view), "member", s.member, "settled", s.settled,
+		"toRelease", len(s.pending), "held", len(s.holds), "draining", len(s.draining))
 }
 
 // Leads reports whether this replica should do the singular work for key
@@ -115,8 +164,10 @@ func (s *Shard) Leads(key string) bool {
 }
 
 // Subscribe registers f to be called whenever what Hold answers may have
-// changed (the view, membership, or the view becoming settled), so that
-// every key is looked at again. f must not block.
+// changed: with "" when it may have for any key (the view, membership, or
+// the view becoming settled), so that every key is looked at again; with
+// a key when only that key's holders must look at it (one of them dropped
+// it, or all have and it may be served again). f must not block.
 func (s *Shard) Subscribe(f func(string)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -173,8 +224,7 @@ func (s *Shard) Update(members []string, member bool, acks map[string]string) {
 	shardMembers.Set(float64(len(members)))
 	settledChanged, ack := s.settleLocked()
 	if changed || settledChanged {
-		viewLog.Info("Shard view changed", "members", len(members), "member", member, "settled", s.settled,
-			"toRelease", len(s.pending), "held", len(s.holds))
+		s.logLocked()
 	}
 	s.mu.Unlock()
 	s.after(changed || settledChanged, ack)
@@ -195,19 +245,26 @@ func (s *Shard) after(notify, ack bool) {
 	if ack && s.applyChanged != nil {
 		s.applyChanged()
 	}
-	if !notify {
-		return
+	if notify {
+		s.notify("")
 	}
+}
+
+// notify calls the subscribers with key ("": every key).
+func (s *Shard) notify(key string) {
 	s.mu.Lock()
 	subs := slices.Clone(s.subs)
 	s.mu.Unlock()
 	for _, f := range subs {
-		f(s.self)
+		f(key)
 	}
 }
 
 // grantsLocked reports whether Hold serves key.
 func (s *Shard) grantsLocked(key string) bool {
+	if _, draining := s.draining[key]; draining {
+		return false
+	}
 	return s.ownsLocked(key) && (s.settled || len(s.holds[key]) > 0)
 }
 

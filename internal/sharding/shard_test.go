@@ -181,3 +181,65 @@ func TestShardFencedServesNothing(t *testing.T) {
 		t.Error("not acknowledged after every key was dropped")
 	}
 }
+
+// TestShardHoldersDropTogether has two holders of each key, as a Metric
+// has (the polling and the event-driven reconciler, which publish it in
+// one coordinator entry that either removes when it drops the key). The
+// replica is fenced, one holder drops every key at once, the other has
+// dropped none when the replica is back in the same settled view. The
+// slow holder must drop its keys too before either holds them again:
+// before the fix it kept them (its hold was never stale), so the metrics
+// stayed registered but unpublished, served by no replica, until their
+// spec changed.
+func TestShardHoldersDropTogether(t *testing.T) {
+	ks := keys(40)
+	s := NewShard("a")
+	var notified []string
+	s.Subscribe(func(k string) { notified = append(notified, k) })
+	s.Update([]string{"a"}, true, nil)
+	for _, k := range ks {
+		if !s.Hold("poll", k) || !s.Hold("events", k) {
+			t.Fatalf("a lone settled member does not serve %s", k)
+		}
+	}
+	s.Update([]string{"a"}, false, nil) // fenced
+	for _, k := range ks {
+		if s.Hold("poll", k) {
+			t.Fatalf("a fenced member still serves %s", k)
+		}
+		s.Release("poll", k)
+	}
+	s.Update([]string{"a"}, true, nil) // renewed again: same view, settled
+	if _, member, settled := s.Status(); !member || !settled {
+		t.Fatal("not settled after renewing again")
+	}
+	if got := s.Served(); got != 0 {
+		t.Errorf("serves %d keys that one holder dropped, want none", got)
+	}
+	notified = nil
+	for _, k := range ks {
+		if !s.Stale("events", k) {
+			t.Fatalf("the holder that kept %s is not told to look at it again", k)
+		}
+		if s.Hold("events", k) || s.Hold("poll", k) {
+			t.Fatalf("%s is held again before every holder dropped it", k)
+		}
+		s.Release("events", k)
+		if !slices.Contains(notified, k) {
+			t.Fatalf("%s, dropped by every holder, was not sent back to them", k)
+		}
+		for _, h := range []string{"poll", "events"} {
+			if !s.Stale(h, k) || !s.Hold(h, k) {
+				t.Fatalf("%s: %s does not take it anew once every holder dropped it", h, k)
+			}
+		}
+	}
+	if got := s.Served(); got != len(ks) {
+		t.Errorf("serves %d of %d keys after both holders took them anew", got, len(ks))
+	}
+	// One holder dropping a key it does not hold leaves the other's hold.
+	s.Release("other", ks[0])
+	if s.Stale("poll", ks[0]) || !s.Hold("events", ks[0]) {
+		t.Error("a release by a holder that held nothing took the key from the others")
+	}
+}
