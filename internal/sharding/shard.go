@@ -22,6 +22,11 @@ type Shard struct {
 	settled bool     // every member of view applied view
 	// othersAcked is whether every other member of view acknowledged it.
 	othersAcked bool
+	// lastSettled is the last view that was settled, while this replica
+	// has been a member ever since (nil after it was not). lost is
+	// lastSettled when the current view is it less some members, nil
+	// otherwise: their keys are claimed at once (see grantsLocked).
+	lastSettled, lost []string
 	applied     string // the view whose releases this replica has completed
 	// holds are the holders (reconcilers) of each key that may serve it.
 	holds map[string]map[string]struct{}
@@ -205,6 +210,14 @@ func (s *Shard) Update(members []string, member bool, acks map[string]string) {
 	s.mu.Lock()
 	changed := h != s.hash || member != s.member
 	s.view, s.hash, s.member = members, h, member
+	if !member {
+		s.lastSettled = nil
+	}
+	s.lost = nil
+	if member && s.lastSettled != nil && len(members) < len(s.lastSettled) &&
+		!slices.ContainsFunc(members, func(m string) bool { return !slices.Contains(s.lastSettled, m) }) {
+		s.lost = s.lastSettled
+	}
 	if changed {
 		clear(s.pending)
 		for key, hs := range s.holds {
@@ -238,6 +251,9 @@ func (s *Shard) settleLocked() (settledChanged, ack bool) {
 	}
 	settled := s.member && s.othersAcked && s.applied == s.hash
 	settledChanged, s.settled = settled != s.settled, settled
+	if settled {
+		s.lastSettled, s.lost = s.view, nil
+	}
 	return settledChanged, ack
 }
 
@@ -260,12 +276,35 @@ func (s *Shard) notify(key string) {
 	}
 }
 
-// grantsLocked reports whether Hold serves key.
+// grantsLocked reports whether Hold serves key: this replica owns it, no
+// holder is dropping it, and it serves it already or the view is settled
+// or the key was a lost member's.
+//
+// A key whose owner in the last settled view is gone from the current one
+// (killed, or fenced: it stopped serving before anyone counted it gone) is
+// claimed at once, without waiting for the others to acknowledge the view:
+// nobody else can hold it. In that settled view only its owner held it
+// (every other member had dropped it to acknowledge the view); since then
+// another member could claim it only by owning it in a view of its own,
+// which this replica outranks on the key while it is in that view, and
+// this replica has been in every view of the others while it was a
+// member (it was, continuously, or lastSettled would be nil); a member
+// that joined since claims nothing before this replica acknowledges a
+// view with it, and this replica's view has no one new. It saves the
+// round of acknowledgements (a Lease write and its delivery to every
+// member, 0.2-0.6 s under load) between a killed replica's Lease expiring
+// and its metrics being served.
 func (s *Shard) grantsLocked(key string) bool {
 	if _, draining := s.draining[key]; draining {
 		return false
 	}
-	return s.ownsLocked(key) && (s.settled || len(s.holds[key]) > 0)
+	if !s.ownsLocked(key) {
+		return false
+	}
+	if s.settled || len(s.holds[key]) > 0 {
+		return true
+	}
+	return s.lost != nil && !slices.Contains(s.view, Owner(key, s.lost))
 }
 
 // ownsLocked reports whether the current view gives key to this replica.

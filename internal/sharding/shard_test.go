@@ -124,27 +124,86 @@ func TestShardJoinHandsOverWithoutOverlap(t *testing.T) {
 	}
 }
 
-func TestShardLossIsClaimedOnceAcknowledged(t *testing.T) {
+// TestShardLossIsClaimedAtOnce: when a member of a settled view is lost,
+// each survivor claims the lost member's keys it owns as soon as it sees
+// the loss, without waiting for the others to acknowledge the view
+// without it, and no key is ever held twice; a survivor that was itself
+// fenced since, or sees a member the settled view did not have, waits
+// for the acknowledgements as before.
+func TestShardLossIsClaimedAtOnce(t *testing.T) {
 	ks := keys(300)
-	c := cluster{"a": NewShard("a"), "b": NewShard("b"), "c": NewShard("c")}
-	abc := []string{"a", "b", "c"}
-	for range 2 {
-		c.sync(t, abc, "a", "b", "c")
-		c.reconcile(t, ks)
+	abc, ac := []string{"a", "b", "c"}, []string{"a", "c"}
+	settle := func() cluster {
+		c := cluster{"a": NewShard("a"), "b": NewShard("b"), "c": NewShard("c")}
+		for range 2 {
+			c.sync(t, abc, "a", "b", "c")
+			c.reconcile(t, ks)
+		}
+		if got := c.served(); got != len(ks) {
+			t.Fatalf("three settled members serve %d of %d keys", got, len(ks))
+		}
+		delete(c, "b")
+		return c
 	}
-	delete(c, "b")
-	ac := []string{"a", "c"}
+	owned := func(c cluster, name string, view []string) (want, got int) {
+		for _, k := range ks {
+			if Owner(k, view) == name {
+				want++
+			}
+		}
+		c[name].mu.Lock()
+		defer c[name].mu.Unlock()
+		return want, len(c[name].holds)
+	}
+
+	c := settle()
 	c.sync(t, ac, "a")
 	c.reconcile(t, ks)
-	if got := c.served(); got == len(ks) {
-		t.Fatal("a claimed b's keys before c acknowledged the view without b")
+	if want, got := owned(c, "a", ac); got != want {
+		t.Fatalf("a serves %d keys before c acknowledged the view without b, want the %d it owns in it", got, want)
+	}
+	c.sync(t, ac, "c")
+	c.reconcile(t, ks)
+	if got := c.served(); got != len(ks) {
+		t.Fatalf("after the loss %d of %d keys are served", got, len(ks))
+	}
+
+	// a was fenced meanwhile: it has not been in every view since.
+	c = settle()
+	c["a"].Update(abc, false, nil)
+	c.reconcile(t, ks)
+	c.sync(t, ac, "a")
+	c.reconcile(t, ks)
+	if _, got := owned(c, "a", ac); got != 0 {
+		t.Fatalf("a, fenced since the settled view, claimed %d keys before c acknowledged", got)
 	}
 	c.sync(t, ac, "c")
 	c.reconcile(t, ks)
 	c.sync(t, ac, "a")
 	c.reconcile(t, ks)
 	if got := c.served(); got != len(ks) {
-		t.Fatalf("after the loss %d of %d keys are served", got, len(ks))
+		t.Fatalf("after a's fencing and the loss %d of %d keys are served", got, len(ks))
+	}
+
+	// A member the settled view did not have: b lost, d joined.
+	c = settle()
+	c["d"] = NewShard("d")
+	acd := []string{"a", "c", "d"}
+	c.sync(t, acd, "a")
+	c.reconcile(t, ks)
+	c["a"].mu.Lock()
+	for k := range c["a"].holds {
+		if Owner(k, abc) == "b" {
+			t.Errorf("a claimed b's %s in a view with a new member before it acknowledged", k)
+		}
+	}
+	c["a"].mu.Unlock()
+	for range 2 {
+		c.sync(t, acd, "a", "c", "d")
+		c.reconcile(t, ks)
+	}
+	if got := c.served(); got != len(ks) {
+		t.Fatalf("after the loss and the join %d of %d keys are served", got, len(ks))
 	}
 }
 
