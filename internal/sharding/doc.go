@@ -33,9 +33,13 @@
 // (Shard.Release) every key that view takes from it. Keys it already
 // serves and still owns it keeps while views change. So when a replica
 // joins, the others drop what it takes, acknowledge, and only then does it
-// claim; when one is lost, the survivors claim its keys once its Lease
-// has expired in their views and they all acknowledge the view without
-// it. A replica that cannot renew its Lease stops serving everything
+// claim. When one is lost (its Lease expired or deleted) from a settled
+// view, each survivor that has been a member throughout claims the lost
+// one's keys it owns as soon as it sees the loss, without the round of
+// acknowledgements: the others dropped those keys to acknowledge the
+// settled view and cannot own them while the survivor, which outranks
+// them on those keys, is in their views (TestShardLossIsClaimedAtOnce).
+// A replica that cannot renew its Lease stops serving everything
 // (fencing) D−2R after the last renewal it sent, before anyone can count
 // it gone (≥ D after that renewal reached the API server); a timer
 // fires at the deadline whatever the API server does, leaving 2R for its

@@ -38,8 +38,40 @@ type reconcilers struct {
 	registered map[string]bool // the event-driven reconciler's own state
 
 	poll, events workqueue.TypedInterface[string]
-	// paused holds the event-driven worker while the test keeps it locked.
-	paused sync.Mutex
+	// paused holds the event-driven worker while it is set.
+	paused gate
+}
+
+// gate holds whoever waits on it while it is closed.
+type gate struct {
+	mu     sync.Mutex
+	closed chan struct{}
+}
+
+func (g *gate) close() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed == nil {
+		g.closed = make(chan struct{})
+	}
+}
+
+func (g *gate) open() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed != nil {
+		close(g.closed)
+		g.closed = nil
+	}
+}
+
+func (g *gate) wait() {
+	g.mu.Lock()
+	c := g.closed
+	g.mu.Unlock()
+	if c != nil {
+		<-c
+	}
 }
 
 func startReconcilers(t *testing.T, shard *sharding.Shard, keys []string) *reconcilers {
@@ -64,7 +96,7 @@ func startReconcilers(t *testing.T, shard *sharding.Shard, keys []string) *recon
 	})
 	var wg sync.WaitGroup
 	wg.Go(func() { r.work(r.poll, func(string) {}, r.reconcilePoll) })
-	wg.Go(func() { r.work(r.events, func(string) { r.paused.Lock(); r.paused.Unlock() }, r.reconcileEvents) })
+	wg.Go(func() { r.work(r.events, func(string) { r.paused.wait() }, r.reconcileEvents) })
 	t.Cleanup(func() { r.poll.ShutDown(); r.events.ShutDown(); wg.Wait() })
 	return r
 }
@@ -182,13 +214,8 @@ func TestFencedMemberRejoinsWithEveryKey(t *testing.T) {
 
 	b := rs["b"]
 	held := len(b.servedKeys())
-	b.paused.Lock()
-	resumed := false
-	defer func() {
-		if !resumed {
-			b.paused.Unlock()
-		}
-	}()
+	b.paused.close()
+	defer b.paused.open()
 	cutAt := time.Now()
 	members["b"].cut.Store(true)
 	testenv.Eventually(t, 30*time.Second, func() error {
@@ -212,8 +239,7 @@ func TestFencedMemberRejoinsWithEveryKey(t *testing.T) {
 	}
 	t.Logf("b was cut off at 0s, fenced itself and dropped its %d keys in its polling reconciler by %.2fs, served again at %.2fs",
 		held, restored.Sub(cutAt).Seconds(), time.Since(cutAt).Seconds())
-	b.paused.Unlock()
-	resumed = true
+	b.paused.open()
 	resumedAt := time.Now()
 
 	testenv.Eventually(t, 30*time.Second, func() error { return everyKeyServedOnce(keys, ids, rs) })

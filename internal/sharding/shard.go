@@ -27,7 +27,7 @@ type Shard struct {
 	// lastSettled when the current view is it less some members, nil
 	// otherwise: their keys are claimed at once (see grantsLocked).
 	lastSettled, lost []string
-	applied     string // the view whose releases this replica has completed
+	applied           string // the view whose releases this replica has completed
 	// holds are the holders (reconcilers) of each key that may serve it.
 	holds map[string]map[string]struct{}
 	// draining are the keys one holder dropped while others still hold
