@@ -52,9 +52,10 @@
 // Several holders of one key (a Metric's polling and event-driven
 // reconcilers) share what serving it means: the coordinator's entry of
 // the metric, which one publishes and either removes when it drops the
-// key. So a key one holder drops is drained: the others are told to drop
-// it too, and no holder holds it again until all have; then they take
-// it anew, if the view still gives it to this replica. A replica fenced
+// key. So a key one holder drops because the view took it away (or this
+// replica fenced itself) is drained: the others are told to drop it too,
+// and no holder holds it again until all have; then they take it anew,
+// if the view gives it back to this replica. A replica fenced
 // and back in the same view before its slower holder got to the key
 // would otherwise keep that holder's hold with the entry gone: the
 // metric served by nobody (TestFencedMemberRejoinsWithEveryKey).

@@ -99,13 +99,18 @@ func (s *Shard) Stale(holder, key string) bool {
 
 // Release records that holder no longer serves key. Once every key the
 // current view takes away is released, the replica acknowledges the view.
-// A key one holder releases while others hold it is drained: the others
-// must release it too (Stale names it to them, Hold refuses it) before
-// any holder may hold it again.
+// A key one holder releases while the view does not give it to this
+// replica, and others still hold it, is drained: the others must release
+// it too (Stale names it to them, Hold refuses it) before any holder may
+// hold it again, even if the view gives it back meanwhile. A key released
+// while this replica owns it (its object is gone) is not: its holders
+// each learn that from the object, and draining it would send it back to
+// them once all had released it, and again, for as long as their
+// reconciles of it overlapped.
 func (s *Shard) Release(holder, key string) {
 	s.mu.Lock()
-	// look is a key whose holders must look at it again now: the view
-	// gives it to this replica, so no change of view will send it.
+	// look is a key whose holders must take it anew: drained while the
+	// view gave it back, it would not be sent by a change of view.
 	look := ""
 	if hs, ok := s.holds[key]; ok {
 		_, held := hs[holder]
@@ -116,13 +121,10 @@ func (s *Shard) Release(holder, key string) {
 			delete(s.holds, key)
 			delete(s.draining, key)
 			if wasDraining && s.grantsLocked(key) {
-				look = key // free again: its holders take it anew
+				look = key
 			}
-		case held && !wasDraining:
+		case held && !wasDraining && !s.ownsLocked(key):
 			s.draining[key] = struct{}{}
-			if s.ownsLocked(key) {
-				look = key // the others drop it
-			}
 		}
 	}
 	delete(s.pending, hold{holder, key})

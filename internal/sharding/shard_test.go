@@ -301,4 +301,16 @@ func TestShardHoldersDropTogether(t *testing.T) {
 	if s.Stale("poll", ks[0]) || !s.Hold("events", ks[0]) {
 		t.Error("a release by a holder that held nothing took the key from the others")
 	}
+	// A key released while this replica owns it (its object deleted) is
+	// not drained: the other holder learns of the deletion itself, and
+	// nothing is sent back to the holders, which would take it again.
+	notified = nil
+	s.Release("poll", ks[1])
+	if s.Stale("events", ks[1]) || !s.Hold("events", ks[1]) || len(notified) > 0 {
+		t.Errorf("a key released while owned was drained (notified %v)", notified)
+	}
+	s.Release("events", ks[1])
+	if len(notified) > 0 {
+		t.Errorf("a deleted key was sent back to its holders: %v", notified)
+	}
 }
