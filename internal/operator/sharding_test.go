@@ -191,8 +191,10 @@ func TestShardingOverThreeReplicas(t *testing.T) {
 			round := time.Now()
 			if last = check(rs); last == nil {
 				d := time.Since(from)
-				t.Logf("%s: every metric served by its owner %.2fs later (seen by a round of scrapes of %.2fs)",
-					what, d.Seconds(), time.Since(round).Seconds())
+				// The scrapes of the round began at its start: the metrics
+				// were served by then or during the round.
+				t.Logf("%s: every metric served by its owner %.2fs later (seen by a round of scrapes that began %.2fs after)",
+					what, d.Seconds(), round.Sub(from).Seconds())
 				return d
 			}
 			time.Sleep(100 * time.Millisecond)
