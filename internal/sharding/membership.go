@@ -383,14 +383,13 @@ func (m *Membership) renew(ctx context.Context) error {
 // Leave deletes this replica's Lease, so that the others take over its
 // metrics at once instead of after the lease duration. Call it only once
 // this replica has stopped serving and pushing.
+//
+// It deletes the Lease by name: the renewal in flight when this replica
+// stopped was cancelled and forgot the Lease it had read, and a stopped
+// replica that left its Lease to expire kept its metrics unserved for the
+// lease duration (seen at 3,000 metrics).
 func (m *Membership) Leave(ctx context.Context) error {
-	m.mu.Lock()
-	lease := m.lease
-	m.mu.Unlock()
-	if lease == nil {
-		return nil
-	}
-	err := m.opts.Client.CoordinationV1().Leases(lease.Namespace).Delete(ctx, lease.Name, metav1.DeleteOptions{})
+	err := m.opts.Client.CoordinationV1().Leases(m.opts.Namespace).Delete(ctx, m.leaseName(), metav1.DeleteOptions{})
 	if err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("releasing the shard Lease: %w", err)
 	}

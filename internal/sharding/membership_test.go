@@ -225,3 +225,28 @@ func TestNewRejectsLeaseOfThreeRenewals(t *testing.T) {
 		}
 	}
 }
+
+// TestLeaveDuringARenewal stops a member while a renewal of its Lease is
+// in flight (its writes take 1.5 s): Leave must still delete the Lease, so
+// that the others take over at once. Before the fix the cancelled renewal
+// had forgotten the Lease and Leave deleted nothing: the others waited for
+// it to expire.
+func TestLeaveDuringARenewal(t *testing.T) {
+	testenv.Require(t, env)
+	ns := fmt.Sprintf("leave-%d", time.Now().UnixNano()%1e6)
+	if err := env.Client.Create(t.Context(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+		t.Fatal(err)
+	}
+	a := startMemberLease(t, ns, "a", 6*time.Second)
+	waitView(t, a.shard, "a")
+	a.slow.Store(int64(1500 * time.Millisecond))
+	time.Sleep(2 * time.Second) // a renewal is on its way now
+	a.stop()
+	if err := a.Leave(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	err := env.Client.Get(t.Context(), client.ObjectKey{Namespace: ns, Name: "metrics-operator-a"}, &coordinationv1.Lease{})
+	if err == nil {
+		t.Fatal("the Lease of a member that left is still there")
+	}
+}
