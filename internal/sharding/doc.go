@@ -73,7 +73,7 @@
 // 10–16 on two cores) the expiry alone is seen 5.1–6.5 s after the kill
 // (D less the time since the last renewal, plus the watch's and the
 // timer's delays), and the survivors then register the ~500 metrics each
-// takes over in 0.5–1.8 s (median 0.8 s), so a killed replica's metrics
+// takes over in 0.5–1.8 s (median 0.9 s), so a killed replica's metrics
 // are served again after 6.9–9.9 s (median 7.3 s): more than D.
 //
 // Status of the shared kinds (DataSink, RemoteClusterAccess,
