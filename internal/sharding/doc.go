@@ -70,11 +70,12 @@
 // renewal was seen, plus a reconcile (measured 5.5–6.4 s with D = 6 s,
 // R = 1 s). A replica stopped cleanly hands over within a reconcile
 // (measured 0.3–0.9 s). With 3,000 metrics on a loaded machine (load
-// 10–16 on two cores) the expiry alone is seen 5.1–6.5 s after the kill
+// 5–16 on two cores) the expiry alone is seen 5.1–6.5 s after the kill
 // (D less the time since the last renewal, plus the watch's and the
 // timer's delays), and the survivors then register the ~500 metrics each
 // takes over in 0.5–1.8 s (median 0.9 s), so a killed replica's metrics
-// are served again after 6.9–9.9 s (median 7.3 s): more than D.
+// are served again after 6.7–9.9 s (median 7.3 s over nine runs):
+// more than D.
 //
 // Status of the shared kinds (DataSink, RemoteClusterAccess,
 // FederatedClusterAccess), which every replica resolves, is written by
