@@ -13,6 +13,7 @@ import (
 	"github.com/SAP/metrics-operator/internal/datasink"
 	"github.com/SAP/metrics-operator/internal/egress"
 	"github.com/SAP/metrics-operator/internal/events"
+	"github.com/SAP/metrics-operator/internal/sharding"
 )
 
 // Options configures the operator. Bind them to flags with BindFlags and
@@ -170,7 +171,7 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 			"and pushes only the metrics it owns by rendezvous hashing; Prometheus scrapes every replica. Excludes --leader-elect.")
 	fs.DurationVar(&o.ShardLeaseDuration, "shard-lease-duration", DefaultShardLeaseDuration,
 		"With --sharding: how long a replica that stopped renewing its Lease still counts as a member; its metrics move to the others "+
-			"after about this time (at once when it stops cleanly). Whole seconds, at least three --shard-renew-interval.")
+			"after about this time (at once when it stops cleanly). Whole seconds, at least four --shard-renew-interval.")
 	fs.DurationVar(&o.ShardRenewInterval, "shard-renew-interval", DefaultShardRenewInterval,
 		"With --sharding: how often each replica renews its Lease and reads the others'; a joining replica takes its metrics after about two intervals.")
 	fs.StringVar(&o.Namespace, "operator-namespace", "",
@@ -385,8 +386,8 @@ func (o *Options) completeSharding() []error {
 	if o.ShardLeaseDuration%time.Second != 0 {
 		errs = append(errs, fmt.Errorf("--shard-lease-duration must be whole seconds (a Lease counts seconds), got %s", o.ShardLeaseDuration))
 	}
-	if o.ShardRenewInterval <= 0 || o.ShardLeaseDuration < 3*o.ShardRenewInterval {
-		errs = append(errs, fmt.Errorf("--shard-lease-duration (%s) must be at least three --shard-renew-interval (%s)",
+	if o.ShardRenewInterval <= 0 || o.ShardLeaseDuration < sharding.MinRenewals*o.ShardRenewInterval {
+		errs = append(errs, fmt.Errorf("--shard-lease-duration (%s) must be at least four --shard-renew-interval (%s)",
 			o.ShardLeaseDuration, o.ShardRenewInterval))
 	}
 	return errs

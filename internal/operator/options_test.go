@@ -127,8 +127,8 @@ func TestShardingFlags(t *testing.T) {
 			want: [2]time.Duration{6 * time.Second, time.Second}},
 		{name: "with leader election", args: []string{"--sharding", "--leader-elect"},
 			wantErr: "--sharding and --leader-elect exclude each other"},
-		{name: "renewal too slow", args: []string{"--shard-lease-duration=5s", "--shard-renew-interval=2s"},
-			wantErr: "--shard-lease-duration (5s) must be at least three --shard-renew-interval (2s)"},
+		{name: "renewal too slow", args: []string{"--shard-lease-duration=7s", "--shard-renew-interval=2s"},
+			wantErr: "--shard-lease-duration (7s) must be at least four --shard-renew-interval (2s)"},
 		{name: "fraction of a second", args: []string{"--shard-lease-duration=6500ms"},
 			wantErr: "--shard-lease-duration must be whole seconds"},
 	} {

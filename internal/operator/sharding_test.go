@@ -191,8 +191,10 @@ func TestShardingOverThreeReplicas(t *testing.T) {
 			round := time.Now()
 			if last = check(rs); last == nil {
 				d := time.Since(from)
-				t.Logf("%s: every metric served by its owner %.2fs later (seen by a round of scrapes of %.2fs)",
-					what, d.Seconds(), time.Since(round).Seconds())
+				// The scrapes of the round began at its start: the metrics
+				// were served by then or during the round.
+				t.Logf("%s: every metric served by its owner %.2fs later (seen by a round of scrapes that began %.2fs after)",
+					what, d.Seconds(), round.Sub(from).Seconds())
 				return d
 			}
 			time.Sleep(100 * time.Millisecond)
@@ -209,25 +211,29 @@ func TestShardingOverThreeReplicas(t *testing.T) {
 	}
 	// The replicas share every metric object of the cluster, other tests'
 	// too: together they own each once.
-	testenv.Eventually(t, 30*time.Second, func() error {
-		owned := 0
-		for _, r := range replicas {
-			fams, err := scrape.Families(r.metricsURL)
-			if err != nil {
-				return err
+	ownedAddUp := func(what string, rs []*shardReplica) {
+		t.Helper()
+		testenv.Eventually(t, 30*time.Second, func() error {
+			owned := 0
+			for _, r := range rs {
+				fams, err := scrape.Families(r.metricsURL)
+				if err != nil {
+					return err
+				}
+				if got, want := scrape.Strings(scrape.Samples(fams, "metrics_operator_shard_members")), []string{fmt.Sprintf("{} %d", len(rs))}; !slices.Equal(got, want) {
+					return fmt.Errorf("%s: %s: metrics_operator_shard_members %v, want %v", what, r.id, got, want)
+				}
+				for _, s := range scrape.Samples(fams, "metrics_operator_owned_metrics") {
+					owned += int(s.Value)
+				}
 			}
-			if got := scrape.Strings(scrape.Samples(fams, "metrics_operator_shard_members")); !slices.Equal(got, []string{"{} 3"}) {
-				return fmt.Errorf("%s: metrics_operator_shard_members %v, want 3", r.id, got)
+			if all := countMetricObjects(t); owned != all {
+				return fmt.Errorf("%s: metrics_operator_owned_metrics of the replicas add up to %d, want the %d metric objects", what, owned, all)
 			}
-			for _, s := range scrape.Samples(fams, "metrics_operator_owned_metrics") {
-				owned += int(s.Value)
-			}
-		}
-		if all := countMetricObjects(t); owned != all {
-			return fmt.Errorf("metrics_operator_owned_metrics of the replicas add up to %d, want the %d metric objects", owned, all)
-		}
-		return nil
-	})
+			return nil
+		})
+	}
+	ownedAddUp("three replicas started", replicas)
 
 	// While the replicas started one after the other, the first held
 	// every metric for a moment and handed them on: a metric killed with
@@ -266,6 +272,7 @@ func TestShardingOverThreeReplicas(t *testing.T) {
 	replicas = []*shardReplica{replicas[0], replicas[2]}
 	lost := handover("replica killed", killed, replicas)
 	logListPasses(t, "replica killed", replicas)
+	ownedAddUp("replica killed", replicas)
 	if limit := shardLease + 5*time.Second; lost > limit {
 		t.Errorf("a killed replica's metrics were served again after %s, want within the lease duration (%s) and a margin", lost, shardLease)
 	}
@@ -276,6 +283,7 @@ func TestShardingOverThreeReplicas(t *testing.T) {
 	replicas = append(replicas, start())
 	handover("replica added", joined, replicas)
 	logListPasses(t, "replica added", replicas[len(replicas)-1:])
+	ownedAddUp("replica added", replicas)
 	time.Sleep(3 * time.Second)
 
 	// A replica stops cleanly: its Lease is released, the others take
@@ -288,6 +296,7 @@ func TestShardingOverThreeReplicas(t *testing.T) {
 	if d := handover("replica stopped", stopped, replicas); d > shardLease {
 		t.Errorf("a stopped replica's metrics were served again after %s, want less than the lease duration %s", d, shardLease)
 	}
+	ownedAddUp("replica stopped", replicas)
 	time.Sleep(3 * time.Second)
 	stopWriter()
 	writer.Wait()

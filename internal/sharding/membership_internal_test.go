@@ -19,7 +19,7 @@ import (
 // for seconds when replicas start under load).
 func TestMembershipServesOnlyOnceItsWatchDelivers(t *testing.T) {
 	m, shard, err := New(Options{Client: &kubernetes.Clientset{}, Namespace: "ns", Identity: "b",
-		LeaseDuration: 3 * time.Second, RenewInterval: time.Second})
+		LeaseDuration: 4 * time.Second, RenewInterval: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -27,7 +27,7 @@ func TestMembershipServesOnlyOnceItsWatchDelivers(t *testing.T) {
 	m.lastRenew = time.Now() // its own renewal was sent
 	lease := func(id string) *coordinationv1.Lease {
 		return &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: m.opts.Group + "-" + id, Namespace: "ns"},
-			Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To(id), LeaseDurationSeconds: ptr.To(int32(3)),
+			Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To(id), LeaseDurationSeconds: ptr.To(int32(4)),
 				RenewTime: &metav1.MicroTime{Time: time.Now()}}}
 	}
 

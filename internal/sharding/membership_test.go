@@ -27,16 +27,23 @@ var env *testenv.Env
 func TestMain(m *testing.M) { testenv.Main(m, &env) }
 
 // member is a Membership running against the test API server whose
-// connection the test can cut.
+// connection the test can cut or slow down.
 type member struct {
 	*sharding.Membership
-	shard  *sharding.Shard
-	cut    atomic.Bool
+	shard *sharding.Shard
+	cut   atomic.Bool
+	// slow delays every write of its Lease (nanoseconds).
+	slow   atomic.Int64
 	cancel context.CancelFunc
 	done   chan struct{}
 }
 
 func startMember(t *testing.T, ns, id string) *member {
+	t.Helper()
+	return startMemberLease(t, ns, id, memberLease)
+}
+
+func startMemberLease(t *testing.T, ns, id string, lease time.Duration) *member {
 	t.Helper()
 	mb := &member{done: make(chan struct{})}
 	cfg := rest.CopyConfig(env.Config)
@@ -44,6 +51,13 @@ func startMember(t *testing.T, ns, id string) *member {
 		return roundTripper(func(r *http.Request) (*http.Response, error) {
 			if mb.cut.Load() {
 				return nil, errors.New("connection cut by the test")
+			}
+			if d := time.Duration(mb.slow.Load()); d > 0 && (r.Method == http.MethodPut || r.Method == http.MethodPost) {
+				select {
+				case <-time.After(d):
+				case <-r.Context().Done():
+					return nil, r.Context().Err()
+				}
 			}
 			return rt.RoundTrip(r)
 		})
@@ -53,7 +67,7 @@ func startMember(t *testing.T, ns, id string) *member {
 		t.Fatal(err)
 	}
 	mb.Membership, mb.shard, err = sharding.New(sharding.Options{Client: cs, Namespace: ns, Identity: id,
-		LeaseDuration: 3 * time.Second, RenewInterval: time.Second})
+		LeaseDuration: lease, RenewInterval: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,6 +85,10 @@ func (mb *member) stop() {
 	mb.cancel()
 	<-mb.done
 }
+
+// memberLease is the test members' lease duration; they renew every
+// second, so they fence themselves 2 s after their last renewal.
+const memberLease = 4 * time.Second
 
 type roundTripper func(*http.Request) (*http.Response, error)
 
@@ -112,7 +130,7 @@ func TestMembershipOverTheAPIServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	if lease.Labels[sharding.GroupLabel] != "metrics-operator" || lease.Annotations[sharding.AppliedAnnotation] != a.shard.Applied() ||
-		ptr.Deref(lease.Spec.HolderIdentity, "") != "a" || ptr.Deref(lease.Spec.LeaseDurationSeconds, 0) != 3 {
+		ptr.Deref(lease.Spec.HolderIdentity, "") != "a" || ptr.Deref(lease.Spec.LeaseDurationSeconds, 0) != int32(memberLease/time.Second) {
 		t.Errorf("a's Lease: labels %v, annotations %v, spec %+v", lease.Labels, lease.Annotations, lease.Spec)
 	}
 
@@ -123,7 +141,7 @@ func TestMembershipOverTheAPIServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	if d := waitView(t, a.shard, "a").Sub(left); d > 2*time.Second {
-		t.Errorf("a saw b's release after %s, want well within the 3s lease duration", d)
+		t.Errorf("a saw b's release after %s, want well within the %s lease duration", d, memberLease)
 	}
 
 	// A member cut off from the API server fences itself before the other
@@ -155,4 +173,80 @@ func TestMembershipOverTheAPIServer(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestMembershipSurvivesSlowRenewals slows every write of a member's
+// Lease to 1.2 s, more than the renew interval but well within the 4 s
+// between a renewal and the fencing deadline it sets (lease duration 6 s,
+// renewals every second, as TestShardingOverThreeReplicas runs them). The
+// member must stay a member throughout: each renewal that comes back
+// counts from when it was sent. Before the fix a renewal was cancelled
+// after one interval, every one failed, and the member fenced itself and
+// dropped everything it served, as replicas did under load.
+func TestMembershipSurvivesSlowRenewals(t *testing.T) {
+	testenv.Require(t, env)
+	ns := fmt.Sprintf("slow-%d", time.Now().UnixNano()%1e6)
+	if err := env.Client.Create(t.Context(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+		t.Fatal(err)
+	}
+	a := startMemberLease(t, ns, "a", 6*time.Second)
+	waitView(t, a.shard, "a")
+	lost := 0
+	a.shard.Subscribe(func(string) {
+		if _, member, _ := a.shard.Status(); !member {
+			lost++
+		}
+	})
+	a.slow.Store(int64(1200 * time.Millisecond))
+	time.Sleep(10 * time.Second)
+	a.slow.Store(0)
+	if _, member, _ := a.shard.Status(); !member || lost > 0 {
+		t.Errorf("with renewals taking 1.2s the member lost its membership %d times (member now: %t), want never", lost, member)
+	}
+}
+
+// TestNewRejectsLeaseOfThreeRenewals: with a lease of three renew
+// intervals a member fenced itself for the round trip of every renewal.
+func TestNewRejectsLeaseOfThreeRenewals(t *testing.T) {
+	for _, tc := range []struct {
+		lease, renew time.Duration
+		ok           bool
+	}{
+		{3 * time.Second, time.Second, false},
+		{4 * time.Second, time.Second, true},
+		{15 * time.Second, 2 * time.Second, true},
+		{7 * time.Second, 2 * time.Second, false},
+		{4500 * time.Millisecond, time.Second, false},
+	} {
+		_, _, err := sharding.New(sharding.Options{Client: &kubernetes.Clientset{}, Namespace: "ns", Identity: "a",
+			LeaseDuration: tc.lease, RenewInterval: tc.renew})
+		if (err == nil) != tc.ok {
+			t.Errorf("lease %s, renewals every %s: error %v, want ok %t", tc.lease, tc.renew, err, tc.ok)
+		}
+	}
+}
+
+// TestLeaveDuringARenewal stops a member while a renewal of its Lease is
+// in flight (its writes take 1.5 s): Leave must still delete the Lease, so
+// that the others take over at once. Before the fix the cancelled renewal
+// had forgotten the Lease and Leave deleted nothing: the others waited for
+// it to expire.
+func TestLeaveDuringARenewal(t *testing.T) {
+	testenv.Require(t, env)
+	ns := fmt.Sprintf("leave-%d", time.Now().UnixNano()%1e6)
+	if err := env.Client.Create(t.Context(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+		t.Fatal(err)
+	}
+	a := startMemberLease(t, ns, "a", 6*time.Second)
+	waitView(t, a.shard, "a")
+	a.slow.Store(int64(1500 * time.Millisecond))
+	time.Sleep(2 * time.Second) // a renewal is on its way now
+	a.stop()
+	if err := a.Leave(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	err := env.Client.Get(t.Context(), client.ObjectKey{Namespace: ns, Name: "metrics-operator-a"}, &coordinationv1.Lease{})
+	if err == nil {
+		t.Fatal("the Lease of a member that left is still there")
+	}
 }
