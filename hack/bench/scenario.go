@@ -183,7 +183,7 @@ func (h *harness) runScenario(ctx context.Context, mode string, m int) *result {
 
 	// 2. The start's status writes and Events, then background writes,
 	// warm-up, and the steady window with probes.
-	r.settled, r.settledOK = h.waitStatusSettled(ctx, op, m+1, h.cfg.readyTimeout)
+	r.settled, r.settledOK = h.waitStatusSettled(ctx, op, m+1, mode != modePolling, h.cfg.readyTimeout)
 	logf("  start's status writes settled after %s", fmtReady(r.settled, r.settledOK))
 	writers := h.startWriters(ctx, h.cfg.writesPerSecond)
 	sleepCtx(ctx, h.cfg.warmup)
