@@ -17,17 +17,19 @@ import (
 
 const (
 	// DefaultMaxResponseBytes is the operator's default
-	// --max-remote-response-bytes: a few LIST pages of large objects
-	// (1,000 objects of 64 KiB a page; a page of Pods is a tenth of it),
-	// and far above any discovery document.
-	DefaultMaxResponseBytes = 64 << 20
+	// --max-remote-response-bytes: a few LIST pages of large objects (a
+	// page of 1,000 objects of 32 KiB; of 1,000 Pods, about a third of
+	// it), and far above any discovery document. Reading a response
+	// costs client-go up to about two and a half times its size at once
+	// (io.ReadAll's growing buffer), so the bound is no larger.
+	DefaultMaxResponseBytes = 32 << 20
 	// MaxWatchEventBytes bounds one watch event whatever the limit: the
 	// bound client-go's decoder applies to protobuf frames, and ten times
 	// the largest object etcd stores by default.
 	MaxWatchEventBytes = 16 << 20
 
 	// DefaultRequestTimeout is Limits.RequestTimeout's default: a LIST
-	// page at the default byte limit over a link of about 1 MiB/s.
+	// page at the default byte limit over a link of about 0.5 MiB/s.
 	DefaultRequestTimeout = time.Minute
 	// DefaultWatchHeaderTimeout is Limits.WatchHeaderTimeout's default.
 	// An API server answers a watch at once, a streamed list included,
