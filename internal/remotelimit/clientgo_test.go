@@ -64,7 +64,7 @@ func TestThroughClientGo(t *testing.T) {
 	if tl == nil || tl.Event {
 		t.Fatalf("LIST: %v, want the response over the limit", err)
 	}
-	if got := clusterfault.Classify(err); got != error(tl) {
+	if got := clusterfault.Classify(err); remotelimit.As(got) != tl || got.Error() != tl.Error() {
 		t.Errorf("Classify gives %v, want the *remotelimit.Error alone", got)
 	}
 
