@@ -618,9 +618,12 @@ func (lw listWatch) ListWithContext(ctx context.Context, _ metav1.ListOptions) (
 
 func (lw listWatch) WatchWithContext(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
 	w, err := lw.i.watch(ctx, o)
-	if err != nil && !lw.i.overLimit.Load() {
+	switch {
+	case err != nil && lw.i.overLimit.Load():
+		// Stopping: run fails the metrics with the reason.
+	case err != nil:
 		lw.i.checkReachable(err)
-	} else if lw.i.unreachable.Swap(false) {
+	case lw.i.unreachable.Swap(false):
 		// The Reflector resumes its watch without a list after an outage;
 		// the withdrawn metrics get their objects from a list of their own.
 		lw.i.requestFill()

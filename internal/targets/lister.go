@@ -116,6 +116,11 @@ func (l *Lister) mapping(gvk schema.GroupVersionKind) (*meta.RESTMapping, error)
 			"the cluster serves no kind %s in version %q of group %q: check spec.target, or install the CRD that defines it",
 			gvk.Kind, gvk.Version, gvk.Group)
 	}
+	if tl := remotelimit.As(err); tl != nil {
+		return nil, reason.New(v1alpha1.ReasonResponseTooLarge,
+			"resolving kind %s through the cluster's discovery: %s: the metric exports nothing until the kind resolves; "+
+				"it is tried again by itself (or ask the platform admin to raise the flag)", gvk.Kind, tl.Error())
+	}
 	if err != nil {
 		return nil, l.wrap(fmt.Errorf("resolving %s: %w", gvk, err))
 	}
