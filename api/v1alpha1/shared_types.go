@@ -228,6 +228,10 @@ const (
 	// allow (a cluster far larger than expected, or a remote API server
 	// that sends without end).
 	ReasonObjectLimitExceeded = "ObjectLimitExceeded"
+	// ReasonResponseTooLarge: a remote cluster's API server sent a
+	// response (a LIST page, discovery) or a watch event larger than the
+	// operator's --max-remote-response-bytes allow; nothing of it is used.
+	ReasonResponseTooLarge = "ResponseTooLarge"
 )
 
 // CommonStatus is embedded in the status of every kind.

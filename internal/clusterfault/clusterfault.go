@@ -8,6 +8,7 @@ import (
 	"github.com/SAP/metrics-operator/api/v1alpha1"
 	"github.com/SAP/metrics-operator/internal/egress"
 	"github.com/SAP/metrics-operator/internal/reason"
+	"github.com/SAP/metrics-operator/internal/remotelimit"
 )
 
 // Unreachable is the one message of every ClusterUnreachable error
@@ -18,13 +19,17 @@ const Unreachable = "the remote API server cannot be reached or does not answer 
 	"the operator logs the cause at verbosity 1"
 
 // Classify returns the condition err causes as a reason error: nil for
-// nil; err itself when it already carries a reason; EndpointNotAllowed
-// for a connection the allow-list refused when dialling; Forbidden for a
-// 401 or 403; else ClusterUnreachable with the Unreachable message.
+// nil; the *remotelimit.Error of a response over its size limit
+// (ResponseTooLarge), without what client-go wrapped it in; err itself
+// when it already carries a reason; EndpointNotAllowed for a connection
+// the allow-list refused when dialling; Forbidden for a 401 or 403; else
+// ClusterUnreachable with the Unreachable message.
 func Classify(err error) error {
 	switch {
 	case err == nil:
 		return nil
+	case remotelimit.As(err) != nil:
+		return remotelimit.As(err)
 	case errors.Is(err, egress.ErrAddrNotAllowed):
 		return reason.New(v1alpha1.ReasonEndpointNotAllowed,
 			"the cluster's API server now resolves to an address the operator's --cluster-allowed-endpoints does not admit, "+

@@ -24,6 +24,11 @@
 // clusters FederatedClusterAccesses discover and whatever reads them all
 // go through it.
 //
+// Whatever a remote API server answers is bounded (internal/remotelimit,
+// --max-remote-response-bytes and fixed timeouts): a server a tenant runs
+// cannot make the operator read an endless response, nor hold a request,
+// and the worker waiting for it, without end.
+//
 // No error it returns quotes a kubeconfig, a server's answer or an
 // address: they name the field at fault and the kind of failure, one
 // fixed message per kind, so that status cannot be used to scan ports.

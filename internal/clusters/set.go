@@ -23,6 +23,7 @@ import (
 	"github.com/SAP/metrics-operator/internal/egress"
 	"github.com/SAP/metrics-operator/internal/informers"
 	"github.com/SAP/metrics-operator/internal/reason"
+	"github.com/SAP/metrics-operator/internal/remotelimit"
 	"github.com/SAP/metrics-operator/internal/targets"
 )
 
@@ -69,6 +70,10 @@ type Options struct {
 	// MaxObjects bounds the objects one poll's list may return
 	// (targets.WithMaxObjects); <= 0: no bound.
 	MaxObjects int
+	// Limits bounds the bytes of every response of a remote cluster and
+	// how long its requests may take (remotelimit.Limits; Source is set
+	// per cluster). The local cluster is trusted and not bounded.
+	Limits remotelimit.Limits
 }
 
 // Set holds the connections. Safe for concurrent use.
@@ -184,6 +189,9 @@ func (s *Set) Define(key, name string, d Definition) error {
 		cfg.Dial = s.dial
 	}
 	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { return &bearer{token: token, next: rt} })
+	limits := s.opts.Limits
+	limits.Source = owner(key)
+	cfg.Wrap(remotelimit.Wrap(limits))
 	hc, err := rest.HTTPClientFor(cfg)
 	if err != nil {
 		s.mu.Unlock()

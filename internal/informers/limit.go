@@ -6,6 +6,7 @@ import (
 
 	"github.com/SAP/metrics-operator/api/v1alpha1"
 	"github.com/SAP/metrics-operator/internal/reason"
+	"github.com/SAP/metrics-operator/internal/remotelimit"
 )
 
 // A watch holds at most maxObjects objects (Options.MaxObjects, the
@@ -29,6 +30,13 @@ import (
 // later (when a metric of it is next reconciled), so that a watch over
 // the limit lists once a minute rather than in a loop. Its next list
 // within the limit brings the metrics back. Other watches are untouched.
+//
+// A remote cluster's response over its size limit (internal/remotelimit,
+// the operator's --max-remote-response-bytes) stops the watch the same
+// way, its metrics reporting ResponseTooLarge: a server that answered one
+// LIST page or watch event too large will most likely answer the next
+// alike, and listing it in a loop would cost the limit's worth of memory
+// every time.
 
 // defaultRetryAfterObjectLimit is Options.RetryAfterObjectLimit's
 // default.
@@ -53,6 +61,16 @@ func (i *informer) trip() {
 	}
 }
 
+// responseTooLarge is the remotelimit.OnExceeded of the watch's
+// requests: it stops the watch like too many objects do.
+func (i *informer) responseTooLarge(err *remotelimit.Error) {
+	if i.overLimit.Load() {
+		return // stopping already, for its objects
+	}
+	i.tooLarge.CompareAndSwap(nil, err)
+	i.trip()
+}
+
 // overLimitErr returns the error the watch's metrics report once it went
 // over its limit, nil before.
 func (i *informer) overLimitErr() error {
@@ -62,6 +80,13 @@ func (i *informer) overLimitErr() error {
 	what := i.key.GVR.GroupResource().String()
 	if i.key.Namespace != "" {
 		what += " in namespace " + i.key.Namespace
+	}
+	if tl := i.tooLarge.Load(); tl != nil {
+		return reason.New(v1alpha1.ReasonResponseTooLarge,
+			"watching %s: %s: nothing of it is used and the watch's metrics export nothing; it is tried again every %s and "+
+				"the metrics come back by themselves once the cluster answers within the limit "+
+				"(or ask the platform admin to raise the flag)",
+			what, tl.Error(), i.retryAfterLimit)
 	}
 	return reason.New(v1alpha1.ReasonObjectLimitExceeded,
 		"the watch of %s in cluster %s has more than %d objects, the limit set by the operator's --max-objects-per-watch: "+

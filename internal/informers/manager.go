@@ -27,6 +27,7 @@ import (
 	"github.com/SAP/metrics-operator/internal/events"
 	"github.com/SAP/metrics-operator/internal/reason"
 	"github.com/SAP/metrics-operator/internal/registry"
+	"github.com/SAP/metrics-operator/internal/remotelimit"
 )
 
 // Clients reach one cluster.
@@ -348,9 +349,12 @@ type informer struct {
 	// (under mu).
 	pageOnly bool
 
-	// overLimit is set once the watch went over maxObjects: from then
-	// on it applies nothing and stops.
+	// overLimit is set once the watch went over maxObjects, or its
+	// cluster sent a response over its size limit: from then on it
+	// applies nothing and stops.
 	overLimit atomic.Bool
+	// tooLarge is the response over its size limit, if that was why.
+	tooLarge atomic.Pointer[remotelimit.Error]
 
 	// unreachable is set while the watch's metrics are withdrawn because
 	// a remote API server cannot be reached (Clients.ReportUnreachable).
@@ -471,7 +475,7 @@ func (i *informer) fillOnce() {
 		log.V(1).Info("Listing for joining metrics stopped: all of them are gone", "metrics", len(subs), "objects", n)
 		return
 	}
-	if errors.Is(err, errObjectLimit) {
+	if errors.Is(err, errObjectLimit) || i.overLimit.Load() {
 		i.trip()
 		return
 	}
@@ -537,6 +541,7 @@ func (i *informer) pageLocked(ctx context.Context, subs []*registry.Subscription
 
 func (i *informer) listPage(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
 	ns, gvr := i.key.Namespace, i.key.GVR
+	ctx = remotelimit.OnExceeded(ctx, i.responseTooLarge)
 	if i.full {
 		return i.clients.Dynamic.Resource(gvr).Namespace(ns).List(ctx, o)
 	}
@@ -545,6 +550,9 @@ func (i *informer) listPage(ctx context.Context, o metav1.ListOptions) (runtime.
 
 func (i *informer) watch(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
 	ns, gvr := i.key.Namespace, i.key.GVR
+	// The watch's events are decoded in another goroutine, which passes
+	// on only the text of an error.
+	ctx = remotelimit.OnExceeded(ctx, i.responseTooLarge)
 	if i.full {
 		return i.clients.Dynamic.Resource(gvr).Namespace(ns).Watch(ctx, o)
 	}
@@ -569,7 +577,7 @@ func (lw listWatch) ListWithContext(ctx context.Context, _ metav1.ListOptions) (
 	defer i.mu.Unlock()
 	start := time.Now()
 	n, rv, err := i.listLocked(ctx, i.registry.Interested(i.key))
-	if errors.Is(err, errObjectLimit) {
+	if errors.Is(err, errObjectLimit) || i.overLimit.Load() {
 		i.trip()
 		return nil, err
 	}
@@ -610,9 +618,12 @@ func (lw listWatch) ListWithContext(ctx context.Context, _ metav1.ListOptions) (
 
 func (lw listWatch) WatchWithContext(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
 	w, err := lw.i.watch(ctx, o)
-	if err != nil {
+	switch {
+	case err != nil && lw.i.overLimit.Load():
+		// Stopping: run fails the metrics with the reason.
+	case err != nil:
 		lw.i.checkReachable(err)
-	} else if lw.i.unreachable.Swap(false) {
+	case lw.i.unreachable.Swap(false):
 		// The Reflector resumes its watch without a list after an outage;
 		// the withdrawn metrics get their objects from a list of their own.
 		lw.i.requestFill()
@@ -699,8 +710,13 @@ func (i *informer) run(parent context.Context) {
 			break
 		}
 		if limitErr := i.overLimitErr(); limitErr != nil {
-			log.Info("Informer stopped: it holds more objects than allowed", "limit", i.maxObjects,
-				"retryAfter", i.retryAfterLimit.String())
+			if tl := i.tooLarge.Load(); tl != nil {
+				log.Info("Informer stopped: its cluster sent a response over the size limit", "limit", tl.Limit,
+					"watchEvent", tl.Event, "retryAfter", i.retryAfterLimit.String())
+			} else {
+				log.Info("Informer stopped: it holds more objects than allowed", "limit", i.maxObjects,
+					"retryAfter", i.retryAfterLimit.String())
+			}
 			i.failOverLimit(limitErr)
 			return
 		}

@@ -38,6 +38,7 @@ import (
 	"github.com/SAP/metrics-operator/internal/informers"
 	"github.com/SAP/metrics-operator/internal/managed"
 	"github.com/SAP/metrics-operator/internal/registry"
+	"github.com/SAP/metrics-operator/internal/remotelimit"
 	"github.com/SAP/metrics-operator/internal/sharding"
 	"github.com/SAP/metrics-operator/internal/startup"
 )
@@ -205,6 +206,7 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 		Restart:    func(key string) { infs.RestartCluster(key) },
 		Closed:     func(key string) { infs.ReleaseCluster(key) },
 		MaxObjects: opts.MaxObjectsPerWatch,
+		Limits:     remotelimit.Limits{MaxResponseBytes: opts.MaxRemoteResponseBytes},
 	})
 	if err != nil {
 		return nil, err

@@ -13,6 +13,7 @@ import (
 	"github.com/SAP/metrics-operator/internal/datasink"
 	"github.com/SAP/metrics-operator/internal/egress"
 	"github.com/SAP/metrics-operator/internal/events"
+	"github.com/SAP/metrics-operator/internal/remotelimit"
 	"github.com/SAP/metrics-operator/internal/sharding"
 )
 
@@ -134,6 +135,12 @@ type Options struct {
 	// namespace scope) may hold, and one poll's list return; over it the
 	// metrics report ObjectLimitExceeded.
 	MaxObjectsPerWatch int
+	// MaxRemoteResponseBytes bounds one response (a LIST page, a GET,
+	// discovery) of a remote cluster's API server, and one watch event
+	// (never above remotelimit.MaxWatchEventBytes); over it the metrics
+	// report ResponseTooLarge. Zero means the default, a negative value no
+	// bound on responses.
+	MaxRemoteResponseBytes int64
 	// ObjectLimitRetry is how long a watch over MaxObjectsPerWatch stays
 	// stopped before it is tried again (zero: one minute). No flag: tests
 	// shorten it.
@@ -233,6 +240,10 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 		"Most objects one watch (one cluster, resource and namespace scope) may hold, and one poll's list return, so that an API server "+
 			"sending objects without end (a tenant's remote cluster) cannot exhaust the operator's memory; its metrics export nothing "+
 			"and report ObjectLimitExceeded, and the watch is tried again every minute. -1 turns the limit off.")
+	fs.Int64Var(&o.MaxRemoteResponseBytes, "max-remote-response-bytes", remotelimit.DefaultMaxResponseBytes,
+		"Largest response (a LIST page, a GET, discovery) the operator reads from a remote cluster's API server, and largest watch event "+
+			"(never above 16 MiB), so that a tenant's API server cannot exhaust the operator's memory; over it the metrics export nothing and "+
+			"report ResponseTooLarge, and a watch is tried again every minute. The local cluster is not bounded. -1 turns the bound on responses off.")
 	fs.Func("datasink-allowed-endpoints",
 		"Comma-separated hosts (collector.monitoring.svc), host globs (*.example.com), IP addresses and CIDRs (10.0.0.0/8) "+
 			"DataSinks may send to; a host name is also admitted when every address it resolves to is inside a CIDR. "+
@@ -414,6 +425,9 @@ func (o *Options) completeLimits() {
 	}
 	if o.MaxObjectsPerWatch == 0 {
 		o.MaxObjectsPerWatch = DefaultMaxObjectsPerWatch
+	}
+	if o.MaxRemoteResponseBytes == 0 {
+		o.MaxRemoteResponseBytes = remotelimit.DefaultMaxResponseBytes
 	}
 }
 

@@ -45,14 +45,16 @@ func TestLimitFlags(t *testing.T) {
 		name string
 		args []string
 		opts Options // set in code instead of flags
-		want [4]int  // series per metric, label value, series total, objects per watch
+		want [5]int  // series per metric, label value, series total, objects per watch, remote response bytes
 	}{
-		{name: "flag defaults", want: [4]int{10000, 1024, 1000000, 1000000}},
-		{name: "zero in code is the default", opts: Options{}, want: [4]int{10000, 1024, 1000000, 1000000}},
-		{name: "set", args: []string{"--max-series-per-metric=50", "--max-label-value-length=64", "--max-series-total=500", "--max-objects-per-watch=70"},
-			want: [4]int{50, 64, 500, 70}},
-		{name: "off", args: []string{"--max-series-per-metric=-1", "--max-label-value-length=-1", "--max-series-total=-1", "--max-objects-per-watch=-1"},
-			want: [4]int{-1, -1, -1, -1}},
+		{name: "flag defaults", want: [5]int{10000, 1024, 1000000, 1000000, 32 << 20}},
+		{name: "zero in code is the default", opts: Options{}, want: [5]int{10000, 1024, 1000000, 1000000, 32 << 20}},
+		{name: "set", args: []string{"--max-series-per-metric=50", "--max-label-value-length=64", "--max-series-total=500", "--max-objects-per-watch=70",
+			"--max-remote-response-bytes=4096"},
+			want: [5]int{50, 64, 500, 70, 4096}},
+		{name: "off", args: []string{"--max-series-per-metric=-1", "--max-label-value-length=-1", "--max-series-total=-1", "--max-objects-per-watch=-1",
+			"--max-remote-response-bytes=-1"},
+			want: [5]int{-1, -1, -1, -1, -1}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o := tc.opts
@@ -62,7 +64,8 @@ func TestLimitFlags(t *testing.T) {
 			if err := o.Complete(); err != nil {
 				t.Fatal(err)
 			}
-			if got := [4]int{o.MaxSeriesPerMetric, o.MaxLabelValueLength, o.MaxSeriesTotal, o.MaxObjectsPerWatch}; got != tc.want {
+			if got := [5]int{o.MaxSeriesPerMetric, o.MaxLabelValueLength, o.MaxSeriesTotal, o.MaxObjectsPerWatch,
+				int(o.MaxRemoteResponseBytes)}; got != tc.want {
 				t.Errorf("limits = %v, want %v", got, tc.want)
 			}
 		})

@@ -17,6 +17,7 @@ import (
 
 	"github.com/SAP/metrics-operator/api/v1alpha1"
 	"github.com/SAP/metrics-operator/internal/reason"
+	"github.com/SAP/metrics-operator/internal/remotelimit"
 )
 
 // PageSize is the number of objects one LIST request returns.
@@ -115,6 +116,11 @@ func (l *Lister) mapping(gvk schema.GroupVersionKind) (*meta.RESTMapping, error)
 			"the cluster serves no kind %s in version %q of group %q: check spec.target, or install the CRD that defines it",
 			gvk.Kind, gvk.Version, gvk.Group)
 	}
+	if tl := remotelimit.As(err); tl != nil {
+		return nil, reason.New(v1alpha1.ReasonResponseTooLarge,
+			"resolving kind %s through the cluster's discovery: %s: the metric exports nothing until the kind resolves; "+
+				"it is tried again by itself (or ask the platform admin to raise the flag)", gvk.Kind, tl.Error())
+	}
 	if err != nil {
 		return nil, l.wrap(fmt.Errorf("resolving %s: %w", gvk, err))
 	}
@@ -161,6 +167,9 @@ func (l *Lister) List(ctx context.Context, m *meta.RESTMapping, namespace, label
 		objs = append(objs, u.Object)
 		return nil
 	})
+	if tl := remotelimit.As(err); tl != nil {
+		return nil, l.tooLarge(m, namespace, tl)
+	}
 	switch {
 	case reason.Is(err):
 		return nil, err
@@ -175,6 +184,18 @@ func (l *Lister) List(ctx context.Context, m *meta.RESTMapping, namespace, label
 		return nil, l.wrap(fmt.Errorf("listing %s: %w", m.Resource.GroupResource().String(), err))
 	}
 	return objs, nil
+}
+
+// tooLarge is the ResponseTooLarge of a List whose page the remote API
+// server made larger than the operator reads (internal/remotelimit).
+func (l *Lister) tooLarge(m *meta.RESTMapping, namespace string, err *remotelimit.Error) error {
+	what := m.Resource.GroupResource().String()
+	if namespace != "" {
+		what += " in namespace " + namespace
+	}
+	return reason.New(v1alpha1.ReasonResponseTooLarge,
+		"listing %s: %s: nothing of it is used and the metric exports nothing; every poll tries again and the metric comes back "+
+			"by itself once the cluster answers within the limit (or ask the platform admin to raise the flag)", what, err.Error())
 }
 
 // limitError is the ObjectLimitExceeded of a List over maxObjects.
