@@ -50,6 +50,9 @@ func (e *Evaluator) ShareKey() string {
 	return b.String()
 }
 
+// HasFieldSelector reports whether the evaluator has a field selector.
+func (e *Evaluator) HasFieldSelector() bool { return len(e.fields) > 0 }
+
 // Namespace returns the namespace the evaluator is restricted to; "" for
 // all.
 func (e *Evaluator) Namespace() string { return e.namespace }
