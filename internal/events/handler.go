@@ -79,6 +79,7 @@ func (h *Handler) apply(key registry.InformerKey, obj map[string]any, del bool) 
 	}
 	w.plansFor(idx)
 	cands, fromIndex := w.candidates(idx, obj, o)
+	w.warm(idx, cands)
 	holders := w.holders[:0]
 	evaluated, changed := 0, 0
 	for i, g := range cands {

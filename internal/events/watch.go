@@ -26,6 +26,7 @@ type watch struct {
 	held int
 
 	// Scratch space of one event at a time.
+	warmed   uintptr
 	scratch  registry.Scratch
 	cands    []int
 	holders  []uint32
@@ -95,6 +96,31 @@ func (w *watch) candidates(idx *registry.Index, obj map[string]any, o *object) (
 	}
 	w.cands = cands
 	return cands, fromIndex
+}
+
+// warm warms the states of the groups cands whose plans hold (see
+// evaluation.Shared.Warm), and when changes are told at once their
+// metrics' subscriptions: at a thousand metrics on a watch those an
+// event evaluates are cold in cache, and their misses then overlap;
+// w.mu is held.
+func (w *watch) warm(idx *registry.Index, cands []int) {
+	if len(cands) < 2 {
+		return
+	}
+	for _, g := range cands {
+		c := w.plans[g].core
+		if c == nil {
+			continue
+		}
+		w.warmed += c.Warm()
+		if w.delay == 0 {
+			for _, s := range idx.Groups[g].Subs {
+				if s.Active() {
+					w.warmed++
+				}
+			}
+		}
+	}
 }
 
 // coreResult is what one event did to one shared state.
