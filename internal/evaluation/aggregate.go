@@ -74,31 +74,30 @@ type Aggregate struct {
 type Shared struct {
 	e *Evaluator
 
-	mu      sync.Mutex
-	views   []*Aggregate           // attached aggregates
-	live    int                    // attached aggregates neither closed nor over their limits
-	entries map[string]entry       // by UID: every matching object
-	series  map[string]*series     // by series key; only series with objects
-	errs    map[string]*valueError // by UID: objects with a value error
-	lastErr string                 // UID of the latest value error
-	buf     []byte                 // scratch for series keys
-	sorted  []*series              // series in Series order, nil when stale
+	mu    sync.Mutex
+	views []*Aggregate // attached aggregates
+	live  int          // attached aggregates neither closed nor over their limits
+	// keys interns the objects' UIDs: the watch's table on the event path
+	// (see bind), the state's own otherwise (a table shared by states no
+	// watch owns would outlive those dropped without Close). Each entry
+	// holds a reference.
+	keys    *Keys
+	entries entryStore               // every matching object
+	series  map[string]*series       // by series key; only series with objects
+	errs    map[ObjectID]*valueError // objects with a value error
+	lastErr ObjectID                 // the latest value error, while errs has it
+	buf     []byte                   // scratch for series keys
+	sorted  []*series                // series in Series order, nil when stale
 	// changes counts the changes of the series (what Series returns):
 	// each Upsert, Delete or Replace that reported changed, and going over
 	// the limits. Aggregate.Version reads it.
 	changes uint64
 }
 
-// entry is all that is kept per object and spec; it is small because
-// there are objects × specs of them.
-type entry struct {
-	s     *series // nil when the object has no value (missing or an error)
-	value int64
-}
-
 // series holds what is needed to aggregate under adds and removes.
 type series struct {
 	key  string
+	slot uint32 // in the state's entryStore, while it has objects
 	dims []Dimension
 	n    int64  // objects
 	sum  int128 // sum, mean
@@ -118,19 +117,55 @@ func NewAggregate(e *Evaluator) *Aggregate {
 // limits.
 func NewLimitedAggregate(e *Evaluator, limits Limits) *Aggregate {
 	a := &Aggregate{e: e, shareKey: e.ShareKey(), limits: limits, fresh: true}
-	c := newShared(e)
+	c := newShared(e, NewKeys())
 	c.views, c.live = []*Aggregate{a}, 1
 	a.core.Store(c)
 	return a
 }
 
-func newShared(e *Evaluator) *Shared {
+func newShared(e *Evaluator, keys *Keys) *Shared {
 	return &Shared{
 		e:       e,
-		entries: make(map[string]entry),
+		keys:    keys,
+		entries: newEntryStore(e.value == nil),
 		series:  make(map[string]*series),
-		errs:    make(map[string]*valueError),
+		errs:    make(map[ObjectID]*valueError),
 	}
+}
+
+// bind makes c key its entries by keys: the events handler passes its
+// watch's table with every call, and a state met first (made by a
+// reconciler, or moved from another watch) has its entries keyed anew
+// once. c's mu is held.
+func (c *Shared) bind(keys *Keys) {
+	if keys == nil || c.keys == keys {
+		return
+	}
+	old := c.keys
+	entries := c.entries.empty()
+	errs := make(map[ObjectID]*valueError, len(c.errs))
+	c.entries.each(func(id ObjectID) {
+		nid := keys.Intern(old.UID(id))
+		en, _ := c.entries.get(id)
+		entries.set(nid, en)
+		if verr, ok := c.errs[id]; ok {
+			errs[nid] = verr
+			if id == c.lastErr {
+				c.lastErr = nid
+			}
+		}
+		old.Release(id)
+	})
+	c.keys, c.entries, c.errs = keys, entries, errs
+}
+
+// dropEntries forgets every object, releasing their IDs; c's mu is held.
+func (c *Shared) dropEntries() {
+	c.keys.mu.Lock()
+	c.entries.each(c.keys.releaseLocked)
+	c.keys.mu.Unlock()
+	c.entries = c.entries.empty()
+	c.errs = make(map[ObjectID]*valueError)
 }
 
 // coreEpoch moves whenever some aggregate moves to another core; see
@@ -193,13 +228,14 @@ func (a *Aggregate) Shared() *Shared { return a.core.Load() }
 // that Replace agrees). An object that no longer Matches is removed.
 // changed reports whether Series() changed: false means it did not.
 //
-// The aggregate keeps uid, not obj; pass the same uid string to every
-// aggregate the object feeds, so that they share it.
+// The aggregate keeps uid (interned), not obj.
 func (a *Aggregate) Upsert(uid string, obj map[string]any) (changed bool) {
 	c := a.lock()
 	defer c.mu.Unlock()
 	a.fresh = false
-	changed, _ = c.upsert(uid, obj)
+	id := c.keys.Intern(uid)
+	defer c.keys.Release(id)
+	changed, _ = c.upsert(id, obj, false)
 	return changed
 }
 
@@ -208,7 +244,8 @@ func (a *Aggregate) Delete(uid string) (changed bool) {
 	c := a.lock()
 	defer c.mu.Unlock()
 	a.fresh = false
-	return c.remove(uid)
+	id, ok := c.keys.Lookup(uid)
+	return ok && c.remove(id)
 }
 
 // Replace makes the aggregate hold exactly objs, keyed by UID(obj), as a
@@ -220,28 +257,39 @@ func (a *Aggregate) Replace(objs []map[string]any) (changed bool) {
 	return r.Finish()
 }
 
-// Upsert is Aggregate.Upsert for every aggregate attached; held reports
-// whether the object is held afterwards (it matches).
-func (c *Shared) Upsert(uid string, obj map[string]any) (changed, held bool) {
+// Upsert is Aggregate.Upsert for every aggregate attached, for the
+// object keys interns as id (the caller holds a reference); held reports
+// whether the object is held afterwards (it matches). Pass the same keys
+// with every call: the events handler passes its watch's. matched tells
+// that the caller knows the object matches the selectors (an index
+// decided it), so they are not evaluated again.
+func (c *Shared) Upsert(keys *Keys, id ObjectID, obj map[string]any, matched bool) (changed, held bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.upsert(uid, obj)
+	c.bind(keys)
+	return c.upsert(id, obj, matched)
 }
 
-// Delete is Aggregate.Delete for every aggregate attached.
-func (c *Shared) Delete(uid string) (changed bool) {
+// Delete is Aggregate.Delete for every aggregate attached; keys and id as
+// for Upsert.
+func (c *Shared) Delete(keys *Keys, id ObjectID) (changed bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.remove(uid)
+	c.bind(keys)
+	return c.remove(id)
 }
 
 // Replacement is a Replace applied in pieces, for lists read page by page:
-// only the UIDs seen so far are kept, never the pages. Nothing else may
-// change the aggregate between BeginReplace and Finish. A Replace is also
-// how an aggregate over its limits tries again: it starts from nothing.
+// only which objects were seen so far is kept (a bit per object ID),
+// never the pages. Nothing else may change the aggregate between
+// BeginReplace and Finish. A Replace is also how an aggregate over its
+// limits tries again: it starts from nothing.
 type Replacement struct {
-	c       *Shared
-	seen    map[string]struct{}
+	c    *Shared
+	seen idSet
+	// track: objects held at the start may be missing from the list, so
+	// seen is kept.
+	track   bool
 	changed bool
 }
 
@@ -253,10 +301,13 @@ func (a *Aggregate) BeginReplace() *Replacement {
 	return c.beginReplace()
 }
 
-// BeginReplace is Aggregate.BeginReplace for every aggregate attached.
-func (c *Shared) BeginReplace() *Replacement {
+// BeginReplace is Aggregate.BeginReplace for every aggregate attached,
+// whose objects come through Put with IDs of keys (nil: the table the
+// state has; Add interns through it).
+func (c *Shared) BeginReplace(keys *Keys) *Replacement {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.bind(keys)
 	return c.beginReplace()
 }
 
@@ -271,32 +322,43 @@ func (c *Shared) beginReplace() *Replacement {
 			r.changed = true
 		}
 	}
-	if len(c.entries) > 0 {
-		r.seen = make(map[string]struct{}, len(c.entries))
-	}
+	r.track = c.entries.len() > 0
 	return r
 }
 
-// Add applies some of the objects.
+// Add applies some of the objects, each under UID(obj).
 func (r *Replacement) Add(objs ...map[string]any) {
 	for _, obj := range objs {
-		r.Put(UID(obj), obj)
+		r.add(obj)
 	}
 }
 
-// Put applies one object under uid (UID(obj)) and reports whether it is
-// held afterwards (it matches).
-func (r *Replacement) Put(uid string, obj map[string]any) (held bool) {
+func (r *Replacement) add(obj map[string]any) {
 	r.c.mu.Lock()
 	defer r.c.mu.Unlock()
+	id := r.c.keys.Intern(UID(obj))
+	defer r.c.keys.Release(id)
+	r.put(id, obj)
+}
+
+// Put applies one object, interned as id by the keys BeginReplace was
+// given (the caller holds a reference), and reports whether it is held
+// afterwards (it matches).
+func (r *Replacement) Put(id ObjectID, obj map[string]any) (held bool) {
+	r.c.mu.Lock()
+	defer r.c.mu.Unlock()
+	return r.put(id, obj)
+}
+
+func (r *Replacement) put(id ObjectID, obj map[string]any) (held bool) {
 	if r.c.live == 0 {
-		r.seen = nil // nothing is kept over the limits
+		r.track, r.seen = false, nil // nothing is kept over the limits
 		return false
 	}
-	if r.seen != nil {
-		r.seen[uid] = struct{}{}
+	if r.track {
+		r.seen.add(id)
 	}
-	changed, held := r.c.upsert(uid, obj)
+	changed, held := r.c.upsert(id, obj, false)
 	if changed {
 		r.changed = true
 	}
@@ -308,61 +370,73 @@ func (r *Replacement) Put(uid string, obj map[string]any) (held bool) {
 func (r *Replacement) Finish() (changed bool) {
 	r.c.mu.Lock()
 	defer r.c.mu.Unlock()
-	if r.seen != nil {
-		for uid := range r.c.entries {
-			if _, ok := r.seen[uid]; !ok && r.c.remove(uid) {
+	if r.track {
+		r.c.entries.each(func(id ObjectID) {
+			if !r.seen.has(id) && r.c.remove(id) {
 				r.changed = true
 			}
-		}
+		})
 	}
-	r.seen = nil
+	r.track, r.seen = false, nil
 	return r.changed
 }
 
-// upsert applies obj; held reports whether the core holds it afterwards.
-func (c *Shared) upsert(uid string, obj map[string]any) (changed, held bool) {
+// upsert applies obj, which matches if matched; held reports whether the
+// core holds it afterwards.
+func (c *Shared) upsert(id ObjectID, obj map[string]any, matched bool) (changed, held bool) {
 	if c.live == 0 {
 		return false, false
 	}
-	if !c.e.Matches(obj) {
-		return c.remove(uid), false
+	if !matched && !c.e.Matches(obj) {
+		return c.remove(id), false
 	}
 	key, value, state, verr := c.e.appendKey(c.buf[:0], obj)
 	c.buf = key
+	old, had := c.entries.get(id)
 	var s *series
-	if state == stateValued {
+	switch {
+	case state != stateValued:
+		value = 0
+	case had && old.s != nil && old.s.key == string(key):
+		s = old.s // most updates leave the object in its series
+	default:
 		if s = c.series[string(key)]; s == nil {
-			if !c.admit(key, c.entries[uid]) {
+			if !c.admit(key, old) {
 				return true, false // every aggregate went over its limits
 			}
 			s = c.newSeries(string(key))
 		}
-	} else {
-		value = 0
 	}
 	if verr != nil {
-		c.errs[uid] = verr
-		c.lastErr = uid
+		c.errs[id] = verr
+		c.lastErr = id
 	} else if len(c.errs) > 0 {
-		delete(c.errs, uid)
+		delete(c.errs, id)
 	}
-	old, had := c.entries[uid]
 	if had && old.s == s && old.value == value {
 		return false, true
 	}
-	c.entries[uid] = entry{s: s, value: value}
+	if !had {
+		c.keys.Ref(id)
+	}
+	if s != nil && s.n == 0 {
+		// A new series: it gets its slot before set, which names it.
+		c.entries.addSeries(s)
+	}
+	c.entries.set(id, entry{s: s, value: value})
 	return c.move(old.s, old.value, s, value), true
 }
 
-func (c *Shared) remove(uid string) bool {
-	old, had := c.entries[uid]
+func (c *Shared) remove(id ObjectID) bool {
+	old, had := c.entries.get(id)
 	if !had {
 		return false
 	}
-	delete(c.entries, uid)
+	c.entries.delete(id)
 	if len(c.errs) > 0 {
-		delete(c.errs, uid)
+		delete(c.errs, id)
 	}
+	c.keys.Release(id)
 	return c.move(old.s, old.value, nil, 0)
 }
 
@@ -393,6 +467,7 @@ func (c *Shared) move(from *series, fromValue int64, to *series, toValue int64) 
 		from.remove(fromValue, agg)
 		if from.n == 0 {
 			delete(c.series, from.key)
+			c.entries.dropSeries(from)
 			c.released()
 			c.sorted = nil
 			changed = true
@@ -450,7 +525,7 @@ func (a *Aggregate) SeriesLen() int {
 func (a *Aggregate) Len() int {
 	c := a.lock()
 	defer c.mu.Unlock()
-	return len(c.entries)
+	return c.entries.len()
 }
 
 // ObjectErrors returns how many objects are currently left out because
@@ -467,15 +542,15 @@ func (a *Aggregate) ObjectErrors() (count int, lastMessage string) {
 	if verr, ok := c.errs[c.lastErr]; ok {
 		return len(c.errs), c.e.valueErrorMessage(verr)
 	}
-	// The latest error went away; pick any remaining one, deterministically.
-	uid := ""
-	for u := range c.errs {
-		if uid == "" || u < uid {
-			uid = u
+	// The latest error went away; pick any remaining one, deterministically:
+	// the object of the least UID.
+	first, uid := true, ""
+	for id := range c.errs {
+		if u := c.keys.UID(id); first || u < uid {
+			first, uid, c.lastErr = false, u, id
 		}
 	}
-	c.lastErr = uid
-	return len(c.errs), c.e.valueErrorMessage(c.errs[uid])
+	return len(c.errs), c.e.valueErrorMessage(c.errs[c.lastErr])
 }
 
 func (s *series) add(v int64, agg v1alpha1.Aggregation) {

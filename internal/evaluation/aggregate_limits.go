@@ -123,14 +123,14 @@ func (c *Shared) trip(v *Aggregate, err error) (left bool) {
 	c.live--
 	c.changes++
 	if len(c.views) == 1 {
-		c.entries = make(map[string]entry)
+		c.dropEntries()
+		c.entries = newEntryStore(c.e.value == nil) // and the series' slots
 		c.series = make(map[string]*series)
-		c.errs = make(map[string]*valueError)
 		c.sorted = nil
 		c.buf = nil // may hold the rendering of a large object
 		return false
 	}
-	c.leave(v, newShared(c.e))
+	c.leave(v, newShared(c.e, c.keys))
 	return true
 }
 
@@ -186,11 +186,10 @@ func (a *Aggregate) Close() {
 	}
 	a.closed = true
 	if len(c.views) == 1 {
-		c.entries = map[string]entry{}
-		c.errs = map[string]*valueError{}
+		c.dropEntries()
 		return
 	}
-	frozen := newShared(c.e)
+	frozen := newShared(c.e, c.keys)
 	for k, s := range c.series {
 		cp := *s
 		cp.value(c.e.agg) // settles ext while counts is the live multiset

@@ -8,7 +8,8 @@
 // It owns the semantics users rely on; it must not talk to the Kubernetes
 // API, keep objects, or know about exporters. An Aggregate keeps, per
 // object UID, only the object's series (interned, shared by its objects)
-// and value, like kube-state-metrics' metrics store. Aggregates of specs
+// and value, like kube-state-metrics' metrics store; the UIDs are
+// interned as small IDs (Keys), one table per watch on the event path. Aggregates of specs
 // with the same Evaluator.ShareKey on one watch may share that state
 // (Aggregate.Attach, the Shared type); each is still held to its own
 // Limits and takes its own series from the Budget, as if alone.

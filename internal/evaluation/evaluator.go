@@ -182,7 +182,7 @@ func (e *Evaluator) compileSelectors(spec Spec) error {
 				Message: fmt.Sprintf("invalid label selector %q: %v; write comma-separated terms such as \"app=web,tier!=db\", \"env in (prod,staging)\" or \"!canary\"", spec.LabelSelector, err)}
 		}
 		if !sel.Empty() {
-			e.labels = sel
+			e.labels = internSelector(sel)
 		}
 	}
 	if s := strings.TrimSpace(spec.FieldSelector); s != "" {

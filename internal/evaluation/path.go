@@ -20,6 +20,10 @@ import (
 type fieldPath struct {
 	text string // as the user wrote it, for messages
 	ops  []op   // empty: the object itself
+	// keys are the ops' keys when every op is a key of an object (most
+	// paths: metadata.labels.team), walked without the ops, which are
+	// large; nil otherwise.
+	keys []string
 }
 
 type opKind uint8
@@ -62,6 +66,18 @@ const maxVisits = 1 << 16
 // slice) yields the first one for which the rest of the path exists. A path
 // that would branch into more than maxVisits values finds nothing.
 func (p *fieldPath) first(v any) (any, bool) {
+	if p.keys != nil {
+		for _, k := range p.keys {
+			m, ok := v.(map[string]any)
+			if !ok {
+				return nil, false
+			}
+			if v, ok = m[k]; !ok {
+				return nil, false
+			}
+		}
+		return v, true
+	}
 	budget := maxVisits
 	return first(p.ops, v, &budget)
 }
@@ -368,6 +384,17 @@ func compilePath(text string) (p fieldPath, err error) {
 	}
 	if p.ops, err = convert(list.Nodes, nil); err != nil {
 		return p, fmt.Errorf("invalid JSONPath %q: %w%s", text, err, pathExamples)
+	}
+	keys := make([]string, 0, len(p.ops))
+	for i := range p.ops {
+		if p.ops[i].kind != opField {
+			return p, nil
+		}
+		p.ops[i].key = intern(p.ops[i].key)
+		keys = append(keys, p.ops[i].key)
+	}
+	if len(keys) > 0 {
+		p.keys = keys
 	}
 	return p, nil
 }

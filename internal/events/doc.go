@@ -13,10 +13,11 @@
 // then each metric of it whose series changed is told. Never a LIST,
 // never a walk over the other objects.
 //
-// The handler keeps no objects. Per watch it keeps, per object, its UID
-// (interned: every aggregate holding the object shares the string) and
-// the IDs of the groups that hold it; this lives in the registry beside
-// the watch's subscriptions and goes with them. It must be called with
+// The handler keeps no objects. Per watch it interns the objects' UIDs as
+// small dense IDs (evaluation.Keys: one string per object for the watch,
+// and every state keys its entries by the 4-byte ID) and keeps, by ID,
+// the IDs of the groups that hold each object; this lives in the
+// registry beside the watch's subscriptions and goes with them. It must be called with
 // events of one watch in order (the informers package serialises them).
 //
 // Each metric's evaluation is guarded on its own: a panic (a bug met by

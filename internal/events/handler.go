@@ -40,9 +40,11 @@ const retellFactor = 10
 
 // Upsert applies an added or updated object: each metric that may want
 // it now or held it before re-evaluates it, which also removes it from
-// metrics whose selectors it no longer matches.
-func (h *Handler) Upsert(key registry.InformerKey, obj map[string]any) {
-	h.apply(key, obj, false)
+// metrics whose selectors it no longer matches. It returns Held: the
+// watch's object limit is checked after every add, and the count is at
+// hand here.
+func (h *Handler) Upsert(key registry.InformerKey, obj map[string]any) (held int) {
+	return h.apply(key, obj, false)
 }
 
 // Delete removes an object from every metric that holds it.
@@ -50,32 +52,39 @@ func (h *Handler) Delete(key registry.InformerKey, obj map[string]any) {
 	h.apply(key, obj, true)
 }
 
-func (h *Handler) apply(key registry.InformerKey, obj map[string]any, del bool) {
+func (h *Handler) apply(key registry.InformerKey, obj map[string]any, del bool) (held int) {
 	start := time.Now()
-	op := "upsert"
+	op, typ := "upsert", upsertEvents
 	if del {
-		op = "delete"
+		op, typ = "delete", deleteEvents
 	}
 	idx, w := h.Registry.Index(key), h.watch(key)
 	if idx == nil || w == nil {
-		observe(op, start)
+		typ.observe(start)
 		logEvent(key, op, 0, 0)
-		return
+		return 0
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	uid := evaluation.UID(obj)
-	o := w.objects[uid]
-	if o != nil {
-		uid = o.uid // the interned copy every aggregate shares
+	var o *object
+	id, known := w.keys.Lookup(uid)
+	if known {
+		o = w.tracked(id)
+	}
+	if o == nil {
+		// A reference of this event's own, kept if some group holds the
+		// object afterwards; a tracked object's is the watch's.
+		id = w.keys.Intern(uid)
 	}
 	w.plansFor(idx)
-	cands := w.candidates(idx, obj, o)
+	cands, fromIndex := w.candidates(idx, obj, o)
+	w.warm(idx, cands)
 	holders := w.holders[:0]
 	evaluated, changed := 0, 0
-	for _, g := range cands {
+	for i, g := range cands {
 		grp := &idx.Groups[g]
-		res := w.applyGroup(key, grp, uid, obj, del)
+		res := w.applyGroup(key, grp, id, obj, i < fromIndex && grp.Decided, del)
 		evaluated += res.subs
 		changed += res.changed
 		if !del && (res.held || (!res.touched && o.has(grp.ID))) {
@@ -84,15 +93,19 @@ func (h *Handler) apply(key registry.InformerKey, obj map[string]any, del bool) 
 	}
 	w.holders = holders
 	switch {
-	case len(holders) == 0:
-		delete(w.objects, uid)
 	case o == nil:
-		w.objects[uid] = &object{uid: uid, groups: append([]uint32(nil), holders...)}
+		if len(holders) > 0 {
+			w.track(id, holders)
+		}
+		w.keys.Release(id)
+	case len(holders) == 0:
+		w.untrack(id)
 	default:
 		o.groups = append(o.groups[:0], holders...)
 	}
-	observe(op, start)
+	typ.observe(start)
 	logEvent(key, op, evaluated, changed)
+	return w.held
 }
 
 // log is the ResourceEventHandler's logger; its lines are at V(2), one per

@@ -15,7 +15,7 @@ func (h *Handler) Held(key registry.InformerKey) int {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return len(w.objects)
+	return w.held
 }
 
 // Drop empties the per-object state of the watch key, the handler's and
@@ -23,16 +23,18 @@ func (h *Handler) Held(key registry.InformerKey) int {
 // objects, whose metrics were failed (Fail) and stay withdrawn until a
 // list fills them again. Call it between the watch's events.
 func (h *Handler) Drop(key registry.InformerKey) {
+	var keys *evaluation.Keys
 	if w := h.watch(key); w != nil {
 		w.mu.Lock()
-		w.objects, w.dirty = map[string]*object{}, nil
+		w.untrackAll()
+		w.dirty, keys = nil, w.keys
 		w.mu.Unlock()
 	}
 	dropped := map[*evaluation.Shared]bool{}
 	for _, s := range h.Registry.Interested(key) {
 		if c := s.Aggregate.Shared(); !dropped[c] {
 			dropped[c] = true
-			c.BeginReplace().Finish()
+			c.BeginReplace(keys).Finish()
 		}
 	}
 }

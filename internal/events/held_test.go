@@ -8,9 +8,9 @@ import (
 )
 
 // TestHeldCountsHeldObjects: Held counts the objects some metric of the
-// watch holds, whether a list or events brought them; deletions of
-// objects the watch never held do not lower it, and Drop empties the
-// watch and its metrics without telling them.
+// watch holds, whether a list or events brought them, and Upsert returns
+// that count; deletions of objects the watch never held do not lower it,
+// and Drop empties the watch and its metrics without telling them.
 func TestHeldCountsHeldObjects(t *testing.T) {
 	reg := registry.New()
 	h := &Handler{Registry: reg}
@@ -25,8 +25,13 @@ func TestHeldCountsHeldObjects(t *testing.T) {
 		t.Fatalf("Held = %d after a list of 10, want 10", n)
 	}
 	for i := range 5 {
-		h.Upsert(fuzzKey, obj(fmt.Sprint("added-", i)))
+		if n := h.Upsert(fuzzKey, obj(fmt.Sprint("added-", i))); n != 11+i {
+			t.Fatalf("Upsert of a new object returned %d, want %d", n, 11+i)
+		}
 		h.Delete(fuzzKey, obj(fmt.Sprint("never-sent-", i)))
+	}
+	if n := h.Upsert(fuzzKey, obj("added-0")); n != 15 {
+		t.Fatalf("Upsert of a held object returned %d, want 15", n)
 	}
 	if n := h.Held(fuzzKey); n != 15 {
 		t.Fatalf("Held = %d after 5 adds and 5 deletions of unknown objects, want 15", n)

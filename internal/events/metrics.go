@@ -27,7 +27,20 @@ func init() {
 	metrics.Registry.MustRegister(eventsTotal, eventDuration, evaluationPanics)
 }
 
-func observe(typ string, start time.Time) {
-	eventsTotal.WithLabelValues(typ).Inc()
-	eventDuration.WithLabelValues(typ).Observe(time.Since(start).Seconds())
+// eventType is the series of one type of event, looked up once rather
+// than by label values at every event.
+type eventType struct {
+	total    prometheus.Counter
+	duration prometheus.Observer
+}
+
+var upsertEvents, deleteEvents, replaceEvents = newEventType("upsert"), newEventType("delete"), newEventType("replace")
+
+func newEventType(typ string) eventType {
+	return eventType{total: eventsTotal.WithLabelValues(typ), duration: eventDuration.WithLabelValues(typ)}
+}
+
+func (t eventType) observe(start time.Time) {
+	t.total.Inc()
+	t.duration.Observe(time.Since(start).Seconds())
 }

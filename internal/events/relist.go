@@ -73,14 +73,18 @@ func (h *Handler) BeginRelist(key registry.InformerKey, subs []*registry.Subscri
 					g = pos
 				}
 			}
-			r.parts = append(r.parts, relistPart{c: c, rep: c.BeginReplace(), group: g})
+			var keys *evaluation.Keys
+			if r.w != nil {
+				keys = r.w.keys
+			}
+			r.parts = append(r.parts, relistPart{c: c, rep: c.BeginReplace(keys), group: g})
 		}
 		r.parts[i].subs = append(r.parts[i].subs, s)
 	}
 	if r.w != nil && r.full() {
 		// Every state is replaced: what held which object is learnt anew.
 		r.w.mu.Lock()
-		r.w.objects = map[string]*object{}
+		r.w.untrackAll()
 		r.w.mu.Unlock()
 	}
 	return r
@@ -154,18 +158,16 @@ func (r *Relist) Add(obj map[string]any) {
 	if len(r.parts) == 0 {
 		return
 	}
-	uid := evaluation.UID(obj)
 	if r.w == nil {
 		for i := range r.parts {
-			r.put(&r.parts[i], uid, obj)
+			r.add(&r.parts[i], obj)
 		}
 		return
 	}
 	r.w.mu.Lock()
 	defer r.w.mu.Unlock()
-	if o := r.w.objects[uid]; o != nil {
-		uid = o.uid
-	}
+	id := r.w.keys.Intern(evaluation.UID(obj))
+	defer r.w.keys.Release(id)
 	if r.idx != nil {
 		// Groups that cannot want the object skip it: their Finish drops
 		// it if they held it.
@@ -176,14 +178,15 @@ func (r *Relist) Add(obj map[string]any) {
 		if p.group >= 0 && !r.w.scratch.Has(p.group) {
 			continue
 		}
-		if r.put(p, uid, obj) && p.group >= 0 {
-			r.w.hold(uid, r.idx.Groups[p.group].ID)
+		if r.put(p, id, obj) && p.group >= 0 {
+			r.w.hold(id, r.idx.Groups[p.group].ID)
 		}
 	}
 }
 
-// put applies obj to one state, guarded as evaluate is.
-func (r *Relist) put(p *relistPart, uid string, obj map[string]any) (held bool) {
+// put applies obj, interned as id by the watch, to one state, guarded as
+// evaluate is.
+func (r *Relist) put(p *relistPart, id evaluation.ObjectID, obj map[string]any) (held bool) {
 	if p.failed {
 		return false
 	}
@@ -193,7 +196,22 @@ func (r *Relist) put(p *relistPart, uid string, obj map[string]any) (held bool) 
 			r.disable(p, rec)
 		}
 	}()
-	return p.rep.Put(uid, obj)
+	return p.rep.Put(id, obj)
+}
+
+// add is put for a list without a watch state (the watch lost its last
+// metric meanwhile): the state interns the object itself.
+func (r *Relist) add(p *relistPart, obj map[string]any) {
+	if p.failed {
+		return
+	}
+	defer func() {
+		if rec := recover(); rec != nil {
+			p.failed = true
+			r.disable(p, rec)
+		}
+	}()
+	p.rep.Add(obj)
 }
 
 // disable disables every metric reading p's state after evaluating it
@@ -248,7 +266,7 @@ func (r *Relist) Finish() {
 			s.MarkSynced()
 		}
 	}
-	observe("replace", r.start)
+	replaceEvents.observe(r.start)
 }
 
 func (r *Relist) finish(p *relistPart) (changed bool) {

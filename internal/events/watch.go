@@ -14,23 +14,29 @@ import (
 // metrics (registry.Group) hold it, so that an update re-evaluates the
 // groups that may want the object now (the index's candidates for its
 // new labels) and those that held it (which must drop it if it no longer
-// matches), and no others. The object's UID is interned here and shared
-// by every aggregate that holds it.
+// matches), and no others. The objects' UIDs are interned in keys, once
+// for the watch: every state evaluated on it keys its entries by their
+// IDs.
 type watch struct {
-	mu      sync.Mutex
-	objects map[string]*object
+	mu   sync.Mutex
+	keys *evaluation.Keys
+	// objs are, by ID, the objects some group holds (those with groups);
+	// the watch holds a reference to each of their IDs. held counts them.
+	objs []object
+	held int
 
 	// Scratch space of one event at a time.
+	warmed   uintptr
 	scratch  registry.Scratch
 	cands    []int
 	holders  []uint32
 	cores    []coreResult
 	subCores []*evaluation.Shared
 
-	// plans are, by group, what applyGroup learnt when it last walked the
-	// group's subscriptions, valid while the index and the epochs they
-	// were learnt under stay (see plansFor).
-	plans      map[*registry.Group]plan
+	// plans are, by group position in planIdx, what applyGroup learnt
+	// when it last walked the group's subscriptions, valid while the
+	// index and the epochs they were learnt under stay (see plansFor).
+	plans      []plan
 	planIdx    *registry.Index
 	planEpochs [2]uint64
 
@@ -43,17 +49,18 @@ type watch struct {
 	dirty    map[*evaluation.Shared]*registry.Group
 	flushing bool
 	// flushAt is when the scheduled flush runs, timer its timer; toldAt
-	// is when each group's metrics were last told by a flush.
+	// is, by group position in planIdx, when each group's metrics were
+	// last told by a flush (zero: not since planIdx).
 	flushAt time.Time
 	timer   *time.Timer
-	toldAt  map[*registry.Group]time.Time
+	toldAt  []time.Time
 }
 
 // object is what the handler keeps of one object of a watch.
 type object struct {
-	uid string
 	// groups are the IDs of the groups whose aggregates may hold the
 	// object: every group that does, and perhaps some that no longer do.
+	// Empty while no group holds it.
 	groups []uint32
 }
 
@@ -63,7 +70,7 @@ func (o *object) has(id uint32) bool {
 
 func (h *Handler) watch(key registry.InformerKey) *watch {
 	w := h.Registry.WatchState(key, func() any {
-		return &watch{objects: map[string]*object{}, delay: h.NotifyDelay, retell: retellFactor * h.NotifyDelay}
+		return &watch{keys: evaluation.NewKeys(), delay: h.NotifyDelay, retell: retellFactor * h.NotifyDelay}
 	})
 	if w == nil {
 		return nil
@@ -71,13 +78,15 @@ func (h *Handler) watch(key registry.InformerKey) *watch {
 	return w.(*watch)
 }
 
-// candidates returns the groups that may want obj or held it as o.
-func (w *watch) candidates(idx *registry.Index, obj map[string]any, o *object) []int {
+// candidates returns the groups that may want obj or held it as o: the
+// index's candidates first, fromIndex of them, then those only o names.
+func (w *watch) candidates(idx *registry.Index, obj map[string]any, o *object) (cands []int, fromIndex int) {
 	md, _ := obj["metadata"].(map[string]any)
 	ns, _ := md["namespace"].(string)
 	labels, _ := md["labels"].(map[string]any)
 	w.scratch.Begin(idx)
-	cands := idx.Candidates(w.cands[:0], &w.scratch, ns, labels)
+	cands = idx.Candidates(w.cands[:0], &w.scratch, ns, labels)
+	fromIndex = len(cands)
 	if o != nil {
 		for _, id := range o.groups {
 			if g, ok := idx.Position(id); ok && w.scratch.Add(g) {
@@ -86,7 +95,32 @@ func (w *watch) candidates(idx *registry.Index, obj map[string]any, o *object) [
 		}
 	}
 	w.cands = cands
-	return cands
+	return cands, fromIndex
+}
+
+// warm warms the states of the groups cands whose plans hold (see
+// evaluation.Shared.Warm), and when changes are told at once their
+// metrics' subscriptions: at a thousand metrics on a watch those an
+// event evaluates are cold in cache, and their misses then overlap;
+// w.mu is held.
+func (w *watch) warm(idx *registry.Index, cands []int) {
+	if len(cands) < 2 {
+		return
+	}
+	for _, g := range cands {
+		c := w.plans[g].core
+		if c == nil {
+			continue
+		}
+		w.warmed += c.Warm()
+		if w.delay == 0 {
+			for _, s := range idx.Groups[g].Subs {
+				if s.Active() {
+					w.warmed++
+				}
+			}
+		}
+	}
 }
 
 // coreResult is what one event did to one shared state.
@@ -124,20 +158,56 @@ func epochs() [2]uint64 { return [2]uint64{registry.Epoch(), evaluation.CoreEpoc
 func (w *watch) plansFor(idx *registry.Index) {
 	if w.planIdx != idx {
 		// The groups are the new index's: forget the old ones'.
-		clear(w.toldAt)
+		w.toldAt = resized(w.toldAt, len(idx.Groups))
 	}
 	if e := epochs(); w.planIdx != idx || w.planEpochs != e {
-		clear(w.plans)
+		w.plans = resized(w.plans, len(idx.Groups))
 		w.planIdx, w.planEpochs = idx, e
 	}
+}
+
+// resized returns s with n zero elements, in its array if it fits.
+func resized[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n)
+	}
+	s = s[:n]
+	clear(s)
+	return s
+}
+
+// current reports whether grp is a group of planIdx, which plans and
+// toldAt are by; w.mu is held.
+func (w *watch) current(grp *registry.Group) bool {
+	return w.planIdx != nil && grp.Pos < len(w.planIdx.Groups) && &w.planIdx.Groups[grp.Pos] == grp
+}
+
+// plan returns what was learnt of grp, no core when nothing; w.mu is
+// held.
+func (w *watch) plan(grp *registry.Group) plan {
+	if w.current(grp) {
+		return w.plans[grp.Pos]
+	}
+	return plan{}
+}
+
+// told returns when grp's metrics were last told by a flush; w.mu is
+// held.
+func (w *watch) told(grp *registry.Group) (time.Time, bool) {
+	if w.current(grp) && !w.toldAt[grp.Pos].IsZero() {
+		return w.toldAt[grp.Pos], true
+	}
+	return time.Time{}, false
 }
 
 // applyGroup applies one event to a group of identical metrics: once per
 // state their aggregates read (one, unless some went over their limits),
 // telling each synced metric whose series changed.
-func (w *watch) applyGroup(key registry.InformerKey, grp *registry.Group, uid string, obj map[string]any, del bool) groupResult {
-	if p, ok := w.plans[grp]; ok && !hooked() {
-		return w.applyPlan(key, grp, p, uid, obj, del)
+// matched: the object matches the group's selectors (the index decided
+// it).
+func (w *watch) applyGroup(key registry.InformerKey, grp *registry.Group, id evaluation.ObjectID, obj map[string]any, matched, del bool) groupResult {
+	if p := w.plan(grp); p.core != nil && !hooked() {
+		return w.applyPlan(key, grp, p, id, obj, matched, del)
 	}
 	var res groupResult
 	learn := !hooked()
@@ -159,10 +229,7 @@ func (w *watch) applyGroup(key registry.InformerKey, grp *registry.Group, uid st
 		learn = learn && c != nil && c == subCores[0]
 	}
 	if learn && len(subCores) > 0 {
-		if w.plans == nil {
-			w.plans = map[*registry.Group]plan{}
-		}
-		w.plans[grp] = plan{core: subCores[0], subs: len(subCores)}
+		w.plans[grp.Pos] = plan{core: subCores[0], subs: len(subCores)}
 	}
 	cores := w.cores[:0]
 	for i, s := range grp.Subs {
@@ -177,7 +244,7 @@ func (w *watch) applyGroup(key registry.InformerKey, grp *registry.Group, uid st
 		}
 		if j == len(cores) {
 			r := coreResult{c: c}
-			r.changed, r.held = evaluate(key, grp, c, uid, obj, del)
+			r.changed, r.held = w.evaluate(key, grp, c, id, obj, matched, del)
 			cores = append(cores, r)
 		}
 		r := &cores[j]
@@ -206,10 +273,10 @@ func (w *watch) applyGroup(key registry.InformerKey, grp *registry.Group, uid st
 }
 
 // applyPlan is applyGroup for a group whose plan holds.
-func (w *watch) applyPlan(key registry.InformerKey, grp *registry.Group, p plan, uid string, obj map[string]any, del bool) groupResult {
+func (w *watch) applyPlan(key registry.InformerKey, grp *registry.Group, p plan, id evaluation.ObjectID, obj map[string]any, matched, del bool) groupResult {
 	res := groupResult{subs: p.subs, touched: true}
 	before := evaluation.CoreEpoch()
-	changed, held := evaluate(key, grp, p.core, uid, obj, del)
+	changed, held := w.evaluate(key, grp, p.core, id, obj, matched, del)
 	res.held = held
 	if !changed {
 		return res
@@ -244,7 +311,7 @@ func (w *watch) defer1(c *evaluation.Shared, grp *registry.Group) {
 	}
 	w.dirty[c] = grp
 	at := time.Now().Add(w.delay)
-	if t, ok := w.toldAt[grp]; ok && t.Add(w.retell).After(at) {
+	if t, ok := w.told(grp); ok && t.Add(w.retell).After(at) {
 		at = t.Add(w.retell)
 	}
 	w.schedule(at)
@@ -283,7 +350,7 @@ func (w *watch) flush() {
 	w.dirty, w.flushing = nil, false
 	var next time.Time
 	for c, grp := range dirty {
-		if t, ok := w.toldAt[grp]; ok && now.Sub(t) < w.retell {
+		if t, ok := w.told(grp); ok && now.Sub(t) < w.retell {
 			// Told lately: it waits for its turn, still dirty.
 			delete(dirty, c)
 			if w.dirty == nil {
@@ -295,10 +362,9 @@ func (w *watch) flush() {
 			}
 			continue
 		}
-		if w.toldAt == nil {
-			w.toldAt = map[*registry.Group]time.Time{}
+		if w.current(grp) {
+			w.toldAt[grp.Pos] = now
 		}
-		w.toldAt[grp] = now
 	}
 	if !next.IsZero() {
 		w.schedule(next)
@@ -308,7 +374,7 @@ func (w *watch) flush() {
 	var planned map[*registry.Group]bool
 	if w.planEpochs == epochs() {
 		for c, grp := range dirty {
-			if p, ok := w.plans[grp]; ok && p.core == c {
+			if w.plan(grp).core == c {
 				if planned == nil {
 					planned = map[*registry.Group]bool{}
 				}
@@ -337,16 +403,16 @@ func (w *watch) flush() {
 // evaluate applies the event to one state, guarded: a panic disables
 // every metric of the group that reads that state (it may be half
 // updated), and the others go on.
-func evaluate(key registry.InformerKey, grp *registry.Group, c *evaluation.Shared, uid string, obj map[string]any, del bool) (changed, held bool) {
+func (w *watch) evaluate(key registry.InformerKey, grp *registry.Group, c *evaluation.Shared, id evaluation.ObjectID, obj map[string]any, matched, del bool) (changed, held bool) {
 	path := "upsert"
 	if del {
 		path = "delete"
 	}
 	defer recoveredShared(key, grp.Subs, c, path, &changed)
 	if del {
-		return c.Delete(uid), false
+		return c.Delete(w.keys, id), false
 	}
-	return c.Upsert(uid, obj)
+	return c.Upsert(w.keys, id, obj, matched)
 }
 
 // recoveredShared is recovered for a state that several metrics read.
@@ -375,14 +441,52 @@ func hook(key registry.InformerKey, s *registry.Subscription, obj map[string]any
 	runTestHook(s.ID, obj)
 }
 
-// hold records that the group id holds the object uid.
-func (w *watch) hold(uid string, id uint32) {
-	o := w.objects[uid]
-	if o == nil {
-		o = &object{uid: uid}
-		w.objects[uid] = o
+// tracked returns what the watch keeps of the object id, nil when no
+// group holds it; w.mu is held.
+func (w *watch) tracked(id evaluation.ObjectID) *object {
+	if int(id) < len(w.objs) && len(w.objs[id].groups) > 0 {
+		return &w.objs[id]
 	}
-	if !slices.Contains(o.groups, id) {
-		o.groups = append(o.groups, id)
+	return nil
+}
+
+// track records that groups hold the object id, which no group held
+// before (the watch takes a reference to id); w.mu is held.
+func (w *watch) track(id evaluation.ObjectID, groups []uint32) {
+	if n := int(id) + 1; n > len(w.objs) {
+		w.objs = append(w.objs, make([]object, n-len(w.objs))...)
+	}
+	o := &w.objs[id]
+	o.groups = append(o.groups[:0], groups...)
+	w.keys.Ref(id)
+	w.held++
+}
+
+// untrack records that no group holds the object id; w.mu is held.
+func (w *watch) untrack(id evaluation.ObjectID) {
+	w.objs[id].groups = w.objs[id].groups[:0]
+	w.keys.Release(id)
+	w.held--
+}
+
+// untrackAll forgets which groups hold which object; w.mu is held.
+func (w *watch) untrackAll() {
+	for id := range w.objs {
+		if len(w.objs[id].groups) > 0 {
+			w.untrack(evaluation.ObjectID(id))
+		}
+	}
+	w.objs = nil
+}
+
+// hold records that the group gid holds the object id; w.mu is held.
+func (w *watch) hold(id evaluation.ObjectID, gid uint32) {
+	o := w.tracked(id)
+	if o == nil {
+		w.track(id, []uint32{gid})
+		return
+	}
+	if !slices.Contains(o.groups, gid) {
+		o.groups = append(o.groups, gid)
 	}
 }

@@ -25,8 +25,7 @@ func (s *store) upsert(obj any) error {
 	if s.i.overLimit.Load() {
 		return nil // stopping: it holds nothing more
 	}
-	s.i.handler.Upsert(s.i.key, m)
-	if s.i.maxObjects > 0 && s.i.over(s.i.handler.Held(s.i.key)) {
+	if held := s.i.handler.Upsert(s.i.key, m); s.i.over(held) {
 		s.i.trip()
 	}
 	return nil

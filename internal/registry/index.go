@@ -3,6 +3,7 @@ package registry
 import (
 	"sync"
 
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/selection"
 
 	"github.com/SAP/metrics-operator/internal/evaluation"
@@ -31,7 +32,12 @@ type Index struct {
 	// positions in it.
 	Groups []Group
 
+	// byID finds a group by ID: posByID (position + 1 by ID - idBase)
+	// while the IDs are dense enough, as they are unless specs changed
+	// very often, else the map.
 	byID       map[uint32]int
+	posByID    []int32
+	idBase     uint32
 	byShareKey map[string]int
 	// labels are the label keys some anchor reads, each with its groups.
 	labels []labelPosting
@@ -49,6 +55,15 @@ type Group struct {
 	ID uint32
 	// ShareKey is the evaluators' evaluation.Evaluator.ShareKey.
 	ShareKey string
+	// Pos is the group's position in its Index's Groups: what a caller
+	// keeps per group of one Index may be a slice indexed by it.
+	Pos int
+	// Decided is set when the index alone decides the group's selectors:
+	// its only terms are what it is indexed by (one label equality, set
+	// membership or existence; only exclusions; a namespace; nothing), so
+	// every object Candidates finds for it matches them, and evaluating
+	// need not ask again. Not for groups a caller adds itself.
+	Decided bool
 	// Subs are the group's subscriptions.
 	Subs []*Subscription
 }
@@ -143,8 +158,37 @@ func (x *Index) Candidates(dst []int, s *Scratch, namespace string, labels map[s
 // Position returns the position of the group with id, if it still
 // exists.
 func (x *Index) Position(id uint32) (int, bool) {
-	g, ok := x.byID[id]
-	return g, ok
+	if x.byID != nil {
+		g, ok := x.byID[id]
+		return g, ok
+	}
+	if i := id - x.idBase; id >= x.idBase && int(i) < len(x.posByID) && x.posByID[i] > 0 {
+		return int(x.posByID[i]) - 1, true
+	}
+	return 0, false
+}
+
+// indexIDs builds the lookup of groups by ID: a slice when the IDs span
+// at most a few times as many values as there are groups.
+func (x *Index) indexIDs() {
+	if len(x.Groups) == 0 {
+		return
+	}
+	lo, hi := x.Groups[0].ID, x.Groups[0].ID
+	for _, g := range x.Groups {
+		lo, hi = min(lo, g.ID), max(hi, g.ID)
+	}
+	if span := int(hi-lo) + 1; span <= 4*len(x.Groups)+64 {
+		x.idBase, x.posByID = lo, make([]int32, span)
+		for g := range x.Groups {
+			x.posByID[x.Groups[g].ID-lo] = int32(g) + 1
+		}
+		return
+	}
+	x.byID = make(map[uint32]int, len(x.Groups))
+	for g := range x.Groups {
+		x.byID[x.Groups[g].ID] = g
+	}
 }
 
 // GroupOf returns the position of the group of the evaluator's share key.
@@ -163,7 +207,7 @@ type groupIDs struct {
 // buildIndex groups and indexes subs; ids keeps the groups' IDs across
 // rebuilds and forgets those of groups that are gone.
 func buildIndex(subs []*Subscription, ids *groupIDs) *Index {
-	x := &Index{byID: map[uint32]int{}, byShareKey: map[string]int{}, byNS: map[string][]int{}}
+	x := &Index{byShareKey: map[string]int{}, byNS: map[string][]int{}}
 	for _, s := range subs {
 		key := "\x00" + s.ID // a subscription without an aggregate is a group of its own
 		if s.Aggregate != nil {
@@ -173,7 +217,7 @@ func buildIndex(subs []*Subscription, ids *groupIDs) *Index {
 		if !ok {
 			g = len(x.Groups)
 			x.byShareKey[key] = g
-			x.Groups = append(x.Groups, Group{ShareKey: key})
+			x.Groups = append(x.Groups, Group{ShareKey: key, Pos: g})
 		}
 		x.Groups[g].Subs = append(x.Groups[g].Subs, s)
 	}
@@ -192,9 +236,9 @@ func buildIndex(subs []*Subscription, ids *groupIDs) *Index {
 			ids.ids[grp.ShareKey] = id
 		}
 		grp.ID = id
-		x.byID[id] = g
 	}
 	ids.mu.Unlock()
+	x.indexIDs()
 
 	postings := map[string]*labelPosting{}
 	posting := func(key string) *labelPosting {
@@ -223,6 +267,7 @@ func (x *Index) anchor(g int, posting func(string) *labelPosting) {
 	}
 	e := s.Aggregate.Evaluator()
 	reqs := e.LabelRequirements()
+	x.Groups[g].Decided = decided(e.Namespace(), e.HasFieldSelector(), reqs)
 	best, bestValues := -1, 0
 	exists := -1
 	for i, r := range reqs {
@@ -272,6 +317,35 @@ func (x *Index) anchor(g int, posting func(string) *labelPosting) {
 		return
 	}
 	x.always = append(x.always, g)
+}
+
+// decided reports whether anchor's choice for a spec of namespace, field
+// selectors and label requirements reqs is all the spec selects by: the
+// candidates found for it then all match.
+func decided(namespace string, fields bool, reqs labels.Requirements) bool {
+	if fields {
+		return false
+	}
+	switch len(reqs) {
+	case 0:
+		return true // anchored on its namespace, or on nothing
+	case 1:
+		switch reqs[0].Operator() {
+		case selection.Equals, selection.DoubleEquals, selection.In, selection.Exists:
+			return namespace == ""
+		}
+	}
+	if namespace != "" {
+		return false
+	}
+	for _, r := range reqs {
+		switch r.Operator() {
+		case selection.NotEquals, selection.NotIn, selection.DoesNotExist:
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // Has reports whether group g is in the set.

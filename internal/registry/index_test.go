@@ -2,6 +2,7 @@ package registry
 
 import (
 	"slices"
+	"strconv"
 	"testing"
 
 	"github.com/SAP/metrics-operator/internal/evaluation"
@@ -97,5 +98,96 @@ func TestWatchStateGoesWithTheLastSubscription(t *testing.T) {
 	r.Register(k, &Subscription{ID: "m"})
 	if got := r.WatchState(k, func() any { return 3 }); got != 3 {
 		t.Fatalf("state outlived the key's last subscription: %v", got)
+	}
+}
+
+// TestDecidedGroupsMatchTheirCandidates: a group the index decides gets
+// as candidates exactly the objects its selectors match, and the groups
+// it does not decide are those with a term it is not indexed by.
+func TestDecidedGroupsMatchTheirCandidates(t *testing.T) {
+	r := New()
+	k := key("")
+	specs := map[string]evaluation.Spec{
+		"eq": {LabelSelector: "team=a"}, "in": {LabelSelector: "team in (a,b)"}, "exists": {LabelSelector: "tier"},
+		"ns": {Namespace: "n1"}, "all": {}, "not": {LabelSelector: "team!=a,!tier"}, "notin": {LabelSelector: "team notin (b)"},
+		// Not decided: a second term, a namespace beside labels, a field
+		// selector, a numeric comparison.
+		"two": {LabelSelector: "team=a,tier=x"}, "nslabel": {Namespace: "n1", LabelSelector: "team=a"},
+		"field": {FieldSelector: "metadata.name=o"}, "gt": {LabelSelector: "n>3"}, "notgt": {LabelSelector: "team!=a,n>3"},
+	}
+	undecided := []string{"field", "gt", "notgt", "nslabel", "two"}
+	for id, s := range specs {
+		r.Register(k, indexSub(t, id, s))
+	}
+	x := r.Index(k)
+	var got []string
+	for _, g := range x.Groups {
+		if !g.Decided {
+			got = append(got, g.Subs[0].ID)
+		}
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, undecided) {
+		t.Fatalf("undecided groups %v, want %v", got, undecided)
+	}
+	var s Scratch
+	for _, ns := range []string{"n1", "n2"} {
+		for _, team := range []any{nil, "a", "b", "c", 5} {
+			for _, tier := range []any{nil, "x"} {
+				lbls := map[string]any{}
+				if team != nil {
+					lbls["team"] = team
+				}
+				if tier != nil {
+					lbls["tier"] = tier
+				}
+				obj := map[string]any{"metadata": map[string]any{"name": "o", "namespace": ns, "labels": lbls}}
+				s.Begin(x)
+				found := map[int]bool{}
+				for _, g := range x.Candidates(nil, &s, ns, lbls) {
+					found[g] = true
+				}
+				for g, grp := range x.Groups {
+					if !grp.Decided {
+						continue
+					}
+					if matches := grp.Subs[0].Aggregate.Evaluator().Matches(obj); matches != found[g] {
+						t.Errorf("%s on %s %v: matches %v, candidate %v", grp.Subs[0].ID, ns, lbls, matches, found[g])
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestPositionOfSparseIDs: a group is found by its ID, and a group gone
+// is not, whether the watch's IDs are dense or, after many spec changes,
+// spread out.
+func TestPositionOfSparseIDs(t *testing.T) {
+	r := New()
+	k := key("")
+	r.Register(k, indexSub(t, "stable", evaluation.Spec{LabelSelector: "a=1"}))
+	var gone []uint32
+	for i := range 200 {
+		r.Register(k, indexSub(t, "churn", evaluation.Spec{LabelSelector: "b=" + strconv.Itoa(i)}))
+		x := r.Index(k)
+		for g, grp := range x.Groups {
+			if pos, ok := x.Position(grp.ID); !ok || pos != g {
+				t.Fatalf("step %d: group %d (ID %d) found at %d, %v", i, g, grp.ID, pos, ok)
+			}
+		}
+		for _, id := range gone {
+			if _, ok := x.Position(id); ok {
+				t.Fatalf("step %d: the gone group ID %d is found", i, id)
+			}
+		}
+		for _, grp := range x.Groups {
+			if grp.Subs[0].ID == "churn" {
+				gone = append(gone, grp.ID)
+			}
+		}
+	}
+	if x := r.Index(k); x.byID == nil {
+		t.Fatalf("IDs spread over %d values are kept in a slice", len(x.posByID))
 	}
 }

@@ -32,18 +32,35 @@ func (k InformerKey) LogValues() []any {
 }
 
 // Subscription is one metric's interest in one watch.
+//
+// The fields an event reads of every metric it changes (whether it is
+// active, its lock and OnChange, its aggregate) come first, so that
+// telling a metric that is cold in cache mostly costs one cache line.
 type Subscription struct {
+	// retired is set once Register replaced the subscription or
+	// Unregister dropped it.
+	retired atomic.Bool
+	// disabled is set when evaluating the metric panicked: its aggregate
+	// may be inconsistent, so no event, list or fill touches it again.
+	disabled atomic.Bool
+	synced   atomic.Bool
+	// mu is held while a callback runs and when the subscription is
+	// retired, so that once Register replaced it or Unregister dropped it
+	// none of its callbacks runs any more: a LIST still running for a
+	// deleted, renamed or switched metric cannot publish it again.
+	mu sync.Mutex
+
+	// OnChange is called after an event changed the aggregate.
+	OnChange func()
+	// Aggregate holds the metric's per-object contributions.
+	Aggregate *evaluation.Aggregate
 	// ID identifies the metric, for example "Metric/ns/name".
 	ID string
 	// Generation is the metric generation the subscription was built for.
 	Generation int64
-	// Aggregate holds the metric's per-object contributions.
-	Aggregate *evaluation.Aggregate
 	// MetadataOnly is true when the metric reads nothing but metadata, so
 	// a metadata-only watch serves it.
 	MetadataOnly bool
-	// OnChange is called after an event changed the aggregate.
-	OnChange func()
 	// OnSynced is called once the aggregate holds the current objects:
 	// after the watch's initial list, or after the list made for a metric
 	// joining a running watch.
@@ -51,18 +68,6 @@ type Subscription struct {
 	// OnError is called when the watch fails for a reason the user must
 	// fix (the resource is gone, access is forbidden).
 	OnError func(error)
-
-	synced atomic.Bool
-
-	// mu is held while a callback runs and when the subscription is
-	// retired, so that once Register replaced it or Unregister dropped it
-	// none of its callbacks runs any more: a LIST still running for a
-	// deleted, renamed or switched metric cannot publish it again.
-	mu      sync.Mutex
-	retired atomic.Bool
-	// disabled is set when evaluating the metric panicked: its aggregate
-	// may be inconsistent, so no event, list or fill touches it again.
-	disabled atomic.Bool
 }
 
 // epoch moves whenever some subscription's synced, retired or disabled
