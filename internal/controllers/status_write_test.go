@@ -1,0 +1,383 @@
+package controllers_test
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"sync"
+	"testing"
+	"time"
+
+	eventsv1 "k8s.io/api/events/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/client-go/util/retry"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/SAP/metrics-operator/api/v1alpha1"
+	"github.com/SAP/metrics-operator/internal/controllers"
+	"github.com/SAP/metrics-operator/internal/coordinator"
+	"github.com/SAP/metrics-operator/internal/operator"
+	"github.com/SAP/metrics-operator/internal/testing/testenv"
+)
+
+// metricPath is the API path of a Metric (its status is "/status" more).
+func metricPath(ns, name string) string {
+	return "/apis/metrics.cloud.sap/v1alpha1/namespaces/" + ns + "/metrics/" + name
+}
+
+// waitStoredMetric waits until the Metric's stored status passes check.
+func waitStoredMetric(t *testing.T, ns, name string, check func(m *v1alpha1.Metric) error) *v1alpha1.Metric {
+	t.Helper()
+	m := &v1alpha1.Metric{}
+	testenv.Eventually(t, eventTimeout, func() error {
+		if err := env.Client.Get(t.Context(), key(ns, name), m); err != nil {
+			return err
+		}
+		return check(m)
+	})
+	return m
+}
+
+// readyWith checks the Ready condition's status and the observed value.
+func readyWith(status metav1.ConditionStatus, value string) func(*v1alpha1.Metric) error {
+	return func(m *v1alpha1.Metric) error {
+		c := meta.FindStatusCondition(m.Status.Conditions, v1alpha1.ConditionReady)
+		if c == nil || c.Status != status || c.ObservedGeneration != m.Generation ||
+			(value != "" && m.Status.Observation.LatestValue != value) {
+			return fmt.Errorf("status = %+v, want Ready %s for generation %d with value %q", m.Status, status, m.Generation, value)
+		}
+		return nil
+	}
+}
+
+func readyTime(m *v1alpha1.Metric) metav1.Time {
+	return meta.FindStatusCondition(m.Status.Conditions, v1alpha1.ConditionReady).LastTransitionTime
+}
+
+// metricEvents counts the Events about the Metric ns/name by
+// "Type/Reason".
+func metricEvents(t *testing.T, ns, name string) map[string]int {
+	t.Helper()
+	var list eventsv1.EventList
+	if err := env.Client.List(t.Context(), &list, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int{}
+	for _, e := range list.Items {
+		if e.Regarding.Kind == "Metric" && e.Regarding.Name == name {
+			n := 1
+			if e.Series != nil {
+				n = max(n, int(e.Series.Count))
+			}
+			got[e.Type+"/"+e.Reason] += n
+		}
+	}
+	return got
+}
+
+func waitMetricEvents(t *testing.T, ns, name string, want map[string]int) {
+	t.Helper()
+	testenv.Eventually(t, eventTimeout, func() error {
+		if got := metricEvents(t, ns, name); !maps.Equal(got, want) {
+			return fmt.Errorf("events %v, want %v", got, want)
+		}
+		return nil
+	})
+}
+
+// TestStatusWritesNeedNoGet checks that the operator writes a Metric's
+// status with one PATCH and no GET, that observation-only writes keep the
+// Ready condition's lastTransitionTime and emit no Event, and that each
+// Ready transition moves the time and emits one.
+func TestStatusWritesNeedNoGet(t *testing.T) {
+	testenv.Require(t, env)
+	ns := "status-noget"
+	createNamespace(t, ns)
+	m := eventDriven(ns, "count", v1alpha1.MetricSpec{Name: "status_noget",
+		Target: v1alpha1.GroupVersionKind{Version: "v1", Kind: "ConfigMap"}, Namespace: ns})
+	create(t, m)
+	m = waitStoredMetric(t, ns, "count", readyWith(metav1.ConditionTrue, "0"))
+	since := readyTime(m)
+	waitMetricEvents(t, ns, "count", map[string]int{"Normal/Ready": 1})
+
+	for i := 1; i <= 3; i++ {
+		create(t, configMap(ns, fmt.Sprint("cm", i), nil))
+		m = waitStoredMetric(t, ns, "count", readyWith(metav1.ConditionTrue, fmt.Sprint(i)))
+		if got := readyTime(m); !got.Equal(&since) {
+			t.Fatalf("Ready's lastTransitionTime moved from %s to %s without a transition", since, got)
+		}
+	}
+	if n := requests.Count("GET", metricPath(ns, "count")); n != 0 {
+		t.Errorf("%d GETs of the Metric, want none", n)
+	}
+	if n := requests.Count("PATCH", metricPath(ns, "count")+"/status"); n < 4 {
+		t.Errorf("%d status PATCHes, want one per observation (at least 4)", n)
+	}
+	if got := metricEvents(t, ns, "count"); !maps.Equal(got, map[string]int{"Normal/Ready": 1}) {
+		t.Errorf("events %v after observation-only writes, want the first Ready only", got)
+	}
+
+	// Two transitions: to TargetNotFound and back. The first waits for the
+	// next second, so that a moved lastTransitionTime shows.
+	time.Sleep(time.Until(since.Add(1100 * time.Millisecond)))
+	testenv.Update(t, env.Client, m, func() {
+		m.Spec.Target = v1alpha1.GroupVersionKind{Group: "example.com", Version: "v1", Kind: "Widget"}
+	})
+	m = waitStoredMetric(t, ns, "count", readyWith(metav1.ConditionFalse, ""))
+	failed := readyTime(m)
+	if !failed.After(since.Time) {
+		t.Errorf("lastTransitionTime %s of the transition to False is not after %s", failed, since)
+	}
+	time.Sleep(time.Until(failed.Add(1100 * time.Millisecond)))
+	testenv.Update(t, env.Client, m, func() { m.Spec.Target = v1alpha1.GroupVersionKind{Version: "v1", Kind: "ConfigMap"} })
+	m = waitStoredMetric(t, ns, "count", readyWith(metav1.ConditionTrue, "3"))
+	if back := readyTime(m); !back.After(failed.Time) {
+		t.Errorf("lastTransitionTime %s of the transition back to True is not after %s", back, failed)
+	}
+	waitMetricEvents(t, ns, "count", map[string]int{"Normal/Ready": 2, "Warning/TargetNotFound": 1})
+	if n := requests.Count("GET", metricPath(ns, "count")); n != 0 {
+		t.Errorf("%d GETs of the Metric, want none", n)
+	}
+}
+
+// updateStatus edits the Metric's stored status as `kubectl edit` would,
+// again on a conflict with the operator's writes.
+func updateStatus(t *testing.T, m *v1alpha1.Metric, mutate func()) {
+	t.Helper()
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if err := env.Client.Get(t.Context(), client.ObjectKeyFromObject(m), m); err != nil {
+			return err
+		}
+		mutate()
+		return env.Client.Status().Update(t.Context(), m)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestStatusOverwrittenByAnotherWriter edits a Metric's status as a user
+// with `kubectl edit` (or an older replica) would: the operator writes it
+// again although its metric did not change, keeps a condition it does not
+// own, and dates the Ready transition the other writer caused.
+func TestStatusOverwrittenByAnotherWriter(t *testing.T) {
+	testenv.Require(t, env)
+	ns := "status-other-writer"
+	createNamespace(t, ns)
+	create(t, configMap(ns, "a", nil),
+		eventDriven(ns, "count", v1alpha1.MetricSpec{Name: "status_other_writer",
+			Target: v1alpha1.GroupVersionKind{Version: "v1", Kind: "ConfigMap"}, Namespace: ns}))
+	m := waitStoredMetric(t, ns, "count", readyWith(metav1.ConditionTrue, "1"))
+	since := readyTime(m)
+
+	// Another value, and a condition of someone else's.
+	long := metav1.NewTime(time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC))
+	updateStatus(t, m, func() {
+		m.Status.Observation.LatestValue = "999"
+		meta.SetStatusCondition(&m.Status.Conditions, metav1.Condition{Type: "Audited", Status: metav1.ConditionTrue,
+			Reason: "Manual", Message: "looked at", LastTransitionTime: long})
+	})
+	m = waitStoredMetric(t, ns, "count", readyWith(metav1.ConditionTrue, "1"))
+	if got := readyTime(m); !got.Equal(&since) {
+		t.Errorf("Ready's lastTransitionTime moved from %s to %s without a transition", since, got)
+	}
+	if c := meta.FindStatusCondition(m.Status.Conditions, "Audited"); c == nil || !c.LastTransitionTime.Equal(&long) {
+		t.Errorf("conditions %+v, want the Audited condition kept", m.Status.Conditions)
+	}
+
+	// The other writer turns Ready False: the operator turns it back and
+	// dates that transition now.
+	edited := time.Now().Truncate(time.Second)
+	updateStatus(t, m, func() {
+		meta.SetStatusCondition(&m.Status.Conditions, metav1.Condition{Type: v1alpha1.ConditionReady, Status: metav1.ConditionFalse,
+			Reason: "Edited", Message: "by hand", ObservedGeneration: m.Generation, LastTransitionTime: long})
+	})
+	m = waitStoredMetric(t, ns, "count", readyWith(metav1.ConditionTrue, "1"))
+	if got := readyTime(m); got.Before(&metav1.Time{Time: edited}) {
+		t.Errorf("Ready's lastTransitionTime %s, want the time of the transition back (%s or later)", got, edited)
+	}
+	waitMetricEvents(t, ns, "count", map[string]int{"Normal/Ready": 2})
+	if n := requests.Count("GET", metricPath(ns, "count")); n != 0 {
+		t.Errorf("%d GETs of the Metric, want none", n)
+	}
+}
+
+// TestStatusOfARecreatedMetric deletes a Metric and creates it again
+// under the same name at once: the new object gets a status of its own,
+// whatever the operator wrote on the old one.
+func TestStatusOfARecreatedMetric(t *testing.T) {
+	testenv.Require(t, env)
+	ctx := t.Context()
+	ns := "status-recreated"
+	createNamespace(t, ns)
+	spec := v1alpha1.MetricSpec{Name: "status_recreated", Target: v1alpha1.GroupVersionKind{Version: "v1", Kind: "ConfigMap"}, Namespace: ns}
+	create(t, configMap(ns, "a", nil), eventDriven(ns, "count", spec))
+	old := waitStoredMetric(t, ns, "count", readyWith(metav1.ConditionTrue, "1"))
+	if err := env.Client.Delete(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	create(t, eventDriven(ns, "count", spec))
+	m := waitStoredMetric(t, ns, "count", func(m *v1alpha1.Metric) error {
+		if m.UID == old.UID {
+			return fmt.Errorf("still the old object")
+		}
+		return readyWith(metav1.ConditionTrue, "1")(m)
+	})
+	if got := readyTime(m); got.Before(&m.CreationTimestamp) {
+		t.Errorf("Ready's lastTransitionTime %s is before the new object's creation %s", got, m.CreationTimestamp)
+	}
+}
+
+// eventLog records the Events a status writer emits.
+type eventLog struct {
+	mu      sync.Mutex
+	reasons []string
+}
+
+func (l *eventLog) Eventf(_ runtime.Object, _ runtime.Object, eventtype, reason, _, _ string, _ ...any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.reasons = append(l.reasons, eventtype+"/"+reason)
+}
+
+func (l *eventLog) recorded() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.reasons...)
+}
+
+var _ events.EventRecorder = (*eventLog)(nil)
+
+// freshWriter is a MetricStatusWriter as a newly started replica has it:
+// its own informer cache and client, nothing written yet. stop stops its
+// cache, whose copies then stay as they were.
+func freshWriter(t *testing.T) (w *controllers.MetricStatusWriter, rec *eventLog, reqs *testenv.RequestCounter, stop func()) {
+	t.Helper()
+	cfg := rest.CopyConfig(env.Config)
+	reqs = testenv.NewRequestCounter()
+	cfg.Wrap(reqs.Wrap)
+	scheme := operator.NewScheme()
+	ca, err := cache.New(cfg, cache.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = ca.Start(ctx); close(done) }()
+	stop = func() { cancel(); <-done }
+	t.Cleanup(stop)
+	c, err := client.New(cfg, client.Options{Scheme: scheme, Cache: &client.CacheOptions{Reader: ca}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec = &eventLog{}
+	return &controllers.MetricStatusWriter{Client: c, Recorder: rec}, rec, reqs, sync.OnceFunc(stop)
+}
+
+// TestStatusWriteOfAFreshWriter writes a Metric's status as a replica
+// that just took over would (the operator of the suite wrote it before):
+// a status its cache shows already is not written; a new observation is
+// one PATCH and no GET, keeps the Ready condition's time and emits no
+// Event; a transition is dated and told.
+func TestStatusWriteOfAFreshWriter(t *testing.T) {
+	testenv.Require(t, env)
+	ctx := t.Context()
+	ns := "status-fresh-writer"
+	createNamespace(t, ns)
+	create(t, configMap(ns, "a", nil), eventDriven(ns, "count", v1alpha1.MetricSpec{Name: "status_fresh_writer",
+		Target: v1alpha1.GroupVersionKind{Version: "v1", Kind: "ConfigMap"}, Namespace: ns}))
+	m := waitStoredMetric(t, ns, "count", readyWith(metav1.ConditionTrue, "1"))
+	since := readyTime(m)
+
+	w, rec, reqs, _ := freshWriter(t)
+	key := coordinator.Key{Kind: "Metric", Namespace: ns, Name: "count"}
+	stored := *meta.FindStatusCondition(m.Status.Conditions, v1alpha1.ConditionReady)
+	stored.LastTransitionTime = metav1.Time{}
+	s := coordinator.Status{Generation: m.Status.ObservedGeneration, Mode: m.Status.Mode, Observed: true,
+		Timestamp: m.Status.Observation.Timestamp.Time, Total: 1, Series: int(m.Status.Observation.Series), Ready: stored}
+	if err := w.WriteStatus(ctx, key, s); err != nil {
+		t.Fatal(err)
+	}
+	p := metricPath(ns, "count")
+	if n := reqs.Count("PATCH", p+"/status"); n != 0 {
+		t.Errorf("%d status PATCHes of the status the cache shows, want none", n)
+	}
+
+	s.Timestamp = s.Timestamp.Add(time.Minute)
+	if err := w.WriteStatus(ctx, key, s); err != nil {
+		t.Fatal(err)
+	}
+	if g, pt := reqs.Count("GET", p), reqs.Count("PATCH", p+"/status"); g != 0 || pt != 1 {
+		t.Errorf("%d GETs and %d status PATCHes of a new observation, want none and one", g, pt)
+	}
+	if got := rec.recorded(); len(got) != 0 {
+		t.Errorf("events %v, want none: Ready stayed True", got)
+	}
+	// The operator of the suite writes its own observation again (another
+	// writer changed it), keeping the time too.
+	if err := env.Client.Get(ctx, clientKey(ns, "count"), m); err != nil {
+		t.Fatal(err)
+	}
+	if got := readyTime(m); !got.Equal(&since) {
+		t.Errorf("Ready's lastTransitionTime moved from %s to %s without a transition", since, got)
+	}
+
+	s.Ready.Status, s.Ready.Reason, s.Ready.Message = metav1.ConditionFalse, v1alpha1.ReasonExportFailed, "down"
+	if err := w.WriteStatus(ctx, key, s); err != nil {
+		t.Fatal(err)
+	}
+	if got := rec.recorded(); len(got) != 1 || got[0] != "Warning/"+v1alpha1.ReasonExportFailed {
+		t.Errorf("events %v, want one Warning/%s", got, v1alpha1.ReasonExportFailed)
+	}
+	if g := reqs.Count("GET", p); g != 0 {
+		t.Errorf("%d GETs, want none", g)
+	}
+}
+
+// TestStatusWriteMissesAReplacedObject writes with a cache that still
+// holds a deleted Metric while one of the same name replaced it: the
+// write fails instead of landing on the new object.
+func TestStatusWriteMissesAReplacedObject(t *testing.T) {
+	testenv.Require(t, env)
+	ctx := t.Context()
+	ns := "status-replaced"
+	createNamespace(t, ns)
+	spec := v1alpha1.MetricSpec{Name: "status_replaced", Target: v1alpha1.GroupVersionKind{Version: "v1", Kind: "ConfigMap"}, Namespace: ns}
+	create(t, eventDriven(ns, "count", spec))
+	old := waitStoredMetric(t, ns, "count", readyWith(metav1.ConditionTrue, "0"))
+
+	w, _, _, stop := freshWriter(t)
+	key := coordinator.Key{Kind: "Metric", Namespace: ns, Name: "count"}
+	if err := w.Client.Get(ctx, clientKey(ns, "count"), &v1alpha1.Metric{}); err != nil { // fills its cache
+		t.Fatal(err)
+	}
+	stop()
+	if err := env.Client.Delete(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	create(t, eventDriven(ns, "count", spec))
+	m := waitStoredMetric(t, ns, "count", func(m *v1alpha1.Metric) error {
+		if m.UID == old.UID {
+			return fmt.Errorf("still the old object")
+		}
+		return readyWith(metav1.ConditionTrue, "0")(m)
+	})
+	s := coordinator.Status{Generation: 1, Mode: v1alpha1.ModeEventDriven, Observed: true, Timestamp: time.Now(), Total: 4242,
+		Ready: metav1.Condition{Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonReady, Message: "x"}}
+	err := w.WriteStatus(ctx, key, s)
+	if !apierrors.IsInvalid(err) {
+		t.Errorf("writing with the old object's UID: %v, want the API server's refusal (422)", err)
+	}
+	if err := env.Client.Get(ctx, clientKey(ns, "count"), m); err != nil {
+		t.Fatal(err)
+	}
+	if v := m.Status.Observation.LatestValue; v != "0" {
+		t.Errorf("the new object's latestValue is %q, want the operator's 0", v)
+	}
+}
