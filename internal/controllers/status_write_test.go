@@ -272,6 +272,9 @@ func freshWriter(t *testing.T) (w *controllers.MetricStatusWriter, rec *eventLog
 	go func() { _ = ca.Start(ctx); close(done) }()
 	stop = func() { cancel(); <-done }
 	t.Cleanup(stop)
+	if !ca.WaitForCacheSync(ctx) {
+		t.Fatal("the cache did not start")
+	}
 	c, err := client.New(cfg, client.Options{Scheme: scheme, Cache: &client.CacheOptions{Reader: ca}})
 	if err != nil {
 		t.Fatal(err)
