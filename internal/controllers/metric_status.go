@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/tools/events"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 
 	"github.com/SAP/metrics-operator/api/v1alpha1"
 	"github.com/SAP/metrics-operator/internal/coordinator"
@@ -211,7 +212,18 @@ func (w *statusWrites) write(ctx context.Context, c client.Client, rec events.Ev
 	if err != nil {
 		return err
 	}
-	if err := c.Status().Patch(ctx, obj, client.RawPatch(types.JSONPatchType, patch)); err != nil {
+	// The reply is asked for as metadata only: the status is what was
+	// sent (the schema defaults nothing in it), and decoding the whole
+	// object cost as much as the rest of the write.
+	gvk, err := apiutil.GVKForObject(obj, c.Scheme())
+	if err != nil {
+		return fmt.Errorf("patching the status of %s: %w", key, err)
+	}
+	reply := &metav1.PartialObjectMetadata{}
+	reply.SetGroupVersionKind(gvk)
+	reply.SetNamespace(obj.GetNamespace())
+	reply.SetName(obj.GetName())
+	if err := c.Status().Patch(ctx, reply, client.RawPatch(types.JSONPatchType, patch)); err != nil {
 		if apierrors.IsNotFound(err) {
 			w.ForgetStatus(key)
 			return nil
@@ -220,6 +232,8 @@ func (w *statusWrites) write(ctx context.Context, c client.Client, rec events.Ev
 		// deleted since: the retry finds the new one in the cache.
 		return fmt.Errorf("patching the status of %s: %w", key, err)
 	}
+	obj.SetResourceVersion(reply.GetResourceVersion())
+	obj.SetGeneration(reply.GetGeneration())
 	w.remember(key, obj)
 	if transition && rec != nil {
 		typ := corev1.EventTypeNormal

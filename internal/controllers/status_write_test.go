@@ -122,6 +122,14 @@ func TestStatusWritesNeedNoGet(t *testing.T) {
 	if got := metricEvents(t, ns, "count"); !maps.Equal(got, map[string]int{"Normal/Ready": 1}) {
 		t.Errorf("events %v after observation-only writes, want the first Ready only", got)
 	}
+	// Nothing changes: nothing is written, in three status intervals
+	// (the echoes of the operator's own writes are not taken for
+	// another writer's).
+	patches := requests.Count("PATCH", metricPath(ns, "count")+"/status")
+	time.Sleep(3 * time.Second)
+	if n := requests.Count("PATCH", metricPath(ns, "count")+"/status"); n != patches {
+		t.Errorf("%d status PATCHes while nothing changed, want none", n-patches)
+	}
 
 	// Two transitions: to TargetNotFound and back. The first waits for the
 	// next second, so that a moved lastTransitionTime shows.
