@@ -27,17 +27,19 @@ import (
 	"github.com/SAP/metrics-operator/internal/testing/testenv"
 )
 
-// metricPath is the API path of a Metric (its status is "/status" more).
-func metricPath(ns, name string) string {
-	return "/apis/metrics.cloud.sap/v1alpha1/namespaces/" + ns + "/metrics/" + name
+// countPath is the API path of the Metric "count" of these tests (its
+// status is "/status" more).
+func countPath(ns string) string {
+	return "/apis/metrics.cloud.sap/v1alpha1/namespaces/" + ns + "/metrics/count"
 }
 
-// waitStoredMetric waits until the Metric's stored status passes check.
-func waitStoredMetric(t *testing.T, ns, name string, check func(m *v1alpha1.Metric) error) *v1alpha1.Metric {
+// waitCount waits until the stored status of the Metric "count" in ns
+// passes check.
+func waitCount(t *testing.T, ns string, check func(m *v1alpha1.Metric) error) *v1alpha1.Metric {
 	t.Helper()
 	m := &v1alpha1.Metric{}
 	testenv.Eventually(t, eventTimeout, func() error {
-		if err := env.Client.Get(t.Context(), key(ns, name), m); err != nil {
+		if err := env.Client.Get(t.Context(), key(ns, "count"), m); err != nil {
 			return err
 		}
 		return check(m)
@@ -61,9 +63,9 @@ func readyTime(m *v1alpha1.Metric) metav1.Time {
 	return meta.FindStatusCondition(m.Status.Conditions, v1alpha1.ConditionReady).LastTransitionTime
 }
 
-// metricEvents counts the Events about the Metric ns/name by
+// countEvents counts the Events about the Metric "count" in ns by
 // "Type/Reason".
-func metricEvents(t *testing.T, ns, name string) map[string]int {
+func countEvents(t *testing.T, ns string) map[string]int {
 	t.Helper()
 	var list eventsv1.EventList
 	if err := env.Client.List(t.Context(), &list, client.InNamespace(ns)); err != nil {
@@ -71,7 +73,7 @@ func metricEvents(t *testing.T, ns, name string) map[string]int {
 	}
 	got := map[string]int{}
 	for _, e := range list.Items {
-		if e.Regarding.Kind == "Metric" && e.Regarding.Name == name {
+		if e.Regarding.Kind == "Metric" && e.Regarding.Name == "count" {
 			n := 1
 			if e.Series != nil {
 				n = max(n, int(e.Series.Count))
@@ -82,10 +84,10 @@ func metricEvents(t *testing.T, ns, name string) map[string]int {
 	return got
 }
 
-func waitMetricEvents(t *testing.T, ns, name string, want map[string]int) {
+func waitCountEvents(t *testing.T, ns string, want map[string]int) {
 	t.Helper()
 	testenv.Eventually(t, eventTimeout, func() error {
-		if got := metricEvents(t, ns, name); !maps.Equal(got, want) {
+		if got := countEvents(t, ns); !maps.Equal(got, want) {
 			return fmt.Errorf("events %v, want %v", got, want)
 		}
 		return nil
@@ -103,32 +105,32 @@ func TestStatusWritesNeedNoGet(t *testing.T) {
 	m := eventDriven(ns, "count", v1alpha1.MetricSpec{Name: "status_noget",
 		Target: v1alpha1.GroupVersionKind{Version: "v1", Kind: "ConfigMap"}, Namespace: ns})
 	create(t, m)
-	m = waitStoredMetric(t, ns, "count", readyWith(metav1.ConditionTrue, "0"))
+	m = waitCount(t, ns, readyWith(metav1.ConditionTrue, "0"))
 	since := readyTime(m)
-	waitMetricEvents(t, ns, "count", map[string]int{"Normal/Ready": 1})
+	waitCountEvents(t, ns, map[string]int{"Normal/Ready": 1})
 
 	for i := 1; i <= 3; i++ {
 		create(t, configMap(ns, fmt.Sprint("cm", i), nil))
-		m = waitStoredMetric(t, ns, "count", readyWith(metav1.ConditionTrue, fmt.Sprint(i)))
+		m = waitCount(t, ns, readyWith(metav1.ConditionTrue, fmt.Sprint(i)))
 		if got := readyTime(m); !got.Equal(&since) {
 			t.Fatalf("Ready's lastTransitionTime moved from %s to %s without a transition", since, got)
 		}
 	}
-	if n := requests.Count("GET", metricPath(ns, "count")); n != 0 {
+	if n := requests.Count("GET", countPath(ns)); n != 0 {
 		t.Errorf("%d GETs of the Metric, want none", n)
 	}
-	if n := requests.Count("PATCH", metricPath(ns, "count")+"/status"); n < 4 {
+	if n := requests.Count("PATCH", countPath(ns)+"/status"); n < 4 {
 		t.Errorf("%d status PATCHes, want one per observation (at least 4)", n)
 	}
-	if got := metricEvents(t, ns, "count"); !maps.Equal(got, map[string]int{"Normal/Ready": 1}) {
+	if got := countEvents(t, ns); !maps.Equal(got, map[string]int{"Normal/Ready": 1}) {
 		t.Errorf("events %v after observation-only writes, want the first Ready only", got)
 	}
 	// Nothing changes: nothing is written, in three status intervals
 	// (the echoes of the operator's own writes are not taken for
 	// another writer's).
-	patches := requests.Count("PATCH", metricPath(ns, "count")+"/status")
+	patches := requests.Count("PATCH", countPath(ns)+"/status")
 	time.Sleep(3 * time.Second)
-	if n := requests.Count("PATCH", metricPath(ns, "count")+"/status"); n != patches {
+	if n := requests.Count("PATCH", countPath(ns)+"/status"); n != patches {
 		t.Errorf("%d status PATCHes while nothing changed, want none", n-patches)
 	}
 
@@ -138,19 +140,19 @@ func TestStatusWritesNeedNoGet(t *testing.T) {
 	testenv.Update(t, env.Client, m, func() {
 		m.Spec.Target = v1alpha1.GroupVersionKind{Group: "example.com", Version: "v1", Kind: "Widget"}
 	})
-	m = waitStoredMetric(t, ns, "count", readyWith(metav1.ConditionFalse, ""))
+	m = waitCount(t, ns, readyWith(metav1.ConditionFalse, ""))
 	failed := readyTime(m)
 	if !failed.After(since.Time) {
 		t.Errorf("lastTransitionTime %s of the transition to False is not after %s", failed, since)
 	}
 	time.Sleep(time.Until(failed.Add(1100 * time.Millisecond)))
 	testenv.Update(t, env.Client, m, func() { m.Spec.Target = v1alpha1.GroupVersionKind{Version: "v1", Kind: "ConfigMap"} })
-	m = waitStoredMetric(t, ns, "count", readyWith(metav1.ConditionTrue, "3"))
+	m = waitCount(t, ns, readyWith(metav1.ConditionTrue, "3"))
 	if back := readyTime(m); !back.After(failed.Time) {
 		t.Errorf("lastTransitionTime %s of the transition back to True is not after %s", back, failed)
 	}
-	waitMetricEvents(t, ns, "count", map[string]int{"Normal/Ready": 2, "Warning/TargetNotFound": 1})
-	if n := requests.Count("GET", metricPath(ns, "count")); n != 0 {
+	waitCountEvents(t, ns, map[string]int{"Normal/Ready": 2, "Warning/TargetNotFound": 1})
+	if n := requests.Count("GET", countPath(ns)); n != 0 {
 		t.Errorf("%d GETs of the Metric, want none", n)
 	}
 }
@@ -182,7 +184,7 @@ func TestStatusOverwrittenByAnotherWriter(t *testing.T) {
 	create(t, configMap(ns, "a", nil),
 		eventDriven(ns, "count", v1alpha1.MetricSpec{Name: "status_other_writer",
 			Target: v1alpha1.GroupVersionKind{Version: "v1", Kind: "ConfigMap"}, Namespace: ns}))
-	m := waitStoredMetric(t, ns, "count", readyWith(metav1.ConditionTrue, "1"))
+	m := waitCount(t, ns, readyWith(metav1.ConditionTrue, "1"))
 	since := readyTime(m)
 
 	// Another value, and a condition of someone else's.
@@ -192,7 +194,7 @@ func TestStatusOverwrittenByAnotherWriter(t *testing.T) {
 		meta.SetStatusCondition(&m.Status.Conditions, metav1.Condition{Type: "Audited", Status: metav1.ConditionTrue,
 			Reason: "Manual", Message: "looked at", LastTransitionTime: long})
 	})
-	m = waitStoredMetric(t, ns, "count", readyWith(metav1.ConditionTrue, "1"))
+	m = waitCount(t, ns, readyWith(metav1.ConditionTrue, "1"))
 	if got := readyTime(m); !got.Equal(&since) {
 		t.Errorf("Ready's lastTransitionTime moved from %s to %s without a transition", since, got)
 	}
@@ -207,12 +209,12 @@ func TestStatusOverwrittenByAnotherWriter(t *testing.T) {
 		meta.SetStatusCondition(&m.Status.Conditions, metav1.Condition{Type: v1alpha1.ConditionReady, Status: metav1.ConditionFalse,
 			Reason: "Edited", Message: "by hand", ObservedGeneration: m.Generation, LastTransitionTime: long})
 	})
-	m = waitStoredMetric(t, ns, "count", readyWith(metav1.ConditionTrue, "1"))
+	m = waitCount(t, ns, readyWith(metav1.ConditionTrue, "1"))
 	if got := readyTime(m); got.Before(&metav1.Time{Time: edited}) {
 		t.Errorf("Ready's lastTransitionTime %s, want the time of the transition back (%s or later)", got, edited)
 	}
-	waitMetricEvents(t, ns, "count", map[string]int{"Normal/Ready": 2})
-	if n := requests.Count("GET", metricPath(ns, "count")); n != 0 {
+	waitCountEvents(t, ns, map[string]int{"Normal/Ready": 2})
+	if n := requests.Count("GET", countPath(ns)); n != 0 {
 		t.Errorf("%d GETs of the Metric, want none", n)
 	}
 }
@@ -227,12 +229,12 @@ func TestStatusOfARecreatedMetric(t *testing.T) {
 	createNamespace(t, ns)
 	spec := v1alpha1.MetricSpec{Name: "status_recreated", Target: v1alpha1.GroupVersionKind{Version: "v1", Kind: "ConfigMap"}, Namespace: ns}
 	create(t, configMap(ns, "a", nil), eventDriven(ns, "count", spec))
-	old := waitStoredMetric(t, ns, "count", readyWith(metav1.ConditionTrue, "1"))
+	old := waitCount(t, ns, readyWith(metav1.ConditionTrue, "1"))
 	if err := env.Client.Delete(ctx, old); err != nil {
 		t.Fatal(err)
 	}
 	create(t, eventDriven(ns, "count", spec))
-	m := waitStoredMetric(t, ns, "count", func(m *v1alpha1.Metric) error {
+	m := waitCount(t, ns, func(m *v1alpha1.Metric) error {
 		if m.UID == old.UID {
 			return fmt.Errorf("still the old object")
 		}
@@ -304,7 +306,7 @@ func TestStatusWriteOfAFreshWriter(t *testing.T) {
 	createNamespace(t, ns)
 	create(t, configMap(ns, "a", nil), eventDriven(ns, "count", v1alpha1.MetricSpec{Name: "status_fresh_writer",
 		Target: v1alpha1.GroupVersionKind{Version: "v1", Kind: "ConfigMap"}, Namespace: ns}))
-	m := waitStoredMetric(t, ns, "count", readyWith(metav1.ConditionTrue, "1"))
+	m := waitCount(t, ns, readyWith(metav1.ConditionTrue, "1"))
 	since := readyTime(m)
 
 	w, rec, reqs, _ := freshWriter(t)
@@ -316,7 +318,7 @@ func TestStatusWriteOfAFreshWriter(t *testing.T) {
 	if err := w.WriteStatus(ctx, key, s); err != nil {
 		t.Fatal(err)
 	}
-	p := metricPath(ns, "count")
+	p := countPath(ns)
 	if n := reqs.Count("PATCH", p+"/status"); n != 0 {
 		t.Errorf("%d status PATCHes of the status the cache shows, want none", n)
 	}
@@ -362,7 +364,7 @@ func TestStatusWriteMissesAReplacedObject(t *testing.T) {
 	createNamespace(t, ns)
 	spec := v1alpha1.MetricSpec{Name: "status_replaced", Target: v1alpha1.GroupVersionKind{Version: "v1", Kind: "ConfigMap"}, Namespace: ns}
 	create(t, eventDriven(ns, "count", spec))
-	old := waitStoredMetric(t, ns, "count", readyWith(metav1.ConditionTrue, "0"))
+	old := waitCount(t, ns, readyWith(metav1.ConditionTrue, "0"))
 
 	w, _, _, stop := freshWriter(t)
 	key := coordinator.Key{Kind: "Metric", Namespace: ns, Name: "count"}
@@ -374,7 +376,7 @@ func TestStatusWriteMissesAReplacedObject(t *testing.T) {
 		t.Fatal(err)
 	}
 	create(t, eventDriven(ns, "count", spec))
-	m := waitStoredMetric(t, ns, "count", func(m *v1alpha1.Metric) error {
+	m := waitCount(t, ns, func(m *v1alpha1.Metric) error {
 		if m.UID == old.UID {
 			return fmt.Errorf("still the old object")
 		}
@@ -417,7 +419,7 @@ func BenchmarkStatusWrite(b *testing.B) {
 	s := coordinator.Status{Generation: 1, Mode: v1alpha1.ModeEventDriven, Observed: true, Series: 1,
 		Ready: metav1.Condition{Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonReady,
 			Message: "exporting 1 series", ObservedGeneration: 1}}
-	path := metricPath(ns, "count") + "/status"
+	path := countPath(ns) + "/status"
 	before := reqs.Count("PATCH", path)
 	for b.Loop() {
 		s.Total++
