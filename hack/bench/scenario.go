@@ -47,8 +47,12 @@ type result struct {
 	writeErrors int64
 	dropped     int64 // writes the writers could not start in time
 
-	api        map[string]float64 // request deltas in the window, "VERB resource"
-	watchesCM  float64            // open WATCH requests on configmaps at the window's end
+	api map[string]float64 // request deltas in the window, "VERB resource"
+	// apiSpan is the longest the API server's counters may have counted
+	// api over: from sending the request for the first snapshot to the
+	// answer to the second.
+	apiSpan    time.Duration
+	watchesCM  float64 // open WATCH requests on configmaps at the window's end
 	watchesAll float64
 	registered float64 // apiserver_registered_watchers{kind="ConfigMap"}, -1 when not served
 
@@ -255,6 +259,7 @@ func (h *harness) runScenario(ctx context.Context, mode string, m int) *result {
 	// 5. Resources.
 	if apiBefore != nil && apiAfter != nil {
 		r.api = delta(apiBefore.requests, apiAfter.requests)
+		r.apiSpan = apiAfter.received.Sub(apiBefore.sent)
 	}
 	if apiBase != nil && apiAfter != nil {
 		r.watchesCM = apiAfter.watches["configmaps"] - apiBase.watches["configmaps"]

@@ -116,15 +116,20 @@ type apiSnapshot struct {
 	watches map[string]float64
 	// registered is apiserver_registered_watchers by kind, when served.
 	registered map[string]float64
+	// sent and received bound the moment the counters were read: the
+	// request for them was sent at sent and answered by received.
+	sent, received time.Time
 }
 
 func (a *apiScraper) snapshot(ctx context.Context) (*apiSnapshot, error) {
+	sent := time.Now()
 	fams, _, err := fetch(ctx, a.c, a.url,
 		"apiserver_request_total", "apiserver_longrunning_requests", "apiserver_registered_watchers", "apiserver_watch_list_duration_seconds")
 	if err != nil {
 		return nil, err
 	}
-	s := &apiSnapshot{requests: map[string]float64{}, watches: map[string]float64{}, registered: map[string]float64{}}
+	s := &apiSnapshot{requests: map[string]float64{}, watches: map[string]float64{}, registered: map[string]float64{},
+		sent: sent, received: time.Now()}
 	for _, smp := range scrape.Samples(fams, "apiserver_request_total") {
 		key := smp.Labels["verb"] + " " + smp.Labels["resource"]
 		if sub := smp.Labels["subresource"]; sub != "" {

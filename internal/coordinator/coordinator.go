@@ -52,9 +52,11 @@ type Options struct {
 	// than MinExportInterval apart, whatever changes arrive meanwhile.
 	ExportBackoff Backoff
 	// StatusWritesPerSecond is the budget of status writes of all metrics
-	// together (default DefaultStatusWritesPerSecond), in bursts of up to
-	// twice as many: however many metrics change, the API server sees no
-	// more, and status lags behind rather than /metrics.
+	// together (default DefaultStatusWritesPerSecond): a token bucket of
+	// twice as many, so at most StatusWritesPerSecond × T + 2 ×
+	// StatusWritesPerSecond writes in any T seconds. However many metrics
+	// change, the API server sees no more, and status lags behind rather
+	// than /metrics.
 	StatusWritesPerSecond float64
 }
 
@@ -157,6 +159,11 @@ type state struct {
 	// series; the check renders the series, so it runs once per
 	// StatusInterval however many events arrive.
 	statusPending bool
+	// overwrites counts StatusOverwritten calls, and overwritesWritten
+	// is the count the last write followed: while they differ, the stored
+	// status is not the one last written, so the next check writes it even
+	// if the status computed is the same.
+	overwrites, overwritesWritten uint64
 	// sink is the state of the sink the metric pushes to (update.Sink),
 	// nil before the first Publish: the event path reaches it without a
 	// lookup by name.
@@ -265,6 +272,12 @@ func (c *Coordinator) Publish(u Update, dataChanged bool) {
 		// The same object has moved on; a recreated one starts afresh.
 		c.mu.Unlock()
 		return
+	}
+	if st.update != nil && !st.update.Created.Equal(u.Created) {
+		// Another object of the same name: its status is written anew,
+		// at once, not compared with the one its predecessor got.
+		countNotReady(u.Key.Kind, st.written, nil)
+		st.written, st.lastStatus = nil, time.Time{}
 	}
 	if st.update == nil || st.update.Mode != u.Mode {
 		c.countModes(st.update, &u)
@@ -431,6 +444,39 @@ func (c *Coordinator) Remove(key Key) {
 	}
 	c.mu.Unlock()
 	c.ownersChanged(others)
+	c.forgetStatus(key)
+}
+
+// forgetStatus tells the key's status writer, if it keeps anything per
+// metric, that the metric is gone.
+func (c *Coordinator) forgetStatus(key Key) {
+	if f, ok := c.opts.StatusWriters[key.Kind].(StatusForgetter); ok {
+		f.ForgetStatus(key)
+	}
+}
+
+// StatusOverwritten tells the coordinator that the status stored on a
+// metric's object is not the one last written. Either another writer
+// changed it (an older replica during a handover, `kubectl edit`): it is
+// written again even if the metric did not change, no sooner than
+// StatusInterval after the last write, so that two writers that disagree
+// do not take turns at the budget's rate. Or the object was replaced by
+// one of the same name (replaced): its status is written at once, as a
+// new metric's.
+func (c *Coordinator) StatusOverwritten(key Key, replaced bool) {
+	c.mu.Lock()
+	st, ok := c.metrics[key]
+	if ok {
+		st.overwrites++
+		if replaced {
+			countNotReady(key.Kind, st.written, nil)
+			st.written, st.lastStatus = nil, time.Time{}
+		}
+	}
+	c.mu.Unlock()
+	if ok {
+		c.status.Add(key)
+	}
 }
 
 // SinkChanged tells the coordinator that a DataSink was created, changed

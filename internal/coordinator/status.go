@@ -26,7 +26,7 @@ func (c *Coordinator) processStatus(ctx context.Context) bool {
 	if writer == nil {
 		return true
 	}
-	s, wait, ok := c.statusDue(key)
+	s, overwrites, wait, ok := c.statusDue(key)
 	if !ok {
 		if wait > 0 {
 			c.status.AddAfter(key, wait)
@@ -45,27 +45,39 @@ func (c *Coordinator) processStatus(ctx context.Context) bool {
 	statusWritesTotal.WithLabelValues("success").Inc()
 	c.status.Forget(key)
 	c.mu.Lock()
-	if st, ok := c.metrics[key]; ok {
+	st, ok := c.metrics[key]
+	if ok {
 		countNotReady(key.Kind, st.written, &s)
 		st.written, st.lastStatus = &s, time.Now()
+		st.overwritesWritten = overwrites
 	}
 	c.mu.Unlock()
+	if !ok {
+		// Removed while its status was written: Remove's forgetStatus may
+		// have run before the writer kept what it wrote.
+		c.forgetStatus(key)
+	}
 	return true
 }
 
 // statusDue computes the metric's status and says whether to write it now:
 // a changed Ready condition at once, a changed observation at most every
-// StatusInterval, an unchanged status never. The series are read after mu
-// is released: the event path needs mu for every change it reports.
-func (c *Coordinator) statusDue(key Key) (Status, time.Duration, bool) {
+// StatusInterval, an unchanged status never unless another writer changed
+// the stored one (then at most every StatusInterval). It also returns the
+// metric's count of overwrites, which a write brings up to date. The
+// series are read after mu is released: the event path needs mu for every
+// change it reports.
+func (c *Coordinator) statusDue(key Key) (Status, uint64, time.Duration, bool) {
 	c.mu.Lock()
 	st, ok := c.metrics[key]
 	if !ok {
 		c.mu.Unlock()
-		return Status{}, 0, false
+		return Status{}, 0, 0, false
 	}
 	st.statusPending = false
 	st.quiet.Store(false)
+	overwrites := st.overwrites
+	overwritten := overwrites != st.overwritesWritten
 	in := statusInput{
 		update: st.update, observed: time.Unix(0, st.observed.Load()), evalErr: st.evalErr, errGen: st.errGen,
 		sinkErr: st.sinkErr, exportErr: st.exportErr,
@@ -78,15 +90,15 @@ func (c *Coordinator) statusDue(key Key) (Status, time.Duration, bool) {
 	if w := written; w != nil {
 		sameCondition := w.Ready.Status == s.Ready.Status && w.Ready.Reason == s.Ready.Reason &&
 			w.Ready.Message == s.Ready.Message && w.Generation == s.Generation && w.Mode == s.Mode
-		if sameCondition && reflect.DeepEqual(w.Dimensions, s.Dimensions) &&
+		if !overwritten && sameCondition && reflect.DeepEqual(w.Dimensions, s.Dimensions) &&
 			w.Total == s.Total && w.Series == s.Series && w.Timestamp.Equal(s.Timestamp) {
-			return s, 0, false
+			return s, overwrites, 0, false
 		}
 		if since := time.Since(lastStatus); sameCondition && since < c.opts.StatusInterval {
-			return s, c.opts.StatusInterval - since, false
+			return s, overwrites, c.opts.StatusInterval - since, false
 		}
 	}
-	return s, 0, true
+	return s, overwrites, 0, true
 }
 
 // statusInput is what a status is computed from, copied from a metric's

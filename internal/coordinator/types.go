@@ -128,6 +128,13 @@ type StatusWriter interface {
 	WriteStatus(ctx context.Context, key Key, s Status) error
 }
 
+// StatusForgetter is a StatusWriter that keeps something per metric (what
+// it last wrote): the coordinator tells it when a metric is gone, so that
+// what it keeps does not outlive the metric.
+type StatusForgetter interface {
+	ForgetStatus(key Key)
+}
+
 // StatusWriterFunc adapts a function to a StatusWriter.
 type StatusWriterFunc func(ctx context.Context, key Key, s Status) error
 

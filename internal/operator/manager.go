@@ -43,6 +43,13 @@ import (
 	"github.com/SAP/metrics-operator/internal/startup"
 )
 
+// statusWriter is a metric kind's status writer, which also follows the
+// kind's objects for statuses it did not write.
+type statusWriter interface {
+	coordinator.StatusWriter
+	WatchStatus(ctx context.Context, informers cache.Informers, overwritten func(coordinator.Key, bool)) error
+}
+
 // leaderElectionID names the Lease replicas compete for.
 const leaderElectionID = "metrics-operator.metrics.cloud.sap"
 
@@ -143,14 +150,21 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 	if err := mgr.Add(clearOnStop{collector}); err != nil {
 		return nil, err
 	}
-	// Status writers read the object they patch from the API server, not
-	// the cache: a merge patch is diffed against what was read, so a
-	// cached copy older than the last write would drop fields from the
-	// patch (or skip it as unchanged) and leave the status wrong. Status
-	// writes are few (--status-write-qps), so the extra GET is cheap.
-	statusClient, err := client.New(mgr.GetConfig(), client.Options{Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper()})
-	if err != nil {
-		return nil, fmt.Errorf("status client: %w", err)
+	// Status writers read the object from the cache and replace its whole
+	// status, never reading it from the API server (see
+	// controllers.MetricStatusWriter): a status write is one PATCH.
+	statusClient := mgr.GetClient()
+	statusWriters := map[string]statusWriter{
+		"Metric":        &controllers.MetricStatusWriter{Client: statusClient, Recorder: recorder},
+		"ManagedMetric": &controllers.ManagedMetricStatusWriter{Client: statusClient, Recorder: recorder},
+		"FederatedMetric": &controllers.FederatedMetricStatusWriter{Client: statusClient, Recorder: recorder,
+			Observe: fedMetrics.Observation},
+		"FederatedManagedMetric": &controllers.FederatedManagedMetricStatusWriter{Client: statusClient, Recorder: recorder,
+			Clusters: fedManaged.Observation},
+	}
+	coordWriters := map[string]coordinator.StatusWriter{}
+	for kind, w := range statusWriters {
+		coordWriters[kind] = w
 	}
 	coord, err := coordinator.New(coordinator.Options{
 		MinExportInterval:     opts.MinExportInterval,
@@ -161,16 +175,22 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 		ExportTimeout:         opts.ExportTimeout,
 		ExportBackoff:         coordinator.Backoff{Base: opts.ExportBackoffBase, Cap: opts.ExportBackoffMax},
 		Prometheus:            collector,
-		StatusWriters: map[string]coordinator.StatusWriter{
-			"Metric":        &controllers.MetricStatusWriter{Client: statusClient, Recorder: recorder},
-			"ManagedMetric": &controllers.ManagedMetricStatusWriter{Client: statusClient, Recorder: recorder},
-			"FederatedMetric": &controllers.FederatedMetricStatusWriter{Client: statusClient, Recorder: recorder,
-				Observe: fedMetrics.Observation},
-			"FederatedManagedMetric": &controllers.FederatedManagedMetricStatusWriter{Client: statusClient, Recorder: recorder,
-				Clusters: fedManaged.Observation},
-		},
+		StatusWriters:         coordWriters,
 	})
 	if err != nil {
+		return nil, err
+	}
+	// Only the leader writes status, so only it looks for statuses it did
+	// not write.
+	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+		for _, w := range statusWriters {
+			if err := w.WatchStatus(ctx, mgr.GetCache(), coord.StatusOverwritten); err != nil {
+				return err
+			}
+		}
+		<-ctx.Done()
+		return nil
+	})); err != nil {
 		return nil, err
 	}
 	shard, err := addSharding(mgr, coord, opts)
