@@ -26,9 +26,12 @@ type Shard interface {
 	Hold(holder, key string) bool
 	// Release records that holder dropped key.
 	Release(holder, key string)
-	// Stale reports whether holder must look at key again: Hold would
-	// answer otherwise than what holder recorded.
+	// Stale reports whether holder must look at key again: Hold (or
+	// StandBy) would answer otherwise than what holder recorded.
 	Stale(holder, key string) bool
+	// StandBy reports whether holder should keep key ready to serve,
+	// unpublished, since this replica may have to serve it next.
+	StandBy(holder, key string) bool
 	// Leads reports whether this replica writes the status of a shared
 	// object (a DataSink, a cluster access) of key.
 	Leads(key string) bool
@@ -53,6 +56,11 @@ func notServedYet(s Shard, key coordinator.Key) error {
 		return errUnsettled
 	}
 	return nil
+}
+
+// standsBy reports whether holder keeps key ready without serving it.
+func standsBy(s Shard, holder string, key coordinator.Key) bool {
+	return s != nil && s.StandBy(holder, key.String())
 }
 
 // released tells the shard that holder dropped key.
