@@ -14,7 +14,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
-	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	"github.com/SAP/metrics-operator/api/v1alpha1"
@@ -83,10 +82,9 @@ type EventDrivenReconciler struct {
 	conns sync.Map
 	// gates hold the standby gate of each registered metric (by
 	// coordinator key); keys serializes a metric's reconcile and its
-	// promotion; viewChanged wakes promoteReady.
-	gates       sync.Map
-	keys        keyLocks
-	viewChanged chan struct{}
+	// promotion.
+	gates sync.Map
+	keys  keyLocks
 }
 
 // Reconcile registers or drops one Metric's subscription.
@@ -156,7 +154,7 @@ func (r *EventDrivenReconciler) reconcile(ctx context.Context, req ctrl.Request)
 			return ctrl.Result{}, err
 		}
 		if !standby {
-			r.promote(key)
+			r.promote(ctx, key)
 		}
 		return ctrl.Result{RequeueAfter: recheckInterval}, nil
 	}
@@ -320,17 +318,10 @@ func (r *EventDrivenReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		b = b.WatchesRawSource(clusterSource(r.Clusters, mgr.GetClient()))
 	}
 	if r.Shard != nil {
-		b = b.WatchesRawSource(shardSource(r.Shard, eventsHolder, metricKind, mgr.GetClient(), func() client.ObjectList { return &v1alpha1.MetricList{} }))
-		r.viewChanged = make(chan struct{}, 1)
-		r.Shard.Subscribe(func(string) {
-			select {
-			case r.viewChanged <- struct{}{}:
-			default:
-			}
-		})
-		if err := mgr.Add(manager.RunnableFunc(r.promoteReady)); err != nil {
-			return err
-		}
+		// Metrics kept ready are published before the reconciles of the
+		// change are enqueued, which would contend with them.
+		b = b.WatchesRawSource(shardSourceAfter(r.Shard, eventsHolder, metricKind, mgr.GetClient(),
+			func() client.ObjectList { return &v1alpha1.MetricList{} }, r.promoteReady))
 	}
 	return b.Complete(r)
 }

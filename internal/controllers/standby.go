@@ -100,13 +100,21 @@ func (s *standbyGate) drop() {
 
 // keyLocks serialize a Metric's reconcile and its promotion, so that a
 // promotion never publishes a registration the reconcile is replacing.
-type keyLocks [64]sync.Mutex
+// Many stripes: a promotion waits for every reconcile it meets (with 64,
+// the rechecks running at a takeover held it up for a second on a loaded
+// machine).
+type keyLocks [1024]sync.Mutex
+
+// of is key's stripe.
+func (l *keyLocks) of(key coordinator.Key) *sync.Mutex {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(key.String()))
+	return &l[h.Sum32()%uint32(len(l))]
+}
 
 // lock locks key's stripe and returns its unlock.
 func (l *keyLocks) lock(key coordinator.Key) func() {
-	h := fnv.New32a()
-	_, _ = h.Write([]byte(key.String()))
-	mu := &l[h.Sum32()%uint32(len(l))]
+	mu := l.of(key)
 	mu.Lock()
 	return mu.Unlock
 }
@@ -119,42 +127,70 @@ func (r *EventDrivenReconciler) published(key coordinator.Key) bool {
 
 // promote publishes key if it stands by; the reconcile holds the key
 // already.
-func (r *EventDrivenReconciler) promote(key coordinator.Key) {
-	if g, ok := r.gates.Load(key); ok {
-		g.(*standbyGate).promote(func() bool { return true })
+func (r *EventDrivenReconciler) promote(ctx context.Context, key coordinator.Key) {
+	if g, ok := r.gates.Load(key); ok && g.(*standbyGate).promote(func() bool { return true }) {
+		ctrl.LoggerFrom(ctx).Info("Metric kept ready is served", "metric", key.String())
 	}
 }
 
-// promoteReady runs until ctx is done and, whenever the shard's view
-// changes, publishes every metric kept ready that this replica may serve
-// now, without waiting for their reconciles: a lost member's metrics are
-// served as soon as its Lease expires. Their reconciles follow as for any
-// change of view and find them registered.
-func (r *EventDrivenReconciler) promoteReady(ctx context.Context) error {
-	log := ctrl.LoggerFrom(ctx).WithName("eventdriven")
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-r.viewChanged:
-		}
-		start, n := time.Now(), 0
-		r.gates.Range(func(k, g any) bool {
+// promoteReady publishes every metric kept ready that this replica may
+// serve now, at once, without waiting for their reconciles: a lost
+// member's metrics are served as soon as its Lease expires. The shard
+// source calls it at every change of view, before it enqueues the
+// reconciles of the change, which find these registered and published.
+func (r *EventDrivenReconciler) promoteReady() {
+	start, n := time.Now(), 0
+	// The keys granted now, asked at once: one lock of the shard rather
+	// than one for each of the thousands kept ready.
+	var waiting []string
+	keys := map[string]coordinator.Key{}
+	r.gates.Range(func(k, g any) bool {
+		if g.(*standbyGate).waiting.Load() {
 			key := k.(coordinator.Key)
-			if !g.(*standbyGate).waiting.Load() {
-				return true
-			}
-			unlock := r.keys.lock(key)
-			defer unlock()
-			// Its reconcile may have replaced or dropped it meanwhile.
-			if g, ok := r.gates.Load(key); ok &&
-				g.(*standbyGate).promote(func() bool { return r.Shard.Hold(eventsHolder, key.String()) }) {
-				n++
-			}
-			return true
-		})
-		if n > 0 {
-			log.Info("Metrics kept ready are served", "metrics", n, "duration", time.Since(start).String())
+			waiting = append(waiting, key.String())
+			keys[key.String()] = key
 		}
+		return true
+	})
+	granted := r.Shard.Granted(waiting)
+	asked := time.Since(start)
+	// Where the time goes: waiting for reconciles of the same stripe,
+	// for the shard's holds, and publishing.
+	var blocked, holding, publishing time.Duration
+	promote := func(k string) {
+		// Its reconcile may have replaced or dropped it meanwhile.
+		g, ok := r.gates.Load(keys[k])
+		if !ok {
+			return
+		}
+		before := time.Now()
+		var held time.Time
+		if g.(*standbyGate).promote(func() bool { ok := r.Shard.Hold(eventsHolder, k); held = time.Now(); return ok }) {
+			n++
+			holding += held.Sub(before)
+			publishing += time.Since(held)
+		}
+	}
+	// Keys whose reconcile runs now wait until the others are served.
+	var busy []string
+	for _, k := range granted {
+		if mu := r.keys.of(keys[k]); mu.TryLock() {
+			promote(k)
+			mu.Unlock()
+		} else {
+			busy = append(busy, k)
+		}
+	}
+	for _, k := range busy {
+		before := time.Now()
+		unlock := r.keys.lock(keys[k])
+		blocked += time.Since(before)
+		promote(k)
+		unlock()
+	}
+	if n > 0 {
+		ctrl.Log.WithName("eventdriven").Info("Metrics kept ready are served", "metrics", n,
+			"duration", time.Since(start).String(), "asked", asked.String(), "busy", len(busy), "blocked", blocked.String(),
+			"holding", holding.String(), "publishing", publishing.String())
 	}
 }

@@ -291,9 +291,10 @@ func testSharding(t *testing.T, warm bool) {
 	t.Logf("killed %s at %s", replicas[1].id, killed.Format("15:04:05.000"))
 	replicas = []*shardReplica{replicas[0], replicas[2]}
 	lost := handover("replica killed", killed, replicas)
-	promoted := logTakeover(t, killed, replicas, logMarks)
-	if warm && promoted < lostKeys {
-		t.Errorf("the survivors published %d metrics they kept ready when the Lease expired, want the killed replica's %d", promoted, lostKeys)
+	promoted, anew := logTakeover(t, ns, killed, replicas, logMarks)
+	if warm && (promoted < lostKeys || anew > 0) {
+		t.Errorf("the survivors published %d metrics they kept ready and registered %d of this test anew when the Lease expired, want the killed replica's %d and none",
+			promoted, anew, lostKeys)
 	}
 	logListPasses(t, "replica killed", replicas)
 	ownedAddUp("replica killed", replicas)
@@ -441,8 +442,9 @@ func checkNoInterleavedPushes(t *testing.T, batches []otlpsink.Batch, keys map[s
 // gone and how late after its lease duration that was, when it published
 // the metrics it kept ready (warm standby) and how many, and how many it
 // registered anew and when the last was. It returns how many metrics the
-// survivors published from standby.
-func logTakeover(t *testing.T, killed time.Time, rs []*shardReplica, marks []int) (promoted int) {
+// survivors published from standby, and how many of namespace ns they
+// registered anew.
+func logTakeover(t *testing.T, ns string, killed time.Time, rs []*shardReplica, marks []int) (promoted, anew int) {
 	t.Helper()
 	since := func(at time.Time) string {
 		if at.IsZero() {
@@ -451,7 +453,8 @@ func logTakeover(t *testing.T, killed time.Time, rs []*shardReplica, marks []int
 		return fmt.Sprintf("%.2fs", at.Sub(killed).Seconds())
 	}
 	for i, r := range rs {
-		var expiry, expiredAt, lastRegistered time.Time
+		var expiry, expiredAt, lastRegistered, lastByReconcile time.Time
+		byReconcile := 0
 		var late string
 		registered := 0
 		var ready []string
@@ -464,6 +467,7 @@ func logTakeover(t *testing.T, killed time.Time, rs []*shardReplica, marks []int
 				Metrics int    `json:"metrics"`
 				Standby bool   `json:"standby"`
 				Took    string `json:"duration"`
+				Metric  string `json:"metric"`
 			}
 			if json.Unmarshal([]byte(line), &l) != nil {
 				continue
@@ -478,20 +482,33 @@ func logTakeover(t *testing.T, killed time.Time, rs []*shardReplica, marks []int
 			case "Metrics kept ready are served":
 				promoted += l.Metrics
 				ready = append(ready, fmt.Sprintf("%d at %s in %s", l.Metrics, since(at), l.Took))
+			case "Metric kept ready is served":
+				// By its reconcile, which came to it first.
+				promoted++
+				byReconcile++
+				lastByReconcile = at
 			case "Metric registered for events":
 				if !l.Standby {
 					registered++
 					lastRegistered = at
+					if strings.HasPrefix(l.Metric, "Metric/"+ns+"/") {
+						anew++
+					}
 				}
 			}
 		}
 		// The floor of a takeover: the lease duration since the last
 		// renewal this survivor saw, less the time that renewal came
 		// before the kill.
-		t.Logf("replica killed: %s: its last renewal seen %.2fs before the kill; counted it gone at %s (%s after the lease duration from that renewal); published kept ready: %v; registered %d, the last at %s",
-			r.id, killed.Sub(expiredAt.Add(-shardLease)).Seconds(), since(expiry), late, ready, registered, since(lastRegistered))
+		gone := "saw its Lease deleted by another survivor first"
+		if !expiry.IsZero() {
+			gone = fmt.Sprintf("its last renewal seen %.2fs before the kill; counted it gone at %s (%s after the lease duration from that renewal)",
+				killed.Sub(expiredAt.Add(-shardLease)).Seconds(), since(expiry), late)
+		}
+		t.Logf("replica killed: %s: %s; published kept ready: %v, and %d by their reconciles, the last at %s; registered %d, the last at %s",
+			r.id, gone, ready, byReconcile, since(lastByReconcile), registered, since(lastRegistered))
 	}
-	return promoted
+	return promoted, anew
 }
 
 // logTime reads a log line's time: seconds since the epoch, or RFC 3339.

@@ -146,6 +146,41 @@ func (s *Shard) standbyLocked(key string) bool {
 func (s *Shard) Stale(holder, key string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.staleLocked(holder, key)
+}
+
+// StaleKeys returns the keys of keys that are Stale for holder, under one
+// acquisition of the lock: a change of view has every holder look at
+// thousands of keys, and one acquisition each, against the holds of
+// reconcilers and the claims of a takeover, handed the lock from one
+// waiter to the next for seconds on a loaded machine.
+func (s *Shard) StaleKeys(holder string, keys []string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var stale []string
+	for _, key := range keys {
+		if s.staleLocked(holder, key) {
+			stale = append(stale, key)
+		}
+	}
+	return stale
+}
+
+// Granted returns the keys of keys that Hold would grant now, under one
+// acquisition of the lock.
+func (s *Shard) Granted(keys []string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var granted []string
+	for _, key := range keys {
+		if s.grantsLocked(key) {
+			granted = append(granted, key)
+		}
+	}
+	return granted
+}
+
+func (s *Shard) staleLocked(holder, key string) bool {
 	_, held := s.holds[key][holder]
 	if held != s.grantsLocked(key) {
 		return true
