@@ -276,10 +276,6 @@ func testSharding(t *testing.T, warm bool) {
 	cost.log(t, "3 s of changes before the kill")
 
 	// A replica dies without releasing its Lease.
-	killed := time.Now()
-	if dir := shardArtifacts(); dir != "" {
-		profileCPU(t, replicas[0].pprof, filepath.Join(dir, replicas[0].id+"-takeover.pprof"), int((shardLease+10*time.Second)/time.Second))
-	}
 	var lostKeys int
 	for _, key := range keys {
 		if sharding.Owner(key, []string{replicas[0].id, replicas[1].id, replicas[2].id}) == replicas[1].id {
@@ -287,6 +283,10 @@ func testSharding(t *testing.T, warm bool) {
 		}
 	}
 	logMarks := []int{len(replicas[0].log(t)), len(replicas[2].log(t))}
+	if dir := shardArtifacts(); dir != "" {
+		profileCPU(t, replicas[0].pprof, filepath.Join(dir, replicas[0].id+"-takeover.pprof"), int((shardLease+10*time.Second)/time.Second))
+	}
+	killed := time.Now()
 	replicas[1].Kill()
 	t.Logf("killed %s at %s", replicas[1].id, killed.Format("15:04:05.000"))
 	replicas = []*shardReplica{replicas[0], replicas[2]}
@@ -438,7 +438,8 @@ func checkNoInterleavedPushes(t *testing.T, batches []otlpsink.Batch, keys map[s
 }
 
 // logTakeover logs, per survivor, from what it logged since marks (the
-// lengths of their logs at the kill): when it counted the killed replica
+// lengths of their logs at the kill; its times are to the second unless
+// $SHARD_ARTIFACTS has the replicas log nanoseconds): when it counted the killed replica
 // gone and how late after its lease duration that was, when it published
 // the metrics it kept ready (warm standby) and how many, and how many it
 // registered anew and when the last was. It returns how many metrics the
@@ -459,19 +460,21 @@ func logTakeover(t *testing.T, ns string, killed time.Time, rs []*shardReplica, 
 		registered := 0
 		var ready []string
 		for _, line := range strings.Split(string(r.log(t)[marks[i]:]), "\n") {
-			var l struct {
-				TS      any    `json:"ts"`
-				Msg     string `json:"msg"`
-				Late    string `json:"late"`
-				Expired string `json:"expiredAt"`
-				Metrics int    `json:"metrics"`
-				Standby bool   `json:"standby"`
-				Took    string `json:"duration"`
-				Metric  string `json:"metric"`
-			}
-			if json.Unmarshal([]byte(line), &l) != nil {
+			// Read as a map: keys match exactly (a struct would take the
+			// reconciler's "Metric" object for the "metric" key).
+			var fields map[string]any
+			if json.Unmarshal([]byte(line), &fields) != nil {
 				continue
 			}
+			str := func(k string) string { v, _ := fields[k].(string); return v }
+			num, _ := fields["metrics"].(float64)
+			standby, _ := fields["standby"].(bool)
+			l := struct {
+				TS                               any
+				Msg, Late, Expired, Took, Metric string
+				Metrics                          int
+				Standby                          bool
+			}{fields["ts"], str("msg"), str("late"), str("expiredAt"), str("duration"), str("metric"), int(num), standby}
 			at := logTime(l.TS)
 			switch l.Msg {
 			case "Shard member expired":
