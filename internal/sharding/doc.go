@@ -81,9 +81,9 @@
 // takeover is its lease, D after the last renewal the survivors saw,
 // which came up to R before the kill; a survivor's expiry timer fires at
 // that moment (the Membership logs how late: under 10 ms in most runs at
-// 3,000 metrics and load 10-14, at most 140 ms). What is left above the
+// 3,000 metrics and load 7-14, at most 140 ms). What is left above the
 // floor is registering what the survivors take over: the reconcile,
-// compile and LIST of each metric, 1.5-3.0 s for ~500 metrics per
+// compile and LIST of each metric, 0.6-3.0 s for ~500 metrics per
 // survivor at that load. With warm standby a member keeps ready the keys
 // it would take over from a lost member (the runner-up in each key's
 // rendezvous order; Shard.StandBy) and those it owns but may not serve
@@ -92,10 +92,10 @@
 // moment Hold grants them, by the same rule as any claim, so nothing is
 // ever served before the owner's Lease expired or it let go
 // (TestShardStandByPreparesWhatItTakesOver). Publishing ~500 that way
-// took 0.16-0.7 s at the same load, mostly the coordinator's publishes;
-// so a killed replica's metrics were all published 5.9-6.5 s after the
-// kill with D = 6 s (four runs; the floor was 5.6-6.0 s), against
-// 7.2-8.6 s without (three runs).
+// took 0.01-0.75 s at the same load, mostly the coordinator's publishes;
+// so a killed replica's metrics were all published 5.7-6.5 s after the
+// kill with D = 6 s (five runs, median 6.2 s; the floor was 5.5-6.0 s),
+// against 6.3-8.6 s without (four runs).
 // The price: every member aggregates the keys it stands by for besides
 // its own, twice the watches' evaluation and memory with three members.
 //
