@@ -100,9 +100,11 @@ func waitFamilyWithin(t *testing.T, timeout time.Duration, url, family string, w
 }
 
 // remoteProxy is a remote cluster's API server as a tenant may run it:
-// the test control plane behind a proxy that refuses streamed lists, so
-// that watches list page by page.
-func remoteProxy(t *testing.T) (kubeconfig []byte) {
+// the test control plane behind a TLS proxy that refuses streamed lists,
+// so that watches list page by page, unless intercept (if not nil)
+// answers a request itself, which it does when it returns true. It
+// returns the kubeconfig that reaches it.
+func remoteProxy(t *testing.T, intercept func(w http.ResponseWriter, r *http.Request) bool) (kubeconfig []byte) {
 	t.Helper()
 	target, err := neturl.Parse(env.Config.Host)
 	if err != nil {
@@ -118,6 +120,9 @@ func remoteProxy(t *testing.T) (kubeconfig []byte) {
 			r.Out.Header.Del("Authorization") // the proxy's own credentials apply
 		}}
 	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if intercept != nil && intercept(w, r) {
+			return
+		}
 		if r.URL.Query().Get("sendInitialEvents") == "true" {
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusBadRequest)
@@ -149,7 +154,7 @@ func TestObjectLimitRemoteCluster(t *testing.T) {
 	mustCreate(t, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
 	createConfigMaps(t, ns, 60)
 	mustCreate(t, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "tenant", Namespace: ns},
-		Data: map[string][]byte{"kubeconfig": remoteProxy(t)}})
+		Data: map[string][]byte{"kubeconfig": remoteProxy(t, nil)}})
 	mustCreate(t, &v1alpha1.RemoteClusterAccess{ObjectMeta: metav1.ObjectMeta{Name: "tenant", Namespace: ns},
 		Spec: v1alpha1.RemoteClusterAccessSpec{KubeConfigSecretRef: &v1alpha1.KubeConfigSecretReference{Name: "tenant"}}})
 	const prefix = "object_limit_remote_"
