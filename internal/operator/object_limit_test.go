@@ -202,6 +202,14 @@ func limitMetric(ns, prefix, name, kind string, eventDriven, remote bool) *v1alp
 // default); it returns the operator's /metrics URL.
 func runWithObjectLimit(t *testing.T, ns string, retry time.Duration, metrics ...*v1alpha1.Metric) string {
 	t.Helper()
+	return runMetrics(t, operator.Options{Namespace: ns, MaxObjectsPerWatch: 50, ObjectLimitRetry: retry}, metrics...)
+}
+
+// runMetrics creates metrics, deleted when the test ends, and runs the
+// operator with opts, a free /metrics address and pushes at most every
+// 200 ms; it returns the /metrics URL.
+func runMetrics(t *testing.T, opts operator.Options, metrics ...*v1alpha1.Metric) string {
+	t.Helper()
 	for _, m := range metrics {
 		mustCreate(t, m)
 		t.Cleanup(func() { _ = env.Client.Delete(context.Background(), m) })
@@ -210,7 +218,7 @@ func runWithObjectLimit(t *testing.T, ns string, retry time.Duration, metrics ..
 	if err != nil {
 		t.Fatal(err)
 	}
-	run(t, env.Config, operator.Options{MetricsAddr: addr, ProbeAddr: "0", Namespace: ns,
-		MinExportInterval: 200 * time.Millisecond, MaxObjectsPerWatch: 50, ObjectLimitRetry: retry})
+	opts.MetricsAddr, opts.ProbeAddr, opts.MinExportInterval = addr, "0", 200*time.Millisecond
+	run(t, env.Config, opts)
 	return "http://" + addr + "/metrics"
 }

@@ -2,7 +2,6 @@ package operator_test
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -51,16 +50,18 @@ func configMapsOf(r *http.Request, ns string) (ok, watching bool) {
 // operator with its default limits; it returns the /metrics URL.
 func runRemote(t *testing.T, ns string, metrics ...*v1alpha1.Metric) string {
 	t.Helper()
-	for _, m := range metrics {
-		mustCreate(t, m)
-		t.Cleanup(func() { _ = env.Client.Delete(context.Background(), m) })
-	}
-	addr, err := testenv.FreeAddr()
-	if err != nil {
-		t.Fatal(err)
-	}
-	run(t, env.Config, operator.Options{MetricsAddr: addr, ProbeAddr: "0", Namespace: ns, MinExportInterval: 200 * time.Millisecond})
-	return "http://" + addr + "/metrics"
+	return runMetrics(t, operator.Options{Namespace: ns}, metrics...)
+}
+
+// neighboursServe waits until the remote cluster's Secrets metric and the
+// local one serve, and the local one follows a new Secret in ns: a
+// hostile answer on one watch harms no other.
+func neighboursServe(t *testing.T, url, prefix, ns string) {
+	t.Helper()
+	waitFamilyWithin(t, 60*time.Second, url, prefix+"secrets", "{cluster=tenant,kind=Secret,version=v1} 1")
+	waitFamilyWithin(t, 30*time.Second, url, prefix+"local", "{cluster=local,kind=Secret,version=v1} 1")
+	mustCreate(t, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "more", Namespace: ns}})
+	waitFamilyWithin(t, 30*time.Second, url, prefix+"local", "{cluster=local,kind=Secret,version=v1} 2")
 }
 
 // heapSampler records the largest heap in use while it runs.
@@ -172,10 +173,7 @@ func TestRemoteListPageTooLarge(t *testing.T) {
 		}
 	}
 	t.Logf("both metrics refused %s after the start", time.Since(start).Round(time.Millisecond))
-	waitFamilyWithin(t, 60*time.Second, url, prefix+"secrets", "{cluster=tenant,kind=Secret,version=v1} 1")
-	waitFamilyWithin(t, 30*time.Second, url, prefix+"local", "{cluster=local,kind=Secret,version=v1} 1")
-	mustCreate(t, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "more", Namespace: ns}})
-	waitFamilyWithin(t, 30*time.Second, url, prefix+"local", "{cluster=local,kind=Secret,version=v1} 2")
+	neighboursServe(t, url, prefix, ns)
 	waitFamilyWithin(t, 30*time.Second, url, prefix+"events")
 	waitFamilyWithin(t, 30*time.Second, url, prefix+"polled")
 	peak, after := heap.finish()
@@ -242,10 +240,7 @@ func TestRemoteWatchEventTooLarge(t *testing.T) {
 			t.Errorf("Ready=%s: %s; want False naming %q", c.Status, c.Message, want)
 		}
 	}
-	waitFamilyWithin(t, 60*time.Second, url, prefix+"secrets", "{cluster=tenant,kind=Secret,version=v1} 1")
-	waitFamilyWithin(t, 30*time.Second, url, prefix+"local", "{cluster=local,kind=Secret,version=v1} 1")
-	mustCreate(t, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "more", Namespace: ns}})
-	waitFamilyWithin(t, 30*time.Second, url, prefix+"local", "{cluster=local,kind=Secret,version=v1} 2")
+	neighboursServe(t, url, prefix, ns)
 	waitFamilyWithin(t, 30*time.Second, url, prefix+"events")
 	peak, after := heap.finish()
 
