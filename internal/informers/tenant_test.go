@@ -55,7 +55,7 @@ func (p *limitProbe) waitTenantLimit(t *testing.T, m *informers.Manager) (messag
 		p.ensure(t, m)
 		_, err := p.state()
 		if reason.Of(err, "") != v1alpha1.ReasonTenantLimitExceeded {
-			return fmt.Errorf("%s: error %v, want TenantLimitExceeded", p.sub.ID, err)
+			return fmt.Errorf("%s: error %w, want TenantLimitExceeded", p.sub.ID, err)
 		}
 		if n := p.sub.Aggregate.Len(); n != 0 {
 			return fmt.Errorf("%s holds %d objects over its tenant's limit, want none", p.sub.ID, n)
