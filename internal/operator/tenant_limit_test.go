@@ -3,6 +3,7 @@ package operator_test
 import (
 	"bytes"
 	"cmp"
+	"context"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -98,11 +99,12 @@ func waitSplit(t *testing.T, ready int, ms ...*v1alpha1.Metric) (refused map[str
 // exports nothing, while a neighbour namespace's remote metric and the
 // tenant's own metric of the local cluster (whose watches count toward no
 // namespace) serve. Once the tenant deletes one of its serving metrics,
-// the refused one starts by itself and serves.
+// the refused one starts by itself and serves; a fourth metric is refused
+// in turn, and starts once the tenant deletes the access of a serving one.
 func TestRemoteWatchesPerNamespace(t *testing.T) {
 	testenv.Require(t, env)
 	const ns, neighbour, prefix = "tenant-watches", "tenant-watches-next", "tenant_watches_"
-	tenantAccesses(t, ns, remoteProxy(t, nil), "a", "b", "c")
+	tenantAccesses(t, ns, remoteProxy(t, nil), "a", "b", "c", "d")
 	tenantAccesses(t, neighbour, remoteProxy(t, nil), "n")
 	createConfigMaps(t, ns, 5)
 	createConfigMaps(t, neighbour, 3)
@@ -145,6 +147,28 @@ func TestRemoteWatchesPerNamespace(t *testing.T) {
 	waitFamilyWithin(t, 60*time.Second, url, prefix+out, fmt.Sprintf("{cluster=%s,kind=ConfigMap,version=v1} 5", out))
 	waitMetricReason(t, ns, out, v1alpha1.ReasonReady, 30*time.Second)
 	t.Logf("metric %s refused while %s ran, serving %s after %s was deleted", out, gone.Name, time.Since(start).Round(time.Millisecond), gone.Name)
+
+	fourth := remoteCount(ns, prefix, "d")
+	mustCreate(t, fourth)
+	t.Cleanup(func() { _ = env.Client.Delete(context.Background(), fourth) })
+	c := waitMetricReason(t, ns, "d", v1alpha1.ReasonTenantLimitExceeded, 60*time.Second)
+	if !strings.Contains(c.Message, "--max-remote-watches-per-namespace") {
+		t.Errorf("d: the message does not name the flag: %s", c.Message)
+	}
+	var access string // of a metric serving now
+	for _, m := range tenant {
+		if m.Name != gone.Name {
+			access = m.Name
+			break
+		}
+	}
+	if err := env.Client.Delete(t.Context(), &v1alpha1.RemoteClusterAccess{ObjectMeta: metav1.ObjectMeta{Name: access, Namespace: ns}}); err != nil {
+		t.Fatal(err)
+	}
+	start = time.Now()
+	waitFamilyWithin(t, 60*time.Second, url, prefix+"d", "{cluster=d,kind=ConfigMap,version=v1} 5")
+	t.Logf("metric d serving %s after RemoteClusterAccess %s was deleted", time.Since(start).Round(time.Millisecond), access)
+	waitFamilyWithin(t, 30*time.Second, url, prefix+"next_n", "{cluster=n,kind=ConfigMap,version=v1} 3")
 }
 
 // TestRemoteObjectsPerNamespace runs the operator with
