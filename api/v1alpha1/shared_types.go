@@ -232,6 +232,12 @@ const (
 	// response (a LIST page, discovery) or a watch event larger than the
 	// operator's --max-remote-response-bytes allow; nothing of it is used.
 	ReasonResponseTooLarge = "ResponseTooLarge"
+	// ReasonTenantLimitExceeded: the metric needs a watch of a remote
+	// cluster that the namespace of the cluster's access may not have:
+	// one more watch than --max-remote-watches-per-namespace allow, or
+	// more objects on its remote watches together than
+	// --max-remote-objects-per-namespace.
+	ReasonTenantLimitExceeded = "TenantLimitExceeded"
 )
 
 // CommonStatus is embedded in the status of every kind.

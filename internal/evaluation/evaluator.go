@@ -1,7 +1,9 @@
 package evaluation
 
 import (
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
@@ -538,13 +540,32 @@ func compareKeys(a, b string) int {
 }
 
 // UID is the key an object is tracked by: metadata.uid, or
-// "namespace/name" for objects without one (as in tests).
+// "namespace/name" for objects without one (as in tests). A key longer
+// than maxKeyBytes is kept as its SHA-256 digest instead.
 func UID(obj map[string]any) string {
 	md, _ := obj["metadata"].(map[string]any)
 	if uid, _ := md["uid"].(string); uid != "" {
-		return uid
+		return boundKey(uid)
 	}
 	ns, _ := md["namespace"].(string)
 	name, _ := md["name"].(string)
-	return ns + "/" + name
+	return boundKey(ns + "/" + name)
+}
+
+// maxKeyBytes is the longest object key kept as it is. The key is the one
+// thing of an object held for as long as the object is: a real UID has 36
+// bytes and a namespace/name at most 317, but a remote API server a tenant
+// runs may send a UID of megabytes in every object, and the per-object
+// state would then grow with the objects' size, not their number.
+const maxKeyBytes = 320
+
+// boundKey returns key, or the digest of a key over maxKeyBytes. Only a
+// server that sends a key of that very form can make two of its objects
+// share one, and they are its own objects, in its own watch.
+func boundKey(key string) string {
+	if len(key) <= maxKeyBytes {
+		return key
+	}
+	sum := sha256.Sum256([]byte(key))
+	return "sha256:" + hex.EncodeToString(sum[:])
 }

@@ -25,6 +25,12 @@
 // moves every watch of a cluster to its rebuilt connection, ReleaseCluster
 // stops them when the connection closes.
 //
+// What watches hold is bounded per watch (limit.go: objects, and the
+// size of a remote cluster's answers) and, for remote clusters, per
+// tenant, the namespace of the cluster's access (tenant.go: watches, and
+// the objects they hold together), so that neither one API server nor
+// one tenant's many can exhaust the operator's memory.
+//
 // The Manager is a manager Runnable that needs leader election; every
 // watch stops with the manager's context.
 package informers

@@ -77,16 +77,16 @@ func (i *informer) overLimitErr() error {
 	if !i.overLimit.Load() {
 		return nil
 	}
-	what := i.key.GVR.GroupResource().String()
-	if i.key.Namespace != "" {
-		what += " in namespace " + i.key.Namespace
-	}
+	what := watchedWhat(i.key)
 	if tl := i.tooLarge.Load(); tl != nil {
 		return reason.New(v1alpha1.ReasonResponseTooLarge,
 			"watching %s: %s: nothing of it is used and the watch's metrics export nothing; it is tried again every %s and "+
 				"the metrics come back by themselves once the cluster answers within the limit "+
 				"(or ask the platform admin to raise the flag)",
 			what, tl.Error(), i.retryAfterLimit)
+	}
+	if i.tenantOver.Load() {
+		return i.tenantOverErr()
 	}
 	return reason.New(v1alpha1.ReasonObjectLimitExceeded,
 		"the watch of %s in cluster %s has more than %d objects, the limit set by the operator's --max-objects-per-watch: "+
@@ -106,4 +106,5 @@ func (i *informer) failOverLimit(err error) {
 	i.state.Unlock()
 	i.handler.Fail(i.key, err)
 	i.handler.Drop(i.key)
+	i.charge(0)
 }

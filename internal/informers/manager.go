@@ -69,6 +69,15 @@ type Options struct {
 	// them all. Started at once instead, a watch lists for the first
 	// metric while the others register, and those need a second LIST.
 	Registered <-chan struct{}
+	// TenantOf names the tenant a watch of a cluster is charged to (see
+	// tenant.go), "" for a cluster no tenant controls; nil: none is.
+	TenantOf func(cluster string) string
+	// MaxWatchesPerTenant bounds the watches of one tenant; zero or
+	// negative: no bound.
+	MaxWatchesPerTenant int
+	// MaxObjectsPerTenant bounds the objects the watches of one tenant
+	// hold together; zero or negative: no bound.
+	MaxObjectsPerTenant int
 }
 
 // Manager runs the shared watches.
@@ -82,6 +91,8 @@ type Manager struct {
 	// watches (before Start, or while Options.Registered is open); Start
 	// starts them.
 	pending map[registry.InformerKey]schema.GroupVersionKind
+	// tenants holds what each tenant's watches hold together, by name.
+	tenants map[string]*tenant
 	wg      sync.WaitGroup
 }
 
@@ -124,7 +135,7 @@ func New(opts Options) (*Manager, error) {
 		opts.RetryAfterObjectLimit = defaultRetryAfterObjectLimit
 	}
 	return &Manager{opts: opts, informers: map[registry.InformerKey]*informer{},
-		pending: map[registry.InformerKey]schema.GroupVersionKind{}}, nil
+		pending: map[registry.InformerKey]schema.GroupVersionKind{}, tenants: map[string]*tenant{}}, nil
 }
 
 // NeedLeaderElection is true: only the leader watches and exports.
@@ -208,6 +219,12 @@ func (m *Manager) ensureLocked(key registry.InformerKey, gvk schema.GroupVersion
 		// refills every subscriber, so no metric sees a gap.
 		inf.cancel()
 	}
+	// A watch replaced here keeps its place within its tenant's limit.
+	t, err := m.admitLocked(key)
+	if err != nil {
+		m.opts.Handler.Fail(key, err)
+		return nil
+	}
 	clients, err := m.opts.Clients(key.Cluster)
 	if err != nil {
 		return err
@@ -215,6 +232,7 @@ func (m *Manager) ensureLocked(key registry.InformerKey, gvk schema.GroupVersion
 	inf = newInformer(key, gvk, full, clients, m.opts.Handler, m.opts.Registry)
 	inf.pageSize = m.opts.ListPageSize
 	inf.maxObjects = m.opts.MaxObjects
+	inf.tenant, inf.maxTenantObjects = t, m.opts.MaxObjectsPerTenant
 	inf.retryAfter, inf.retryAfterLimit = m.opts.RetryAfterFailure, m.opts.RetryAfterObjectLimit
 	m.informers[key] = inf
 	m.wg.Add(1)
@@ -315,6 +333,15 @@ type informer struct {
 	// maxObjects bounds the objects the watch holds (limit.go); <= 0: no
 	// bound.
 	maxObjects int
+	// tenant is charged with the watch's objects (tenant.go), nil for a
+	// watch no tenant controls; maxTenantObjects bounds its sum.
+	tenant           *tenant
+	maxTenantObjects int
+	// charged is what the watch last charged its tenant with.
+	charged atomic.Int64
+	// tenantOver is set when the watch took its tenant over
+	// maxTenantObjects: why it stops.
+	tenantOver atomic.Bool
 	// retryAfter and retryAfterLimit are how long the watch stays failed
 	// before Ensure replaces it: after any failure, after going over
 	// maxObjects.
@@ -514,6 +541,11 @@ func (i *informer) pageLocked(ctx context.Context, subs []*registry.Subscription
 			if i.over(fetched) {
 				return nil, errObjectLimit
 			}
+			// A fill reads the objects the watch holds already, for the
+			// metrics joining it; only the watch's own list charges them.
+			if !forSubs && i.charge(fetched) {
+				return nil, errObjectLimit
+			}
 		}
 		if err == nil && rv == "" {
 			if acc, aerr := meta.ListAccessor(list); aerr == nil {
@@ -586,8 +618,12 @@ func (lw listWatch) ListWithContext(ctx context.Context, _ metav1.ListOptions) (
 		return nil, err
 	}
 	// The list gave every metric its objects anew: withdrawn ones are
-	// published again by its Finish.
+	// published again by its Finish. What its metrics hold of them is
+	// what the watch costs its tenant from now on.
 	i.unreachable.Store(false)
+	if i.tenant != nil {
+		i.charge(i.handler.Held(i.key))
+	}
 	first := !i.isSynced()
 	i.setSynced(true)
 	i.listedAt = time.Now()
@@ -685,6 +721,7 @@ func (i *informer) run(parent context.Context) {
 		// Fills for joining metrics end with the informer's context.
 		i.cancel()
 		i.fills.Wait()
+		i.charge(0)
 		log.Info("Informer stopped")
 	}()
 
@@ -713,6 +750,9 @@ func (i *informer) run(parent context.Context) {
 			if tl := i.tooLarge.Load(); tl != nil {
 				log.Info("Informer stopped: its cluster sent a response over the size limit", "limit", tl.Limit,
 					"watchEvent", tl.Event, "retryAfter", i.retryAfterLimit.String())
+			} else if i.tenantOver.Load() {
+				log.Info("Informer stopped: its tenant's remote watches would hold more objects than allowed", "tenant", i.tenant.name,
+					"limit", i.maxTenantObjects, "retryAfter", i.retryAfterLimit.String())
 			} else {
 				log.Info("Informer stopped: it holds more objects than allowed", "limit", i.maxObjects,
 					"retryAfter", i.retryAfterLimit.String())

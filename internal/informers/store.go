@@ -25,7 +25,7 @@ func (s *store) upsert(obj any) error {
 	if s.i.overLimit.Load() {
 		return nil // stopping: it holds nothing more
 	}
-	if held := s.i.handler.Upsert(s.i.key, m); s.i.over(held) {
+	if held := s.i.handler.Upsert(s.i.key, m); s.i.over(held) || s.i.charge(held) {
 		s.i.trip()
 	}
 	return nil
@@ -43,6 +43,9 @@ func (s *store) Delete(obj any) error {
 	s.i.mu.Lock()
 	defer s.i.mu.Unlock()
 	s.i.handler.Delete(s.i.key, m)
+	if s.i.tenant != nil {
+		s.i.charge(s.i.handler.Held(s.i.key))
+	}
 	return nil
 }
 
@@ -54,7 +57,7 @@ func (s *store) Replace(list []any, _ string) error {
 	if len(list) == 0 {
 		return nil
 	}
-	if s.i.over(len(list)) {
+	if s.i.over(len(list)) || s.i.charge(len(list)) {
 		s.i.trip()
 		return errObjectLimit
 	}

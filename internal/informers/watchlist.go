@@ -83,7 +83,7 @@ func (i *informer) watchListLocked(ctx context.Context, subs []*registry.Subscri
 		}
 		switch ev.Type {
 		case watch.Added:
-			if i.over(n + 1) {
+			if i.over(n+1) || i.charge(n+1) {
 				return n, "", errObjectLimit
 			}
 			if obj := i.toMap(ev.Object); obj != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -320,6 +321,9 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 		Registered:            gate.Open(),
 		MaxObjects:            opts.MaxObjectsPerWatch,
 		RetryAfterObjectLimit: opts.ObjectLimitRetry,
+		TenantOf:              accessNamespace(conns.Local().Key),
+		MaxWatchesPerTenant:   opts.MaxRemoteWatchesPerNamespace,
+		MaxObjectsPerTenant:   opts.MaxRemoteObjectsPerNamespace,
 	})
 	if err != nil {
 		return nil, err
@@ -507,4 +511,21 @@ func reviewClient(mgr ctrl.Manager, opts Options) (client.Client, error) {
 		return nil, fmt.Errorf("creating the access review client: %w", err)
 	}
 	return c, nil
+}
+
+// accessNamespace returns informers.Options.TenantOf: a remote cluster's
+// watches are charged to the namespace of the access that defines it,
+// the first part of its key (controllers.ClusterKey,
+// controllers.FederatedClusterKey); the local cluster's to nobody.
+func accessNamespace(local string) func(cluster string) string {
+	return func(cluster string) string {
+		if cluster == local {
+			return ""
+		}
+		ns, _, remote := strings.Cut(cluster, "/")
+		if !remote {
+			return ""
+		}
+		return ns
+	}
 }

@@ -141,6 +141,15 @@ type Options struct {
 	// report ResponseTooLarge. Zero means the default, a negative value no
 	// bound on responses.
 	MaxRemoteResponseBytes int64
+	// MaxRemoteWatchesPerNamespace is the most watches of remote clusters
+	// the accesses of one namespace may need; a metric that needs one
+	// more reports TenantLimitExceeded.
+	MaxRemoteWatchesPerNamespace int
+	// MaxRemoteObjectsPerNamespace is the most objects the watches of
+	// remote clusters of one namespace's accesses may hold together; the
+	// watch that would go beyond it stops, its metrics reporting
+	// TenantLimitExceeded.
+	MaxRemoteObjectsPerNamespace int
 	// ObjectLimitRetry is how long a watch over MaxObjectsPerWatch stays
 	// stopped before it is tried again (zero: one minute). No flag: tests
 	// shorten it.
@@ -244,6 +253,14 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 		"Largest response (a LIST page, a GET, discovery) the operator reads from a remote cluster's API server, and largest watch event "+
 			"(never above 16 MiB), so that a tenant's API server cannot exhaust the operator's memory; over it the metrics export nothing and "+
 			"report ResponseTooLarge, and a watch is tried again every minute. The local cluster is not bounded. -1 turns the bound on responses off.")
+	fs.IntVar(&o.MaxRemoteWatchesPerNamespace, "max-remote-watches-per-namespace", DefaultMaxRemoteWatchesPerNamespace,
+		"Most watches of remote clusters (one per cluster, resource and namespace scope) the RemoteClusterAccesses and FederatedClusterAccesses "+
+			"of one namespace may need, so that one tenant's API servers cannot exhaust the operator's memory through many watches; a metric "+
+			"that needs one more exports nothing and reports TenantLimitExceeded until the namespace needs fewer. -1 turns the limit off.")
+	fs.IntVar(&o.MaxRemoteObjectsPerNamespace, "max-remote-objects-per-namespace", DefaultMaxRemoteObjectsPerNamespace,
+		"Most objects the watches of remote clusters of one namespace's accesses may hold together; the watch that would go beyond it "+
+			"stops, its metrics export nothing and report TenantLimitExceeded, and it is tried again every minute. The local cluster's "+
+			"watches count toward no namespace. -1 turns the limit off.")
 	fs.Func("datasink-allowed-endpoints",
 		"Comma-separated hosts (collector.monitoring.svc), host globs (*.example.com), IP addresses and CIDRs (10.0.0.0/8) "+
 			"DataSinks may send to; a host name is also admitted when every address it resolves to is inside a CIDR. "+
@@ -294,6 +311,14 @@ const (
 	// metric counting its objects (192 bytes an object measured by
 	// informers' TestObjectLimitMemory), rather than without bound.
 	DefaultMaxObjectsPerWatch = 1000000
+	// DefaultMaxRemoteWatchesPerNamespace lets a FederatedMetric read two
+	// resources of each of the DefaultMaxClustersPerAccess clusters one
+	// access may discover.
+	DefaultMaxRemoteWatchesPerNamespace = 1000
+	// DefaultMaxRemoteObjectsPerNamespace is one watch at
+	// DefaultMaxObjectsPerWatch: about 190 MiB for a metric counting
+	// them, rather than that times the tenant's watches.
+	DefaultMaxRemoteObjectsPerNamespace = 1000000
 )
 
 // Complete fills defaults from the environment and validates the options.
@@ -428,6 +453,12 @@ func (o *Options) completeLimits() {
 	}
 	if o.MaxRemoteResponseBytes == 0 {
 		o.MaxRemoteResponseBytes = remotelimit.DefaultMaxResponseBytes
+	}
+	if o.MaxRemoteWatchesPerNamespace == 0 {
+		o.MaxRemoteWatchesPerNamespace = DefaultMaxRemoteWatchesPerNamespace
+	}
+	if o.MaxRemoteObjectsPerNamespace == 0 {
+		o.MaxRemoteObjectsPerNamespace = DefaultMaxRemoteObjectsPerNamespace
 	}
 }
 

@@ -45,16 +45,18 @@ func TestLimitFlags(t *testing.T) {
 		name string
 		args []string
 		opts Options // set in code instead of flags
-		want [5]int  // series per metric, label value, series total, objects per watch, remote response bytes
+		// series per metric, label value, series total, objects per watch, remote response bytes,
+		// remote watches and objects per namespace
+		want [7]int
 	}{
-		{name: "flag defaults", want: [5]int{10000, 1024, 1000000, 1000000, 32 << 20}},
-		{name: "zero in code is the default", opts: Options{}, want: [5]int{10000, 1024, 1000000, 1000000, 32 << 20}},
+		{name: "flag defaults", want: [7]int{10000, 1024, 1000000, 1000000, 32 << 20, 1000, 1000000}},
+		{name: "zero in code is the default", opts: Options{}, want: [7]int{10000, 1024, 1000000, 1000000, 32 << 20, 1000, 1000000}},
 		{name: "set", args: []string{"--max-series-per-metric=50", "--max-label-value-length=64", "--max-series-total=500", "--max-objects-per-watch=70",
-			"--max-remote-response-bytes=4096"},
-			want: [5]int{50, 64, 500, 70, 4096}},
+			"--max-remote-response-bytes=4096", "--max-remote-watches-per-namespace=3", "--max-remote-objects-per-namespace=90"},
+			want: [7]int{50, 64, 500, 70, 4096, 3, 90}},
 		{name: "off", args: []string{"--max-series-per-metric=-1", "--max-label-value-length=-1", "--max-series-total=-1", "--max-objects-per-watch=-1",
-			"--max-remote-response-bytes=-1"},
-			want: [5]int{-1, -1, -1, -1, -1}},
+			"--max-remote-response-bytes=-1", "--max-remote-watches-per-namespace=-1", "--max-remote-objects-per-namespace=-1"},
+			want: [7]int{-1, -1, -1, -1, -1, -1, -1}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o := tc.opts
@@ -64,8 +66,8 @@ func TestLimitFlags(t *testing.T) {
 			if err := o.Complete(); err != nil {
 				t.Fatal(err)
 			}
-			if got := [5]int{o.MaxSeriesPerMetric, o.MaxLabelValueLength, o.MaxSeriesTotal, o.MaxObjectsPerWatch,
-				int(o.MaxRemoteResponseBytes)}; got != tc.want {
+			if got := [7]int{o.MaxSeriesPerMetric, o.MaxLabelValueLength, o.MaxSeriesTotal, o.MaxObjectsPerWatch,
+				int(o.MaxRemoteResponseBytes), o.MaxRemoteWatchesPerNamespace, o.MaxRemoteObjectsPerNamespace}; got != tc.want {
 				t.Errorf("limits = %v, want %v", got, tc.want)
 			}
 		})
