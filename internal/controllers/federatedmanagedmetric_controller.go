@@ -3,6 +3,7 @@ package controllers
 import (
 	"cmp"
 	"context"
+	"errors"
 	"strings"
 	"sync"
 	"time"
@@ -250,7 +251,10 @@ func (r *FederatedManagedMetricReconciler) readCluster(ctx context.Context, m *v
 	if eventDriven {
 		return src != old, false
 	}
-	changed, _, err := r.reader().poll(ctx, src, conn.Lister, m.Spec.LabelSelector, managedInterval(m))
+	changed, _, err := r.reader().poll(ctx, src, r.Clusters, conn, m.Spec.LabelSelector, min(managedInterval(m), pollTimeout))
+	if errors.Is(err, clusters.ErrBusy) {
+		return false, false // read at the next poll
+	}
 	if err != nil {
 		return fed.fan.Fail(key, clusterfault.Classify(err)), false
 	}

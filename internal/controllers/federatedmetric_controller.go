@@ -119,7 +119,7 @@ func (r *FederatedMetricReconciler) reconcile(ctx context.Context, req ctrl.Requ
 	if !eventDriven {
 		return r.poll(ctx, src)
 	}
-	if r.watch(src) || fresh || changed {
+	if r.watch(ctx, src) || fresh || changed {
 		src.evaluate(true)
 	}
 	return ctrl.Result{RequeueAfter: recheckInterval}, nil
