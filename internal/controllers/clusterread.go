@@ -16,6 +16,13 @@ import (
 // boundedRead: a cluster a tenant runs may hang, and the workers are
 // shared by every tenant's metrics.
 
+// accessWorkers is how many RemoteClusterAccesses, and how many
+// FederatedClusterAccesses, are reconciled at once. Each waits for its
+// clusters' probes (up to 10 s for one that hangs, once per back-off), so
+// that a tenant's access to a server that hangs does not delay the
+// others' by that much.
+const accessWorkers = 4
+
 // resolveTimeout bounds how long a registration waits for a remote
 // cluster's discovery (a kind's REST mapping, cached after the first).
 const resolveTimeout = 15 * time.Second

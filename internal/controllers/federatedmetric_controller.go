@@ -122,6 +122,9 @@ func (r *FederatedMetricReconciler) reconcile(ctx context.Context, req ctrl.Requ
 	if r.watch(ctx, src) || fresh || changed {
 		src.evaluate(true)
 	}
+	if src.busy.Load() {
+		return ctrl.Result{RequeueAfter: busyRetry()}, nil
+	}
 	return ctrl.Result{RequeueAfter: recheckInterval}, nil
 }
 

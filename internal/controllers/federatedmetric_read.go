@@ -19,6 +19,7 @@ import (
 // failed is started again). It reports whether a cluster's state changed.
 func (r *FederatedMetricReconciler) watch(ctx context.Context, src *fedSource) (changed bool) {
 	interval := intervalOf(src.metric)
+	src.busy.Store(false)
 	for _, mb := range src.fan.Members() {
 		p, key := mb.Part, mb.Cluster.Key
 		conn, err := r.connect(src, p)
@@ -31,7 +32,8 @@ func (r *FederatedMetricReconciler) watch(ctx context.Context, src *fedSource) (
 		if cur == nil || cur.sub == nil || cur.conn != conn || limitRetryDue(cur.agg, interval) {
 			src.fan.Restart(key)
 			if cur, err = r.register(ctx, src, p, conn); errors.Is(err, clusters.ErrBusy) {
-				continue // its cluster has its share of reads; the recheck comes back
+				src.busy.Store(true) // registered again shortly
+				continue
 			} else if err != nil {
 				changed = src.fan.Fail(key, err) || changed
 				continue
@@ -80,17 +82,20 @@ func (r *FederatedMetricReconciler) register(ctx context.Context, src *fedSource
 // publishes each as it is read.
 func (r *FederatedMetricReconciler) poll(ctx context.Context, src *fedSource) (ctrl.Result, error) {
 	interval := intervalOf(src.metric)
+	next := interval
 	if src.broken.Load() == nil {
-		pollClusters(ctx, src.federatedSource, interval, func(ctx context.Context, mb federation.Member[*fedPart]) (bool, bool) {
+		if pollClusters(ctx, src.federatedSource, interval, func(ctx context.Context, mb federation.Member[*fedPart]) (bool, bool) {
 			return r.pollCluster(ctx, src, mb.Part)
-		})
+		}) {
+			next = busyRetry()
+		}
 	} else {
 		src.evaluate(true)
 	}
 	if src.broken.Load() != nil {
 		return ctrl.Result{}, nil // the spec must change first
 	}
-	return ctrl.Result{RequeueAfter: interval}, nil
+	return ctrl.Result{RequeueAfter: next}, nil
 }
 
 // pollCluster lists one cluster's objects into its part, within ctx's
@@ -125,7 +130,8 @@ func (r *FederatedMetricReconciler) pollCluster(ctx context.Context, src *fedSou
 		return err
 	})
 	if errors.Is(err, clusters.ErrBusy) {
-		return false, false // read at the next poll
+		src.busy.Store(true) // read again shortly
+		return false, false
 	}
 	if err != nil {
 		return src.fan.Fail(key, clusterfault.Classify(err)), false

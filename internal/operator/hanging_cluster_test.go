@@ -11,9 +11,12 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/SAP/metrics-operator/api/v1alpha1"
+	"github.com/SAP/metrics-operator/internal/clusterfault"
 	"github.com/SAP/metrics-operator/internal/operator"
 	"github.com/SAP/metrics-operator/internal/testing/scrape"
 	"github.com/SAP/metrics-operator/internal/testing/testenv"
@@ -26,16 +29,19 @@ const hangingBackoffMax = 10 * time.Second
 // hangingServer is an API server as a hostile tenant may run it: it
 // accepts every request and answers none, until the returned function is
 // called; from then on it is the test control plane (remoteProxy),
-// requests that were hanging included. It returns its kubeconfig.
-func hangingServer(t *testing.T) (kubeconfig []byte, answer func()) {
+// requests that were hanging included. It returns its kubeconfig, and
+// counts in held the requests it held.
+func hangingServer(t *testing.T) (kubeconfig []byte, answer func(), held *atomic.Int64) {
 	t.Helper()
 	var hanging atomic.Bool
 	hanging.Store(true)
+	held = &atomic.Int64{}
 	released := make(chan struct{})
 	kubeconfig = remoteProxy(t, func(_ http.ResponseWriter, r *http.Request) bool {
 		if !hanging.Load() {
 			return false
 		}
+		held.Add(1)
 		select {
 		case <-r.Context().Done():
 			return true
@@ -51,20 +57,20 @@ func hangingServer(t *testing.T) (kubeconfig []byte, answer func()) {
 		}
 	}
 	t.Cleanup(answer)
-	return kubeconfig, answer
+	return kubeconfig, answer, held
 }
 
 // hangingRemote creates ns and the RemoteClusterAccess "tenant" in it,
 // whose API server is a hangingServer.
-func hangingRemote(t *testing.T, ns string) (answer func()) {
+func hangingRemote(t *testing.T, ns string) (answer func(), held *atomic.Int64) {
 	t.Helper()
-	kubeconfig, answer := hangingServer(t)
+	kubeconfig, answer, held := hangingServer(t)
 	mustCreate(t, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
 	mustCreate(t, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "tenant", Namespace: ns},
 		Data: map[string][]byte{"kubeconfig": kubeconfig}})
 	mustCreate(t, &v1alpha1.RemoteClusterAccess{ObjectMeta: metav1.ObjectMeta{Name: "tenant", Namespace: ns},
 		Spec: v1alpha1.RemoteClusterAccessSpec{KubeConfigSecretRef: &v1alpha1.KubeConfigSecretReference{Name: "tenant"}}})
-	return answer
+	return answer, held
 }
 
 // tenantMetrics returns n Metrics prefix+"hostile-<i>" counting the
@@ -125,15 +131,38 @@ func refreshDelays(t *testing.T, url, family, ns string, have, n int) []time.Dur
 	return delays
 }
 
-// waitTenantReason waits until every metric reports reason and returns
-// the first one's message.
-func waitTenantReason(t *testing.T, metrics []*v1alpha1.Metric, reason string, timeout time.Duration) string {
+// waitTenantReason waits until every metric reports reason with a
+// message containing says and returns the first one's message.
+func waitTenantReason(t *testing.T, metrics []*v1alpha1.Metric, reason, says string, timeout time.Duration) string {
 	t.Helper()
 	var msg string
 	for _, m := range metrics {
-		msg = waitMetricReason(t, m.Namespace, m.Name, reason, timeout).Message
+		testenv.Eventually(t, timeout, func() error {
+			got := &v1alpha1.Metric{}
+			if err := env.Client.Get(t.Context(), client.ObjectKeyFromObject(m), got); err != nil {
+				return err
+			}
+			c := meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionReady)
+			if c == nil || c.Reason != reason || !strings.Contains(c.Message, says) {
+				return fmt.Errorf("%s: Ready %+v, want %s saying %q", m.Name, c, reason, says)
+			}
+			msg = c.Message
+			return nil
+		})
 	}
+	t.Logf("%s: %s", reason, msg)
 	return msg
+}
+
+// waitHeld waits until the hanging server holds at least n requests.
+func waitHeld(t *testing.T, held *atomic.Int64, n int64) {
+	t.Helper()
+	testenv.Eventually(t, time.Minute, func() error {
+		if got := held.Load(); got < n {
+			return fmt.Errorf("the hanging server held %d requests, want %d", got, n)
+		}
+		return nil
+	})
 }
 
 // TestHangingClusterLeavesNeighboursPolled: a tenant's six polling
@@ -147,7 +176,7 @@ func waitTenantReason(t *testing.T, metrics []*v1alpha1.Metric, reason string, t
 func TestHangingClusterLeavesNeighboursPolled(t *testing.T) {
 	testenv.Require(t, env)
 	const tenant, neighbour, prefix = "hanging-poll-tenant", "hanging-poll-neighbour", "hanging_poll_"
-	answer := hangingRemote(t, tenant)
+	answer, _ := hangingRemote(t, tenant)
 	mustCreate(t, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: neighbour}})
 	createConfigMaps(t, tenant, 2)
 	mustCreate(t, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "first", Namespace: neighbour}})
@@ -164,9 +193,9 @@ func TestHangingClusterLeavesNeighboursPolled(t *testing.T) {
 	if worst := slices.Max(delays); worst > 20*time.Second {
 		t.Errorf("a neighbour's write took %s to show, want within about its 10 s interval", worst)
 	}
-	msg := waitTenantReason(t, hostile, v1alpha1.ReasonClusterUnreachable, time.Minute)
-	if !strings.Contains(msg, "RemoteClusterAccess "+tenant+"/tenant") {
-		t.Errorf("message %q does not name the access", msg)
+	msg := waitTenantReason(t, hostile, v1alpha1.ReasonClusterUnreachable, clusterfault.Unreachable, time.Minute)
+	if !strings.Contains(msg, "RemoteClusterAccess "+tenant+"/tenant") || !strings.Contains(msg, "tried again") {
+		t.Errorf("message %q does not name the access nor say when it is tried again", msg)
 	}
 
 	answer()
@@ -175,7 +204,7 @@ func TestHangingClusterLeavesNeighboursPolled(t *testing.T) {
 		waitFamilyWithin(t, hangingBackoffMax+time.Minute, url, m.Spec.Name, "{cluster=tenant,kind=ConfigMap,version=v1} 2")
 	}
 	t.Logf("tenant's metrics back %s after the server answered (back-off at most %s)", time.Since(back).Round(time.Millisecond), hangingBackoffMax)
-	waitTenantReason(t, hostile, v1alpha1.ReasonReady, 30*time.Second)
+	waitTenantReason(t, hostile, v1alpha1.ReasonReady, "", 30*time.Second)
 }
 
 // TestHangingClusterLeavesNeighboursRegistered: a tenant's six
@@ -186,14 +215,15 @@ func TestHangingClusterLeavesNeighboursPolled(t *testing.T) {
 func TestHangingClusterLeavesNeighboursRegistered(t *testing.T) {
 	testenv.Require(t, env)
 	const tenant, neighbour, prefix = "hanging-events-tenant", "hanging-events-neighbour", "hanging_events_"
-	answer := hangingRemote(t, tenant)
+	answer, held := hangingRemote(t, tenant)
 	mustCreate(t, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: neighbour}})
 	createConfigMaps(t, tenant, 2)
 	mustCreate(t, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "first", Namespace: neighbour}})
 	hostile := tenantMetrics(tenant, prefix, 6, true)
 	url := runMetrics(t, operator.Options{Namespace: neighbour, ClusterBackoffMax: hangingBackoffMax}, hostile...)
-	// Let the tenant's registrations take the workers.
-	time.Sleep(3 * time.Second)
+	// The tenant's registrations wait on the server (the access's probe
+	// and their discovery) before the neighbour comes.
+	waitHeld(t, held, 3)
 
 	local := limitMetric(neighbour, prefix, "neighbour", "ConfigMap", true, false)
 	mustCreate(t, local)
@@ -205,8 +235,7 @@ func TestHangingClusterLeavesNeighboursRegistered(t *testing.T) {
 	}
 	delays := refreshDelays(t, url, prefix+"neighbour", neighbour, 1, 1)
 	t.Logf("neighbour's write on /metrics after %v", roundAll(delays))
-	msg := waitTenantReason(t, hostile, v1alpha1.ReasonClusterUnreachable, time.Minute)
-	t.Logf("tenant: %s", msg)
+	waitTenantReason(t, hostile, v1alpha1.ReasonClusterUnreachable, clusterfault.Unreachable, time.Minute)
 
 	answer()
 	back := time.Now()
@@ -225,7 +254,7 @@ func TestHangingClusterLeavesNeighboursRegistered(t *testing.T) {
 func TestHangingClusterLeavesNeighboursFederated(t *testing.T) {
 	testenv.Require(t, env)
 	const tenant, neighbour, prefix = "hanging-fed-tenant", "hanging-fed-neighbour", "hanging_fed_"
-	kubeconfig, answer := hangingServer(t)
+	kubeconfig, answer, _ := hangingServer(t)
 	for ns, kc := range map[string][]byte{tenant: kubeconfig, neighbour: adminKubeconfig(t, "hanging-fed")} {
 		mustCreate(t, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
 		mustCreate(t, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "plane", Namespace: ns, Labels: map[string]string{"plane": "yes"}},
