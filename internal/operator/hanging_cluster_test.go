@@ -222,8 +222,9 @@ func TestHangingClusterLeavesNeighboursRegistered(t *testing.T) {
 	hostile := tenantMetrics(tenant, prefix, 6, true)
 	url := runMetrics(t, operator.Options{Namespace: neighbour, ClusterBackoffMax: hangingBackoffMax}, hostile...)
 	// The tenant's registrations wait on the server (the access's probe
-	// and their discovery) before the neighbour comes.
-	waitHeld(t, held, 3)
+	// and their discovery, one at a time through the cluster's REST
+	// mapper) before the neighbour comes.
+	waitHeld(t, held, 2)
 
 	local := limitMetric(neighbour, prefix, "neighbour", "ConfigMap", true, false)
 	mustCreate(t, local)
