@@ -68,7 +68,7 @@ limits: {maxSeriesPerMetric: 500, maxLabelValueLength: -1, maxSeriesTotal: 20000
   maxRemoteWatchesPerNamespace: 20, maxRemoteObjectsPerNamespace: 100000}
 export: {minInterval: 10s, timeout: 3s, backoffBase: 2s, backoffMax: 1m, statusUpdateInterval: 1m, statusWriteQPS: 7.5}
 datasinks: {allowedEndpoints: ["*.live.dynatrace.com", "10.0.0.0/8"], recheckInterval: 2m}
-clusters: {allowedEndpoints: ["*.k8s.example.com", "10.20.0.0/16"]}
+clusters: {allowedEndpoints: ["*.k8s.example.com", "10.20.0.0/16"], backoffMax: 30s}
 defaultDataSink:
   enabled: true
   endpoint: https://abc12345.live.dynatrace.com/api/v2/otlp/v1/metrics

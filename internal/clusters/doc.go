@@ -29,6 +29,17 @@
 // cannot make the operator read an endless response, nor hold a request,
 // and the worker waiting for it, without end.
 //
+// Bounds per answer do not keep a server that hangs from holding the
+// workers that wait for it, one after the other. So every read of a remote
+// cluster goes through Read and a clustergate.Gate: a read gets a deadline
+// and its worker is freed when it passes; a cluster whose read found it
+// unreachable or ran out of time is in back-off, during which its reads,
+// and the access controllers' probes, fail at once with a
+// ClusterUnreachable error saying when it is tried again, and the gate
+// alone probes it, in the background, to find it back; and a cluster has
+// at most a few reads in flight, so it can never hold more than that share
+// of the workers.
+//
 // No error it returns quotes a kubeconfig, a server's answer or an
 // address: they name the field at fault and the kind of failure, one
 // fixed message per kind, so that status cannot be used to scan ports.

@@ -203,16 +203,19 @@ func TestProbeLogsTheCauseOnlyAtV1(t *testing.T) {
 	addr := closed.Addr().String()
 	_ = closed.Close()
 	s := newSet(t, nil, nil)
-	if err := s.Define("ns/closed", "closed", Definition{Config: &rest.Config{Host: "http://" + addr}}); err != nil {
-		t.Fatal(err)
-	}
 	for _, verbose := range []bool{false, true} {
+		// A cluster of its own each time: the failed probe puts the first
+		// into back-off, and it would not be asked again.
+		key := fmt.Sprint("ns/closed-", verbose)
+		if err := s.Define(key, "closed", Definition{Config: &rest.Config{Host: "http://" + addr}}); err != nil {
+			t.Fatal(err)
+		}
 		var out bytes.Buffer
 		logger := zap.New(zap.WriteTo(&out), zap.Level(zapcore.InfoLevel))
 		if verbose {
 			logger = zap.New(zap.WriteTo(&out), zap.Level(zapcore.DebugLevel))
 		}
-		err := s.Probe(log.IntoContext(t.Context(), logger), "ns/closed")
+		err := s.Probe(log.IntoContext(t.Context(), logger), key)
 		if reason.Of(err, "") != v1alpha1.ReasonClusterUnreachable || err.Error() != clusterfault.Unreachable {
 			t.Fatalf("Probe: %v, want the fixed %s message", err, v1alpha1.ReasonClusterUnreachable)
 		}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/SAP/metrics-operator/api/v1alpha1"
 	"github.com/SAP/metrics-operator/internal/clusterfault"
+	"github.com/SAP/metrics-operator/internal/clustergate"
 	"github.com/SAP/metrics-operator/internal/egress"
 	"github.com/SAP/metrics-operator/internal/informers"
 	"github.com/SAP/metrics-operator/internal/reason"
@@ -74,12 +75,17 @@ type Options struct {
 	// how long its requests may take (remotelimit.Limits; Source is set
 	// per cluster). The local cluster is trusted and not bounded.
 	Limits remotelimit.Limits
+	// Backoff configures the gate that every read of a remote cluster,
+	// and every probe of one, goes through (see Read); the Set fills in
+	// its Probe and Changed.
+	Backoff clustergate.Options
 }
 
 // Set holds the connections. Safe for concurrent use.
 type Set struct {
 	opts  Options
 	local *Connection
+	gate  *clustergate.Gate
 
 	mu      sync.Mutex
 	entries map[string]*entry
@@ -114,16 +120,22 @@ func New(opts Options) (*Set, error) {
 	local := &Connection{Key: opts.LocalName, Name: opts.LocalName,
 		Clients: &informers.Clients{Dynamic: dyn, Metadata: md},
 		Lister:  targets.NewLister(opts.LocalMapper, dyn, targets.WithMaxObjects(opts.MaxObjects, opts.LocalName))}
-	return &Set{opts: opts, local: local, entries: map[string]*entry{}, users: map[string]string{}}, nil
+	s := &Set{opts: opts, local: local, entries: map[string]*entry{}, users: map[string]string{}}
+	gate := opts.Backoff
+	// A cluster found back, or gone into back-off, is told like any other
+	// change: its metrics are reconciled and follow at once.
+	gate.Probe, gate.Changed = s.probe, s.notify
+	s.gate = clustergate.New(gate)
+	return s, nil
 }
 
-// Start waits for the manager to stop and then closes every remote
-// cluster's idle HTTP connections, so that a stopped operator leaves no
-// connection goroutine behind. As a manager Runnable outside leader
+// Start runs the probes of clusters in back-off until the manager stops,
+// and then closes every remote cluster's idle HTTP connections, so that a
+// stopped operator leaves no connection goroutine behind. As a manager Runnable outside leader
 // election it stops after the watches, which let go of their connections
 // first.
 func (s *Set) Start(ctx context.Context) error {
-	<-ctx.Done()
+	s.gate.Run(ctx)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, e := range s.entries {
@@ -204,6 +216,8 @@ func (s *Set) Define(key, name string, d Definition) error {
 		e = &entry{users: map[string]bool{}}
 		s.entries[key] = e
 	}
+	// Another endpoint or identity is another cluster: tried at once.
+	s.gate.Reset(key)
 	old := e.http
 	rebuild := e.conn != nil
 	e.name, e.def, e.fingerprint, e.err, e.token, e.http = name, Definition{Config: cfg}, fp, nil, token, hc
@@ -240,6 +254,7 @@ func (s *Set) Fail(key string, err error) {
 	}
 	same := e.err != nil && e.err.Error() == err.Error()
 	e.err, e.fingerprint = err, ""
+	s.gate.Reset(key)
 	closed := s.closeLocked(e)
 	s.mu.Unlock()
 	if closed && s.opts.Closed != nil {
@@ -263,6 +278,7 @@ func (s *Set) Remove(key string) {
 		delete(s.users, u)
 	}
 	delete(s.entries, key)
+	s.gate.Reset(key)
 	s.mu.Unlock()
 	if closed && s.opts.Closed != nil {
 		s.opts.Closed(key)
@@ -411,8 +427,24 @@ func (s *Set) connect(key string, e *entry) (*Connection, error) {
 // Forbidden error (the credentials are refused) or a ClusterUnreachable
 // one. The API server's own message is not quoted: it is not the
 // operator's to repeat, and an endpoint that is not an API server may
-// answer anything.
+// answer anything. A cluster in back-off is not asked: Probe fails at
+// once, saying when it is tried again, and a probe that finds it
+// unreachable puts it into back-off, so that an access controller's
+// worker waits on it once per back-off, not at every recheck.
 func (s *Set) Probe(ctx context.Context, key string) error {
+	if err := s.gate.Blocked(key); err != nil {
+		return s.refusal(key, err)
+	}
+	err := s.probe(ctx, key)
+	if !answered(err) && ctx.Err() == nil {
+		s.gate.Fail(key)
+	}
+	return err
+}
+
+// probe is Probe without the gate: the gate's own probe at the end of a
+// back-off.
+func (s *Set) probe(ctx context.Context, key string) error {
 	s.mu.Lock()
 	e := s.entries[key]
 	var hc *http.Client

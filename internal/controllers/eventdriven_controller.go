@@ -135,7 +135,7 @@ func (r *EventDrivenReconciler) reconcile(ctx context.Context, req ctrl.Request)
 			return ctrl.Result{RequeueAfter: recheckInterval}, nil
 		}
 		gvk := m.Spec.Target.GVK()
-		if mapping, err := conn.Lister.Mapping(gvk); err == nil {
+		if mapping, err := resolveTarget(ctx, r.Clusters, conn, gvk); err == nil {
 			gvk = mapping.GroupVersionKind
 		}
 		if err := r.Informers.Ensure(ik, gvk, sub); err != nil {
@@ -150,7 +150,12 @@ func (r *EventDrivenReconciler) reconcile(ctx context.Context, req ctrl.Request)
 		r.Coordinator.SetError(key, m.Generation, err)
 		return ctrl.Result{}, nil
 	}
-	ik, gvk, err := metricInformerKey(m, conn)
+	ik, gvk, err := metricInformerKey(ctx, r.Clusters, m, conn)
+	if errors.Is(err, clusters.ErrBusy) {
+		// Its cluster has its share of the workers already; whatever the
+		// metric exports meanwhile stays as it is.
+		return ctrl.Result{RequeueAfter: busyRetry()}, errUnsettled
+	}
 	if err == nil {
 		err = r.authorize(ctx, conn, m, ik)
 	}
@@ -191,9 +196,11 @@ func (r *EventDrivenReconciler) reconcile(ctx context.Context, req ctrl.Request)
 }
 
 // metricInformerKey resolves the metric's target to the watch it needs
-// and to the kind as the API server names it.
-func metricInformerKey(m *v1alpha1.Metric, conn *clusters.Connection) (registry.InformerKey, schema.GroupVersionKind, error) {
-	mapping, err := conn.Lister.Mapping(m.Spec.Target.GVK())
+// and to the kind as the API server names it; a remote cluster's
+// discovery is waited for within resolveTimeout, through its gate.
+func metricInformerKey(ctx context.Context, set *clusters.Set, m *v1alpha1.Metric, conn *clusters.Connection) (
+	registry.InformerKey, schema.GroupVersionKind, error) {
+	mapping, err := resolveTarget(ctx, set, conn, m.Spec.Target.GVK())
 	if err != nil {
 		return registry.InformerKey{}, schema.GroupVersionKind{}, err
 	}

@@ -21,6 +21,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
@@ -440,6 +441,7 @@ func (r *FederatedClusterAccessReconciler) SetupWithManager(mgr ctrl.Manager) er
 	b := ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.FederatedClusterAccess{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Named("federatedclusteraccess").
+		WithOptions(controller.Options{MaxConcurrentReconciles: accessWorkers}).
 		// A discovered object that appears, changes or goes is seen at once.
 		WatchesRawSource(source.Func(func(_ context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request]) error {
 			r.mu.Lock()

@@ -3,6 +3,7 @@ package controllers
 import (
 	"cmp"
 	"context"
+	"errors"
 	"strings"
 	"sync"
 	"time"
@@ -109,11 +110,13 @@ func (r *FederatedManagedMetricReconciler) reconcile(ctx context.Context, req ct
 		}
 	}
 	if !eventDriven {
-		interval := managedInterval(m)
-		pollClusters(ctx, fed, interval, func(ctx context.Context, mb federation.Member[*fedManagedPart]) (bool, bool) {
+		next := managedInterval(m)
+		if pollClusters(ctx, fed, next, func(ctx context.Context, mb federation.Member[*fedManagedPart]) (bool, bool) {
 			return r.readCluster(ctx, m, fed, mb, notReady[mb.Cluster.Name], false)
-		})
-		return r.settled(fed, interval)
+		}) {
+			next = busyRetry() // a cluster had its share of reads in flight
+		}
+		return r.settled(fed, next)
 	}
 	for _, mb := range fed.fan.Members() {
 		// Event-driven reads only register with the shared watches: no
@@ -250,7 +253,11 @@ func (r *FederatedManagedMetricReconciler) readCluster(ctx context.Context, m *v
 	if eventDriven {
 		return src != old, false
 	}
-	changed, _, err := r.reader().poll(ctx, src, conn.Lister, m.Spec.LabelSelector, managedInterval(m))
+	changed, _, err := r.reader().poll(ctx, src, r.Clusters, conn, m.Spec.LabelSelector, min(managedInterval(m), pollTimeout))
+	if errors.Is(err, clusters.ErrBusy) {
+		fed.busy.Store(true) // read again shortly
+		return false, false
+	}
 	if err != nil {
 		return fed.fan.Fail(key, clusterfault.Classify(err)), false
 	}

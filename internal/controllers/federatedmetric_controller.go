@@ -119,8 +119,11 @@ func (r *FederatedMetricReconciler) reconcile(ctx context.Context, req ctrl.Requ
 	if !eventDriven {
 		return r.poll(ctx, src)
 	}
-	if r.watch(src) || fresh || changed {
+	if r.watch(ctx, src) || fresh || changed {
 		src.evaluate(true)
+	}
+	if src.busy.Load() {
+		return ctrl.Result{RequeueAfter: busyRetry()}, nil
 	}
 	return ctrl.Result{RequeueAfter: recheckInterval}, nil
 }

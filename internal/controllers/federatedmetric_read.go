@@ -2,8 +2,10 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/meta"
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/SAP/metrics-operator/internal/clusterfault"
@@ -15,8 +17,9 @@ import (
 // watch makes every part of an event-driven metric subscribe to its
 // cluster's shared watch, and keeps the watches running (a watch that
 // failed is started again). It reports whether a cluster's state changed.
-func (r *FederatedMetricReconciler) watch(src *fedSource) (changed bool) {
+func (r *FederatedMetricReconciler) watch(ctx context.Context, src *fedSource) (changed bool) {
 	interval := intervalOf(src.metric)
+	src.busy.Store(false)
 	for _, mb := range src.fan.Members() {
 		p, key := mb.Part, mb.Cluster.Key
 		conn, err := r.connect(src, p)
@@ -28,7 +31,10 @@ func (r *FederatedMetricReconciler) watch(src *fedSource) (changed bool) {
 		cur := p.reading()
 		if cur == nil || cur.sub == nil || cur.conn != conn || limitRetryDue(cur.agg, interval) {
 			src.fan.Restart(key)
-			if cur, err = r.register(src, p, conn); err != nil {
+			if cur, err = r.register(ctx, src, p, conn); errors.Is(err, clusters.ErrBusy) {
+				src.busy.Store(true) // registered again shortly
+				continue
+			} else if err != nil {
 				changed = src.fan.Fail(key, err) || changed
 				continue
 			}
@@ -43,8 +49,8 @@ func (r *FederatedMetricReconciler) watch(src *fedSource) (changed bool) {
 
 // register subscribes a part to the shared watch of its cluster's target
 // with a new aggregate, replacing its previous reading.
-func (r *FederatedMetricReconciler) register(src *fedSource, p *fedPart, conn *clusters.Connection) (*fedReading, error) {
-	ik, gvk, err := metricInformerKey(src.metric, conn)
+func (r *FederatedMetricReconciler) register(ctx context.Context, src *fedSource, p *fedPart, conn *clusters.Connection) (*fedReading, error) {
+	ik, gvk, err := metricInformerKey(ctx, r.Clusters, src.metric, conn)
 	if err != nil {
 		return nil, err
 	}
@@ -76,17 +82,20 @@ func (r *FederatedMetricReconciler) register(src *fedSource, p *fedPart, conn *c
 // publishes each as it is read.
 func (r *FederatedMetricReconciler) poll(ctx context.Context, src *fedSource) (ctrl.Result, error) {
 	interval := intervalOf(src.metric)
+	next := interval
 	if src.broken.Load() == nil {
-		pollClusters(ctx, src.federatedSource, interval, func(ctx context.Context, mb federation.Member[*fedPart]) (bool, bool) {
+		if pollClusters(ctx, src.federatedSource, interval, func(ctx context.Context, mb federation.Member[*fedPart]) (bool, bool) {
 			return r.pollCluster(ctx, src, mb.Part)
-		})
+		}) {
+			next = busyRetry()
+		}
 	} else {
 		src.evaluate(true)
 	}
 	if src.broken.Load() != nil {
 		return ctrl.Result{}, nil // the spec must change first
 	}
-	return ctrl.Result{RequeueAfter: interval}, nil
+	return ctrl.Result{RequeueAfter: next}, nil
 }
 
 // pollCluster lists one cluster's objects into its part, within ctx's
@@ -106,11 +115,23 @@ func (r *FederatedMetricReconciler) pollCluster(ctx context.Context, src *fedSou
 		r.retire(p, p.cur.Swap(cur))
 	}
 	m := src.metric
-	mapping, err := conn.Lister.Mapping(m.Spec.Target.GVK())
+	var mapping *meta.RESTMapping
 	var objs []map[string]any
 	start := time.Now()
-	if err == nil {
-		objs, err = conn.Lister.List(ctx, mapping, "", m.Spec.LabelSelector)
+	// Through the gate, a cluster in back-off fails at once, and one that
+	// hangs is left behind at the poll's bound.
+	err = boundedRead(ctx, r.Clusters, conn, min(intervalOf(m), pollTimeout), func(ctx context.Context) error {
+		mp, err := conn.Lister.Mapping(m.Spec.Target.GVK())
+		if err != nil {
+			return err
+		}
+		list, err := conn.Lister.List(ctx, mp, "", m.Spec.LabelSelector)
+		mapping, objs = mp, list
+		return err
+	})
+	if errors.Is(err, clusters.ErrBusy) {
+		src.busy.Store(true) // read again shortly
+		return false, false
 	}
 	if err != nil {
 		return src.fan.Fail(key, clusterfault.Classify(err)), false

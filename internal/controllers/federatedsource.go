@@ -52,6 +52,10 @@ type federatedSource[P federatedPart] struct {
 	update coordinator.Update // its Source is the federated source
 
 	limited atomic.Bool
+	// busy is set when, in the current poll or registration, a cluster
+	// had its share of reads in flight already and was left for a retry
+	// (clusters.ErrBusy); polls of one metric never overlap.
+	busy atomic.Bool
 	// broken is set when evaluating a poll panicked: the parts may be
 	// inconsistent and are not evaluated again.
 	broken atomic.Pointer[error]
@@ -210,9 +214,11 @@ const pollTimeout = 30 * time.Second
 // state changed and whether the cluster's series may have. The source is
 // evaluated as each cluster finishes, so a cluster that answers is
 // published without waiting for a slow one, and once more at the end:
-// a poll is the metric's heartbeat.
+// a poll is the metric's heartbeat. It reports whether a cluster was
+// left for a retry because it had its share of reads in flight (busy).
 func pollClusters[P federatedPart](ctx context.Context, s *federatedSource[P], interval time.Duration,
-	read func(ctx context.Context, m federation.Member[P]) (stateChanged, seriesChanged bool)) {
+	read func(ctx context.Context, m federation.Member[P]) (stateChanged, seriesChanged bool)) (busy bool) {
+	s.busy.Store(false)
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, probeParallelism)
 	for _, m := range s.fan.Members() {
@@ -228,4 +234,5 @@ func pollClusters[P federatedPart](ctx context.Context, s *federatedSource[P], i
 	}
 	wg.Wait()
 	s.evaluate(true)
+	return s.busy.Load()
 }

@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/SAP/metrics-operator/api/v1alpha1"
 	"github.com/SAP/metrics-operator/internal/access"
+	"github.com/SAP/metrics-operator/internal/clusters"
 	"github.com/SAP/metrics-operator/internal/coordinator"
 	"github.com/SAP/metrics-operator/internal/evaluation"
 	"github.com/SAP/metrics-operator/internal/events"
@@ -260,21 +262,36 @@ func (r managedReader) dropPart(p *managedPart) {
 	p.agg.Close() // gives its series back to the budget
 }
 
-// poll reads every part of a polling source once through lister. It
-// returns whether a series changed, or the error that keeps the source
+// poll reads every part of a polling source once through conn's lister.
+// It returns whether a series changed, or the error that keeps the source
 // from being exported with how soon to try again (0: not before the spec
-// changes). The event-driven path and this one share the parts, the
-// aggregates and the source, so both modes give the same series.
-func (r managedReader) poll(ctx context.Context, src *managedSource, lister *targets.Lister, labelSelector string,
-	interval time.Duration) (changed bool, retry time.Duration, err error) {
+// changes); clusters.ErrBusy when conn's cluster had its share of reads
+// in flight. A remote cluster is read within pollDeadline and through
+// its gate (boundedRead); the parts' aggregates are changed only after
+// the reads returned. The event-driven path and this one share the parts,
+// the aggregates and the source, so both modes give the same series.
+func (r managedReader) poll(ctx context.Context, src *managedSource, set *clusters.Set, conn *clusters.Connection,
+	labelSelector string, interval time.Duration) (changed bool, retry time.Duration, err error) {
 	if src.broken != nil {
 		return false, 0, src.broken
 	}
 	key := src.update.Key
-	for _, p := range src.current() {
-		start := time.Now()
-		objs, err := lister.List(ctx, p.mapping(), "", labelSelector)
-		switch reason.Of(err, "") {
+	parts := src.current()
+	var reads []partRead
+	err = boundedRead(ctx, set, conn, pollDeadline(interval), func(ctx context.Context) error {
+		out, err := listParts(ctx, conn.Lister, parts, labelSelector)
+		reads = out
+		return err
+	})
+	if errors.Is(err, clusters.ErrBusy) {
+		return false, busyRetry(), err
+	}
+	if err != nil {
+		return false, min(interval, notFoundRetry), err
+	}
+	for i, p := range parts {
+		read := reads[i]
+		switch reason.Of(read.err, "") {
 		case v1alpha1.ReasonTargetNotFound:
 			// The kind's CRD went away: the Watcher enqueues the metric,
 			// which drops the kind; the other kinds go on.
@@ -283,21 +300,18 @@ func (r managedReader) poll(ctx context.Context, src *managedSource, lister *tar
 			// The kind may not be read: the others go on, and the Ready
 			// message names it until it may.
 			changed = changed || p.failure() == nil
-			p.setFailure(err)
+			p.setFailure(read.err)
 			continue
-		}
-		if err != nil {
-			return false, min(interval, notFoundRetry), err
 		}
 		changed = changed || p.failure() != nil
 		p.setFailure(nil)
-		c, err := replaceAll(key.String(), p.agg, objs)
+		c, err := replaceAll(key.String(), p.agg, read.objs)
 		if err != nil {
 			src.broken = err
 			return false, 0, err
 		}
 		ctrl.LoggerFrom(ctx).V(1).Info("Metric polled", append([]any{"metric", key.String(),
-			"objects", len(objs), "changed", c, "duration", time.Since(start).String()}, p.ik.LogValues()...)...)
+			"objects", len(read.objs), "changed", c, "duration", read.took.String()}, p.ik.LogValues()...)...)
 		changed = changed || c
 	}
 	if parts, forbidden := readable(src.current()); len(parts) == 0 && forbidden != nil {
@@ -308,6 +322,34 @@ func (r managedReader) poll(ctx context.Context, src *managedSource, lister *tar
 		return false, interval, err
 	}
 	return changed, interval, nil
+}
+
+// partRead is what a poll listed of one part.
+type partRead struct {
+	objs []map[string]any
+	// err is the part's own failure (its kind not served or forbidden).
+	err  error
+	took time.Duration
+}
+
+// listParts lists every part through lister. A part's kind that is not
+// served or may not be read is that part's failure; any other error is
+// the cluster's, returned at once.
+func listParts(ctx context.Context, lister *targets.Lister, parts []*managedPart, labelSelector string) ([]partRead, error) {
+	out := make([]partRead, len(parts))
+	for i, p := range parts {
+		start := time.Now()
+		objs, err := lister.List(ctx, p.mapping(), "", labelSelector)
+		switch reason.Of(err, "") {
+		case v1alpha1.ReasonTargetNotFound, v1alpha1.ReasonForbidden:
+		default:
+			if err != nil {
+				return nil, err
+			}
+		}
+		out[i] = partRead{objs: objs, err: err, took: time.Since(start)}
+	}
+	return out, nil
 }
 
 // replaceAll evaluates a poll's objects into agg; a panic in evaluation

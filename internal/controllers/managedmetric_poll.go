@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"errors"
 
 	ctrl "sigs.k8s.io/controller-runtime"
 
@@ -14,7 +15,11 @@ import (
 // cluster's connection, and publishes the result.
 func (r *ManagedMetricReconciler) poll(ctx context.Context, m *v1alpha1.ManagedMetric, conn *clusters.Connection,
 	src *managedSource, fresh bool) (ctrl.Result, error) {
-	changed, retry, err := r.reader().poll(ctx, src, conn.Lister, m.Spec.LabelSelector, managedInterval(m))
+	changed, retry, err := r.reader().poll(ctx, src, r.Clusters, conn, m.Spec.LabelSelector, managedInterval(m))
+	if errors.Is(err, clusters.ErrBusy) {
+		// Its cluster has its share of the workers already.
+		return ctrl.Result{RequeueAfter: retry}, nil
+	}
 	if err != nil {
 		if !reason.Is(err) {
 			return ctrl.Result{}, err

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -130,24 +131,20 @@ func (r *MetricReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	}
 	agg := c.agg
 	changed := false
-	mapping, err := conn.Lister.Mapping(m.Spec.Target.GVK())
-	if err == nil && !conn.Remote {
-		// A remote cluster's own RBAC decides what its identity may read.
-		err = r.Access.Authorize(ctx, accessRequest(m, mapping.Resource, scopeNamespace(mapping, m.Spec.Namespace)))
-	}
-	if errors.Is(err, access.ErrPending) {
+	start := time.Now()
+	mapping, objs, err := r.read(ctx, conn, m, interval)
+	switch {
+	case errors.Is(err, access.ErrPending):
 		// The Checker sends the metric back once its access is decided.
 		return ctrl.Result{RequeueAfter: interval}, nil
-	}
-	if err == nil {
-		var objs []map[string]any
-		start := time.Now()
-		if objs, err = conn.Lister.List(ctx, mapping, m.Spec.Namespace, m.Spec.LabelSelector); err == nil {
-			changed, err = replace(key, c, objs)
-			ctrl.LoggerFrom(ctx).V(1).Info("Metric polled", "metric", key.String(), "cluster", conn.Name,
-				"resource", mapping.Resource.GroupResource().String(), "namespace", m.Spec.Namespace,
-				"objects", len(objs), "changed", changed, "duration", time.Since(start).String())
-		}
+	case errors.Is(err, clusters.ErrBusy):
+		// Its cluster has its share of the workers already.
+		return ctrl.Result{RequeueAfter: busyRetry()}, nil
+	case err == nil:
+		changed, err = replace(key, c, objs)
+		ctrl.LoggerFrom(ctx).V(1).Info("Metric polled", "metric", key.String(), "cluster", conn.Name,
+			"resource", mapping.Resource.GroupResource().String(), "namespace", m.Spec.Namespace,
+			"objects", len(objs), "changed", changed, "duration", time.Since(start).String())
 	}
 	if c.broken != nil {
 		r.Coordinator.SetError(key, m.Generation, c.broken)
@@ -174,6 +171,42 @@ func (r *MetricReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		return ctrl.Result{RequeueAfter: time.Second}, nil
 	}
 	return ctrl.Result{RequeueAfter: interval}, nil
+}
+
+// read resolves the metric's target on conn's cluster, checks that the
+// metric may read it there, and lists it. A remote cluster is read through
+// its gate within pollDeadline (clusters.Set.Read), so that one that hangs
+// holds this worker no longer than that, and not at all while it is in
+// back-off; its own RBAC decides what its identity may read. The local
+// cluster is read as it always was.
+func (r *MetricReconciler) read(ctx context.Context, conn *clusters.Connection, m *v1alpha1.Metric, interval time.Duration) (
+	*meta.RESTMapping, []map[string]any, error) {
+	if conn.Remote {
+		var mapping *meta.RESTMapping
+		var objs []map[string]any
+		err := boundedRead(ctx, r.Clusters, conn, pollDeadline(interval), func(ctx context.Context) error {
+			mp, err := conn.Lister.Mapping(m.Spec.Target.GVK())
+			if err != nil {
+				return err
+			}
+			list, err := conn.Lister.List(ctx, mp, m.Spec.Namespace, m.Spec.LabelSelector)
+			mapping, objs = mp, list
+			return err
+		})
+		if err != nil {
+			return nil, nil, err
+		}
+		return mapping, objs, nil
+	}
+	mapping, err := conn.Lister.Mapping(m.Spec.Target.GVK())
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := r.Access.Authorize(ctx, accessRequest(m, mapping.Resource, scopeNamespace(mapping, m.Spec.Namespace))); err != nil {
+		return nil, nil, err
+	}
+	objs, err := conn.Lister.List(ctx, mapping, m.Spec.Namespace, m.Spec.LabelSelector)
+	return mapping, objs, err
 }
 
 // remove drops everything of a metric that is gone or that another

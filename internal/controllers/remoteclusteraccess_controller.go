@@ -17,6 +17,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	"github.com/SAP/metrics-operator/api/v1alpha1"
@@ -338,5 +339,6 @@ func (r *RemoteClusterAccessReconciler) SetupWithManager(mgr ctrl.Manager) error
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.RemoteClusterAccess{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Named("remoteclusteraccess").
+		WithOptions(controller.Options{MaxConcurrentReconciles: accessWorkers}).
 		Complete(r)
 }

@@ -45,7 +45,9 @@ func TestMain(m *testing.M) {
 			MaxSeriesPerNamespace:   namespaceBudget,
 			// Tokens of RemoteClusterAccesses (1 h) are renewed every 11 s.
 			TokenRenewFraction: 0.003,
-			ClusterGracePeriod: clusterGrace}
+			ClusterGracePeriod: clusterGrace,
+			// Clusters the tests stop are found back within seconds.
+			ClusterBackoffMax: 5 * time.Second}
 		if err := opts.Complete(); err != nil {
 			return nil, err
 		}

@@ -26,6 +26,7 @@ import (
 
 	"github.com/SAP/metrics-operator/api/v1alpha1"
 	"github.com/SAP/metrics-operator/internal/access"
+	"github.com/SAP/metrics-operator/internal/clustergate"
 	"github.com/SAP/metrics-operator/internal/clusters"
 	"github.com/SAP/metrics-operator/internal/controllers"
 	"github.com/SAP/metrics-operator/internal/coordinator"
@@ -228,6 +229,7 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 		Closed:     func(key string) { infs.ReleaseCluster(key) },
 		MaxObjects: opts.MaxObjectsPerWatch,
 		Limits:     remotelimit.Limits{MaxResponseBytes: opts.MaxRemoteResponseBytes},
+		Backoff:    clustergate.Options{Max: opts.ClusterBackoffMax},
 	})
 	if err != nil {
 		return nil, err

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/SAP/metrics-operator/internal/clustergate"
 	"github.com/SAP/metrics-operator/internal/coordinator"
 	"github.com/SAP/metrics-operator/internal/datasink"
 	"github.com/SAP/metrics-operator/internal/egress"
@@ -154,6 +155,10 @@ type Options struct {
 	// stopped before it is tried again (zero: one minute). No flag: tests
 	// shorten it.
 	ObjectLimitRetry time.Duration
+	// ClusterBackoffMax is the longest a remote cluster that keeps
+	// failing is left alone before it is probed again, and so the longest
+	// one that answers again waits to be read.
+	ClusterBackoffMax time.Duration
 }
 
 // BindFlags registers the operator's flags on fs, following kubebuilder's
@@ -283,6 +288,10 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.ClusterGracePeriod, "cluster-grace-period", time.Minute,
 		"How long the series of a FederatedMetric's or FederatedManagedMetric's cluster that became unreachable stay exported with their last values; "+
 			"after it they are withdrawn until the cluster answers again. The other clusters' series are never held up.")
+	fs.DurationVar(&o.ClusterBackoffMax, "cluster-backoff-max", clustergate.DefaultMax,
+		"Longest back-off of a remote cluster (RemoteClusterAccess or discovered) whose API server did not answer: meanwhile its metrics "+
+			"report ClusterUnreachable without a request and hold no worker, and the operator alone probes it; the back-off starts at 5s "+
+			"and doubles with every failure in a row up to this, so a cluster that answers again is read within about this long.")
 	fs.DurationVar(&o.DataSinkRecheckInterval, "datasink-recheck-interval", time.Minute,
 		"How often every DataSink and RemoteClusterAccess is resolved again: Secrets are read, not watched (that would need list on all Secrets), "+
 			"so a changed Secret or endpoint address applies within this period.")
@@ -352,6 +361,9 @@ func (o *Options) Complete() error {
 	}
 	if o.DataSinkRecheckInterval <= 0 {
 		o.DataSinkRecheckInterval = time.Minute
+	}
+	if o.ClusterBackoffMax <= 0 {
+		o.ClusterBackoffMax = clustergate.DefaultMax
 	}
 	if o.ClusterGracePeriod <= 0 {
 		o.ClusterGracePeriod = time.Minute

@@ -265,7 +265,8 @@ func TestRemoteWatchEventTooLarge(t *testing.T) {
 // a LIST but with a byte every half second. The event-driven Metric of
 // them reports ClusterUnreachable once its watch went unanswered for
 // remotelimit.DefaultWatchHeaderTimeout, the polling one once its LIST
-// took remotelimit.DefaultRequestTimeout, and the server sees both
+// took its poll's deadline (its 10 s interval; never more than
+// remotelimit.DefaultRequestTimeout), and the server sees both
 // requests given up; meanwhile the local cluster's metrics, polled and
 // event-driven, serve and follow a change.
 func TestRemoteServerNeverAnswers(t *testing.T) {
