@@ -101,7 +101,14 @@ func (r *EventDrivenReconciler) reconcile(ctx context.Context, req ctrl.Request)
 	standby := false
 	if !serves(r.Shard, eventsHolder, key) {
 		standby = standsBy(r.Shard, eventsHolder, key)
-		if !standby || r.published(key) {
+		if standby {
+			// Its registration stays, unpublished. Whatever this replica
+			// served of the metric goes all the same, and so does its hold
+			// on the shard, which the view waits for even if nothing was
+			// published (a polling or refused metric).
+			r.demote(key)
+			r.withdraw(key)
+		} else {
 			r.remove(key)
 		}
 		if !standby {
@@ -305,6 +312,14 @@ func (r *EventDrivenReconciler) drop(key coordinator.Key) {
 func (r *EventDrivenReconciler) remove(key coordinator.Key) {
 	r.drop(key)
 	r.Access.Forget(metricKind, types.NamespacedName{Namespace: key.Namespace, Name: key.Name})
+	r.withdraw(key)
+}
+
+// withdraw ends what this replica serves of a metric: its entry in the
+// coordinator (the error status a refused metric reports, say) and its
+// hold on the shard, which every other member waits for (in this
+// replica's acknowledgement of the view) before the new owner serves it.
+func (r *EventDrivenReconciler) withdraw(key coordinator.Key) {
 	r.Coordinator.Remove(key)
 	released(r.Shard, eventsHolder, key)
 }

@@ -21,7 +21,9 @@ import (
 // at once with the objects it already holds, where registering it only
 // then took the reconcile, compile and LIST of every metric taken over
 // (0.5-3 s for 500 metrics at 3,000 on a loaded machine, on top of the
-// lease).
+// lease). A metric this replica stops serving but keeps ready is demoted
+// the same way, without registering it anew (a LIST of its objects for
+// every metric a joining replica takes from this one).
 type standbyGate struct {
 	key    coordinator.Key
 	gen    int64
@@ -30,12 +32,14 @@ type standbyGate struct {
 	coord  *coordinator.Coordinator
 
 	// waiting is set while the metric stands by: its callbacks publish
-	// and report nothing. Read without mu on the event path.
+	// and report nothing.
 	waiting atomic.Bool
-	// mu orders promote, drop and the callbacks' look at waiting, so that
-	// a metric dropped (and removed from the coordinator) is never
-	// published afterwards, and no error of its watch is lost.
-	mu      sync.Mutex
+	// mu orders promote, demote, drop and the callbacks' look at waiting
+	// with what they then tell the coordinator: a metric demoted or
+	// dropped (and removed from the coordinator) is never published
+	// afterwards by a callback that looked before, and no error of its
+	// watch is lost. The event path (changed) only reads.
+	mu      sync.RWMutex
 	dropped bool
 	// failure is the last error its watch reported while it waited; a
 	// later fill clears it.
@@ -45,17 +49,18 @@ type standbyGate struct {
 // synced is the subscription's OnSynced.
 func (s *standbyGate) synced() {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.waiting.Load() {
 		s.failure = nil
-		s.mu.Unlock()
 		return
 	}
-	s.mu.Unlock()
 	s.limits.synced()
 }
 
 // changed is the subscription's OnChange.
 func (s *standbyGate) changed() {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
 	if !s.waiting.Load() {
 		s.limits.changed()
 	}
@@ -64,12 +69,11 @@ func (s *standbyGate) changed() {
 // failed is the subscription's OnError.
 func (s *standbyGate) failed(err error) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.waiting.Load() {
 		s.failure = err
-		s.mu.Unlock()
 		return
 	}
-	s.mu.Unlock()
 	s.coord.SetError(s.key, s.gen, err)
 }
 
@@ -90,6 +94,16 @@ func (s *standbyGate) promote(hold func() bool) bool {
 		s.limits.synced()
 	}
 	return true
+}
+
+// demote makes a published metric stand by: once it returns, its
+// callbacks tell the coordinator nothing more, and the caller removes
+// what they told it before.
+func (s *standbyGate) demote() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.waiting.Store(true)
+	s.failure = nil
 }
 
 // drop ends promotion: the metric is being dropped.
@@ -120,10 +134,11 @@ func (l *keyLocks) lock(key coordinator.Key) func() {
 	return mu.Unlock
 }
 
-// published reports whether key is registered and not standing by.
-func (r *EventDrivenReconciler) published(key coordinator.Key) bool {
-	g, ok := r.gates.Load(key)
-	return ok && !g.(*standbyGate).waiting.Load()
+// demote makes key's registration, if any, stand by.
+func (r *EventDrivenReconciler) demote(key coordinator.Key) {
+	if g, ok := r.gates.Load(key); ok {
+		g.(*standbyGate).demote()
+	}
 }
 
 // promote publishes key if it stands by; the reconcile holds the key

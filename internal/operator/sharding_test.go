@@ -37,6 +37,11 @@ func shardMetrics() int {
 	return 45
 }
 
+// shardPolled and shardRefused are how many polling Metrics, and Metrics
+// the operator refuses, TestShardingOverThreeReplicas has beside the
+// event-driven ones.
+const shardPolled, shardRefused = 6, 4
+
 // shardArtifacts is where a measurement run keeps each replica's log and
 // a CPU profile of a survivor taking over a killed replica's metrics:
 // $SHARD_ARTIFACTS, or "" to keep nothing.
@@ -78,7 +83,10 @@ type shardReplica struct {
 // TestShardingOverThreeReplicas runs three operator processes with
 // --sharding over 45 event-driven Metrics pushing to one OTLP receiver,
 // while a writer keeps changing their value (so every holder of a metric
-// pushes it every few hundred milliseconds). It checks that each metric
+// pushes it every few hundred milliseconds), beside a few polling Metrics
+// and a few the operator refuses, which every replica holds without
+// registering them for events (TestStandbyReleasesWhatItNeverPublished
+// in internal/controllers has the interleaving they broke). It checks that each metric
 // is served on exactly one replica's /metrics, the one rendezvous hashing
 // names, and that each replica's watch listed once at the start (its
 // start gate waited for its view to settle); that when one replica is
@@ -123,6 +131,29 @@ func testSharding(t *testing.T, warm bool) {
 		// The other tests' operators must not keep evaluating them.
 		t.Cleanup(func() { _ = env.Client.Delete(context.Background(), m) })
 	}
+	// Beside them, Metrics that a replica holds without ever registering
+	// them for events, as a cluster has: polling ones, served like the
+	// others, and ones the operator refuses (a reserved name), which no
+	// replica exports but whose owner reports the refusal.
+	polled := map[string]bool{} // their coordinator keys
+	for i := range shardPolled {
+		name := fmt.Sprintf("polled-%d", i)
+		family := fmt.Sprintf("shard_%d_polled_%d", run, i)
+		keys[family] = "Metric/" + ns + "/" + name
+		polled[keys[family]] = true
+		mustCreate(t, &v1alpha1.Metric{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+			Spec: v1alpha1.MetricSpec{Name: family, Target: v1alpha1.GroupVersionKind{Version: "v1", Kind: "ConfigMap"},
+				Namespace: ns, EventDriven: ptr.To(false), Interval: metav1.Duration{Duration: 10 * time.Second}}})
+	}
+	for i := range shardRefused {
+		mustCreate(t, &v1alpha1.Metric{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("refused-%d", i), Namespace: ns},
+			Spec: v1alpha1.MetricSpec{Name: fmt.Sprintf("metrics_operator_shard_%d_%d", run, i),
+				Target: v1alpha1.GroupVersionKind{Version: "v1", Kind: "ConfigMap"}, Namespace: ns, EventDriven: ptr.To(true),
+				Interval: metav1.Duration{Duration: 10 * time.Second}}})
+	}
+	t.Cleanup(func() {
+		_ = env.Client.DeleteAllOf(context.Background(), &v1alpha1.Metric{}, client.InNamespace(ns))
+	})
 
 	host, err := os.Hostname()
 	if err != nil {
@@ -276,9 +307,9 @@ func testSharding(t *testing.T, warm bool) {
 	cost.log(t, "3 s of changes before the kill")
 
 	// A replica dies without releasing its Lease.
-	var lostKeys int
+	var lostKeys int // the event-driven ones, which the survivors keep ready
 	for _, key := range keys {
-		if sharding.Owner(key, []string{replicas[0].id, replicas[1].id, replicas[2].id}) == replicas[1].id {
+		if !polled[key] && sharding.Owner(key, []string{replicas[0].id, replicas[1].id, replicas[2].id}) == replicas[1].id {
 			lostKeys++
 		}
 	}
@@ -304,10 +335,15 @@ func testSharding(t *testing.T, warm bool) {
 	time.Sleep(3 * time.Second)
 
 	// A replica joins: the others drop what it takes before it serves.
+	joinsBefore := logListPasses(t, "before a replica joins", replicas)
 	joined := time.Now()
 	replicas = append(replicas, start())
 	handover("replica added", joined, replicas)
-	logListPasses(t, "replica added", replicas[len(replicas)-1:])
+	// The others only give metrics up (with warm standby they keep ready
+	// what the joiner takes from them, without registering it anew).
+	if joins := logListPasses(t, "replica added", replicas) - joinsBefore; joins > 0 {
+		t.Errorf("the replicas' watches listed %.0f more times for metrics that joined them when a replica joined, want none", joins)
+	}
 	ownedAddUp("replica added", replicas)
 	time.Sleep(3 * time.Second)
 

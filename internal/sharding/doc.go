@@ -91,7 +91,13 @@
 // without publishing, pushing or writing anything, and publish them the
 // moment Hold grants them, by the same rule as any claim, so nothing is
 // ever served before the owner's Lease expired or it let go
-// (TestShardStandByPreparesWhatItTakesOver). Publishing ~500 that way
+// (TestShardStandByPreparesWhatItTakesOver). A holder that goes from
+// serving a key to keeping it ready still releases its hold: the view
+// waits for the hold, whatever the holder published (a polling or a
+// refused metric publishes nothing for events, and one that kept it held
+// kept every replica from settling the view, so the keys a joiner took
+// were served by nobody; TestStandbyReleasesWhatItNeverPublished in
+// internal/controllers). Publishing ~500 that way
 // took 0.01-0.75 s at the same load, mostly the coordinator's publishes;
 // so a killed replica's metrics were all published 5.7-6.5 s after the
 // kill with D = 6 s (five runs, median 6.2 s; the floor was 5.5-6.0 s),

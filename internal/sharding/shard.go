@@ -108,7 +108,9 @@ func (s *Shard) Hold(holder, key string) bool {
 // the key's runner-up, which takes the key over at once when its owner is
 // lost, or it owns the key and waits for the view to settle before it may
 // serve it. Once Hold grants the key, the holder publishes what it has
-// prepared instead of building it then. It records the answer, so that
+// prepared instead of building it then. A holder that held key must
+// Release it all the same, whether or not it published anything: the
+// view is acknowledged only once it has. It records the answer, so that
 // Stale names key to holder when it changes. Without EnableWarmStandby
 // it is always false.
 func (s *Shard) StandBy(holder, key string) bool {
