@@ -57,7 +57,7 @@ image: {repository: registry.example/metrics-operator, tag: v9.9.9, pullPolicy: 
 imagePullSecrets: [{name: pull-secret}]
 replicaCount: 1
 leaderElection: {enabled: false, leaseDuration: 30s, renewDeadline: 20s, retryPeriod: 4s}
-sharding: {enabled: true, leaseDuration: 30s, renewInterval: 5s}
+sharding: {enabled: true, leaseDuration: 30s, renewInterval: 5s, warmStandby: true}
 clusterName: prod-eu
 eventDrivenDefault: true
 eventNotifyDelay: 50ms
@@ -373,7 +373,7 @@ func TestChartDeploymentRunsTheOperatorAsValuesSay(t *testing.T) {
 		{customRelease, func(o *operator.Options) []string {
 			return check(
 				o.LeaderElect, false, o.LeaseDuration, 30*time.Second, o.RetryPeriod, 4*time.Second,
-				o.Sharding, true, o.ShardLeaseDuration, 30*time.Second, o.ShardRenewInterval, 5*time.Second,
+				o.Sharding, true, o.ShardLeaseDuration, 30*time.Second, o.ShardRenewInterval, 5*time.Second, o.ShardWarmStandby, true,
 				o.MetricsSecure, false, o.MetricsAddr, ":8080",
 				o.ClusterName, "prod-eu", o.EventDrivenDefault, true, o.EventNotifyDelay, 50*time.Millisecond, o.PollingWorkers, 8, o.QPS, float32(20), o.Burst, 40,
 				o.DefaultServiceAccount, "metrics-reader", o.AccessRecheckPeriod, 30*time.Second, o.NoCrossNamespaceRefs, true,

@@ -80,6 +80,11 @@ type EventDrivenReconciler struct {
 	// through (by coordinator key): a renamed or rebuilt connection
 	// registers the metric anew.
 	conns sync.Map
+	// gates hold the standby gate of each registered metric (by
+	// coordinator key); keys serializes a metric's reconcile and its
+	// promotion.
+	gates sync.Map
+	keys  keyLocks
 }
 
 // Reconcile registers or drops one Metric's subscription.
@@ -90,9 +95,25 @@ func (r *EventDrivenReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 
 func (r *EventDrivenReconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	key := coordinator.Key{Kind: metricKind, Namespace: req.Namespace, Name: req.Name}
+	defer r.keys.lock(key)()
+	// standby: this replica keeps the metric ready, unpublished, to serve
+	// it the moment the shard lets it.
+	standby := false
 	if !serves(r.Shard, eventsHolder, key) {
-		r.remove(key)
-		return ctrl.Result{}, notServedYet(r.Shard, key)
+		standby = standsBy(r.Shard, eventsHolder, key)
+		if standby {
+			// Its registration stays, unpublished. Whatever this replica
+			// served of the metric goes all the same, and so does its hold
+			// on the shard, which the view waits for even if nothing was
+			// published (a polling or refused metric).
+			r.demote(key)
+			r.withdraw(key)
+		} else {
+			r.remove(key)
+		}
+		if !standby {
+			return ctrl.Result{}, notServedYet(r.Shard, key)
+		}
 	}
 	m := &v1alpha1.Metric{}
 	if err := r.Client.Get(ctx, req.NamespacedName, m); err != nil {
@@ -109,14 +130,12 @@ func (r *EventDrivenReconciler) reconcile(ctx context.Context, req ctrl.Request)
 		return ctrl.Result{}, nil
 	}
 	if err := r.Access.CheckReferences(m.Namespace, access.MetricReferences(&m.Spec)...); err != nil {
-		r.drop(key)
-		r.Coordinator.SetError(key, m.Generation, err)
+		r.fail(key, m.Generation, err, standby)
 		return ctrl.Result{}, nil
 	}
 	conn, err := metricConnection(r.Clusters, eventsUser(key), m, r.Lister, r.ClusterName)
 	if err != nil {
-		r.drop(key)
-		r.Coordinator.SetError(key, m.Generation, err)
+		r.fail(key, m.Generation, err, standby)
 		return ctrl.Result{RequeueAfter: recheckInterval}, nil
 	}
 	if ik, sub, ok := r.Registry.Lookup(key.String()); ok && sub.Generation == m.Generation &&
@@ -127,11 +146,11 @@ func (r *EventDrivenReconciler) reconcile(ctx context.Context, req ctrl.Request)
 			if errors.Is(err, access.ErrPending) {
 				return ctrl.Result{RequeueAfter: recheckInterval}, err
 			}
-			r.drop(key)
 			if !reason.Is(err) {
+				r.drop(key)
 				return ctrl.Result{}, err
 			}
-			r.Coordinator.SetError(key, m.Generation, err)
+			r.fail(key, m.Generation, err, standby)
 			return ctrl.Result{RequeueAfter: recheckInterval}, nil
 		}
 		gvk := m.Spec.Target.GVK()
@@ -141,13 +160,15 @@ func (r *EventDrivenReconciler) reconcile(ctx context.Context, req ctrl.Request)
 		if err := r.Informers.Ensure(ik, gvk, sub); err != nil {
 			return ctrl.Result{}, err
 		}
+		if !standby {
+			r.promote(ctx, key)
+		}
 		return ctrl.Result{RequeueAfter: recheckInterval}, nil
 	}
 
 	e, err := r.Guard.CompileMetric(m)
 	if err != nil {
-		r.drop(key)
-		r.Coordinator.SetError(key, m.Generation, err)
+		r.fail(key, m.Generation, err, standby)
 		return ctrl.Result{}, nil
 	}
 	ik, gvk, err := metricInformerKey(ctx, r.Clusters, m, conn)
@@ -165,18 +186,18 @@ func (r *EventDrivenReconciler) reconcile(ctx context.Context, req ctrl.Request)
 		return ctrl.Result{RequeueAfter: recheckInterval}, err
 	}
 	if err != nil {
-		r.drop(key)
 		if !reason.Is(err) {
+			r.drop(key)
 			return ctrl.Result{}, err
 		}
-		r.Coordinator.SetError(key, m.Generation, err)
+		r.fail(key, m.Generation, err, standby)
 		return ctrl.Result{RequeueAfter: recheckInterval}, nil
 	}
 	// The series and the objects of a metadata-only watch carry the kind
 	// as the API server names it, however the spec wrote it (pod, Pods),
 	// as a poll's objects do.
 	m.Spec.Target.Kind = gvk.Kind
-	sub := r.subscription(m, e, conn.Name)
+	sub := r.subscription(m, e, conn.Name, standby)
 	r.conns.Store(key, conn)
 	_, old, _ := r.Registry.Lookup(key.String())
 	if previous, moved := r.Registry.Register(ik, sub); moved {
@@ -188,7 +209,7 @@ func (r *EventDrivenReconciler) reconcile(ctx context.Context, req ctrl.Request)
 	// Logged before Ensure: once the watch runs, its lines (synced,
 	// events) may come at any time, and they follow the registration.
 	ctrl.LoggerFrom(ctx).Info("Metric registered for events",
-		append([]any{"metric", key.String(), "metadataOnly", sub.MetadataOnly}, ik.LogValues()...)...)
+		append([]any{"metric", key.String(), "metadataOnly", sub.MetadataOnly, "standby", standby}, ik.LogValues()...)...)
 	if err := r.Informers.Ensure(ik, gvk, sub); err != nil {
 		return ctrl.Result{}, err
 	}
@@ -232,27 +253,46 @@ func (r *EventDrivenReconciler) sameConnection(key coordinator.Key, conn *cluste
 // eventsUser names an event-driven metric as a user of a cluster connection.
 func eventsUser(key coordinator.Key) string { return "events/" + key.String() }
 
-func (r *EventDrivenReconciler) subscription(m *v1alpha1.Metric, e *evaluation.Evaluator, cluster string) *registry.Subscription {
+// subscription builds the metric's subscription and its standby gate,
+// which holds back what it publishes while standby.
+func (r *EventDrivenReconciler) subscription(m *v1alpha1.Metric, e *evaluation.Evaluator, cluster string, standby bool) *registry.Subscription {
 	key := coordinator.Key{Kind: metricKind, Namespace: m.Namespace, Name: m.Name}
 	agg := r.Guard.Aggregate(m.Namespace, e, m.Spec.MaxSeries)
 	update := metricUpdate(m, v1alpha1.ModeEventDriven, intervalOf(m), r.DefaultSink,
 		coordinator.AggregateSource{Cluster: cluster, Aggregate: agg}, e)
-	gen := m.Generation
 	limits := &limitReporter{coordinator: r.Coordinator, update: update, agg: agg, tracker: r.Coordinator.Tracker(key)}
-	return &registry.Subscription{
+	g := &standbyGate{key: key, gen: m.Generation, limits: limits, coord: r.Coordinator}
+	g.waiting.Store(standby)
+	g.sub = &registry.Subscription{
 		ID:           key.String(),
-		Generation:   gen,
+		Generation:   m.Generation,
 		Aggregate:    agg,
 		MetadataOnly: e.MetadataOnly(),
-		OnSynced:     limits.synced,
-		OnChange:     limits.changed,
-		OnError:      func(err error) { r.Coordinator.SetError(key, gen, err) },
+		OnSynced:     g.synced,
+		OnChange:     g.changed,
+		OnError:      g.failed,
+	}
+	if old, ok := r.gates.Swap(key, g); ok {
+		old.(*standbyGate).drop()
+	}
+	return g.sub
+}
+
+// fail drops the metric for err, which it reports unless it stands by:
+// a metric kept ready tells nobody anything until this replica serves it.
+func (r *EventDrivenReconciler) fail(key coordinator.Key, gen int64, err error, standby bool) {
+	r.drop(key)
+	if !standby {
+		r.Coordinator.SetError(key, gen, err)
 	}
 }
 
 // drop removes the metric's subscription and stops its watch if no other
 // metric uses it.
 func (r *EventDrivenReconciler) drop(key coordinator.Key) {
+	if g, ok := r.gates.LoadAndDelete(key); ok {
+		g.(*standbyGate).drop()
+	}
 	_, sub, _ := r.Registry.Lookup(key.String())
 	if ik, ok := r.Registry.Unregister(key.String()); ok {
 		// Logged before Release, which may stop the watch and log it.
@@ -272,6 +312,14 @@ func (r *EventDrivenReconciler) drop(key coordinator.Key) {
 func (r *EventDrivenReconciler) remove(key coordinator.Key) {
 	r.drop(key)
 	r.Access.Forget(metricKind, types.NamespacedName{Namespace: key.Namespace, Name: key.Name})
+	r.withdraw(key)
+}
+
+// withdraw ends what this replica serves of a metric: its entry in the
+// coordinator (the error status a refused metric reports, say) and its
+// hold on the shard, which every other member waits for (in this
+// replica's acknowledgement of the view) before the new owner serves it.
+func (r *EventDrivenReconciler) withdraw(key coordinator.Key) {
 	r.Coordinator.Remove(key)
 	released(r.Shard, eventsHolder, key)
 }
@@ -292,7 +340,10 @@ func (r *EventDrivenReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		b = b.WatchesRawSource(clusterSource(r.Clusters, mgr.GetClient()))
 	}
 	if r.Shard != nil {
-		b = b.WatchesRawSource(shardSource(r.Shard, eventsHolder, metricKind, mgr.GetClient(), func() client.ObjectList { return &v1alpha1.MetricList{} }))
+		// Metrics kept ready are published before the reconciles of the
+		// change are enqueued, which would contend with them.
+		b = b.WatchesRawSource(shardSourceAfter(r.Shard, eventsHolder, metricKind, mgr.GetClient(),
+			func() client.ObjectList { return &v1alpha1.MetricList{} }, r.promoteReady))
 	}
 	return b.Complete(r)
 }

@@ -2,6 +2,8 @@ package controllers
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 
@@ -26,9 +28,16 @@ type Shard interface {
 	Hold(holder, key string) bool
 	// Release records that holder dropped key.
 	Release(holder, key string)
-	// Stale reports whether holder must look at key again: Hold would
-	// answer otherwise than what holder recorded.
+	// Stale reports whether holder must look at key again: Hold (or
+	// StandBy) would answer otherwise than what holder recorded.
 	Stale(holder, key string) bool
+	// StaleKeys returns the keys of keys that are Stale for holder.
+	StaleKeys(holder string, keys []string) []string
+	// Granted returns the keys of keys that Hold would grant now.
+	Granted(keys []string) []string
+	// StandBy reports whether holder should keep key ready to serve,
+	// unpublished, since this replica may have to serve it next.
+	StandBy(holder, key string) bool
 	// Leads reports whether this replica writes the status of a shared
 	// object (a DataSink, a cluster access) of key.
 	Leads(key string) bool
@@ -53,6 +62,11 @@ func notServedYet(s Shard, key coordinator.Key) error {
 		return errUnsettled
 	}
 	return nil
+}
+
+// standsBy reports whether holder keeps key ready without serving it.
+func standsBy(s Shard, holder string, key coordinator.Key) bool {
+	return s != nil && s.StandBy(holder, key.String())
 }
 
 // released tells the shard that holder dropped key.
@@ -82,6 +96,13 @@ func leads(s Shard, kind string, name types.NamespacedName) bool {
 // notifies must go on judging Leases meanwhile. Changes that come while
 // it lists are looked at in one more pass.
 func shardSource(s Shard, holder, kind string, reader client.Reader, newList func() client.ObjectList) source.Source {
+	return shardSourceAfter(s, holder, kind, reader, newList, nil)
+}
+
+// shardSourceAfter is shardSource that calls first, if set, on its own
+// goroutine at every change before it looks for the stale objects: what
+// first does is not slowed down by the reconciles of those.
+func shardSourceAfter(s Shard, holder, kind string, reader client.Reader, newList func() client.ObjectList, first func()) source.Source {
 	return source.Func(func(ctx context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request]) error {
 		changed := make(chan struct{}, 1)
 		var mu sync.Mutex
@@ -106,6 +127,9 @@ func shardSource(s Shard, holder, kind string, reader client.Reader, newList fun
 					return
 				case <-changed:
 				}
+				if first != nil {
+					first()
+				}
 				mu.Lock()
 				listAll, some := all, keys
 				all, keys = false, map[string]struct{}{}
@@ -114,10 +138,8 @@ func shardSource(s Shard, holder, kind string, reader client.Reader, newList fun
 				if listAll {
 					reqs = staleRequests(ctx, s, holder, kind, reader, newList())
 				} else {
-					for key := range some {
-						if s.Stale(holder, key) {
-							reqs = append(reqs, reconcile.Request{NamespacedName: keyName(kind, key)})
-						}
+					for _, key := range s.StaleKeys(holder, slices.Collect(maps.Keys(some))) {
+						reqs = append(reqs, reconcile.Request{NamespacedName: keyName(kind, key)})
 					}
 				}
 				addFirst(q, reqs)
@@ -162,17 +184,16 @@ func staleRequests(ctx context.Context, s Shard, holder, kind string, reader cli
 	if err := reader.List(ctx, list, client.UnsafeDisableDeepCopy); err != nil {
 		return nil
 	}
-	var reqs []reconcile.Request
+	var keys []string
 	_ = meta.EachListItem(list, func(o runtime.Object) error {
-		obj, ok := o.(client.Object)
-		if !ok {
-			return nil
-		}
-		key := coordinator.Key{Kind: kind, Namespace: obj.GetNamespace(), Name: obj.GetName()}
-		if s.Stale(holder, key.String()) {
-			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(obj)})
+		if obj, ok := o.(client.Object); ok {
+			keys = append(keys, coordinator.Key{Kind: kind, Namespace: obj.GetNamespace(), Name: obj.GetName()}.String())
 		}
 		return nil
 	})
+	var reqs []reconcile.Request
+	for _, key := range s.StaleKeys(holder, keys) {
+		reqs = append(reqs, reconcile.Request{NamespacedName: keyName(kind, key)})
+	}
 	return reqs
 }

@@ -415,6 +415,7 @@ func addSharding(mgr manager.Manager, coord *coordinator.Coordinator, opts Optio
 	members, shard, err := sharding.New(sharding.Options{
 		Client: cs, Namespace: opts.LeaderElectionNamespace, Identity: instanceID(),
 		LeaseDuration: opts.ShardLeaseDuration, RenewInterval: opts.ShardRenewInterval,
+		WarmStandby: opts.ShardWarmStandby,
 	})
 	if err != nil {
 		return nil, err

@@ -45,6 +45,10 @@ type Options struct {
 	// replica's metrics move after about the duration; members renew and
 	// look at each other every interval.
 	ShardLeaseDuration, ShardRenewInterval time.Duration
+	// ShardWarmStandby has each replica keep ready, unpublished, the
+	// event-driven Metrics it would take over from a lost replica, so it
+	// serves them as soon as that replica's Lease expires.
+	ShardWarmStandby bool
 	// Namespace is the operator's own namespace: where the DataSink named
 	// "default" is looked up.
 	Namespace string
@@ -195,6 +199,9 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 			"after about this time (at once when it stops cleanly). Whole seconds, at least four --shard-renew-interval.")
 	fs.DurationVar(&o.ShardRenewInterval, "shard-renew-interval", DefaultShardRenewInterval,
 		"With --sharding: how often each replica renews its Lease and reads the others'; a joining replica takes its metrics after about two intervals.")
+	fs.BoolVar(&o.ShardWarmStandby, "shard-warm-standby", false,
+		"With --sharding: each replica also compiles and aggregates, without serving them, the event-driven Metrics it would take over "+
+			"from a lost replica, and serves them the moment that replica's Lease expires; costs the watches and memory of those metrics.")
 	fs.StringVar(&o.Namespace, "operator-namespace", "",
 		"The operator's namespace, where the DataSink named \"default\" lives "+
 			"(default: $OPERATOR_CONFIG_NAMESPACE, else $POD_NAMESPACE, else \"default\").")

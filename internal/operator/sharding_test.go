@@ -2,6 +2,7 @@ package operator_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -35,6 +36,11 @@ func shardMetrics() int {
 	}
 	return 45
 }
+
+// shardPolled and shardRefused are how many polling Metrics, and Metrics
+// the operator refuses, TestShardingOverThreeReplicas has beside the
+// event-driven ones.
+const shardPolled, shardRefused = 6, 4
 
 // shardArtifacts is where a measurement run keeps each replica's log and
 // a CPU profile of a survivor taking over a killed replica's metrics:
@@ -77,7 +83,10 @@ type shardReplica struct {
 // TestShardingOverThreeReplicas runs three operator processes with
 // --sharding over 45 event-driven Metrics pushing to one OTLP receiver,
 // while a writer keeps changing their value (so every holder of a metric
-// pushes it every few hundred milliseconds). It checks that each metric
+// pushes it every few hundred milliseconds), beside a few polling Metrics
+// and a few the operator refuses, which every replica holds without
+// registering them for events (TestStandbyReleasesWhatItNeverPublished
+// in internal/controllers has the interleaving they broke). It checks that each metric
 // is served on exactly one replica's /metrics, the one rendezvous hashing
 // names, and that each replica's watch listed once at the start (its
 // start gate waited for its view to settle); that when one replica is
@@ -88,7 +97,17 @@ type shardReplica struct {
 // interleaved. It logs the handover times and each replica's LIST passes.
 // $SHARD_METRICS sets the number of Metrics for a measurement at scale,
 // $SHARD_ARTIFACTS keeps logs and a CPU profile (see shardArtifacts).
-func TestShardingOverThreeReplicas(t *testing.T) {
+func TestShardingOverThreeReplicas(t *testing.T) { testSharding(t, false) }
+
+// TestShardingWithWarmStandby is TestShardingOverThreeReplicas with
+// --shard-warm-standby: besides its checks, the survivors of the killed
+// replica publish every metric they take from it at once when its Lease
+// expires (the metrics they kept ready), rather than register them then.
+// It logs what the replicas' CPU and memory cost with the metrics they
+// keep ready.
+func TestShardingWithWarmStandby(t *testing.T) { testSharding(t, true) }
+
+func testSharding(t *testing.T, warm bool) {
 	testenv.Require(t, env)
 	t.Logf("%d Metrics", shardMetrics())
 	// Its own namespace and names per run, so that -count=N measures N
@@ -112,6 +131,29 @@ func TestShardingOverThreeReplicas(t *testing.T) {
 		// The other tests' operators must not keep evaluating them.
 		t.Cleanup(func() { _ = env.Client.Delete(context.Background(), m) })
 	}
+	// Beside them, Metrics that a replica holds without ever registering
+	// them for events, as a cluster has: polling ones, served like the
+	// others, and ones the operator refuses (a reserved name), which no
+	// replica exports but whose owner reports the refusal.
+	polled := map[string]bool{} // their coordinator keys
+	for i := range shardPolled {
+		name := fmt.Sprintf("polled-%d", i)
+		family := fmt.Sprintf("shard_%d_polled_%d", run, i)
+		keys[family] = "Metric/" + ns + "/" + name
+		polled[keys[family]] = true
+		mustCreate(t, &v1alpha1.Metric{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+			Spec: v1alpha1.MetricSpec{Name: family, Target: v1alpha1.GroupVersionKind{Version: "v1", Kind: "ConfigMap"},
+				Namespace: ns, EventDriven: ptr.To(false), Interval: metav1.Duration{Duration: 10 * time.Second}}})
+	}
+	for i := range shardRefused {
+		mustCreate(t, &v1alpha1.Metric{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("refused-%d", i), Namespace: ns},
+			Spec: v1alpha1.MetricSpec{Name: fmt.Sprintf("metrics_operator_shard_%d_%d", run, i),
+				Target: v1alpha1.GroupVersionKind{Version: "v1", Kind: "ConfigMap"}, Namespace: ns, EventDriven: ptr.To(true),
+				Interval: metav1.Duration{Duration: 10 * time.Second}}})
+	}
+	t.Cleanup(func() {
+		_ = env.Client.DeleteAllOf(context.Background(), &v1alpha1.Metric{}, client.InNamespace(ns))
+	})
 
 	host, err := os.Hostname()
 	if err != nil {
@@ -119,7 +161,7 @@ func TestShardingOverThreeReplicas(t *testing.T) {
 	}
 	start := func() *shardReplica {
 		args := []string{"--sharding", "--shard-lease-duration=" + shardLease.String(), "--shard-renew-interval=1s",
-			"--zap-log-level=info"}
+			"--zap-log-level=info", fmt.Sprintf("--shard-warm-standby=%t", warm)}
 		var pprof string
 		if shardArtifacts() != "" {
 			if pprof, err = testenv.FreeAddr(); err != nil {
@@ -260,17 +302,31 @@ func TestShardingOverThreeReplicas(t *testing.T) {
 		}
 	})
 	defer func() { stopWriter(); writer.Wait() }()
+	cost := startCost(t, replicas)
 	time.Sleep(3 * time.Second)
+	cost.log(t, "3 s of changes before the kill")
 
 	// A replica dies without releasing its Lease.
-	killed := time.Now()
+	var lostKeys int // the event-driven ones, which the survivors keep ready
+	for _, key := range keys {
+		if !polled[key] && sharding.Owner(key, []string{replicas[0].id, replicas[1].id, replicas[2].id}) == replicas[1].id {
+			lostKeys++
+		}
+	}
+	logMarks := []int{len(replicas[0].log(t)), len(replicas[2].log(t))}
 	if dir := shardArtifacts(); dir != "" {
 		profileCPU(t, replicas[0].pprof, filepath.Join(dir, replicas[0].id+"-takeover.pprof"), int((shardLease+10*time.Second)/time.Second))
 	}
+	killed := time.Now()
 	replicas[1].Kill()
 	t.Logf("killed %s at %s", replicas[1].id, killed.Format("15:04:05.000"))
 	replicas = []*shardReplica{replicas[0], replicas[2]}
 	lost := handover("replica killed", killed, replicas)
+	promoted, anew := logTakeover(t, ns, killed, replicas, logMarks)
+	if warm && (promoted < lostKeys || anew > 0) {
+		t.Errorf("the survivors published %d metrics they kept ready and registered %d of this test anew when the Lease expired, want the killed replica's %d and none",
+			promoted, anew, lostKeys)
+	}
 	logListPasses(t, "replica killed", replicas)
 	ownedAddUp("replica killed", replicas)
 	if limit := shardLease + 5*time.Second; lost > limit {
@@ -279,9 +335,15 @@ func TestShardingOverThreeReplicas(t *testing.T) {
 	time.Sleep(3 * time.Second)
 
 	// A replica joins: the others drop what it takes before it serves.
+	joinsBefore := logListPasses(t, "before a replica joins", replicas)
 	joined := time.Now()
 	replicas = append(replicas, start())
 	handover("replica added", joined, replicas)
+	// The others only give metrics up (with warm standby they keep ready
+	// what the joiner takes from them, without registering it anew).
+	if joins := logListPasses(t, "replica added", replicas[:len(replicas)-1]) - joinsBefore; joins > 0 {
+		t.Errorf("the watches of the replicas already there listed %.0f more times for metrics that joined them when a replica joined, want none", joins)
+	}
 	logListPasses(t, "replica added", replicas[len(replicas)-1:])
 	ownedAddUp("replica added", replicas)
 	time.Sleep(3 * time.Second)
@@ -410,4 +472,138 @@ func checkNoInterleavedPushes(t *testing.T, batches []otlpsink.Batch, keys map[s
 	if len(runs) != len(keys) {
 		t.Errorf("pushes of %d of %d metrics arrived", len(runs), len(keys))
 	}
+}
+
+// logTakeover logs, per survivor, from what it logged since marks (the
+// lengths of their logs at the kill; its times are to the second unless
+// $SHARD_ARTIFACTS has the replicas log nanoseconds): when it counted the killed replica
+// gone and how late after its lease duration that was, when it published
+// the metrics it kept ready (warm standby) and how many, and how many it
+// registered anew and when the last was. It returns how many metrics the
+// survivors published from standby, and how many of namespace ns they
+// registered anew.
+func logTakeover(t *testing.T, ns string, killed time.Time, rs []*shardReplica, marks []int) (promoted, anew int) {
+	t.Helper()
+	since := func(at time.Time) string {
+		if at.IsZero() {
+			return "-"
+		}
+		return fmt.Sprintf("%.2fs", at.Sub(killed).Seconds())
+	}
+	for i, r := range rs {
+		var expiry, expiredAt, lastRegistered, lastByReconcile time.Time
+		byReconcile := 0
+		var late string
+		registered := 0
+		var ready []string
+		for _, line := range strings.Split(string(r.log(t)[marks[i]:]), "\n") {
+			// Read as a map: keys match exactly (a struct would take the
+			// reconciler's "Metric" object for the "metric" key).
+			var fields map[string]any
+			if json.Unmarshal([]byte(line), &fields) != nil {
+				continue
+			}
+			str := func(k string) string { v, _ := fields[k].(string); return v }
+			num, _ := fields["metrics"].(float64)
+			standby, _ := fields["standby"].(bool)
+			l := struct {
+				TS                               any
+				Msg, Late, Expired, Took, Metric string
+				Metrics                          int
+				Standby                          bool
+			}{fields["ts"], str("msg"), str("late"), str("expiredAt"), str("duration"), str("metric"), int(num), standby}
+			at := logTime(l.TS)
+			switch l.Msg {
+			case "Shard member expired":
+				if expiry.IsZero() {
+					expiry, late = at, l.Late
+					expiredAt, _ = time.Parse(time.RFC3339Nano, l.Expired)
+				}
+			case "Metrics kept ready are served":
+				promoted += l.Metrics
+				ready = append(ready, fmt.Sprintf("%d at %s in %s", l.Metrics, since(at), l.Took))
+			case "Metric kept ready is served":
+				// By its reconcile, which came to it first.
+				promoted++
+				byReconcile++
+				lastByReconcile = at
+			case "Metric registered for events":
+				if !l.Standby {
+					registered++
+					lastRegistered = at
+					if strings.HasPrefix(l.Metric, "Metric/"+ns+"/") {
+						anew++
+					}
+				}
+			}
+		}
+		// The floor of a takeover: the lease duration since the last
+		// renewal this survivor saw, less the time that renewal came
+		// before the kill.
+		gone := "saw its Lease deleted by another survivor first"
+		if !expiry.IsZero() {
+			gone = fmt.Sprintf("its last renewal seen %.2fs before the kill; counted it gone at %s (%s after the lease duration from that renewal)",
+				killed.Sub(expiredAt.Add(-shardLease)).Seconds(), since(expiry), late)
+		}
+		t.Logf("replica killed: %s: %s; published kept ready: %v, and %d by their reconciles, the last at %s; registered %d, the last at %s",
+			r.id, gone, ready, byReconcile, since(lastByReconcile), registered, since(lastRegistered))
+	}
+	return promoted, anew
+}
+
+// logTime reads a log line's time: seconds since the epoch, or RFC 3339.
+func logTime(ts any) time.Time {
+	switch v := ts.(type) {
+	case float64:
+		return time.Unix(0, int64(v*1e9))
+	case string:
+		at, _ := time.Parse(time.RFC3339Nano, v)
+		return at
+	}
+	return time.Time{}
+}
+
+// cost is the CPU time each replica had used when it was taken.
+type cost struct {
+	rs    []*shardReplica
+	at    time.Time
+	ticks []int64
+}
+
+// startCost begins measuring the replicas' CPU use.
+func startCost(t *testing.T, rs []*shardReplica) *cost {
+	t.Helper()
+	c := &cost{rs: rs, at: time.Now()}
+	for _, r := range rs {
+		c.ticks = append(c.ticks, cpuTicks(t, r.Pid()))
+	}
+	return c
+}
+
+// log logs each replica's CPU use since startCost, as a share of a core,
+// and its resident memory.
+func (c *cost) log(t *testing.T, what string) {
+	t.Helper()
+	wall := time.Since(c.at).Seconds()
+	for i, r := range c.rs {
+		// Clock ticks are hundredths of a second on Linux.
+		used := float64(cpuTicks(t, r.Pid())-c.ticks[i]) / 100
+		rss, _ := r.memory(t)
+		t.Logf("%s: %s: %.2f CPU-s (%.0f%% of a core), %.0f MiB resident", what, r.id, used, 100*used/wall, float64(rss)/(1<<20))
+	}
+}
+
+// cpuTicks is the user and system CPU time of process pid in clock ticks.
+func cpuTicks(t *testing.T, pid int) int64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The command name, in parentheses, may hold spaces: fields count
+	// from the last ')'. utime and stime are fields 14 and 15.
+	fields := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	utime, _ := strconv.ParseInt(fields[11], 10, 64)
+	stime, _ := strconv.ParseInt(fields[12], 10, 64)
+	return utime + stime
 }

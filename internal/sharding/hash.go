@@ -14,15 +14,36 @@ import (
 // scores highest on, and a member leaving hands only its own keys to the
 // runners-up, so a change of N members moves about 1/N of the keys.
 func Owner(key string, members []string) string {
-	var best string
-	var bestScore uint64
+	owner, _ := ranked(key, members)
+	return owner
+}
+
+// RunnerUp returns the member that would own key among members if its
+// owner were gone: the second in the rendezvous order, "" with fewer than
+// two members.
+func RunnerUp(key string, members []string) string {
+	_, second := ranked(key, members)
+	return second
+}
+
+// ranked returns the first and second member in key's rendezvous order.
+func ranked(key string, members []string) (first, second string) {
+	var firstScore, secondScore uint64
+	before := func(m string, s uint64, than string, thanScore uint64) bool {
+		return than == "" || s > thanScore || s == thanScore && m < than
+	}
 	for _, m := range members {
 		s := score(m, key)
-		if best == "" || s > bestScore || s == bestScore && m < best {
-			best, bestScore = m, s
+		switch {
+		case m == first || m == second:
+			// A member named twice counts once.
+		case before(m, s, first, firstScore):
+			first, firstScore, second, secondScore = m, s, first, firstScore
+		case before(m, s, second, secondScore):
+			second, secondScore = m, s
 		}
 	}
-	return best
+	return first, second
 }
 
 // score is a well-mixed 64-bit hash of member and key. FNV alone leaves

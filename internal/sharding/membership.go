@@ -52,6 +52,11 @@ type Options struct {
 	// intervals after its last renewal, and the next renewal, sent one
 	// interval after that one, must have time to come back before then.
 	LeaseDuration, RenewInterval time.Duration
+	// WarmStandby has the reconcilers keep ready, unpublished, the metrics
+	// this replica would take over from a lost member (Shard.StandBy), so
+	// that it serves them as soon as that member's Lease expires rather
+	// than after registering them then.
+	WarmStandby bool
 }
 
 // Membership keeps this replica's Lease renewed, watches the group's
@@ -88,10 +93,20 @@ type Membership struct {
 	delivered bool
 }
 
+// expiry is a member counted gone: its Lease, when its lease duration
+// since the last renewal seen ran out, and whether it is the first time.
+type expiry struct {
+	lease *coordinationv1.Lease
+	at    time.Time
+	first bool
+}
+
 type observation struct {
 	lease *coordinationv1.Lease
 	renew string
 	at    time.Time
+	// expired is set once the member was counted gone.
+	expired bool
 }
 
 var _ manager.Runnable = (*Membership)(nil)
@@ -115,6 +130,9 @@ func New(opts Options) (*Membership, *Shard, error) {
 	m := &Membership{opts: opts, shard: NewShard(opts.Identity), kick: make(chan struct{}, 1), dirty: make(chan struct{}, 1),
 		seen: map[string]*observation{}, synced: func() bool { return false }}
 	m.shard.applyChanged = m.Kick
+	if opts.WarmStandby {
+		m.shard.EnableWarmStandby()
+	}
 	return m, m.shard, nil
 }
 
@@ -286,7 +304,7 @@ func (m *Membership) update(ctx context.Context) time.Duration {
 	fenceAt := m.lastRenew.Add(m.opts.LeaseDuration - 2*m.opts.RenewInterval)
 	self := m.delivered && !m.lastRenew.IsZero() && now.Before(fenceAt)
 	soon(fenceAt)
-	var expired []*coordinationv1.Lease
+	var expired []expiry
 	if delivering {
 		m.lastView, m.lastAcks = nil, map[string]string{}
 		for _, o := range m.seen {
@@ -301,7 +319,8 @@ func (m *Membership) update(ctx context.Context) time.Duration {
 				// Deleted at once: a replica starting now would otherwise
 				// count it live for a lease duration (it cannot know how
 				// long ago it was renewed) and wait that long to settle.
-				expired = append(expired, o.lease)
+				expired = append(expired, expiry{lease: o.lease, at: o.at.Add(duration), first: !o.expired})
+				o.expired = true
 			}
 		}
 	}
@@ -312,8 +331,16 @@ func (m *Membership) update(ctx context.Context) time.Duration {
 	acks := m.lastAcks
 	m.mu.Unlock()
 	m.shard.Update(members, self, acks)
-	for _, l := range expired {
-		m.collect(ctx, l)
+	for _, e := range expired {
+		if e.first {
+			// How late after the lease duration since its last renewal was
+			// seen this replica counted it gone: the timer's and the
+			// scheduler's delay, which a takeover waits for on top of the
+			// lease.
+			ctrl.LoggerFrom(ctx).Info("Shard member expired", "member", ptr.Deref(e.lease.Spec.HolderIdentity, ""),
+				"expiredAt", e.at.Format(time.RFC3339Nano), "late", now.Sub(e.at).String())
+		}
+		m.collect(ctx, e.lease)
 	}
 	return max(next, 10*time.Millisecond)
 }

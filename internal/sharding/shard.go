@@ -42,6 +42,13 @@ type Shard struct {
 	// to another member, not released yet.
 	pending map[hold]struct{}
 	subs    []func(string)
+	// warm is whether holders prepare the keys this replica may have to
+	// serve soon (StandBy). stood are the holds StandBy last answered
+	// yes to, and standbyHolders the holders that ask it: Stale names a
+	// key to them when its answer changes.
+	warm           bool
+	stood          map[hold]struct{}
+	standbyHolders map[string]struct{}
 	// applyChanged is called (outside the lock) when applied changes, so
 	// that the Lease carries the acknowledgement soon.
 	applyChanged func()
@@ -57,7 +64,16 @@ var viewLog = ctrl.Log.WithName("sharding")
 // and serves nothing until Update makes it a member of a settled view.
 func NewShard(self string) *Shard {
 	return &Shard{self: self, holds: map[string]map[string]struct{}{}, draining: map[string]struct{}{},
-		pending: map[hold]struct{}{}}
+		pending: map[hold]struct{}{}, stood: map[hold]struct{}{}, standbyHolders: map[string]struct{}{}}
+}
+
+// EnableWarmStandby makes StandBy name the keys this replica may have to
+// serve next, so that their holders prepare them; without it StandBy
+// names none.
+func (s *Shard) EnableWarmStandby() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.warm = true
 }
 
 // Self is this replica's member name.
@@ -81,20 +97,101 @@ func (s *Shard) Hold(holder, key string) bool {
 		s.holds[key] = hs
 	}
 	hs[holder] = struct{}{}
+	delete(s.stood, hold{holder, key})
 	s.countLocked()
 	return true
 }
 
+// StandBy reports whether holder should keep key ready to serve without
+// serving it (compiled, its objects aggregated, nothing published, pushed
+// or written), because this replica may have to serve it next: it is
+// the key's runner-up, which takes the key over at once when its owner is
+// lost, or it owns the key and waits for the view to settle before it may
+// serve it. Once Hold grants the key, the holder publishes what it has
+// prepared instead of building it then. A holder that held key must
+// Release it all the same, whether or not it published anything: the
+// view is acknowledged only once it has. It records the answer, so that
+// Stale names key to holder when it changes. Without EnableWarmStandby
+// it is always false.
+func (s *Shard) StandBy(holder, key string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.warm {
+		return false
+	}
+	s.standbyHolders[holder] = struct{}{}
+	h := hold{holder, key}
+	if !s.standbyLocked(key) {
+		delete(s.stood, h)
+		return false
+	}
+	s.stood[h] = struct{}{}
+	return true
+}
+
+// standbyLocked reports whether StandBy says yes to key: this replica is a
+// member, may not serve key now, and owns it or is its runner-up.
+func (s *Shard) standbyLocked(key string) bool {
+	if !s.warm || !s.member || s.grantsLocked(key) {
+		return false
+	}
+	first, second := ranked(key, s.view)
+	return first == s.self || second == s.self
+}
+
 // Stale reports whether holder must look at key again: Hold would answer
 // otherwise than what holder recorded last (it holds a key the view takes
-// away, or holds not a key it may serve now). After a change of view only
-// the stale keys need a reconcile; with thousands of metrics, the others
-// would only queue in front of them.
+// away, or holds not a key it may serve now), or, for a holder that asks
+// StandBy, StandBy would. After a change of view only the stale keys need
+// a reconcile; with thousands of metrics, the others would only queue in
+// front of them.
 func (s *Shard) Stale(holder, key string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.staleLocked(holder, key)
+}
+
+// StaleKeys returns the keys of keys that are Stale for holder, under one
+// acquisition of the lock: a change of view has every holder look at
+// thousands of keys, and one acquisition each, against the holds of
+// reconcilers and the claims of a takeover, handed the lock from one
+// waiter to the next for seconds on a loaded machine.
+func (s *Shard) StaleKeys(holder string, keys []string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var stale []string
+	for _, key := range keys {
+		if s.staleLocked(holder, key) {
+			stale = append(stale, key)
+		}
+	}
+	return stale
+}
+
+// Granted returns the keys of keys that Hold would grant now, under one
+// acquisition of the lock.
+func (s *Shard) Granted(keys []string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var granted []string
+	for _, key := range keys {
+		if s.grantsLocked(key) {
+			granted = append(granted, key)
+		}
+	}
+	return granted
+}
+
+func (s *Shard) staleLocked(holder, key string) bool {
 	_, held := s.holds[key][holder]
-	return held != s.grantsLocked(key)
+	if held != s.grantsLocked(key) {
+		return true
+	}
+	if _, asks := s.standbyHolders[holder]; asks {
+		_, stood := s.stood[hold{holder, key}]
+		return stood != s.standbyLocked(key)
+	}
+	return false
 }
 
 // Release records that holder no longer serves key. Once every key the
