@@ -3,6 +3,7 @@ package evaluation
 import (
 	"fmt"
 	"math/rand/v2"
+	"sync"
 	"testing"
 
 	"github.com/SAP/metrics-operator/api/v1alpha1"
@@ -141,6 +142,48 @@ func TestPollBudgetCharge(t *testing.T) {
 	}
 	first.Close()
 	second.Close()
+	if b.Used() != 0 {
+		t.Fatalf("budget used %d after Close, want 0", b.Used())
+	}
+}
+
+// TestPollWhileRead polls an aggregate under a budget while others read
+// its series, version and errors and finally close it: readers see one
+// poll's series or the next, never a list half applied, and the budget
+// ends empty.
+func TestPollWhileRead(t *testing.T) {
+	e := mustCompile(t, benchSpecs["ready-filter-max"])
+	objs := benchObjects(400)
+	whole := NewAggregate(e)
+	whole.Replace(objs)
+	want := render(whole.Series())
+	b := NewBudget(1000)
+	a := NewLimitedAggregate(e, Limits{Budget: b})
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 3 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				if got := render(a.Series()); got != "" && got != want {
+					t.Errorf("a reader saw series of no poll:\n%s", got)
+					return
+				}
+				_ = a.Version()
+				_, _ = a.ObjectErrors()
+			}
+		})
+	}
+	for range 20 {
+		a.Poll(objs)
+	}
+	close(done)
+	wg.Wait()
+	a.Close()
 	if b.Used() != 0 {
 		t.Fatalf("budget used %d after Close, want 0", b.Used())
 	}
