@@ -352,15 +352,16 @@ func listParts(ctx context.Context, lister *targets.Lister, parts []*managedPart
 	return out, nil
 }
 
-// replaceAll evaluates a poll's objects into agg; a panic in evaluation
-// is returned as the metric's error.
+// replaceAll evaluates a poll's objects into agg, which keeps only the
+// series between polls (Aggregate.Poll); a panic in evaluation is
+// returned as the metric's error.
 func replaceAll(id string, agg *evaluation.Aggregate, objs []map[string]any) (changed bool, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			changed, err = false, events.PanicError(id, "poll", p)
 		}
 	}()
-	return agg.Replace(objs), nil
+	return agg.Poll(objs), nil
 }
 
 // mapping is how the Lister reads the part: its resource in the one

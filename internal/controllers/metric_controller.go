@@ -220,9 +220,11 @@ func (r *MetricReconciler) remove(key coordinator.Key) {
 	released(r.Shard, pollingHolder, key)
 }
 
-// replace evaluates a poll's objects. A panic in evaluation marks the
-// compiled spec broken: the metric reports it and is not evaluated again
-// until its spec changes.
+// replace evaluates a poll's objects; between polls the aggregate keeps
+// only the series (Aggregate.Poll), so a tenant's polling metrics cost
+// memory by their series, not by the objects they read. A panic in
+// evaluation marks the compiled spec broken: the metric reports it and is
+// not evaluated again until its spec changes.
 func replace(key coordinator.Key, c *compiled, objs []map[string]any) (changed bool, err error) {
 	defer func() {
 		if p := recover(); p != nil {
@@ -230,7 +232,7 @@ func replace(key coordinator.Key, c *compiled, objs []map[string]any) (changed b
 			changed, err = false, nil
 		}
 	}()
-	return c.agg.Replace(objs), nil
+	return c.agg.Poll(objs), nil
 }
 
 // publish hands the poll's result to the coordinator unless the metric

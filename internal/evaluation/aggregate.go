@@ -92,6 +92,9 @@ type Shared struct {
 	// each Upsert, Delete or Replace that reported changed, and going over
 	// the limits. Aggregate.Version reads it.
 	changes uint64
+	// polled is what the last Poll kept of its objects, which it does not
+	// hold (see Aggregate.Poll).
+	polled pollSummary
 }
 
 // series holds what is needed to aggregate under adds and removes.
@@ -235,8 +238,9 @@ func (a *Aggregate) Upsert(uid string, obj map[string]any) (changed bool) {
 	a.fresh = false
 	id := c.keys.Intern(uid)
 	defer c.keys.Release(id)
+	dropped := c.unpoll()
 	changed, _ = c.upsert(id, obj, false)
-	return changed
+	return changed || dropped
 }
 
 // Delete removes the object with uid; changed as for Upsert.
@@ -267,7 +271,9 @@ func (c *Shared) Upsert(keys *Keys, id ObjectID, obj map[string]any, matched boo
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.bind(keys)
-	return c.upsert(id, obj, matched)
+	dropped := c.unpoll()
+	changed, held = c.upsert(id, obj, matched)
+	return changed || dropped, held
 }
 
 // Delete is Aggregate.Delete for every aggregate attached; keys and id as
@@ -321,6 +327,9 @@ func (c *Shared) beginReplace() *Replacement {
 			c.changes++
 			r.changed = true
 		}
+	}
+	if c.unpoll() {
+		r.changed = true
 	}
 	r.track = c.entries.len() > 0
 	return r
@@ -486,10 +495,12 @@ func (c *Shared) move(from *series, fromValue int64, to *series, toValue int64) 
 
 // newSeries returns an empty series for key; it is added to the index by
 // move when its first object arrives.
-func (c *Shared) newSeries(key string) *series {
+func (c *Shared) newSeries(key string) *series { return newSeries(c.e, key) }
+
+func newSeries(e *Evaluator, key string) *series {
 	key = strings.Clone(key)
-	s := &series{key: key, dims: c.e.decodeKey(key)}
-	if c.e.agg == v1alpha1.AggregationMax || c.e.agg == v1alpha1.AggregationMin {
+	s := &series{key: key, dims: e.decodeKey(key)}
+	if e.agg == v1alpha1.AggregationMax || e.agg == v1alpha1.AggregationMin {
 		s.counts = make(map[int64]int32, 1)
 	}
 	return s
@@ -525,7 +536,7 @@ func (a *Aggregate) SeriesLen() int {
 func (a *Aggregate) Len() int {
 	c := a.lock()
 	defer c.mu.Unlock()
-	return c.entries.len()
+	return c.entries.len() + c.polled.objects
 }
 
 // ObjectErrors returns how many objects are currently left out because
@@ -537,6 +548,9 @@ func (a *Aggregate) ObjectErrors() (count int, lastMessage string) {
 	c := a.lock()
 	defer c.mu.Unlock()
 	if len(c.errs) == 0 {
+		if c.polled.errs > 0 {
+			return c.polled.errs, c.e.valueErrorMessage(c.polled.lastErr)
+		}
 		return 0, ""
 	}
 	if verr, ok := c.errs[c.lastErr]; ok {

@@ -102,22 +102,53 @@ func BenchmarkSeries(b *testing.B) {
 }
 
 // BenchmarkRetained reports the heap an aggregate keeps per object, the
-// figure that decides how many objects × metrics fit in memory.
+// figure that decides how many objects × metrics fit in memory: kept by
+// Replace (the event path's state, which must know every object) and by
+// Poll (a polling metric between polls, which keeps only its series).
 func BenchmarkRetained(b *testing.B) {
 	const n = 100_000
 	objs := benchObjects(n)
 	e := mustCompile(b, benchSpecs["ready-filter-max"])
-	var retained float64
-	for b.Loop() {
-		var before, after runtime.MemStats
-		runtime.GC()
-		runtime.ReadMemStats(&before)
-		a := NewAggregate(e)
-		a.Replace(objs)
-		runtime.GC()
-		runtime.ReadMemStats(&after)
-		retained = float64(after.HeapAlloc-before.HeapAlloc) / n
-		runtime.KeepAlive(a)
+	for name, fill := range map[string]func(*Aggregate, []map[string]any) bool{
+		"replace": (*Aggregate).Replace, "poll": (*Aggregate).Poll,
+	} {
+		b.Run(name, func(b *testing.B) {
+			var retained float64
+			var series int
+			for b.Loop() {
+				var before, after runtime.MemStats
+				runtime.GC()
+				runtime.ReadMemStats(&before)
+				a := NewAggregate(e)
+				fill(a, objs)
+				runtime.GC()
+				runtime.ReadMemStats(&after)
+				retained = (float64(after.HeapAlloc) - float64(before.HeapAlloc)) / n
+				series = a.SeriesLen()
+				runtime.KeepAlive(a)
+			}
+			b.ReportMetric(retained, "heap-B/object")
+			b.ReportMetric(float64(series), "series")
+		})
 	}
-	b.ReportMetric(retained, "heap-B/object")
+}
+
+// BenchmarkRepoll measures a poll of 100,000 objects into an aggregate
+// that holds the last poll's: Replace updates the kept objects, Poll
+// evaluates the list afresh.
+func BenchmarkRepoll(b *testing.B) {
+	objs := benchObjects(100_000)
+	e := mustCompile(b, benchSpecs["ready-filter-max"])
+	for name, fill := range map[string]func(*Aggregate, []map[string]any) bool{
+		"replace": (*Aggregate).Replace, "poll": (*Aggregate).Poll,
+	} {
+		b.Run(name, func(b *testing.B) {
+			a := NewAggregate(e)
+			fill(a, objs)
+			b.ReportAllocs()
+			for b.Loop() {
+				fill(a, objs)
+			}
+		})
+	}
 }

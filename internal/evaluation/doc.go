@@ -1,9 +1,12 @@
 // Package evaluation is the evaluation engine: it compiles the part of a
 // metric spec that selects and measures objects (namespace, label and field
 // selectors, projections, valueFrom) once into an Evaluator, and turns
-// objects into series, either for a whole list (polling, Aggregate.Replace)
-// or one object at a time (event-driven, Aggregate.Upsert and Delete). Both
-// paths run the same code and yield the same series for the same objects.
+// objects into series, either for a whole list (polling, Aggregate.Poll;
+// a relist, Aggregate.Replace) or one object at a time (event-driven,
+// Aggregate.Upsert and Delete). All paths run the same code and yield the
+// same series for the same objects. A polled aggregate keeps only its
+// series between polls, no per-object state: the next poll lists every
+// object again.
 //
 // It owns the semantics users rely on; it must not talk to the Kubernetes
 // API, keep objects, or know about exporters. An Aggregate keeps, per

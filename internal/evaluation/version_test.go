@@ -9,7 +9,7 @@ import (
 
 // TestVersionFollowsSeries drives aggregates, some sharing a state and
 // some with limits they go over, through random upserts, deletes,
-// replaces, attaches and closes: an aggregate's Version never goes back,
+// replaces, polls, attaches and closes: an aggregate's Version never goes back,
 // moves whenever a call reports a change, and whenever Series differs
 // from what it was at the last reading, so that a reader that rendered
 // the series at one version may serve them while it stays.
@@ -59,9 +59,12 @@ func TestVersionFollowsSeries(t *testing.T) {
 				o := rng.IntN(5)
 				op = "delete " + strconv.Itoa(o)
 				changed = a.Delete("u" + strconv.Itoa(o))
-			case k < 9:
+			case k < 8:
 				op = "replace"
 				changed = a.Replace(objs())
+			case k < 9:
+				op = "poll"
+				changed = a.Poll(objs())
 			default:
 				op = "close"
 				a.Close()
