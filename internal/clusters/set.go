@@ -113,7 +113,7 @@ func New(opts Options) (*Set, error) {
 	if err != nil {
 		return nil, fmt.Errorf("local dynamic client: %w", err)
 	}
-	md, err := informers.NewMetadataClient(opts.Local, nil)
+	md, err := informers.NewMetadataClient(opts.Local, nil, true)
 	if err != nil {
 		return nil, fmt.Errorf("local metadata client: %w", err)
 	}
@@ -409,7 +409,7 @@ func (s *Set) connect(key string, e *entry) (*Connection, error) {
 	dyn, err := dynamic.NewForConfigAndClient(cfg, e.http)
 	if err == nil {
 		var md metadata.Interface
-		if md, err = informers.NewMetadataClient(cfg, e.http); err == nil {
+		if md, err = informers.NewMetadataClient(cfg, e.http, false); err == nil {
 			var mapper meta.RESTMapper
 			if mapper, err = apiutil.NewDynamicRESTMapper(cfg, e.http); err == nil {
 				return &Connection{Key: key, Name: e.name, Remote: true,
