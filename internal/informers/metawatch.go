@@ -28,16 +28,17 @@ import (
 // decodes every field into a PartialObjectMetadata, managedFields
 // included, which no metric reads and which is most of a typical
 // object's metadata, and the informer then copies the rest into maps
-// (metadataMap): at 100,000 objects that was most of a start's CPU.
+// (metadataMap): at 100,000 objects about a quarter of a start's CPU.
 // Everything but watches, and any watch event that is not a
 // PartialObjectMetadata (a Status, an object of another encoding), goes
 // through the standard client and decoder.
 //
 // With uncompressed, its watches ask the API server not to compress
-// them (Accept-Encoding: identity): for the operator's own cluster, whose
-// API server is near, gzip costs both sides CPU (a start's streamed list
-// of 100,000 objects compressed by the API server and decompressed here)
-// and saves bandwidth nobody lacks. Remote clusters keep it.
+// them (Accept-Encoding: identity): for the operator's own cluster, on
+// the network of its API server, gzip costs both sides CPU (a start's
+// streamed list of 100,000 objects compressed by the API server and
+// decompressed here) to save bandwidth that is plentiful there. Remote
+// clusters keep it.
 func NewMetadataClient(cfg *rest.Config, hc *http.Client, uncompressed bool) (metadata.Interface, error) {
 	if hc == nil {
 		var err error
@@ -367,9 +368,11 @@ func (m *objectMeta) decode(b []byte) bool {
 				m.gracePeriod = &g
 			}
 		case 11:
-			ok = typ == wireBytes && mapEntry(&m.labels, v, strs)
+			ok = typ == wireBytes && mapEntry(&m.labels, v, strs, true)
 		case 12:
-			ok = typ == wireBytes && mapEntry(&m.annotations, v, strs)
+			// Annotation values are mostly unique (checksums, times,
+			// whole objects): not worth a place in the table.
+			ok = typ == wireBytes && mapEntry(&m.annotations, v, strs, false)
 		case 13:
 			var ref map[string]any
 			if ref, ok = ownerReference(typ, v, strs); ok {
@@ -428,9 +431,9 @@ func (m *objectMeta) toMap() map[string]any {
 	return out
 }
 
-// mapEntry adds one entry of a map<string, string> to *into; a missing
-// key or value is "".
-func mapEntry(into *map[string]any, b []byte, strs *internTable) bool {
+// mapEntry adds one entry of a map<string, string> to *into, its value
+// interned if internValue; a missing key or value is "".
+func mapEntry(into *map[string]any, b []byte, strs *internTable, internValue bool) bool {
 	var key, value []byte
 	for len(b) > 0 {
 		num, typ, v, n := field(b)
@@ -452,7 +455,11 @@ func mapEntry(into *map[string]any, b []byte, strs *internTable) bool {
 	if *into == nil {
 		*into = make(map[string]any, 4)
 	}
-	(*into)[strs.intern(key)] = strs.boxed(value)
+	if internValue {
+		(*into)[strs.intern(key)] = strs.boxed(value)
+	} else {
+		(*into)[strs.intern(key)] = string(value)
+	}
 	return true
 }
 
@@ -515,7 +522,7 @@ func str(typ wireType, v []byte) (string, bool) {
 }
 
 // internTable shares the strings that recur from object to object
-// (namespaces, label and annotation keys and values, owner kinds) and
+// (namespaces, label keys and values, annotation keys, owner kinds) and
 // their boxing into the maps' values: each is allocated once rather than
 // once per object. It keeps at most maxInterned strings of at most
 // maxInternedLen bytes, the first seen. It also keeps the last creation
