@@ -409,7 +409,10 @@ func (s *Set) connect(key string, e *entry) (*Connection, error) {
 	dyn, err := dynamic.NewForConfigAndClient(cfg, e.http)
 	if err == nil {
 		var md metadata.Interface
-		if md, err = informers.NewMetadataClient(cfg, e.http, false); err == nil {
+		// The standard decoder, not informers' metadata decoder: a remote
+		// API server may be a tenant's, and what it sends is decoded only
+		// by code that the wider Kubernetes world fuzzes and runs.
+		if md, err = metadata.NewForConfigAndClient(cfg, e.http); err == nil {
 			var mapper meta.RESTMapper
 			if mapper, err = apiutil.NewDynamicRESTMapper(cfg, e.http); err == nil {
 				return &Connection{Key: key, Name: e.name, Remote: true,

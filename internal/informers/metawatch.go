@@ -37,8 +37,9 @@ import (
 // them (Accept-Encoding: identity): for the operator's own cluster, on
 // the network of its API server, gzip costs both sides CPU (a start's
 // streamed list of 100,000 objects compressed by the API server and
-// decompressed here) to save bandwidth that is plentiful there. Remote
-// clusters keep it.
+// decompressed here) to save bandwidth that is plentiful there. The
+// operator uses it for its own cluster only (internal/clusters): remote
+// clusters, which a tenant may run, keep the standard client.
 func NewMetadataClient(cfg *rest.Config, hc *http.Client, uncompressed bool) (metadata.Interface, error) {
 	if hc == nil {
 		var err error
