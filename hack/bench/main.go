@@ -98,7 +98,7 @@ func main() {
 		"and every value right. It uses --objects (default 2000 here), --writes-per-second (default 20 here), --writers, --poll-interval, --min-export-interval")
 	flag.BoolVar(&cfg.startOnly, "start-only", false, "measure only each scenario's start (time to correct values, LIST requests, join LISTs, peak RSS) and print it; "+
 		"repeat a number in --metrics to run it several times (--metrics=10,10,10); --out is not written")
-	flag.StringVar(&cfg.startBaseline, "start-baseline", "", "with --start-only: another operator binary (say, main's) run before each run of --operator, for a comparison under the same load")
+	flag.StringVar(&cfg.startBaseline, "start-baseline", "", "with --start-only: another operator binary (say, main's), or a comma-separated list of them, each run before each run of --operator, for a comparison under the same load")
 	flag.StringVar(&cfg.startProfile, "start-profile", "", "with --start-only: write a CPU profile of each operator's first 20 seconds into this directory")
 	flag.StringVar(&cfg.startPeer, "start-peer", "", "with --start-only: a kube-state-metrics binary (built outside this repository) run before each event-driven run, "+
 		"timed from its start until it serves one kube_configmap_info series per ConfigMap")
@@ -197,7 +197,7 @@ func run(ctx context.Context, cfg config) error {
 
 	bins := []string{cfg.operatorBin}
 	if cfg.startOnly && cfg.startBaseline != "" {
-		bins = append([]string{cfg.startBaseline}, bins...)
+		bins = append(strings.Split(cfg.startBaseline, ","), bins...)
 	}
 	var results []*result
 	for _, m := range cfg.metrics {

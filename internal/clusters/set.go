@@ -113,7 +113,7 @@ func New(opts Options) (*Set, error) {
 	if err != nil {
 		return nil, fmt.Errorf("local dynamic client: %w", err)
 	}
-	md, err := metadata.NewForConfig(opts.Local)
+	md, err := informers.NewMetadataClient(opts.Local, nil, true)
 	if err != nil {
 		return nil, fmt.Errorf("local metadata client: %w", err)
 	}
@@ -409,6 +409,9 @@ func (s *Set) connect(key string, e *entry) (*Connection, error) {
 	dyn, err := dynamic.NewForConfigAndClient(cfg, e.http)
 	if err == nil {
 		var md metadata.Interface
+		// The standard decoder, not informers' metadata decoder: a remote
+		// API server may be a tenant's, and what it sends is decoded only
+		// by code that the wider Kubernetes world fuzzes and runs.
 		if md, err = metadata.NewForConfigAndClient(cfg, e.http); err == nil {
 			var mapper meta.RESTMapper
 			if mapper, err = apiutil.NewDynamicRESTMapper(cfg, e.http); err == nil {

@@ -1,6 +1,7 @@
 package events
 
 import (
+	"slices"
 	"time"
 
 	"github.com/SAP/metrics-operator/internal/evaluation"
@@ -173,15 +174,23 @@ func (r *Relist) Add(obj map[string]any) {
 		// it if they held it.
 		r.w.candidates(r.idx, obj, nil)
 	}
+	// The groups holding the object are gathered and recorded at once:
+	// on a full list the object is new to the watch, and its list of
+	// groups is then allocated once, at its size.
+	holders := r.w.holders[:0]
 	for i := range r.parts {
 		p := &r.parts[i]
 		if p.group >= 0 && !r.w.scratch.Has(p.group) {
 			continue
 		}
 		if r.put(p, id, obj) && p.group >= 0 {
-			r.w.hold(id, r.idx.Groups[p.group].ID)
+			if gid := r.idx.Groups[p.group].ID; !slices.Contains(holders, gid) {
+				holders = append(holders, gid)
+			}
 		}
 	}
+	r.w.holders = holders
+	r.w.holdAll(id, holders)
 }
 
 // put applies obj, interned as id by the watch, to one state, guarded as

@@ -479,14 +479,20 @@ func (w *watch) untrackAll() {
 	w.objs = nil
 }
 
-// hold records that the group gid holds the object id; w.mu is held.
-func (w *watch) hold(id evaluation.ObjectID, gid uint32) {
-	o := w.tracked(id)
-	if o == nil {
-		w.track(id, []uint32{gid})
+// holdAll records that the groups gids (no two alike) hold the object
+// id, beside those that held it already; w.mu is held.
+func (w *watch) holdAll(id evaluation.ObjectID, gids []uint32) {
+	if len(gids) == 0 {
 		return
 	}
-	if !slices.Contains(o.groups, gid) {
-		o.groups = append(o.groups, gid)
+	o := w.tracked(id)
+	if o == nil {
+		w.track(id, gids)
+		return
+	}
+	for _, gid := range gids {
+		if !slices.Contains(o.groups, gid) {
+			o.groups = append(o.groups, gid)
+		}
 	}
 }

@@ -330,6 +330,10 @@ type informer struct {
 	handler  *events.Handler
 	registry *registry.Registry
 
+	// apiVersion and kind are gvk's, boxed once for every metadata-only
+	// object toMap gives them.
+	apiVersion, kind any
+
 	// maxObjects bounds the objects the watch holds (limit.go); <= 0: no
 	// bound.
 	maxObjects int
@@ -390,7 +394,9 @@ type informer struct {
 
 func newInformer(key registry.InformerKey, gvk schema.GroupVersionKind, full bool, c *Clients, h *events.Handler, r *registry.Registry) *informer {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &informer{key: key, gvk: gvk, full: full, clients: c, handler: h, registry: r, ctx: ctx, cancel: cancel}
+	apiVersion, kind := gvk.ToAPIVersionAndKind()
+	return &informer{key: key, gvk: gvk, full: full, clients: c, handler: h, registry: r, ctx: ctx, cancel: cancel,
+		apiVersion: apiVersion, kind: kind}
 }
 
 func (i *informer) running() bool {
@@ -725,9 +731,13 @@ func (i *informer) run(parent context.Context) {
 		log.Info("Informer stopped")
 	}()
 
-	var expected runtime.Object = &unstructured.Unstructured{}
-	if !i.full {
-		expected = &metav1.PartialObjectMetadata{}
+	// A metadata-only watch delivers metaObjects (NewMetadataClient), or
+	// PartialObjectMetadata from a client of metadata.NewForConfig, or for
+	// an object metaDecoder leaves to the generated decoder: the Reflector
+	// must not drop either as unexpected, and toMap reads both.
+	var expected runtime.Object
+	if i.full {
+		expected = &unstructured.Unstructured{}
 	}
 	rewatch := rewatchBackoff
 	r := cache.NewReflectorWithOptions(listWatch{i}, expected, &store{i}, cache.ReflectorOptions{

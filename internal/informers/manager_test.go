@@ -276,7 +276,7 @@ func clientsFor(t *testing.T, cfg *rest.Config) (dynamic.Interface, metadata.Int
 	if err != nil {
 		t.Fatal(err)
 	}
-	md, err := metadata.NewForConfig(cfg)
+	md, err := informers.NewMetadataClient(cfg, nil, true)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -83,9 +83,10 @@ func (i *informer) toMap(obj any) map[string]any {
 	switch o := obj.(type) {
 	case *unstructured.Unstructured:
 		return o.Object
+	case *metaObject:
+		return map[string]any{"apiVersion": i.apiVersion, "kind": i.kind, "metadata": o.md}
 	case *metav1.PartialObjectMetadata:
-		apiVersion, kind := i.gvk.ToAPIVersionAndKind()
-		return map[string]any{"apiVersion": apiVersion, "kind": kind, "metadata": metadataMap(&o.ObjectMeta)}
+		return map[string]any{"apiVersion": i.apiVersion, "kind": i.kind, "metadata": metadataMap(&o.ObjectMeta)}
 	case cache.DeletedFinalStateUnknown:
 		return i.toMap(o.Obj)
 	}
