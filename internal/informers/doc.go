@@ -8,9 +8,11 @@
 // memory grows with what metrics keep per object (a series and a value),
 // not with the objects. A watch whose metrics read nothing but metadata
 // uses the metadata API, which is far cheaper to decode; it is upgraded
-// to full objects when a metric that needs them joins. Its events are
-// decoded from protobuf straight into the maps the evaluation engine
-// reads, skipping managedFields (NewMetadataClient). A watch's own
+// to full objects when a metric that needs them joins. On the operator's
+// own cluster its events are decoded from protobuf straight into the maps
+// the evaluation engine reads, skipping managedFields (NewMetadataClient);
+// remote clusters, which a tenant may run, keep the standard decoder. A
+// watch's own
 // list (its start, a relist after it expired) is streamed: a watch with
 // sendInitialEvents, which the API server answers from its watch cache in
 // one response, applied object by object; a server that refuses it (older
