@@ -9,6 +9,10 @@ GOLANGCI_LINT_VERSION ?= v2.15.0
 TOOLS_DIR := bin/tools
 GOLANGCI_LINT := $(TOOLS_DIR)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 TEST_FLAGS ?=
+# Each package's test binary may run this long (go test's own default is
+# 10m): the end-to-end suites in LATENCY_PKGS start several operators and
+# control planes and take 9-10 minutes on a shared 2-core machine.
+TEST_TIMEOUT ?= 30m
 # make test runs the race detector over every package but the end-to-end
 # suites in LATENCY_PKGS: those assert latencies against real processes
 # (a change within 1 s, a delete within 2 s over 20,000 objects), which
@@ -84,8 +88,8 @@ controlplane: ## Build kube-apiserver, etcd and kubectl (cached); prints their d
 .PHONY: test
 test: verify-generated vet ## Unit and envtest integration tests against a real API server (-race but for LATENCY_PKGS).
 	export KUBEBUILDER_ASSETS="$$(hack/controlplane.sh)"; \
-	$(GO) test $(RACE) $(TEST_FLAGS) $$($(GO) list ./... | grep -v $(foreach p,$(LATENCY_PKGS),-e '$(p:./%=/%)$$')); \
-	$(GO) test $(TEST_FLAGS) $(LATENCY_PKGS); \
+	$(GO) test -timeout $(TEST_TIMEOUT) $(RACE) $(TEST_FLAGS) $$($(GO) list ./... | grep -v $(foreach p,$(LATENCY_PKGS),-e '$(p:./%=/%)$$')); \
+	$(GO) test -timeout $(TEST_TIMEOUT) $(TEST_FLAGS) $(LATENCY_PKGS); \
 	(cd $(PLOT) && $(GO) test $(TEST_FLAGS) ./...); \
 	cd $(DEPLOYTEST) && $(GO) test $(TEST_FLAGS) ./...
 
