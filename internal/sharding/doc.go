@@ -114,9 +114,9 @@
 // replica gone 5.16-5.95 s after the kill (D less the time its last
 // renewal came before the kill) and served all it had 0.10-0.35 s later
 // (warm standby's gain is small here: registering ~500 metrics is fast
-// on an idle machine). So in these runs a takeover ended within D after
-// the kill unless the kill came less than those 0.1-0.35 s after a
-// renewal (two of six runs went over D, by 0.09-0.23 s).
+// on an idle machine). So a takeover ends within D after the kill only
+// when the kill came more than those 0.1-0.35 s after a renewal: in
+// five of these six runs it came later than D, by 0.09-0.23 s.
 // The price: every member aggregates the keys it stands by for besides
 // its own, twice the watches' evaluation and memory with three members.
 //
