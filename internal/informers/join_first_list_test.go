@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/client-go/rest"
 
 	"github.com/SAP/metrics-operator/internal/evaluation"
 	"github.com/SAP/metrics-operator/internal/events"
@@ -30,13 +29,7 @@ func TestMetricsRegisteredWhileTheFirstListRuns(t *testing.T) {
 	testenv.Require(t, env)
 	const ns, objects, page = "join-first-list", 250, 100
 	createConfigMaps(t, ns, objects)
-	requests := testenv.NewRequestCounter()
-	cfg := rest.CopyConfig(env.Config)
-	cfg.Wrap(requests.Wrap)
-	dyn, md := clientsFor(t, cfg)
-	reg := registry.New()
-	m := newManager(t, reg, &informers.Clients{Dynamic: dyn, Metadata: md}, informers.Options{ListPageSize: page})
-	startManager(t, m)
+	m, reg, requests := countedManager(t, informers.Options{ListPageSize: page})
 
 	e, err := evaluation.Compile(evaluation.Spec{})
 	if err != nil {

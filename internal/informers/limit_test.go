@@ -215,16 +215,8 @@ func TestObjectLimitHoldsForOnePage(t *testing.T) {
 	testenv.Require(t, env)
 	const ns = "limit-one-page"
 	createConfigMaps(t, ns, 60)
-	requests := testenv.NewRequestCounter()
-	cfg := rest.CopyConfig(env.Config)
-	cfg.Wrap(refuseStreamedLists)
-	cfg.Wrap(ignoreLimit(ns))
-	cfg.Wrap(requests.Wrap)
-	dyn, md := clientsFor(t, cfg)
-	reg := registry.New()
-	m := newManager(t, reg, &informers.Clients{Dynamic: dyn, Metadata: md},
-		informers.Options{MaxObjects: 50, ListPageSize: 10, RetryAfterObjectLimit: time.Hour})
-	startManager(t, m)
+	m, reg, requests := countedManager(t, informers.Options{MaxObjects: 50, ListPageSize: 10, RetryAfterObjectLimit: time.Hour},
+		refuseStreamedLists, ignoreLimit(ns))
 	var evaluated atomic.Int64
 	events.SetTestHook(func(id string, _ map[string]any) {
 		if id == "one-page" {
@@ -257,9 +249,7 @@ func TestObjectLimitHoldsForOnePage(t *testing.T) {
 	}
 	// The same server under the limit is served: its one page is fine.
 	deleteConfigMaps(t, ns, 0, 20)
-	reg2 := registry.New()
-	m2 := newManager(t, reg2, &informers.Clients{Dynamic: dyn, Metadata: md}, informers.Options{MaxObjects: 50, ListPageSize: 10})
-	startManager(t, m2)
+	m2, reg2, _ := countedManager(t, informers.Options{MaxObjects: 50, ListPageSize: 10}, refuseStreamedLists, ignoreLimit(ns))
 	newLimitProbe(t, reg2, m2, "under", ns, true).waitHolds(t, m2, 40)
 }
 

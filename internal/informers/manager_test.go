@@ -15,6 +15,7 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/transport"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
@@ -93,13 +94,7 @@ func TestJoinListStopsWhenItsMetricsAreGone(t *testing.T) {
 	testenv.Require(t, env)
 	const ns, objects, page = "join-abandoned", 50, 10
 	createConfigMaps(t, ns, objects)
-	requests := testenv.NewRequestCounter()
-	cfg := rest.CopyConfig(env.Config)
-	cfg.Wrap(requests.Wrap)
-	dyn, md := clientsFor(t, cfg)
-	reg := registry.New()
-	m := newManager(t, reg, &informers.Clients{Dynamic: dyn, Metadata: md}, informers.Options{ListPageSize: page})
-	startManager(t, m)
+	m, reg, requests := countedManager(t, informers.Options{ListPageSize: page})
 
 	e, err := evaluation.Compile(evaluation.Spec{})
 	if err != nil {
@@ -180,14 +175,8 @@ func TestRegisteredHoldsWatchesBack(t *testing.T) {
 	testenv.Require(t, env)
 	const ns, objects = "registered-gate", 5
 	createConfigMaps(t, ns, objects)
-	requests := testenv.NewRequestCounter()
-	cfg := rest.CopyConfig(env.Config)
-	cfg.Wrap(requests.Wrap)
-	dyn, md := clientsFor(t, cfg)
-	reg := registry.New()
 	registered := make(chan struct{})
-	m := newManager(t, reg, &informers.Clients{Dynamic: dyn, Metadata: md}, informers.Options{Registered: registered})
-	startManager(t, m)
+	m, reg, requests := countedManager(t, informers.Options{Registered: registered})
 
 	e, err := evaluation.Compile(evaluation.Spec{})
 	if err != nil {
@@ -239,6 +228,25 @@ func createConfigMaps(t *testing.T, ns string, n int) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// countedManager runs a Manager with opts over a registry of its own
+// until the test ends, reaching the test's API server through wraps (the
+// first innermost) and, outermost, a RequestCounter that counts what the
+// Manager asked.
+func countedManager(t *testing.T, opts informers.Options, wraps ...transport.WrapperFunc) (*informers.Manager, *registry.Registry, *testenv.RequestCounter) {
+	t.Helper()
+	requests := testenv.NewRequestCounter()
+	cfg := rest.CopyConfig(env.Config)
+	for _, w := range wraps {
+		cfg.Wrap(w)
+	}
+	cfg.Wrap(requests.Wrap)
+	dyn, md := clientsFor(t, cfg)
+	reg := registry.New()
+	m := newManager(t, reg, &informers.Clients{Dynamic: dyn, Metadata: md}, opts)
+	startManager(t, m)
+	return m, reg, requests
 }
 
 // newManager builds a Manager with opts over reg, reaching every cluster

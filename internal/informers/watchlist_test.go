@@ -12,7 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/client-go/rest"
+	"k8s.io/client-go/transport"
 
 	"github.com/SAP/metrics-operator/internal/evaluation"
 	"github.com/SAP/metrics-operator/internal/informers"
@@ -34,16 +34,11 @@ func TestStreamedList(t *testing.T) {
 	path := "/api/v1/namespaces/" + ns + "/configmaps"
 
 	run := func(t *testing.T, refuse bool) *testenv.RequestCounter {
-		requests := testenv.NewRequestCounter()
-		cfg := rest.CopyConfig(env.Config)
+		var wraps []transport.WrapperFunc
 		if refuse {
-			cfg.Wrap(refuseStreamedLists)
+			wraps = append(wraps, refuseStreamedLists)
 		}
-		cfg.Wrap(requests.Wrap) // outermost: counts what was asked
-		dyn, md := clientsFor(t, cfg)
-		reg := registry.New()
-		m := newManager(t, reg, &informers.Clients{Dynamic: dyn, Metadata: md}, informers.Options{ListPageSize: page})
-		startManager(t, m)
+		m, reg, requests := countedManager(t, informers.Options{ListPageSize: page}, wraps...)
 		e, err := evaluation.Compile(evaluation.Spec{})
 		if err != nil {
 			t.Fatal(err)
