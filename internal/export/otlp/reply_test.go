@@ -22,7 +22,9 @@ func hugeReply() pmetricotlp.ExportResponse {
 	return r
 }
 
-type hugeGRPC struct{ pmetricotlp.UnimplementedGRPCServer }
+type hugeGRPC struct {
+	pmetricotlp.UnimplementedGRPCServer
+}
 
 func (*hugeGRPC) Export(context.Context, pmetricotlp.ExportRequest) (pmetricotlp.ExportResponse, error) {
 	return hugeReply(), nil
