@@ -84,7 +84,7 @@ func (c *Coordinator) processExport(ctx context.Context, sink types.NamespacedNa
 	for i, chunk := range chs {
 		err = c.pushChunk(ctx, sink, target, chunk)
 		if err != nil {
-			log.Error(err, "Export failed; retrying with backoff", "metrics", len(chunk.items))
+			log.Error(err, "Export failed; retrying with backoff", "metrics", len(chunk.metrics))
 			// The rest would most likely fail alike, each costing up to
 			// the timeout: they go with the retry.
 			for _, rest := range chs[i:] {
@@ -92,7 +92,7 @@ func (c *Coordinator) processExport(ctx context.Context, sink types.NamespacedNa
 			}
 			break
 		}
-		log.V(1).Info("Exported", "metrics", len(chunk.items), "points", chunk.points,
+		log.V(1).Info("Exported", "metrics", len(chunk.metrics), "points", chunk.points,
 			"duration", time.Since(start).String())
 		c.finish(chunk.items, nil, nil, start)
 	}
@@ -254,6 +254,9 @@ func (c *Coordinator) finish(items []due, sinkErr, exportErr error, pushed time.
 
 // chunk is one request's worth of metrics.
 type chunk struct {
+	// items are the metrics whose push this request completes: a metric
+	// split over several requests is an item of the last, which a failure
+	// of an earlier one never reaches (the rest of the push fails with it).
 	items   []due
 	metrics []otlp.Metric
 	points  int
@@ -277,7 +280,7 @@ func chunks(batch []due, now time.Time) []chunk {
 			size := pointBytes(p)
 			if cur.points > 0 && (cur.points == maxPointsPerRequest || cur.bytes+header+size > maxRequestBytes) {
 				if len(part.Points) > 0 {
-					cur.items, cur.metrics = append(cur.items, d), append(cur.metrics, part)
+					cur.metrics = append(cur.metrics, part)
 					part = otlp.Metric{Name: m.Name, Description: m.Description}
 				}
 				out, cur = append(out, cur), chunk{}
@@ -291,7 +294,7 @@ func chunks(batch []due, now time.Time) []chunk {
 		}
 		cur.items, cur.metrics = append(cur.items, d), append(cur.metrics, part)
 	}
-	if len(cur.items) > 0 {
+	if len(cur.metrics) > 0 {
 		out = append(out, cur)
 	}
 	return out

@@ -3,6 +3,7 @@ package coordinator
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -98,4 +99,45 @@ func receivedSeries(sink *otlpsink.Sink, metric string) map[string]bool {
 		}
 	}
 	return out
+}
+
+// TestChunksSplitAWideMetric checks the requests a push of a wide metric
+// and a small one is cut into: each within maxRequestBytes, every point
+// in exactly one, and each metric an item of one request only, the last
+// holding its points, so its push counts as done once, and not before
+// all its points went out.
+func TestChunksSplitAWideMetric(t *testing.T) {
+	big := update(nil, time.Hour)
+	big.Key, big.Name, big.Source = Key{Kind: "Metric", Namespace: "tenant", Name: "big"}, "tenant_big", wideSource{n: 700}
+	big.DimensionNames = make([]string, 32)
+	for j := range big.DimensionNames {
+		big.DimensionNames[j] = fmt.Sprint("d", j)
+	}
+	small := update(&valueSource{}, time.Hour)
+	small.Key, small.Name = Key{Kind: "Metric", Namespace: "neighbour", Name: "m"}, "neighbour_m"
+	chs := chunks([]due{{key: big.Key, update: &big}, {key: small.Key, update: &small}}, time.Now())
+	if len(chs) < 11 {
+		t.Fatalf("%d requests for 22 MB, want at least 11", len(chs))
+	}
+	points, items := map[string]int{}, map[Key]int{}
+	for i, ch := range chs {
+		if ch.bytes > maxRequestBytes {
+			t.Errorf("request %d holds about %d bytes, over %d", i, ch.bytes, maxRequestBytes)
+		}
+		for _, m := range ch.metrics {
+			points[m.Name] += len(m.Points)
+		}
+		for _, d := range ch.items {
+			items[d.key]++
+			if d.key == big.Key && i != len(chs)-1 && !slices.ContainsFunc(chs[i].metrics, func(m otlp.Metric) bool { return m.Name == big.Name }) {
+				t.Errorf("the wide metric is an item of request %d, which holds none of its points", i)
+			}
+		}
+	}
+	if points["tenant_big"] != 700 || points["neighbour_m"] != 1 {
+		t.Errorf("points %v, want 700 and 1", points)
+	}
+	if items[big.Key] != 1 || items[small.Key] != 1 {
+		t.Errorf("items %v, want each metric once", items)
+	}
 }
