@@ -19,6 +19,10 @@ import (
 // clusterGrace is the operator's --cluster-grace-period in these tests.
 const clusterGrace = 6 * time.Second
 
+// operatorNamespace is the operator's namespace in these tests: where the
+// DataSink named default, which metrics without dataSinkRef use, lives.
+const operatorNamespace = "default"
+
 var (
 	env        *testenv.Env
 	op         *operator.Operator
@@ -38,7 +42,7 @@ func TestMain(m *testing.M) {
 			return nil, err
 		}
 		metricsURL = "http://" + addr + "/metrics"
-		opts := operator.Options{MetricsAddr: addr, MetricsSecure: false, ProbeAddr: "0",
+		opts := operator.Options{MetricsAddr: addr, MetricsSecure: false, ProbeAddr: "0", Namespace: operatorNamespace,
 			MinExportInterval: minExportInterval, StatusInterval: time.Second,
 			ExportTimeout: exportTimeout, ExportBackoffBase: backoffBase, ExportBackoffMax: backoffCap,
 			DataSinkRecheckInterval: time.Second,

@@ -195,9 +195,7 @@ func New(opts Options) (*Coordinator, error) {
 		claims:  map[string][]*claim{},
 		exports: workqueue.NewTypedDelayingQueueWithConfig(
 			workqueue.TypedDelayingQueueConfig[types.NamespacedName]{Name: "coordinator_exports"}),
-		status: workqueue.NewTypedRateLimitingQueueWithConfig(
-			workqueue.NewTypedItemExponentialFailureRateLimiter[Key](500*time.Millisecond, time.Minute),
-			workqueue.TypedRateLimitingQueueConfig[Key]{Name: "coordinator_status"}),
+		status: newStatusQueue(),
 		writes: rate.NewLimiter(rate.Limit(opts.StatusWritesPerSecond), max(1, int(2*opts.StatusWritesPerSecond))),
 	}
 	return c, nil

@@ -19,7 +19,9 @@
 //     aggregates when a request is made and never queued, so a sink that
 //     is down costs no memory and gets current values when it is back;
 //   - writes the metric's status through a StatusWriter, rate-limited per
-//     metric, and at once on a condition transition.
+//     metric, and at once on a condition transition. The writes of all
+//     metrics share one budget and are taken in turns per namespace, so
+//     one tenant's many metrics cannot hold back another's.
 //
 // It must not read target objects or evaluate them: it only moves results.
 // Changed, which the event path calls for every change, only takes the

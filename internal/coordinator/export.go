@@ -14,9 +14,15 @@ import (
 	"github.com/SAP/metrics-operator/internal/reason"
 )
 
-// maxPointsPerRequest bounds one OTLP request; a sink with more due
-// points gets several, so no backend's request size limit is hit.
-const maxPointsPerRequest = 10000
+// maxPointsPerRequest and maxRequestBytes bound one OTLP request; a sink
+// with more due gets several, so no backend's request size limit is hit.
+// The bytes are estimated (requestBytes); 2 MiB stays well below the
+// smallest limit receivers commonly keep, gRPC's default of 4 MiB per
+// message, which the OpenTelemetry Collector does not raise.
+const (
+	maxPointsPerRequest = 10000
+	maxRequestBytes     = 2 << 20
+)
 
 // due is one metric to push in a sink's next request.
 type due struct {
@@ -78,7 +84,7 @@ func (c *Coordinator) processExport(ctx context.Context, sink types.NamespacedNa
 	for i, chunk := range chs {
 		err = c.pushChunk(ctx, sink, target, chunk)
 		if err != nil {
-			log.Error(err, "Export failed; retrying with backoff", "metrics", len(chunk.items))
+			log.Error(err, "Export failed; retrying with backoff", "metrics", len(chunk.metrics))
 			// The rest would most likely fail alike, each costing up to
 			// the timeout: they go with the retry.
 			for _, rest := range chs[i:] {
@@ -86,7 +92,7 @@ func (c *Coordinator) processExport(ctx context.Context, sink types.NamespacedNa
 			}
 			break
 		}
-		log.V(1).Info("Exported", "metrics", len(chunk.items), "points", chunk.points,
+		log.V(1).Info("Exported", "metrics", len(chunk.metrics), "points", chunk.points,
 			"duration", time.Since(start).String())
 		c.finish(chunk.items, nil, nil, start)
 	}
@@ -248,30 +254,60 @@ func (c *Coordinator) finish(items []due, sinkErr, exportErr error, pushed time.
 
 // chunk is one request's worth of metrics.
 type chunk struct {
+	// items are the metrics whose push this request completes: a metric
+	// split over several requests is an item of the last, which a failure
+	// of an earlier one never reaches (the rest of the push fails with it).
 	items   []due
 	metrics []otlp.Metric
 	points  int
+	bytes   int
 }
 
 // chunks renders the batch into requests of at most maxPointsPerRequest
-// points (a single larger metric gets a request of its own).
+// points and about maxRequestBytes bytes. A metric that does not fit in
+// what is left of a request is split over several: one tenant's metric
+// with many long labels must not make a request too large for the sink,
+// which would refuse it and every other metric in it. Only a single point
+// larger than the bound makes a larger request, of its own.
 func chunks(batch []due, now time.Time) []chunk {
 	var out []chunk
 	var cur chunk
 	for _, d := range batch {
 		m := otlpMetric(d.update, now)
-		if cur.points > 0 && cur.points+len(m.Points) > maxPointsPerRequest {
-			out = append(out, cur)
-			cur = chunk{}
+		header := len(m.Name) + len(m.Description) + 16
+		part := otlp.Metric{Name: m.Name, Description: m.Description}
+		for _, p := range m.Points {
+			size := pointBytes(p)
+			if cur.points > 0 && (cur.points == maxPointsPerRequest || cur.bytes+header+size > maxRequestBytes) {
+				if len(part.Points) > 0 {
+					cur.metrics = append(cur.metrics, part)
+					part = otlp.Metric{Name: m.Name, Description: m.Description}
+				}
+				out, cur = append(out, cur), chunk{}
+			}
+			if len(part.Points) == 0 {
+				cur.bytes += header
+			}
+			part.Points = append(part.Points, p)
+			cur.points++
+			cur.bytes += size
 		}
-		cur.items = append(cur.items, d)
-		cur.metrics = append(cur.metrics, m)
-		cur.points += len(m.Points)
+		cur.items, cur.metrics = append(cur.items, d), append(cur.metrics, part)
 	}
-	if len(cur.items) > 0 {
+	if len(cur.metrics) > 0 {
 		out = append(out, cur)
 	}
 	return out
+}
+
+// pointBytes estimates what p adds to an OTLP request: its attributes'
+// keys and values, and what protobuf puts around them and the point.
+func pointBytes(p otlp.Point) int {
+	n := 32
+	for _, a := range p.Attributes {
+		n += len(a.Key) + len(a.Value) + 12
+	}
+	return n
 }
 
 // resolveSink returns the sink's Target; (nil, nil) when the metric uses

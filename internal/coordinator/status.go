@@ -8,11 +8,28 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/SAP/metrics-operator/api/v1alpha1"
 	"github.com/SAP/metrics-operator/internal/reason"
+	"github.com/SAP/metrics-operator/internal/turns"
 )
+
+// newStatusQueue returns the queue of metrics whose status may need a
+// write. Metrics are taken in turns per namespace: the writes share one
+// budget (StatusWritesPerSecond), and in arrival order a tenant with
+// thousands of metrics wanting writes would hold a neighbour's Ready
+// condition back for minutes.
+func newStatusQueue() workqueue.TypedRateLimitingInterface[Key] {
+	const name = "coordinator_status"
+	byNamespace := turns.New(func(k Key) string { return k.Namespace })
+	return workqueue.NewTypedRateLimitingQueueWithConfig(
+		workqueue.NewTypedItemExponentialFailureRateLimiter[Key](500*time.Millisecond, time.Minute),
+		workqueue.TypedRateLimitingQueueConfig[Key]{Name: name,
+			DelayingQueue: workqueue.NewTypedDelayingQueueWithConfig(workqueue.TypedDelayingQueueConfig[Key]{Name: name,
+				Queue: workqueue.NewTypedWithConfig(workqueue.TypedQueueConfig[Key]{Name: name, Queue: byNamespace})})})
+}
 
 // processStatus handles one key of the status queue; false means stop.
 func (c *Coordinator) processStatus(ctx context.Context) bool {

@@ -10,7 +10,10 @@
 //
 // It keeps, per CRD, only the few fields it needs (names, scope, served
 // versions, categories), never the CRD's schema: Crossplane providers
-// install hundreds of CRDs whose schemas weigh megabytes.
+// install hundreds of CRDs whose schemas weigh megabytes. What it keeps is
+// bounded whatever a CRD carries (names as long as Kubernetes allows, at
+// most 32 short names and served versions), since a remote cluster may be
+// a tenant's.
 //
 // It must not watch managed resources themselves nor know about metrics:
 // the ManagedMetric reconciler turns the kinds into shared watches through

@@ -1,7 +1,10 @@
 package managed
 
 import (
+	"encoding/json"
+	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -122,6 +125,72 @@ func TestMatch(t *testing.T) {
 			v, ok := k.Match(tt.target)
 			if ok != (tt.version != "") || v != tt.version {
 				t.Errorf("Match = %q, %v; want %q", v, ok, tt.version)
+			}
+		})
+	}
+}
+
+// TestStripBoundsWhatACRDKeeps strips CRDs as a tenant's cluster may serve
+// them, swollen in every field the watch used to keep whole (condition
+// messages, categories, short names, versions, unknown name fields): what
+// is kept stays a few KiB, and the kind is read as before, up to
+// 32 versions and short names. A CRD whose names Kubernetes would
+// refuse is no managed kind and keeps only its name.
+func TestStripBoundsWhatACRDKeeps(t *testing.T) {
+	big := strings.Repeat("x", 1<<20)
+	many := func(prefix string, n int) []any {
+		out := make([]any, n)
+		for i := range out {
+			out[i] = fmt.Sprintf("%s%d", prefix, i)
+		}
+		return out
+	}
+	swollen := func() *unstructured.Unstructured {
+		var versions []any
+		for _, v := range many("v", 10000) {
+			versions = append(versions, ver(v.(string), true))
+		}
+		u := crd(append(slices.Clone(managedCategories), many("c", 10000)...), "True", versions...)
+		names := u.Object["spec"].(map[string]any)["names"].(map[string]any)
+		names["shortNames"], names["listKind"], names["extra"] = many("s", 10000), big, big
+		u.Object["status"].(map[string]any)["conditions"] = append(u.Object["status"].(map[string]any)["conditions"].([]any),
+			map[string]any{"type": "Hostile", "status": "True", "message": big})
+		return u
+	}
+	longKind := swollen()
+	longKind.Object["spec"].(map[string]any)["names"].(map[string]any)["kind"] = big
+
+	for _, tc := range []struct {
+		name    string
+		crd     *unstructured.Unstructured
+		managed bool
+	}{{"swollen", swollen(), true}, {"kind too long", longKind, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			slim, err := strip(tc.crd)
+			if err != nil {
+				t.Fatal(err)
+			}
+			u := slim.(*unstructured.Unstructured)
+			raw, err := json.Marshal(u.Object)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(raw) > 4<<10 {
+				t.Errorf("strip kept %d bytes of JSON, want at most 4 KiB", len(raw))
+			}
+			k, ok := kindOf(u)
+			if ok != tc.managed || u.GetName() != tc.crd.GetName() {
+				t.Fatalf("stripped CRD %q managed = %v, want %v", u.GetName(), ok, tc.managed)
+			}
+			if !ok {
+				return
+			}
+			if full, _ := kindOf(tc.crd); !full.equal(k) {
+				t.Errorf("stripped kind %+v, full %+v", k, full)
+			}
+			if len(k.Versions) != 32 || len(k.ShortNames) != 32 || k.Versions[0] != "v31" || k.Resource != "buckets" {
+				t.Errorf("kind %v with %d versions and %d short names, want 32 of each, v31 first",
+					k.GroupKind, len(k.Versions), len(k.ShortNames))
 			}
 		})
 	}

@@ -7,7 +7,9 @@
 // directly with a metricdata.ResourceMetrics built here: there is no
 // MeterProvider, no reader and no SDK aggregation, because the values were
 // already aggregated by the caller and a push must carry exactly the series
-// that exist now (a series that went away must not linger).
+// that exist now (a series that went away must not linger). Strings that
+// are not valid UTF-8 are repaired here, because protobuf refuses the
+// whole request for one of them.
 //
 // An exporter is rebuilt only when the DataSink's resolved configuration
 // changes, which the caller signals through datasink.Target.Fingerprint.

@@ -23,6 +23,13 @@ import (
 	"github.com/SAP/metrics-operator/internal/datasink"
 )
 
+// maxReplyBytes bounds what is read of a sink's reply to one export. The
+// sink is chosen by the DataSink's author and may answer with megabytes
+// (the SDK reads up to 4 MiB by default), once per push of each of a
+// tenant's DataSinks at the same time; an OTLP reply is a few bytes, and
+// an error quotes 128 of them (maxReplyExcerpt).
+const maxReplyBytes = 64 << 10
+
 // grpcMaxReconnectDelay caps gRPC's reconnect backoff (120s by default) so
 // that exports succeed again soon after a sink comes back, instead of
 // failing fast against a channel still waiting to redial.
@@ -85,6 +92,7 @@ func newHTTPExporter(ctx context.Context, t *datasink.Target, headers map[string
 		otlpmetrichttp.WithTimeout(timeout),
 		otlpmetrichttp.WithRetry(otlpmetrichttp.RetryConfig{Enabled: false}),
 		otlpmetrichttp.WithCompression(otlpmetrichttp.NoCompression),
+		otlpmetrichttp.WithMaxResponseSize(maxReplyBytes),
 		// Our own client, so that its connections can be closed on
 		// shutdown. It takes precedence over the SDK's TLS and timeout
 		// options; both are set on it below.
@@ -115,6 +123,7 @@ func newGRPCExporter(ctx context.Context, t *datasink.Target, headers map[string
 			return dialer(t, timeout).DialContext(ctx, "tcp", addr)
 		}),
 		grpc.WithConnectParams(grpc.ConnectParams{Backoff: reconnect, MinConnectTimeout: timeout}),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxReplyBytes)),
 	}
 	opts := []otlpmetricgrpc.Option{
 		otlpmetricgrpc.WithEndpoint(t.Endpoint),

@@ -1,7 +1,10 @@
 package otlp
 
 import (
+	"math"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/sdk/instrumentation"
@@ -57,6 +60,14 @@ func InstanceResource(instanceID string) *resource.Resource {
 
 // resourceMetrics builds the payload of one export, leaving out metrics
 // without points. It returns nil when nothing is left.
+//
+// Every string is made valid UTF-8: OTLP's protobuf strings must be, and
+// the SDK's marshalling refuses the whole request otherwise, so one
+// dimension value that is not (an annotation written through the
+// protobuf API, an object served by a tenant's API server) would fail
+// the push of every metric sharing the DataSink. Points whose attributes
+// become equal by the repair are summed, as on /metrics: a backend may
+// reject two points of one series in one request.
 func resourceMetrics(res *resource.Resource, metrics []Metric, now time.Time) *metricdata.ResourceMetrics {
 	out := make([]metricdata.Metrics, 0, len(metrics))
 	for _, m := range metrics {
@@ -64,20 +75,22 @@ func resourceMetrics(res *resource.Resource, metrics []Metric, now time.Time) *m
 			continue
 		}
 		dps := make([]metricdata.DataPoint[int64], len(m.Points))
+		repaired := false
 		for i, p := range m.Points {
 			t := p.Time
 			if t.IsZero() {
 				t = now
 			}
-			dps[i] = metricdata.DataPoint[int64]{
-				Attributes: attributes(p.Attributes),
-				Time:       t,
-				Value:      p.Value,
-			}
+			attrs, r := attributes(p.Attributes)
+			repaired = repaired || r
+			dps[i] = metricdata.DataPoint[int64]{Attributes: attrs, Time: t, Value: p.Value}
+		}
+		if repaired {
+			dps = mergePoints(dps)
 		}
 		out = append(out, metricdata.Metrics{
-			Name:        m.Name,
-			Description: m.Description,
+			Name:        validUTF8(m.Name),
+			Description: validUTF8(m.Description),
 			Data:        metricdata.Gauge[int64]{DataPoints: dps},
 		})
 	}
@@ -93,12 +106,53 @@ func resourceMetrics(res *resource.Resource, metrics []Metric, now time.Time) *m
 	}
 }
 
-func attributes(attrs []Attr) attribute.Set {
+// attributes returns the set of attrs, valid UTF-8, and whether a key or
+// value had to be repaired.
+func attributes(attrs []Attr) (attribute.Set, bool) {
+	repaired := false
 	kvs := make([]attribute.KeyValue, len(attrs))
 	for i, a := range attrs {
-		kvs[i] = attribute.String(a.Key, a.Value)
+		k, v := validUTF8(a.Key), validUTF8(a.Value)
+		repaired = repaired || k != a.Key || v != a.Value
+		kvs[i] = attribute.String(k, v)
 	}
 	// NewSet sorts and de-duplicates (last value wins), as OTLP requires
 	// unique keys.
-	return attribute.NewSet(kvs...)
+	return attribute.NewSet(kvs...), repaired
+}
+
+// validUTF8 returns s with every invalid byte sequence replaced by U+FFFD.
+func validUTF8(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	return strings.ToValidUTF8(s, "\uFFFD")
+}
+
+// mergePoints sums points with equal attribute sets into the first of
+// them, in place.
+func mergePoints(dps []metricdata.DataPoint[int64]) []metricdata.DataPoint[int64] {
+	first := make(map[attribute.Distinct]int, len(dps))
+	out := dps[:0]
+	for _, dp := range dps {
+		if i, ok := first[dp.Attributes.Equivalent()]; ok {
+			out[i].Value = addSaturating(out[i].Value, dp.Value)
+			continue
+		}
+		first[dp.Attributes.Equivalent()] = len(out)
+		out = append(out, dp)
+	}
+	return out
+}
+
+// addSaturating adds without wrapping around: a sum past the int64 range
+// stays at its bound.
+func addSaturating(a, b int64) int64 {
+	if s := a + b; (s > a) == (b > 0) {
+		return s
+	}
+	if b > 0 {
+		return math.MaxInt64
+	}
+	return math.MinInt64
 }

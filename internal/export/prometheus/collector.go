@@ -3,6 +3,7 @@ package prometheus
 import (
 	"cmp"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -203,7 +204,9 @@ func newEntry(key string, f Family) *entry {
 		e.order[i] = i
 	}
 	slices.SortStableFunc(e.order, func(a, b int) int { return cmp.Compare(e.labels[a], e.labels[b]) })
-	help := f.Help
+	// Prometheus refuses a whole scrape over one HELP line that is not
+	// UTF-8, so it is repaired as label values are.
+	help := strings.ToValidUTF8(f.Help, "\uFFFD")
 	if help == "" {
 		help = "Metric " + e.name + " declared by a metrics.cloud.sap object."
 	}
