@@ -351,7 +351,9 @@ func TestOneWorkerReadsSideBySide(t *testing.T) {
 	}
 	done()
 	cancel()
-	<-otherDone
+	if err := <-otherDone; !errors.Is(err, context.Canceled) {
+		t.Errorf("the other worker's read, cancelled: %v", err)
+	}
 	fresh := define(t, s, "tenant/fresh", "http://"+last.Addr().String())
 	if err := s.Read(t.Context(), fresh, 200*time.Millisecond, listConfigMaps(fresh)); reason.Of(err, "") != v1alpha1.ReasonClusterUnreachable {
 		t.Errorf("a read once both workers were done: %v, want it tried (and time out)", err)

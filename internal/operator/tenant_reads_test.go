@@ -100,7 +100,9 @@ func TestHangingClustersOfOneNamespaceLeaveNeighboursPolled(t *testing.T) {
 		obj := gateObject(fmt.Sprint("tenant-reads-write-", i))
 		mustCreate(t, obj)
 		t.Cleanup(func() { _ = env.Client.Delete(context.Background(), obj) })
-		for j, d := range waitCounts(t, url, families, float64(i+2), time.Minute) {
+		took := waitCounts(t, url, families, float64(i+2), time.Minute)
+		t.Logf("write %d on /metrics after %v", i, roundAll(took))
+		for j, d := range took {
 			delays[families[j]] = append(delays[families[j]], d)
 		}
 		time.Sleep(time.Second)
