@@ -68,7 +68,7 @@ limits: {maxSeriesPerMetric: 500, maxLabelValueLength: -1, maxSeriesTotal: 20000
   maxRemoteWatchesPerNamespace: 20, maxRemoteObjectsPerNamespace: 100000}
 export: {minInterval: 10s, timeout: 3s, backoffBase: 2s, backoffMax: 1m, statusUpdateInterval: 1m, statusWriteQPS: 7.5}
 datasinks: {allowedEndpoints: ["*.live.dynatrace.com", "10.0.0.0/8"], recheckInterval: 2m}
-clusters: {allowedEndpoints: ["*.k8s.example.com", "10.20.0.0/16"], backoffMax: 30s}
+clusters: {allowedEndpoints: ["*.k8s.example.com", "10.20.0.0/16"], backoffMax: 30s, maxReadsPerNamespace: 3}
 defaultDataSink:
   enabled: true
   endpoint: https://abc12345.live.dynatrace.com/api/v2/otlp/v1/metrics
@@ -367,6 +367,7 @@ func TestChartDeploymentRunsTheOperatorAsValuesSay(t *testing.T) {
 				o.MaxRemoteResponseBytes, int64(remotelimit.DefaultMaxResponseBytes),
 				o.MaxRemoteWatchesPerNamespace, operator.DefaultMaxRemoteWatchesPerNamespace,
 				o.MaxRemoteObjectsPerNamespace, operator.DefaultMaxRemoteObjectsPerNamespace,
+				o.MaxRemoteReadsPerNamespace, operator.DefaultMaxRemoteReadsPerNamespace,
 				o.MinExportInterval, 5*time.Second, o.ExportBackoffMax, 5*time.Minute,
 				len(o.DataSinkAllowedEndpoints), 0, len(o.ClusterAllowedEndpoints), 0)
 		}},
@@ -380,7 +381,7 @@ func TestChartDeploymentRunsTheOperatorAsValuesSay(t *testing.T) {
 				o.AccessReviewQPS, float32(5), o.AccessReviewBurst, 10, o.StatusWritesPerSecond, 7.5,
 				o.MaxSeriesPerMetric, 500, o.MaxLabelValueLength, -1, o.MaxSeriesTotal, 2000000,
 				o.MaxObjectsPerWatch, 200000, o.MaxRemoteResponseBytes, int64(16777216),
-				o.MaxRemoteWatchesPerNamespace, 20, o.MaxRemoteObjectsPerNamespace, 100000,
+				o.MaxRemoteWatchesPerNamespace, 20, o.MaxRemoteObjectsPerNamespace, 100000, o.MaxRemoteReadsPerNamespace, 3,
 				o.MinExportInterval, 10*time.Second, o.ExportTimeout, 3*time.Second, o.ExportBackoffBase, 2*time.Second,
 				o.ExportBackoffMax, time.Minute, o.StatusInterval, time.Minute, o.DataSinkRecheckInterval, 2*time.Minute,
 				strings.Join(o.DataSinkAllowedEndpoints, ","), "*.live.dynatrace.com,10.0.0.0/8", o.PprofAddr, ":6060",

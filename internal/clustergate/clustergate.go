@@ -18,11 +18,29 @@ const (
 	// DefaultMaxReads is how many reads one healthy cluster may have in
 	// flight: half of the default four polling workers.
 	DefaultMaxReads = 2
+	// DefaultMaxTenantReads is how many workers may wait at once on the
+	// clusters of one tenant, however many clusters it has: half of the
+	// default four polling workers, so that the other half is always
+	// there for the other tenants.
+	DefaultMaxTenantReads = 2
 )
 
 // ErrBusy refuses a read because its cluster has as many reads in flight
 // as it may; the caller tries again shortly.
 var ErrBusy = errors.New("the cluster has as many reads in flight as it may have")
+
+// ErrTenantBusy refuses a read because as many workers as a tenant may
+// have wait on the tenant's clusters already. It is an ErrBusy: the
+// caller tries again shortly, as for a busy cluster.
+var ErrTenantBusy error = tenantBusy{}
+
+type tenantBusy struct{}
+
+func (tenantBusy) Error() string {
+	return "as many workers as one namespace may have wait on the clusters of its accesses already"
+}
+
+func (tenantBusy) Is(target error) bool { return target == ErrBusy }
 
 // BackoffError refuses a read because its cluster is in back-off.
 type BackoffError struct {
@@ -46,6 +64,14 @@ type Options struct {
 	// MaxReads is how many reads a healthy cluster may have in flight;
 	// zero: DefaultMaxReads.
 	MaxReads int
+	// Tenant names the tenant a cluster's reads are charged to; "" for
+	// none. With Tenant, at most MaxTenantReads workers wait at once on
+	// the clusters of one tenant (zero: DefaultMaxTenantReads; negative:
+	// no bound), so that a tenant with many clusters that hang cannot
+	// hold every worker, however many of them it has. nil: no tenant is
+	// charged.
+	Tenant         func(key string) string
+	MaxTenantReads int
 	// Probe asks the cluster whether it answers, within a bound of its
 	// own; nil error: it does. Required.
 	Probe func(ctx context.Context, key string) error
@@ -62,6 +88,9 @@ type Gate struct {
 	ctx    context.Context
 	closed bool
 	states map[string]*state
+	// tenants counts the Workers holding a place of each tenant; a
+	// tenant without one has no entry.
+	tenants map[string]int
 }
 
 // state is one cluster's.
@@ -89,7 +118,10 @@ func New(opts Options) *Gate {
 	if opts.MaxReads <= 0 {
 		opts.MaxReads = DefaultMaxReads
 	}
-	return &Gate{opts: opts, ctx: context.Background(), states: map[string]*state{}}
+	if opts.MaxTenantReads == 0 {
+		opts.MaxTenantReads = DefaultMaxTenantReads
+	}
+	return &Gate{opts: opts, ctx: context.Background(), states: map[string]*state{}, tenants: map[string]int{}}
 }
 
 // Run makes probes use ctx and, once ctx is done, stops the pending probes
@@ -120,9 +152,63 @@ type Pass struct {
 	reported sync.Once
 }
 
-// Enter admits a read of cluster key, or refuses it with ErrBusy or a
-// *BackoffError.
-func (g *Gate) Enter(key string) (*Pass, error) {
+// Worker is one worker waiting on reads, one at a time or side by side.
+// Its first admitted read takes a place of the cluster's tenant, which
+// its further reads of that tenant's clusters share, until Done: so a
+// poll of many clusters of one tenant costs that tenant one place, as it
+// holds one worker. Safe for concurrent use.
+type Worker struct {
+	g *Gate
+	// held are the tenants it holds a place of; done is set by Done.
+	// Both are guarded by g.mu.
+	held map[string]bool
+	done bool
+}
+
+// Worker returns a Worker that holds no place yet.
+func (g *Gate) Worker() *Worker { return &Worker{g: g} }
+
+// Done gives back the places w holds, once the worker waits no more,
+// whether its reads go on in the background or not (their clusters
+// count them until they end). A Worker that is Done is admitted no read.
+func (w *Worker) Done() {
+	w.g.mu.Lock()
+	defer w.g.mu.Unlock()
+	w.done = true
+	for t := range w.held {
+		if w.g.tenants[t]--; w.g.tenants[t] <= 0 {
+			delete(w.g.tenants, t)
+		}
+	}
+	w.held = nil
+}
+
+// seatLocked charges a read of cluster key to w's place of the cluster's
+// tenant, taking one if w holds none and the tenant has one left.
+func (g *Gate) seatLocked(key string, w *Worker) error {
+	if w == nil || g.opts.Tenant == nil || g.opts.MaxTenantReads < 0 {
+		return nil
+	}
+	t := g.opts.Tenant(key)
+	switch {
+	case t == "" || w.held[t]:
+		return nil
+	case w.done || g.tenants[t] >= g.opts.MaxTenantReads:
+		return ErrTenantBusy
+	}
+	g.tenants[t]++
+	if w.held == nil {
+		w.held = map[string]bool{}
+	}
+	w.held[t] = true
+	return nil
+}
+
+// Enter admits a read of cluster key that worker w waits for, or refuses
+// it with a *BackoffError, ErrBusy or ErrTenantBusy, in that order: a
+// cluster in back-off says so whatever its tenant does. A nil w charges
+// no tenant.
+func (g *Gate) Enter(key string, w *Worker) (*Pass, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	s := g.states[key]
@@ -142,6 +228,9 @@ func (g *Gate) Enter(key string) (*Pass, error) {
 	}
 	if s.reads >= limit {
 		return nil, ErrBusy
+	}
+	if err := g.seatLocked(key, w); err != nil {
+		return nil, err
 	}
 	s.reads++
 	return &Pass{g: g, key: key, s: s}, nil

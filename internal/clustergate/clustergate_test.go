@@ -61,27 +61,78 @@ func backoffUntil(t *testing.T, err error) time.Time {
 
 func TestReadsInFlightAreBounded(t *testing.T) {
 	g := New(Options{MaxReads: 2, Probe: func(context.Context, string) error { return nil }})
-	a, err := g.Enter("c")
+	a, err := g.Enter("c", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := g.Enter("c"); err != nil {
+	if _, err := g.Enter("c", nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := g.Enter("c"); !errors.Is(err, ErrBusy) {
+	if _, err := g.Enter("c", nil); !errors.Is(err, ErrBusy) {
 		t.Fatalf("third read: %v, want ErrBusy", err)
 	}
-	if _, err := g.Enter("other"); err != nil {
+	if _, err := g.Enter("other", nil); err != nil {
 		t.Fatalf("another cluster's read: %v, want admitted", err)
 	}
 	a.Report(true)
 	a.Release()
 	a.Release() // twice gives back one place only
-	if _, err := g.Enter("c"); err != nil {
+	if _, err := g.Enter("c", nil); err != nil {
 		t.Fatalf("after a release: %v", err)
 	}
-	if _, err := g.Enter("c"); !errors.Is(err, ErrBusy) {
+	if _, err := g.Enter("c", nil); !errors.Is(err, ErrBusy) {
 		t.Fatalf("after one release and one more read: %v, want ErrBusy", err)
+	}
+}
+
+// TestTenantReadsAreBounded: the workers waiting on the clusters of one
+// tenant are bounded, however many clusters it has; one more is refused
+// with ErrTenantBusy, an ErrBusy, while another tenant's cluster is read.
+// A worker's reads of several of its tenant's clusters share one place,
+// which Done gives back; a cluster in back-off says so first.
+func TestTenantReadsAreBounded(t *testing.T) {
+	tenant := func(key string) string { return key[:1] }
+	g := New(Options{MaxTenantReads: 2, Tenant: tenant, Probe: func(context.Context, string) error { return nil }})
+	w1, w2 := g.Worker(), g.Worker()
+	if _, err := g.Enter("a1", w1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.Enter("a2", w2); err != nil {
+		t.Fatal(err)
+	}
+	w3 := g.Worker()
+	_, err := g.Enter("a3", w3)
+	if !errors.Is(err, ErrTenantBusy) || !errors.Is(err, ErrBusy) {
+		t.Fatalf("a third worker on tenant a: %v, want ErrTenantBusy, an ErrBusy", err)
+	}
+	if _, err := g.Enter("b1", w3); err != nil {
+		t.Fatalf("tenant b's cluster: %v, want admitted", err)
+	}
+	// One worker reading its tenant's clusters side by side: one place.
+	for _, key := range []string{"a3", "a4", "a5"} {
+		if _, err := g.Enter(key, w1); err != nil {
+			t.Errorf("worker 1 reading %s beside a1: %v, want admitted", key, err)
+		}
+	}
+	// A place is given back with its worker, even while its reads go on.
+	w1.Done()
+	w1.Done() // twice gives back one place only
+	if _, err := g.Enter("a6", w3); err != nil {
+		t.Fatalf("after a worker was done: %v, want admitted", err)
+	}
+	if _, err := g.Enter("a7", g.Worker()); !errors.Is(err, ErrTenantBusy) {
+		t.Fatalf("after one worker done and one more admitted: %v, want ErrTenantBusy", err)
+	}
+	if _, err := g.Enter("a1", w1); !errors.Is(err, ErrTenantBusy) {
+		t.Errorf("a worker that is done: %v, want refused", err)
+	}
+	g.Fail("a8")
+	var b *BackoffError
+	if _, err := g.Enter("a8", g.Worker()); !errors.As(err, &b) {
+		t.Errorf("a cluster in back-off of a busy tenant: %v, want its back-off", err)
+	}
+	if _, err := g.Enter("a9", nil); err != nil {
+		t.Errorf("a read charged to no worker: %v, want admitted", err)
 	}
 }
 
@@ -95,11 +146,11 @@ func TestBackoffAndProbe(t *testing.T) {
 		p := &probes{fail: true}
 		g := newGate(t, p, Options{Base: time.Second, Max: 4 * time.Second, MaxReads: 2})
 		start := time.Now()
-		pass, err := g.Enter("c")
+		pass, err := g.Enter("c", nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		other, _ := g.Enter("c")
+		other, _ := g.Enter("c", nil)
 		pass.Report(false)
 		pass.Release()
 		if until := backoffUntil(t, mustRefuse(t, g)); !until.Equal(start.Add(time.Second)) {
@@ -134,17 +185,17 @@ func TestBackoffAndProbe(t *testing.T) {
 		if _, changed := p.counts(); changed != 2 {
 			t.Errorf("Changed called %d times, want a second time when the probe found it back", changed)
 		}
-		trial, err := g.Enter("c")
+		trial, err := g.Enter("c", nil)
 		if err != nil {
 			t.Fatalf("after the probe found it back: %v", err)
 		}
-		if _, err := g.Enter("c"); !errors.Is(err, ErrBusy) {
+		if _, err := g.Enter("c", nil); !errors.Is(err, ErrBusy) {
 			t.Errorf("a second read during the trial: %v, want ErrBusy", err)
 		}
 		trial.Report(true)
 		trial.Release()
-		a, err1 := g.Enter("c")
-		_, err2 := g.Enter("c")
+		a, err1 := g.Enter("c", nil)
+		_, err2 := g.Enter("c", nil)
 		if err1 != nil || err2 != nil {
 			t.Fatalf("after a successful trial: %v, %v; want two reads admitted", err1, err2)
 		}
@@ -157,7 +208,7 @@ func TestBackoffAndProbe(t *testing.T) {
 
 func mustRefuse(t *testing.T, g *Gate) error {
 	t.Helper()
-	if _, err := g.Enter("c"); err != nil {
+	if _, err := g.Enter("c", nil); err != nil {
 		return err
 	}
 	t.Fatal("a read was admitted during back-off")
@@ -172,7 +223,7 @@ func TestTrialFailureBacksOffLonger(t *testing.T) {
 		p := &probes{}
 		g := newGate(t, p, Options{Base: time.Second, Max: time.Minute})
 		for i, want := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second} {
-			pass, err := g.Enter("c")
+			pass, err := g.Enter("c", nil)
 			if err != nil {
 				t.Fatalf("round %d: %v", i, err)
 			}
@@ -206,7 +257,7 @@ func TestFailAndReset(t *testing.T) {
 		if err := g.Blocked("c"); err != nil {
 			t.Fatalf("blocked after a reset: %v", err)
 		}
-		if _, err := g.Enter("c"); err != nil {
+		if _, err := g.Enter("c", nil); err != nil {
 			t.Fatalf("read after a reset: %v", err)
 		}
 		time.Sleep(time.Minute)

@@ -18,6 +18,18 @@
 // transitions, so that the cluster's metrics fail fast, or are read again,
 // at once rather than at their next interval.
 //
+// Per cluster is not enough when one tenant has many clusters: each that
+// hangs would hold its share of the workers until it backs off. So a Gate
+// with Options.Tenant also bounds the workers that wait at once on the
+// clusters of one tenant, however many it has, to Options.MaxTenantReads:
+// a read is made for a Worker, whose first admitted read takes a place of
+// the tenant and whose further reads of the tenant's clusters, one after
+// the other or side by side (a federated poll), share it until
+// Worker.Done. Over the bound the read is refused with ErrTenantBusy, an
+// ErrBusy. The place is given back when the worker stops waiting, not
+// when the read ends: it bounds workers, and a read left to end in the
+// background still counts against its cluster.
+//
 // The local cluster is not gated: its API server is the one the operator
 // itself depends on, and it has no tenant behind it.
 //

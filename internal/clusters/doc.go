@@ -36,9 +36,12 @@
 // unreachable or ran out of time is in back-off, during which its reads,
 // and the access controllers' probes, fail at once with a
 // ClusterUnreachable error saying when it is tried again, and the gate
-// alone probes it, in the background, to find it back; and a cluster has
-// at most a few reads in flight, so it can never hold more than that share
-// of the workers.
+// alone probes it, in the background, to find it back; a cluster has at
+// most a few reads in flight, so it can never hold more than that share
+// of the workers; and the clusters of the accesses of one namespace have
+// at most a few workers waiting on them together, however many accesses
+// the namespace creates, so that one tenant's clusters can never hold all
+// the workers either.
 //
 // No error it returns quotes a kubeconfig, a server's answer or an
 // address: they name the field at fault and the kind of failure, one

@@ -3,6 +3,7 @@ package clusters
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/rest"
@@ -202,7 +204,7 @@ func TestReadsInFlightPerCluster(t *testing.T) {
 	if err := s.Read(t.Context(), conn, time.Minute, listConfigMaps(conn)); !errors.Is(err, ErrBusy) {
 		t.Errorf("a third read: %v, want ErrBusy", err)
 	}
-	otherConn := define(t, s, "ns/other", "http://"+other.Addr().String())
+	otherConn := define(t, s, "neighbour/other", "http://"+other.Addr().String())
 	if err := s.Read(t.Context(), otherConn, 200*time.Millisecond, listConfigMaps(otherConn)); reason.Of(err, "") != v1alpha1.ReasonClusterUnreachable {
 		t.Errorf("another cluster's read: %v, want it tried (and time out)", err)
 	}
@@ -229,6 +231,132 @@ func TestReadsInFlightPerCluster(t *testing.T) {
 			t.Errorf("a read after cancelled ones: %v, want it tried", err)
 		}
 		break
+	}
+}
+
+// waitAccepted waits until every listener accepted a connection.
+func waitAccepted(t *testing.T, ls ...*silentListener) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for _, l := range ls {
+		for l.accepted.Load() == 0 {
+			if time.Now().After(deadline) {
+				t.Fatal("a read did not reach its server")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+}
+
+// refused returns the reads of namespace ns refused so far.
+func refused(t *testing.T, ns string) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := readsRefused.WithLabelValues(ns).Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetCounter().GetValue()
+}
+
+// TestReadsInFlightPerNamespace: the clusters of one namespace's accesses,
+// however many, have at most two workers waiting on them together; a
+// read of a third cluster of the namespace is refused at once with
+// ErrBusy, without a condition, and counted, while a cluster of another
+// namespace is read; a worker that stops waiting gives its place back.
+func TestReadsInFlightPerNamespace(t *testing.T) {
+	a, b, c, other := silent(t), silent(t), silent(t), silent(t)
+	s, _ := gatedSet(t, clustergate.Options{})
+	connA, connB := define(t, s, "tenant/a", "http://"+a.Addr().String()), define(t, s, "tenant/b", "http://"+b.Addr().String())
+	connC := define(t, s, "tenant/fleet/ns/c", "http://"+c.Addr().String()) // a federated access's cluster
+	cancels := map[string]context.CancelFunc{}
+	var wg sync.WaitGroup
+	for _, conn := range []*Connection{connA, connB} {
+		ctx, cancel := context.WithCancel(t.Context())
+		cancels[conn.Key] = cancel
+		wg.Go(func() { _ = s.Read(ctx, conn, time.Minute, listConfigMaps(conn)) })
+	}
+	defer func() {
+		for _, cancel := range cancels {
+			cancel()
+		}
+		wg.Wait()
+	}()
+	waitAccepted(t, a, b)
+
+	before := refused(t, "tenant")
+	start := time.Now()
+	err := s.Read(t.Context(), connC, 5*time.Second, listConfigMaps(connC))
+	if !errors.Is(err, ErrBusy) || reason.Of(err, "") != "" {
+		t.Fatalf("a read of the namespace's third cluster: %v, want ErrBusy without a reason", err)
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("the refusal took %s, want at once", took)
+	}
+	if n := c.accepted.Load(); n != 0 {
+		t.Errorf("the refused read connected %d times, want none", n)
+	}
+	if got := refused(t, "tenant") - before; got != 1 {
+		t.Errorf("metrics_operator_remote_reads_refused_total{namespace=tenant} grew by %v, want 1", got)
+	}
+	otherConn := define(t, s, "neighbour/other", "http://"+other.Addr().String())
+	if err := s.Read(t.Context(), otherConn, 200*time.Millisecond, listConfigMaps(otherConn)); reason.Of(err, "") != v1alpha1.ReasonClusterUnreachable {
+		t.Errorf("another namespace's read: %v, want it tried (and time out)", err)
+	}
+
+	cancels["tenant/a"]()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := s.Read(t.Context(), connC, 200*time.Millisecond, listConfigMaps(connC))
+		if errors.Is(err, ErrBusy) && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		if reason.Of(err, "") != v1alpha1.ReasonClusterUnreachable {
+			t.Errorf("a read once a worker of the namespace stopped waiting: %v, want it tried (and time out)", err)
+		}
+		break
+	}
+}
+
+// TestOneWorkerReadsSideBySide: the reads one worker makes side by side
+// (a federated poll) take one place of their namespace together: three
+// clusters of one namespace are read at once, and one place is left for
+// another worker until the first is done.
+func TestOneWorkerReadsSideBySide(t *testing.T) {
+	ls := []*silentListener{silent(t), silent(t), silent(t)}
+	last := silent(t)
+	s, _ := gatedSet(t, clustergate.Options{})
+	ctx, done := OneWorker(t.Context())
+	var wg sync.WaitGroup
+	errs := make([]error, len(ls))
+	for i, l := range ls {
+		conn := define(t, s, fmt.Sprintf("tenant/fleet/ns/c%d", i), "http://"+l.Addr().String())
+		wg.Go(func() { errs[i] = s.Read(ctx, conn, 3*time.Second, listConfigMaps(conn)) })
+	}
+	waitAccepted(t, ls...)
+	lastConn := define(t, s, "tenant/last", "http://"+last.Addr().String())
+	other, cancel := context.WithCancel(t.Context())
+	otherDone := make(chan error, 1)
+	go func() { otherDone <- s.Read(other, lastConn, time.Minute, listConfigMaps(lastConn)) }()
+	waitAccepted(t, last)
+	extra := define(t, s, "tenant/extra", "http://"+last.Addr().String())
+	if err := s.Read(t.Context(), extra, time.Minute, listConfigMaps(extra)); !errors.Is(err, clustergate.ErrTenantBusy) {
+		t.Errorf("a third worker of the namespace: %v, want ErrTenantBusy", err)
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if reason.Of(err, "") != v1alpha1.ReasonClusterUnreachable {
+			t.Errorf("read %d side by side: %v, want it tried (and time out)", i, err)
+		}
+	}
+	done()
+	cancel()
+	if err := <-otherDone; !errors.Is(err, context.Canceled) {
+		t.Errorf("the other worker's read, cancelled: %v", err)
+	}
+	fresh := define(t, s, "tenant/fresh", "http://"+last.Addr().String())
+	if err := s.Read(t.Context(), fresh, 200*time.Millisecond, listConfigMaps(fresh)); reason.Of(err, "") != v1alpha1.ReasonClusterUnreachable {
+		t.Errorf("a read once both workers were done: %v, want it tried (and time out)", err)
 	}
 }
 

@@ -125,6 +125,7 @@ func New(opts Options) (*Set, error) {
 	// A cluster found back, or gone into back-off, is told like any other
 	// change: its metrics are reconciled and follow at once.
 	gate.Probe, gate.Changed = s.probe, s.notify
+	gate.Tenant = namespaceOf
 	s.gate = clustergate.New(gate)
 	return s, nil
 }
@@ -279,6 +280,7 @@ func (s *Set) Remove(key string) {
 	}
 	delete(s.entries, key)
 	s.gate.Reset(key)
+	s.forgetNamespaceLocked(namespaceOf(key))
 	s.mu.Unlock()
 	if closed && s.opts.Closed != nil {
 		s.opts.Closed(key)
@@ -542,6 +544,26 @@ func owner(key string) string {
 			parts[0], parts[1], strings.TrimPrefix(parts[2], "/"))
 	}
 	return "the RemoteClusterAccess " + key
+}
+
+// namespaceOf names the namespace a remote cluster's reads are charged
+// to: that of the access that defines it, the first part of its key (see
+// Connection.Key).
+func namespaceOf(key string) string {
+	ns, _, _ := strings.Cut(key, "/")
+	return ns
+}
+
+// forgetNamespaceLocked drops the self-metrics of namespace ns once no
+// cluster of its accesses is left, so that their series stay as few as
+// the namespaces with accesses.
+func (s *Set) forgetNamespaceLocked(ns string) {
+	for k := range s.entries {
+		if namespaceOf(k) == ns {
+			return
+		}
+	}
+	readsRefused.DeleteLabelValues(ns)
 }
 
 // undefined is the error of acquiring a cluster that is not defined.

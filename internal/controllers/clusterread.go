@@ -35,8 +35,9 @@ func pollDeadline(interval time.Duration) time.Duration {
 }
 
 // busyRetry is how soon a metric whose cluster had its share of reads in
-// flight is tried again; spread, so that a cluster's metrics do not all
-// come back at once.
+// flight, or whose access's namespace its share of the workers
+// (clusters.ErrBusy), is tried again; spread, so that a cluster's metrics
+// do not all come back at once.
 func busyRetry() time.Duration {
 	return time.Second + rand.N(time.Second)
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/SAP/metrics-operator/api/v1alpha1"
+	"github.com/SAP/metrics-operator/internal/clusters"
 	"github.com/SAP/metrics-operator/internal/coordinator"
 	"github.com/SAP/metrics-operator/internal/evaluation"
 	"github.com/SAP/metrics-operator/internal/federation"
@@ -216,9 +217,13 @@ const pollTimeout = 30 * time.Second
 // published without waiting for a slow one, and once more at the end:
 // a poll is the metric's heartbeat. It reports whether a cluster was
 // left for a retry because it had its share of reads in flight (busy).
+// The clusters, all of one access, are read for one worker: they take one
+// place of the access's namespace together (clusters.OneWorker).
 func pollClusters[P federatedPart](ctx context.Context, s *federatedSource[P], interval time.Duration,
 	read func(ctx context.Context, m federation.Member[P]) (stateChanged, seriesChanged bool)) (busy bool) {
 	s.busy.Store(false)
+	ctx, done := clusters.OneWorker(ctx)
+	defer done()
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, probeParallelism)
 	for _, m := range s.fan.Members() {

@@ -13,6 +13,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -58,6 +59,11 @@ type ManagedMetricReconciler struct {
 	RemoteKinds *managed.Watchers
 	// ClusterName is the cluster dimension of local objects.
 	ClusterName string
+	// Workers is how many metrics are reconciled at once (default 1): a
+	// poll of a remote cluster holds its worker up to its deadline, and
+	// one namespace's clusters may hold only some of the workers
+	// (clusters.Set.Read), so the others need workers of their own.
+	Workers int
 
 	mu      sync.Mutex
 	sources map[types.NamespacedName]*managedSource
@@ -304,6 +310,7 @@ func (r *ManagedMetricReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		For(&v1alpha1.ManagedMetric{}, builder.WithPredicates(
 			predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Named("managedmetric").
+		WithOptions(controller.Options{MaxConcurrentReconciles: max(r.Workers, 1)}).
 		WatchesRawSource(source.Channel(r.Kinds.Subscribe(), handler.EnqueueRequestsFromMapFunc(r.all)))
 	if r.Access != nil {
 		b = b.WatchesRawSource(r.Access.Source(managedMetricKind))

@@ -17,7 +17,8 @@ func (r *ManagedMetricReconciler) poll(ctx context.Context, m *v1alpha1.ManagedM
 	src *managedSource, fresh bool) (ctrl.Result, error) {
 	changed, retry, err := r.reader().poll(ctx, src, r.Clusters, conn, m.Spec.LabelSelector, managedInterval(m))
 	if errors.Is(err, clusters.ErrBusy) {
-		// Its cluster has its share of the workers already.
+		// Its cluster, or its access's namespace, has its share of the
+		// workers already.
 		return ctrl.Result{RequeueAfter: retry}, nil
 	}
 	if err != nil {

@@ -138,7 +138,8 @@ func (r *MetricReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		// The Checker sends the metric back once its access is decided.
 		return ctrl.Result{RequeueAfter: interval}, nil
 	case errors.Is(err, clusters.ErrBusy):
-		// Its cluster has its share of the workers already.
+		// Its cluster, or its access's namespace, has its share of the
+		// workers already.
 		return ctrl.Result{RequeueAfter: busyRetry()}, nil
 	case err == nil:
 		changed, err = replace(key, c, objs)

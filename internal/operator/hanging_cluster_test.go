@@ -33,12 +33,19 @@ const hangingBackoffMax = 10 * time.Second
 // counts in held the requests it held.
 func hangingServer(t *testing.T) (kubeconfig []byte, answer func(), held *atomic.Int64) {
 	t.Helper()
+	return hangingServerFor(t, func(*http.Request) bool { return true })
+}
+
+// hangingServerFor is hangingServer holding only the requests hangs
+// selects; the others are the test control plane's from the start.
+func hangingServerFor(t *testing.T, hangs func(*http.Request) bool) (kubeconfig []byte, answer func(), held *atomic.Int64) {
+	t.Helper()
 	var hanging atomic.Bool
 	hanging.Store(true)
 	held = &atomic.Int64{}
 	released := make(chan struct{})
 	kubeconfig = remoteProxy(t, func(_ http.ResponseWriter, r *http.Request) bool {
-		if !hanging.Load() {
+		if !hanging.Load() || !hangs(r) {
 			return false
 		}
 		held.Add(1)

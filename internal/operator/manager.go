@@ -229,7 +229,7 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 		Closed:     func(key string) { infs.ReleaseCluster(key) },
 		MaxObjects: opts.MaxObjectsPerWatch,
 		Limits:     remotelimit.Limits{MaxResponseBytes: opts.MaxRemoteResponseBytes},
-		Backoff:    clustergate.Options{Max: opts.ClusterBackoffMax},
+		Backoff:    clustergate.Options{Max: opts.ClusterBackoffMax, MaxTenantReads: opts.MaxRemoteReadsPerNamespace},
 	})
 	if err != nil {
 		return nil, err
@@ -373,6 +373,7 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 		Clusters:       conns,
 		RemoteKinds:    remoteKinds,
 		ClusterName:    opts.ClusterName,
+		Workers:        opts.PollingWorkers,
 	}); err != nil {
 		return nil, err
 	}

@@ -163,6 +163,11 @@ type Options struct {
 	// failing is left alone before it is probed again, and so the longest
 	// one that answers again waits to be read.
 	ClusterBackoffMax time.Duration
+	// MaxRemoteReadsPerNamespace is how many workers may wait at once on
+	// the remote clusters of one namespace's accesses; a read beyond it is
+	// tried again shortly. Zero means the default, a negative value no
+	// bound.
+	MaxRemoteReadsPerNamespace int
 }
 
 // BindFlags registers the operator's flags on fs, following kubebuilder's
@@ -218,7 +223,7 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 		"Longest wait between two attempts of a failing DataSink: a DataSink that recovers gets current values within it.")
 	fs.IntVar(&o.Burst, "kube-api-burst", 100, "Requests the operator may send to the API server in a burst.")
 	fs.IntVar(&o.PollingWorkers, "polling-workers", 4,
-		"Polling Metrics read at the same time (and as many FederatedMetrics and FederatedManagedMetrics); each read is a paginated LIST of the metric's objects.")
+		"Polling Metrics read at the same time (and as many ManagedMetrics, FederatedMetrics and FederatedManagedMetrics); each read is a paginated LIST of the metric's objects.")
 	fs.DurationVar(&o.StatusInterval, "status-update-interval", 30*time.Second,
 		"Shortest time between two status writes of one metric that only refresh its observation; Ready transitions are written at once.")
 	fs.Float64Var(&o.StatusWritesPerSecond, "status-write-qps", coordinator.DefaultStatusWritesPerSecond,
@@ -299,6 +304,10 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 		"Longest back-off of a remote cluster (RemoteClusterAccess or discovered) whose API server did not answer: meanwhile its metrics "+
 			"report ClusterUnreachable without a request and hold no worker, and the operator alone probes it; the back-off starts at 5s "+
 			"and doubles with every failure in a row up to this, so a cluster that answers again is read within about this long.")
+	fs.IntVar(&o.MaxRemoteReadsPerNamespace, "max-remote-reads-per-namespace", DefaultMaxRemoteReadsPerNamespace,
+		"Most workers that may wait at once on the API servers of the remote clusters of one namespace's RemoteClusterAccesses and "+
+			"FederatedClusterAccesses, however many accesses it has, so that one tenant's servers that hang cannot hold every worker; "+
+			"a read beyond it is tried again 1-2 s later, the metric's status unchanged. Keep it below --polling-workers. -1 turns the bound off.")
 	fs.DurationVar(&o.DataSinkRecheckInterval, "datasink-recheck-interval", time.Minute,
 		"How often every DataSink and RemoteClusterAccess is resolved again: Secrets are read, not watched (that would need list on all Secrets), "+
 			"so a changed Secret or endpoint address applies within this period.")
@@ -335,6 +344,9 @@ const (
 	// DefaultMaxObjectsPerWatch: about 190 MiB for a metric counting
 	// them, rather than that times the tenant's watches.
 	DefaultMaxRemoteObjectsPerNamespace = 1000000
+	// DefaultMaxRemoteReadsPerNamespace leaves half of the default four
+	// polling workers to the other namespaces.
+	DefaultMaxRemoteReadsPerNamespace = clustergate.DefaultMaxTenantReads
 )
 
 // Complete fills defaults from the environment and validates the options.
@@ -478,6 +490,9 @@ func (o *Options) completeLimits() {
 	}
 	if o.MaxRemoteObjectsPerNamespace == 0 {
 		o.MaxRemoteObjectsPerNamespace = DefaultMaxRemoteObjectsPerNamespace
+	}
+	if o.MaxRemoteReadsPerNamespace == 0 {
+		o.MaxRemoteReadsPerNamespace = DefaultMaxRemoteReadsPerNamespace
 	}
 }
 

@@ -46,17 +46,19 @@ func TestLimitFlags(t *testing.T) {
 		args []string
 		opts Options // set in code instead of flags
 		// series per metric, label value, series total, objects per watch, remote response bytes,
-		// remote watches and objects per namespace
-		want [7]int
+		// remote watches, objects and reads per namespace
+		want [8]int
 	}{
-		{name: "flag defaults", want: [7]int{10000, 1024, 1000000, 1000000, 32 << 20, 1000, 1000000}},
-		{name: "zero in code is the default", opts: Options{}, want: [7]int{10000, 1024, 1000000, 1000000, 32 << 20, 1000, 1000000}},
+		{name: "flag defaults", want: [8]int{10000, 1024, 1000000, 1000000, 32 << 20, 1000, 1000000, 2}},
+		{name: "zero in code is the default", opts: Options{}, want: [8]int{10000, 1024, 1000000, 1000000, 32 << 20, 1000, 1000000, 2}},
 		{name: "set", args: []string{"--max-series-per-metric=50", "--max-label-value-length=64", "--max-series-total=500", "--max-objects-per-watch=70",
-			"--max-remote-response-bytes=4096", "--max-remote-watches-per-namespace=3", "--max-remote-objects-per-namespace=90"},
-			want: [7]int{50, 64, 500, 70, 4096, 3, 90}},
+			"--max-remote-response-bytes=4096", "--max-remote-watches-per-namespace=3", "--max-remote-objects-per-namespace=90",
+			"--max-remote-reads-per-namespace=1"},
+			want: [8]int{50, 64, 500, 70, 4096, 3, 90, 1}},
 		{name: "off", args: []string{"--max-series-per-metric=-1", "--max-label-value-length=-1", "--max-series-total=-1", "--max-objects-per-watch=-1",
-			"--max-remote-response-bytes=-1", "--max-remote-watches-per-namespace=-1", "--max-remote-objects-per-namespace=-1"},
-			want: [7]int{-1, -1, -1, -1, -1, -1, -1}},
+			"--max-remote-response-bytes=-1", "--max-remote-watches-per-namespace=-1", "--max-remote-objects-per-namespace=-1",
+			"--max-remote-reads-per-namespace=-1"},
+			want: [8]int{-1, -1, -1, -1, -1, -1, -1, -1}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o := tc.opts
@@ -66,8 +68,9 @@ func TestLimitFlags(t *testing.T) {
 			if err := o.Complete(); err != nil {
 				t.Fatal(err)
 			}
-			if got := [7]int{o.MaxSeriesPerMetric, o.MaxLabelValueLength, o.MaxSeriesTotal, o.MaxObjectsPerWatch,
-				int(o.MaxRemoteResponseBytes), o.MaxRemoteWatchesPerNamespace, o.MaxRemoteObjectsPerNamespace}; got != tc.want {
+			if got := [8]int{o.MaxSeriesPerMetric, o.MaxLabelValueLength, o.MaxSeriesTotal, o.MaxObjectsPerWatch,
+				int(o.MaxRemoteResponseBytes), o.MaxRemoteWatchesPerNamespace, o.MaxRemoteObjectsPerNamespace,
+				o.MaxRemoteReadsPerNamespace}; got != tc.want {
 				t.Errorf("limits = %v, want %v", got, tc.want)
 			}
 		})
