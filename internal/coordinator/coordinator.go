@@ -62,6 +62,7 @@ type Options struct {
 	// once (default DefaultMaxPushesPerNamespace). Every push holds a
 	// goroutine and a connection for up to ExportTimeout, so a tenant with
 	// thousands of sinks that never answer would otherwise hold thousands.
+	// Negative: no bound.
 	MaxPushesPerNamespace int
 }
 
@@ -236,9 +237,6 @@ func (o *Options) validate() error {
 		if d.d < 0 {
 			errs = append(errs, fmt.Errorf("%s is negative (%s)", d.name, d.d))
 		}
-	}
-	if o.MaxPushesPerNamespace < 0 {
-		errs = append(errs, fmt.Errorf("MaxPushesPerNamespace is negative (%d)", o.MaxPushesPerNamespace))
 	}
 	if o.StatusWritesPerSecond < 0 {
 		errs = append(errs, fmt.Errorf("StatusWritesPerSecond is negative (%g)", o.StatusWritesPerSecond))

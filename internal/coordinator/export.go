@@ -65,7 +65,7 @@ func (c *Coordinator) dispatchExport(ctx context.Context) bool {
 func (c *Coordinator) takeTurn(namespace string) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.inFlight[namespace] >= c.opts.MaxPushesPerNamespace {
+	if limit := c.opts.MaxPushesPerNamespace; limit > 0 && c.inFlight[namespace] >= limit {
 		return false
 	}
 	c.inFlight[namespace]++
