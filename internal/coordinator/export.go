@@ -49,6 +49,7 @@ func (c *Coordinator) dispatchExport(ctx context.Context) bool {
 		return false
 	}
 	if !c.takeTurn(sink.Namespace) {
+		turnsWaited.WithLabelValues(sink.Namespace).Inc()
 		c.exports.Done(sink)
 		c.exports.AddAfter(sink, turnWait)
 		return true

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/SAP/metrics-operator/internal/datasink"
@@ -87,7 +88,8 @@ func (s *hangingServer) stats() (maxOpen, paths int) {
 // server that accepts connections and never answers, each with a metric
 // due: the server sees at most DefaultMaxPushesPerNamespace connections
 // open at once, every sink still gets its push, and a neighbour
-// namespace's DataSink receives its metric promptly. Before, every sink
+// namespace's DataSink receives its metric promptly; the waits count in
+// the tenant's metrics_operator_export_turns_waited_total. Before, every sink
 // pushed at once, holding 20 connections.
 func TestNamespacePushesAtMostN(t *testing.T) {
 	const sinks = 20
@@ -118,6 +120,7 @@ func TestNamespacePushesAtMostN(t *testing.T) {
 		publish("tenant", fmt.Sprint("s", i), &datasink.Target{Protocol: datasink.ProtocolHTTP,
 			Endpoint: hang.ln.Addr().String(), URLPath: fmt.Sprintf("/s%d", i), Insecure: true, Fingerprint: "x"})
 	}
+	waitedBefore := waited(t, "tenant")
 	start := time.Now()
 	publish("neighbour", "sink", &datasink.Target{Protocol: datasink.ProtocolHTTP, Endpoint: receiver.HTTPAddr(),
 		URLPath: "/v1/metrics", Insecure: true, Fingerprint: "x"})
@@ -138,7 +141,23 @@ func TestNamespacePushesAtMostN(t *testing.T) {
 	if paths != sinks {
 		t.Errorf("%d of %d sinks were pushed, want all: a sink over the bound must wait its turn, not lose it", paths, sinks)
 	}
+	if waited(t, "tenant") == waitedBefore {
+		t.Errorf("metrics_operator_export_turns_waited_total{namespace=tenant} did not grow")
+	}
+	if n := waited(t, "neighbour"); n != 0 {
+		t.Errorf("metrics_operator_export_turns_waited_total{namespace=neighbour} = %v, want 0: its sink never waited", n)
+	}
 	if maxOpen > DefaultMaxPushesPerNamespace {
 		t.Errorf("%d connections open at once from one namespace, want at most %d", maxOpen, DefaultMaxPushesPerNamespace)
 	}
+}
+
+// waited reads metrics_operator_export_turns_waited_total of namespace.
+func waited(t *testing.T, namespace string) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := turnsWaited.WithLabelValues(namespace).Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetCounter().GetValue()
 }
