@@ -45,7 +45,9 @@ type Options struct {
 	StatusWriters map[string]StatusWriter
 	// ExportTimeout bounds one push request (default
 	// DefaultExportTimeout). Each DataSink pushes from its own goroutine,
-	// so a sink that never answers delays only itself.
+	// so a sink that never answers delays no other namespace's sinks, and
+	// its own namespace's only while all its MaxPushesPerNamespace turns
+	// are taken.
 	ExportTimeout time.Duration
 	// ExportBackoff spaces the attempts of a failing DataSink (default
 	// DefaultExportBackoffBase up to DefaultExportBackoffCap), never less

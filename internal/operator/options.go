@@ -220,7 +220,7 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.MinExportInterval, "min-export-interval", 5*time.Second,
 		"Shortest time between two OTLP pushes to one DataSink; changes within it are coalesced, and each push carries every metric due.")
 	fs.DurationVar(&o.ExportTimeout, "export-timeout", coordinator.DefaultExportTimeout,
-		"Longest time one OTLP push may take, connecting included; a DataSink that does not answer within it is retried with backoff. Each DataSink pushes on its own, so a slow one delays no other.")
+		"Longest time one OTLP push may take, connecting included; a DataSink that does not answer within it is retried with backoff. Each DataSink pushes on its own, so a slow one delays no other namespace's (see --max-pushes-per-namespace).")
 	fs.DurationVar(&o.ExportBackoffBase, "export-backoff-base", coordinator.DefaultExportBackoffBase,
 		"Wait before the first retry of a failing DataSink; it doubles with every further failure (never less than --min-export-interval), whatever changes arrive meanwhile.")
 	fs.DurationVar(&o.ExportBackoffMax, "export-backoff-max", coordinator.DefaultExportBackoffCap,
