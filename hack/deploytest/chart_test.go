@@ -35,6 +35,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/yaml"
 
+	"github.com/SAP/metrics-operator/internal/coordinator"
 	"github.com/SAP/metrics-operator/internal/operator"
 	"github.com/SAP/metrics-operator/internal/remotelimit"
 	"github.com/SAP/metrics-operator/internal/testing/testenv"
@@ -66,7 +67,7 @@ kubeAPI: {qps: 20, burst: 40}
 tenancy: {defaultServiceAccount: metrics-reader, accessRecheckPeriod: 30s, accessReviewQPS: 5, accessReviewBurst: 10, noCrossNamespaceRefs: true, namePrefixes: {enabled: true}}
 limits: {maxSeriesPerMetric: 500, maxLabelValueLength: -1, maxSeriesTotal: 2000000, maxObjectsPerWatch: 200000, maxRemoteResponseBytes: 16777216,
   maxRemoteWatchesPerNamespace: 20, maxRemoteObjectsPerNamespace: 100000}
-export: {minInterval: 10s, timeout: 3s, backoffBase: 2s, backoffMax: 1m, statusUpdateInterval: 1m, statusWriteQPS: 7.5}
+export: {minInterval: 10s, timeout: 3s, backoffBase: 2s, backoffMax: 1m, statusUpdateInterval: 1m, statusWriteQPS: 7.5, maxPushesPerNamespace: 6}
 datasinks: {allowedEndpoints: ["*.live.dynatrace.com", "10.0.0.0/8"], recheckInterval: 2m}
 clusters: {allowedEndpoints: ["*.k8s.example.com", "10.20.0.0/16"], backoffMax: 30s, maxReadsPerNamespace: 3}
 defaultDataSink:
@@ -368,6 +369,7 @@ func TestChartDeploymentRunsTheOperatorAsValuesSay(t *testing.T) {
 				o.MaxRemoteWatchesPerNamespace, operator.DefaultMaxRemoteWatchesPerNamespace,
 				o.MaxRemoteObjectsPerNamespace, operator.DefaultMaxRemoteObjectsPerNamespace,
 				o.MaxRemoteReadsPerNamespace, operator.DefaultMaxRemoteReadsPerNamespace,
+				o.MaxPushesPerNamespace, coordinator.DefaultMaxPushesPerNamespace,
 				o.MinExportInterval, 5*time.Second, o.ExportBackoffMax, 5*time.Minute,
 				len(o.DataSinkAllowedEndpoints), 0, len(o.ClusterAllowedEndpoints), 0)
 		}},
@@ -382,6 +384,7 @@ func TestChartDeploymentRunsTheOperatorAsValuesSay(t *testing.T) {
 				o.MaxSeriesPerMetric, 500, o.MaxLabelValueLength, -1, o.MaxSeriesTotal, 2000000,
 				o.MaxObjectsPerWatch, 200000, o.MaxRemoteResponseBytes, int64(16777216),
 				o.MaxRemoteWatchesPerNamespace, 20, o.MaxRemoteObjectsPerNamespace, 100000, o.MaxRemoteReadsPerNamespace, 3,
+				o.MaxPushesPerNamespace, 6,
 				o.MinExportInterval, 10*time.Second, o.ExportTimeout, 3*time.Second, o.ExportBackoffBase, 2*time.Second,
 				o.ExportBackoffMax, time.Minute, o.StatusInterval, time.Minute, o.DataSinkRecheckInterval, 2*time.Minute,
 				strings.Join(o.DataSinkAllowedEndpoints, ","), "*.live.dynatrace.com,10.0.0.0/8", o.PprofAddr, ":6060",

@@ -45,7 +45,9 @@ type Options struct {
 	StatusWriters map[string]StatusWriter
 	// ExportTimeout bounds one push request (default
 	// DefaultExportTimeout). Each DataSink pushes from its own goroutine,
-	// so a sink that never answers delays only itself.
+	// so a sink that never answers delays no other namespace's sinks, and
+	// its own namespace's only while all its MaxPushesPerNamespace turns
+	// are taken.
 	ExportTimeout time.Duration
 	// ExportBackoff spaces the attempts of a failing DataSink (default
 	// DefaultExportBackoffBase up to DefaultExportBackoffCap), never less
@@ -58,7 +60,18 @@ type Options struct {
 	// change, the API server sees no more, and status lags behind rather
 	// than /metrics.
 	StatusWritesPerSecond float64
+	// MaxPushesPerNamespace is how many DataSinks of one namespace push at
+	// once (default DefaultMaxPushesPerNamespace). Every push holds a
+	// goroutine and a connection for up to ExportTimeout, so a tenant with
+	// thousands of sinks that never answer would otherwise hold thousands.
+	// Negative: no bound.
+	MaxPushesPerNamespace int
 }
+
+// DefaultMaxPushesPerNamespace bounds the pushes of one namespace when
+// Options leave it unset: a tenant rarely has more sinks than that, and
+// the sinks over it only wait their turn, a fraction of a second.
+const DefaultMaxPushesPerNamespace = 4
 
 // DefaultStatusWritesPerSecond is the status write budget when Options
 // leave it unset: 1,000 metrics at the default 30 s status interval need
@@ -85,7 +98,10 @@ type Coordinator struct {
 	// push on its own goroutine and never two of one sink at once.
 	exports workqueue.TypedDelayingInterface[types.NamespacedName]
 	pushes  sync.WaitGroup
-	status  workqueue.TypedRateLimitingInterface[Key]
+	// inFlight counts the running pushes per namespace, within
+	// MaxPushesPerNamespace (guarded by mu).
+	inFlight map[string]int
+	status   workqueue.TypedRateLimitingInterface[Key]
 	// writes spends the status write budget.
 	writes *rate.Limiter
 	// sinkWalks counts dueAt's walks over a sink's metrics, the cost the
@@ -189,10 +205,11 @@ func New(opts Options) (*Coordinator, error) {
 	}
 	opts.defaults()
 	c := &Coordinator{
-		opts:    opts,
-		metrics: map[Key]*state{},
-		sinks:   map[types.NamespacedName]*sinkState{},
-		claims:  map[string][]*claim{},
+		opts:     opts,
+		metrics:  map[Key]*state{},
+		sinks:    map[types.NamespacedName]*sinkState{},
+		claims:   map[string][]*claim{},
+		inFlight: map[string]int{},
 		exports: workqueue.NewTypedDelayingQueueWithConfig(
 			workqueue.TypedDelayingQueueConfig[types.NamespacedName]{Name: "coordinator_exports"}),
 		status: newStatusQueue(),
@@ -250,6 +267,9 @@ func (o *Options) defaults() {
 	}
 	if o.StatusWritesPerSecond == 0 {
 		o.StatusWritesPerSecond = DefaultStatusWritesPerSecond
+	}
+	if o.MaxPushesPerNamespace == 0 {
+		o.MaxPushesPerNamespace = DefaultMaxPushesPerNamespace
 	}
 }
 

@@ -13,7 +13,10 @@
 //     one push per DataSink per MinExportInterval) and sending a heartbeat
 //     every spec.interval when nothing changed. Each DataSink pushes on a
 //     goroutine of its own, one request at a time, each bounded by
-//     ExportTimeout, so a slow or unreachable sink delays no other. A
+//     ExportTimeout, so a slow or unreachable sink delays no other
+//     namespace's. One namespace's sinks push at most
+//     MaxPushesPerNamespace at once, so a tenant's many sinks that never
+//     answer hold that many connections, not one per sink. A
 //     failing sink is retried after an exponential backoff (Backoff) that
 //     no change arriving meanwhile shortens. Points are rendered from the
 //     aggregates when a request is made and never queued, so a sink that

@@ -24,6 +24,11 @@ const (
 	maxRequestBytes     = 2 << 20
 )
 
+// turnWait is how long a sink whose namespace has all its pushes running
+// waits before it asks again: short against the heartbeat, long enough
+// that a tenant's many sinks waiting cost next to nothing.
+const turnWait = 300 * time.Millisecond
+
 // due is one metric to push in a sink's next request.
 type due struct {
 	key        Key
@@ -35,17 +40,46 @@ type due struct {
 // dispatchExport takes one sink off the export queue and pushes it on a
 // goroutine of its own, so a sink that is slow or never answers holds up
 // nobody else; false means stop. The queue hands a sink out again only
-// after Done, so one sink never has two pushes at once.
+// after Done, so one sink never has two pushes at once. A namespace with
+// MaxPushesPerNamespace pushes running has its sink asked again after
+// turnWait, its metrics still due.
 func (c *Coordinator) dispatchExport(ctx context.Context) bool {
 	sink, quit := c.exports.Get()
 	if quit {
 		return false
 	}
+	if !c.takeTurn(sink.Namespace) {
+		turnsWaited.WithLabelValues(sink.Namespace).Inc()
+		c.exports.Done(sink)
+		c.exports.AddAfter(sink, turnWait)
+		return true
+	}
 	c.pushes.Go(func() {
 		defer c.exports.Done(sink)
+		defer c.endTurn(sink.Namespace)
 		c.processExport(ctx, sink)
 	})
 	return true
+}
+
+// takeTurn reserves one of namespace's pushes; false when all are taken.
+func (c *Coordinator) takeTurn(namespace string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if limit := c.opts.MaxPushesPerNamespace; limit > 0 && c.inFlight[namespace] >= limit {
+		return false
+	}
+	c.inFlight[namespace]++
+	return true
+}
+
+// endTurn releases what takeTurn reserved.
+func (c *Coordinator) endTurn(namespace string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.inFlight[namespace]--; c.inFlight[namespace] <= 0 {
+		delete(c.inFlight, namespace)
+	}
 }
 
 // processExport pushes what is due at sink, then schedules its next push:

@@ -34,6 +34,13 @@ var (
 		Name: "metrics_operator_datasink_export_failures",
 		Help: "Consecutive failed pushes to a DataSink; 0 after a successful push. Retries back off exponentially.",
 	}, []string{"datasink"})
+	// turnsWaited is by namespace, as the bound is: it names the tenant
+	// whose sinks wait.
+	turnsWaited = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "metrics_operator_export_turns_waited_total",
+		Help: "Times a DataSink's push was put off a fraction of a second because its namespace had --max-pushes-per-namespace " +
+			"pushes running, by namespace; a DataSink still waiting counts again each time it asks.",
+	}, []string{"namespace"})
 	trackedMetrics = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "metrics_operator_tracked_metrics",
 		Help: "Metric objects the coordinator holds results for, by update mode.",
@@ -48,7 +55,7 @@ var (
 
 func init() {
 	metrics.Registry.MustRegister(exportsTotal, exportDuration, statusWritesTotal, publishesTotal, changeToExport, trackedMetrics,
-		exportFailures, notReady)
+		exportFailures, notReady, turnsWaited)
 }
 
 // countNotReady moves one metric's count in notReady from the Ready

@@ -48,7 +48,7 @@ func TestNewValidatesOptions(t *testing.T) {
 					t.Fatal(err)
 				}
 				if c.opts.StatusInterval != 10*time.Second || c.opts.ExportTimeout != DefaultExportTimeout ||
-					c.opts.StatusWritesPerSecond != DefaultStatusWritesPerSecond {
+					c.opts.StatusWritesPerSecond != DefaultStatusWritesPerSecond || c.opts.MaxPushesPerNamespace != DefaultMaxPushesPerNamespace {
 					t.Errorf("defaults not applied: %+v", c.opts)
 				}
 				return

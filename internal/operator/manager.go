@@ -175,6 +175,7 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 		Sinks:                 sinks,
 		Exporter:              otlp.NewPool(otlp.Options{Timeout: opts.ExportTimeout, Resource: otlp.InstanceResource(instanceID())}),
 		ExportTimeout:         opts.ExportTimeout,
+		MaxPushesPerNamespace: opts.MaxPushesPerNamespace,
 		ExportBackoff:         coordinator.Backoff{Base: opts.ExportBackoffBase, Cap: opts.ExportBackoffMax},
 		Prometheus:            collector,
 		StatusWriters:         coordWriters,

@@ -81,6 +81,10 @@ type Options struct {
 	// ExportBackoffBase and ExportBackoffMax space the attempts of a
 	// failing DataSink: the first retry after Base, doubling up to Max.
 	ExportBackoffBase, ExportBackoffMax time.Duration
+	// MaxPushesPerNamespace is how many DataSinks of one namespace push at
+	// once; a sink beyond it pushes a fraction of a second later. Zero
+	// means the default, a negative value no bound.
+	MaxPushesPerNamespace int
 	// DefaultServiceAccount is the ServiceAccount, in its own namespace, a
 	// metric without spec.serviceAccountName is authorized as; empty: the
 	// operator's own access applies to such metrics.
@@ -216,11 +220,15 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.MinExportInterval, "min-export-interval", 5*time.Second,
 		"Shortest time between two OTLP pushes to one DataSink; changes within it are coalesced, and each push carries every metric due.")
 	fs.DurationVar(&o.ExportTimeout, "export-timeout", coordinator.DefaultExportTimeout,
-		"Longest time one OTLP push may take, connecting included; a DataSink that does not answer within it is retried with backoff. Each DataSink pushes on its own, so a slow one delays no other.")
+		"Longest time one OTLP push may take, connecting included; a DataSink that does not answer within it is retried with backoff. Each DataSink pushes on its own, so a slow one delays no other namespace's (see --max-pushes-per-namespace).")
 	fs.DurationVar(&o.ExportBackoffBase, "export-backoff-base", coordinator.DefaultExportBackoffBase,
 		"Wait before the first retry of a failing DataSink; it doubles with every further failure (never less than --min-export-interval), whatever changes arrive meanwhile.")
 	fs.DurationVar(&o.ExportBackoffMax, "export-backoff-max", coordinator.DefaultExportBackoffCap,
 		"Longest wait between two attempts of a failing DataSink: a DataSink that recovers gets current values within it.")
+	fs.IntVar(&o.MaxPushesPerNamespace, "max-pushes-per-namespace", coordinator.DefaultMaxPushesPerNamespace,
+		"Most OTLP pushes the DataSinks of one namespace may have running at once, however many DataSinks it has, so that one tenant's "+
+			"sinks that never answer cannot hold thousands of connections; a DataSink beyond it pushes a fraction of a second later, "+
+			"its metrics' status unchanged. The operator namespace's default DataSink is one sink. -1 turns the bound off.")
 	fs.IntVar(&o.Burst, "kube-api-burst", 100, "Requests the operator may send to the API server in a burst.")
 	fs.IntVar(&o.PollingWorkers, "polling-workers", 4,
 		"Polling Metrics read at the same time (and as many ManagedMetrics, FederatedMetrics and FederatedManagedMetrics); each read is a paginated LIST of the metric's objects.")
@@ -493,6 +501,9 @@ func (o *Options) completeLimits() {
 	}
 	if o.MaxRemoteReadsPerNamespace == 0 {
 		o.MaxRemoteReadsPerNamespace = DefaultMaxRemoteReadsPerNamespace
+	}
+	if o.MaxPushesPerNamespace == 0 {
+		o.MaxPushesPerNamespace = coordinator.DefaultMaxPushesPerNamespace
 	}
 }
 

@@ -46,19 +46,19 @@ func TestLimitFlags(t *testing.T) {
 		args []string
 		opts Options // set in code instead of flags
 		// series per metric, label value, series total, objects per watch, remote response bytes,
-		// remote watches, objects and reads per namespace
-		want [8]int
+		// remote watches, objects and reads per namespace, pushes per namespace
+		want [9]int
 	}{
-		{name: "flag defaults", want: [8]int{10000, 1024, 1000000, 1000000, 32 << 20, 1000, 1000000, 2}},
-		{name: "zero in code is the default", opts: Options{}, want: [8]int{10000, 1024, 1000000, 1000000, 32 << 20, 1000, 1000000, 2}},
+		{name: "flag defaults", want: [9]int{10000, 1024, 1000000, 1000000, 32 << 20, 1000, 1000000, 2, 4}},
+		{name: "zero in code is the default", opts: Options{}, want: [9]int{10000, 1024, 1000000, 1000000, 32 << 20, 1000, 1000000, 2, 4}},
 		{name: "set", args: []string{"--max-series-per-metric=50", "--max-label-value-length=64", "--max-series-total=500", "--max-objects-per-watch=70",
 			"--max-remote-response-bytes=4096", "--max-remote-watches-per-namespace=3", "--max-remote-objects-per-namespace=90",
-			"--max-remote-reads-per-namespace=1"},
-			want: [8]int{50, 64, 500, 70, 4096, 3, 90, 1}},
+			"--max-remote-reads-per-namespace=1", "--max-pushes-per-namespace=2"},
+			want: [9]int{50, 64, 500, 70, 4096, 3, 90, 1, 2}},
 		{name: "off", args: []string{"--max-series-per-metric=-1", "--max-label-value-length=-1", "--max-series-total=-1", "--max-objects-per-watch=-1",
 			"--max-remote-response-bytes=-1", "--max-remote-watches-per-namespace=-1", "--max-remote-objects-per-namespace=-1",
-			"--max-remote-reads-per-namespace=-1"},
-			want: [8]int{-1, -1, -1, -1, -1, -1, -1, -1}},
+			"--max-remote-reads-per-namespace=-1", "--max-pushes-per-namespace=-1"},
+			want: [9]int{-1, -1, -1, -1, -1, -1, -1, -1, -1}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o := tc.opts
@@ -68,9 +68,9 @@ func TestLimitFlags(t *testing.T) {
 			if err := o.Complete(); err != nil {
 				t.Fatal(err)
 			}
-			if got := [8]int{o.MaxSeriesPerMetric, o.MaxLabelValueLength, o.MaxSeriesTotal, o.MaxObjectsPerWatch,
+			if got := [9]int{o.MaxSeriesPerMetric, o.MaxLabelValueLength, o.MaxSeriesTotal, o.MaxObjectsPerWatch,
 				int(o.MaxRemoteResponseBytes), o.MaxRemoteWatchesPerNamespace, o.MaxRemoteObjectsPerNamespace,
-				o.MaxRemoteReadsPerNamespace}; got != tc.want {
+				o.MaxRemoteReadsPerNamespace, o.MaxPushesPerNamespace}; got != tc.want {
 				t.Errorf("limits = %v, want %v", got, tc.want)
 			}
 		})
