@@ -62,10 +62,8 @@ func start(t *testing.T, minInterval time.Duration) (*Coordinator, *recorder) {
 	sinks.Set(types.NamespacedName{Namespace: "ns", Name: "sink"}, &datasink.Target{Fingerprint: "x"}, nil)
 	rec := &recorder{}
 	c := newCoordinator(t, Options{MinExportInterval: minInterval, Sinks: sinks, Exporter: rec, Prometheus: promexport.NewCollector()})
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan struct{})
-	go func() { _ = c.Start(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
+	_, stop := run(t, c)
+	t.Cleanup(stop)
 	return c, rec
 }
 
@@ -372,10 +370,8 @@ func quietTracker(t *testing.T, minExport, statusInterval time.Duration) {
 			mu.Unlock()
 			return nil
 		})}})
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan struct{})
-	go func() { _ = c.Start(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
+	_, stop := run(t, c)
+	defer stop()
 
 	src := &valueSource{}
 	key := update(src, 0).Key
@@ -446,10 +442,8 @@ func TestChangeDuringPushIsPushed(t *testing.T) {
 		rec := &gatedRecorder{started: make(chan struct{}), gate: make(chan struct{})}
 		c := newCoordinator(t, Options{MinExportInterval: 100 * time.Millisecond, StatusInterval: time.Hour, Sinks: sinks,
 			Exporter: rec, Prometheus: promexport.NewCollector()})
-		ctx, cancel := context.WithCancel(t.Context())
-		done := make(chan struct{})
-		go func() { _ = c.Start(ctx); close(done) }()
-		defer func() { cancel(); <-done }()
+		_, stop := run(t, c)
+		defer stop()
 
 		src := &valueSource{}
 		tr := c.Tracker(update(src, 0).Key)

@@ -77,10 +77,8 @@ func TestNameOwnership(t *testing.T) {
 		rec, st := &recorder{}, &statuses{}
 		c := newCoordinator(t, Options{MinExportInterval: time.Millisecond, Sinks: sinks, Exporter: rec,
 			Prometheus: promexport.NewCollector(), StatusWriters: map[string]StatusWriter{"Metric": st}})
-		ctx, cancel := context.WithCancel(t.Context())
-		done := make(chan struct{})
-		go func() { _ = c.Start(ctx); close(done) }()
-		defer func() { cancel(); <-done }()
+		_, stop := run(t, c)
+		defer stop()
 
 		t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 		metric := func(name, exported string, created time.Time, value int64) Update {

@@ -28,10 +28,8 @@ func TestNotReadyGaugeFollowsWrittenStatus(t *testing.T) {
 			Prometheus: promexport.NewCollector(), StatusWriters: map[string]StatusWriter{
 				kind: StatusWriterFunc(func(context.Context, Key, Status) error { return nil }),
 			}})
-		ctx, cancel := context.WithCancel(t.Context())
-		done := make(chan struct{})
-		go func() { _ = c.Start(ctx); close(done) }()
-		defer func() { cancel(); <-done }()
+		_, stop := run(t, c)
+		defer stop()
 
 		notReadyNow := func(reason string) float64 {
 			var m dto.Metric

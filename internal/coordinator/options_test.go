@@ -1,6 +1,7 @@
 package coordinator
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -63,4 +64,13 @@ func TestNewValidatesOptions(t *testing.T) {
 			}
 		})
 	}
+}
+
+// run runs c until the returned stop, which waits for Start to return;
+// ctx is done when stop is called.
+func run(t *testing.T, c *Coordinator) (ctx context.Context, stop func()) {
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { _ = c.Start(ctx); close(done) }()
+	return ctx, func() { cancel(); <-done }
 }

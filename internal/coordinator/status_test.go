@@ -29,10 +29,8 @@ func TestStatusWritesStayWithinTheBudget(t *testing.T) {
 				writes.Add(1)
 				return nil
 			})}})
-		ctx, cancel := context.WithCancel(t.Context())
-		done := make(chan struct{})
-		go func() { _ = c.Start(ctx); close(done) }()
-		defer func() { cancel(); <-done }()
+		_, stop := run(t, c)
+		defer stop()
 
 		const metrics = 100
 		for i := range metrics {
@@ -75,10 +73,8 @@ func TestStatusWritesWithinTheBudgetOverAnyWindow(t *testing.T) {
 				mu.Unlock()
 				return nil
 			})}})
-		ctx, cancel := context.WithCancel(t.Context())
-		done := make(chan struct{})
-		go func() { _ = c.Start(ctx); close(done) }()
-		defer func() { cancel(); <-done }()
+		_, stop := run(t, c)
+		defer stop()
 
 		keys := make([]Key, metrics)
 		for i := range keys {
@@ -150,10 +146,8 @@ func TestStatusOverwrittenIsWrittenAgain(t *testing.T) {
 		w := &forgettingWriter{writes: map[Key]int{}, forgotten: map[Key]int{}}
 		c := newCoordinator(t, Options{MinExportInterval: time.Hour, StatusInterval: 10 * time.Second, Sinks: datasink.NewStore(),
 			Exporter: &recorder{}, Prometheus: promexport.NewCollector(), StatusWriters: map[string]StatusWriter{"Metric": w}})
-		ctx, cancel := context.WithCancel(t.Context())
-		done := make(chan struct{})
-		go func() { _ = c.Start(ctx); close(done) }()
-		defer func() { cancel(); <-done }()
+		_, stop := run(t, c)
+		defer stop()
 
 		u := update(&valueSource{}, time.Hour)
 		u.Sink = SinkRef{NamespacedName: types.NamespacedName{Namespace: "ns", Name: "none"}}

@@ -34,10 +34,8 @@ func TestStatusWritesTakeTurnsPerTenant(t *testing.T) {
 				mu.Unlock()
 				return nil
 			})}})
-		ctx, cancel := context.WithCancel(t.Context())
-		done := make(chan struct{})
-		go func() { _ = c.Start(ctx); close(done) }()
-		defer func() { cancel(); <-done }()
+		_, stop := run(t, c)
+		defer stop()
 
 		publish := func(ns, name string) Key {
 			u := update(&valueSource{}, time.Hour)
